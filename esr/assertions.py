@@ -1,0 +1,225 @@
+"""Assertions: one-line rules over metrics, parsed by a grammar (never `eval`).
+
+    latency_p95_ms < 2000
+    error_rate < 0.01 in every 1h              every simulated hour must hold
+    sla_48h_success_rate > 0.95 during hour 8..18
+    cloud_cost / claims_processed < 0.05
+    latency_p99_ms < 800 for endpoint "GET /claims/{claim_id}"
+
+`parse_assertion` checks the syntax and the metric names before anything runs; `evaluate`
+judges a parsed assertion against a `RunFold` and returns the observed value.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from lark import Lark, Token, Transformer, UnexpectedInput
+
+from .buckets import RunFold
+from .clock import SimClock
+from .errors import AssertionSyntaxError, JudgementError
+from .grammar import expected_tokens
+from .metrics import MetricFunction, MetricsView, is_known_metric, known_metric_names
+from .units import parse_duration
+
+__all__ = ["Assertion", "AssertionResult", "evaluate", "parse_assertion"]
+
+_GRAMMAR = r"""
+start: sum COMPARE sum scope*
+?sum: product | sum ADD product -> binop
+?product: atom | product MUL atom -> binop
+?atom: NUMBER -> number
+     | NAME -> metric
+     | "-" atom -> neg
+     | "(" sum ")"
+scope: "during" "hour" NUMBER DOTDOT NUMBER -> during_hours
+     | "in" "every" DURATION -> every
+     | "for" "endpoint" STRING -> endpoint
+COMPARE: "<=" | ">=" | "==" | "!=" | "<" | ">"
+ADD: "+" | "-"
+MUL: "*" | "/"
+DOTDOT: ".."
+DURATION.2: /\d+(\.\d+)?(ms|min|s|m|h|d)\b/
+NUMBER: /\d+(\.\d+)?([eE][-+]?\d+)?/
+NAME: /[A-Za-z_][A-Za-z0-9_]*(\.[0-9]+_ms)?/
+STRING: /"[^"]*"/ | /'[^']*'/
+%import common.WS
+%ignore WS
+"""
+
+_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+             "==": operator.eq, "!=": operator.ne}
+_ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+
+
+@cache
+def _parser() -> Lark:
+    return Lark(_GRAMMAR, parser="lalr", propagate_positions=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Assertion:
+    text: str
+    left: Any
+    op: str
+    right: Any
+    from_hour: float | None = None
+    to_hour: float | None = None
+    every_s: float | None = None
+    endpoint: str | None = None
+    metrics: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class AssertionResult:
+    assertion: str
+    holds: bool | None  # None: could not be judged (no data)
+    observed: float | None
+    threshold: float | None
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"assertion": self.assertion, "holds": self.holds, "observed": self.observed,
+                "threshold": self.threshold, "detail": self.detail}
+
+
+class _Build(Transformer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[Token] = []
+
+    def number(self, items: list[Token]) -> tuple:
+        return ("num", float(items[0]))
+
+    def metric(self, items: list[Token]) -> tuple:
+        self.names.append(items[0])
+        return ("metric", str(items[0]))
+
+    def neg(self, items: list) -> tuple:
+        return ("neg", items[0])
+
+    def binop(self, items: list) -> tuple:
+        return ("op", str(items[1]), items[0], items[2])
+
+    def during_hours(self, items: list[Token]) -> tuple:
+        return ("during", float(items[0]), float(items[2]), items[0])
+
+    def every(self, items: list[Token]) -> tuple:
+        return ("every", parse_duration(str(items[0])), items[0])
+
+    def endpoint(self, items: list[Token]) -> tuple:
+        return ("endpoint", str(items[0])[1:-1], items[0])
+
+
+def parse_assertion(
+    text: str,
+    counters: frozenset[str] | set[str] = frozenset(),
+    custom: Mapping[str, Any] | None = None,
+    window_s: float = 60.0,
+) -> Assertion:
+    """Parse and check one assertion; raises AssertionSyntaxError naming the column."""
+    custom = custom or {}
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as exc:
+        column = exc.column if exc.column and exc.column > 0 else len(text) + 1
+        raise AssertionSyntaxError(
+            text, column, f"expected {expected_tokens(exc)}; an assertion reads like "
+            "'latency_p95_ms < 2000' or 'error_rate < 0.01 in every 1h'"
+        ) from None
+    build = _Build()
+    left, op, right, *scopes = build.transform(tree).children
+    for token in build.names:
+        if not is_known_metric(str(token), counters, custom):
+            known = ", ".join(known_metric_names(counters, custom))
+            raise AssertionSyntaxError(text, token.column, f"unknown metric {str(token)!r}; known metrics: {known}")
+    kwargs: dict[str, Any] = {}
+    for scope in scopes:
+        kind, *args, token = scope
+        if kind == "during":
+            if not args[0] < args[1]:
+                raise AssertionSyntaxError(text, token.column, f"hour range {args[0]:g}..{args[1]:g} is empty; write 'during hour 8..18'")
+            kwargs["from_hour"], kwargs["to_hour"] = args
+        elif kind == "every":
+            if args[0] < window_s or args[0] % window_s:
+                raise AssertionSyntaxError(
+                    text, token.column, f"'every {token}' must be a multiple of the metric window ({window_s:g}s)")
+            kwargs["every_s"] = args[0]
+        else:
+            kwargs["endpoint"] = args[0]
+    names = tuple(dict.fromkeys(str(t) for t in build.names))
+    return Assertion(text, left, str(op), right, metrics=names, **kwargs)
+
+
+def _value(node: tuple, view: MetricsView) -> float:
+    kind = node[0]
+    if kind == "num":
+        return node[1]
+    if kind == "metric":
+        return view[node[1]]
+    if kind == "neg":
+        return -_value(node[1], view)
+    try:
+        return _ARITH[node[1]](_value(node[2], view), _value(node[3], view))
+    except ZeroDivisionError:
+        raise JudgementError("division by zero in the assertion") from None
+
+
+def _judge_once(a: Assertion, view: MetricsView) -> tuple[bool, float, float]:
+    left, right = _value(a.left, view), _value(a.right, view)
+    if math.isnan(left) or math.isnan(right):
+        raise JudgementError("the value is not a number")
+    return bool(_COMPARE[a.op](left, right)), left, right
+
+
+def evaluate(
+    assertion: Assertion,
+    fold: RunFold,
+    clock: SimClock,
+    custom: Mapping[str, MetricFunction] | None = None,
+    counters: frozenset[str] = frozenset(),
+) -> AssertionResult:
+    """Judge one assertion over the run (or its scope); the observed value is the left side."""
+    start = assertion.from_hour * 3600 if assertion.from_hour is not None else 0.0
+    end = assertion.to_hour * 3600 if assertion.to_hour is not None else None
+    last = max(fold.last_sim_time, clock.load_end_sim)
+
+    def view(lo: float, hi: float | None) -> MetricsView:
+        bucket = fold.merged(from_sim=lo, to_sim=hi, endpoint=assertion.endpoint)
+        span = clock.real_span(lo, min(hi if hi is not None else last, last))
+        return MetricsView(bucket, span, custom, counters)
+
+    try:
+        if assertion.every_s is None:
+            holds, left, right = _judge_once(assertion, view(start, end))
+            return AssertionResult(assertion.text, holds, left, right)
+        stop = end if end is not None else last
+        worst: tuple[float, float, float] | None = None
+        windows = judged = 0
+        t = start
+        while t < stop:
+            windows += 1
+            try:
+                holds, left, right = _judge_once(assertion, view(t, min(t + assertion.every_s, stop)))
+            except JudgementError:
+                t += assertion.every_s
+                continue  # a window without data cannot break the rule
+            judged += 1
+            if not holds and worst is None:
+                worst = (t, left, right)
+            t += assertion.every_s
+        if not judged:
+            raise JudgementError("no window had data")
+        if worst is not None:
+            hour = worst[0] / 3600
+            return AssertionResult(assertion.text, False, worst[1], worst[2],
+                                   f"first failing window starts at sim hour {hour:g}")
+        return AssertionResult(assertion.text, True, None, None, f"held in {judged} of {windows} windows with data")
+    except JudgementError as exc:
+        return AssertionResult(assertion.text, None, None, None, str(exc))

@@ -1,0 +1,467 @@
+"""`Run`: plays one scenario against one target in this process and returns its verdict.
+
+The pure core decides everything (arrival times, journey steps, SLA deadlines, buckets, the
+verdict); this module only paces it in real time on the event loop, sends the requests
+through a `Sender`, and publishes the events on the embedded bus, where the run log and the
+metric fold subscribe.
+
+States: QUEUED -> RUNNING -> DRAINING -> FINISHED, or ABORTED from any of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import gc
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from ..arrivals import Arrival, ArrivalPlan, user_rng
+from ..bus import EmbeddedBus
+from ..buckets import RunFold
+from ..clock import SimClock
+from ..events import (
+    CounterAdded, Event, JourneyEnded, JourneyStarted, RequestResult, RunAborted, RunFinished,
+    RunStarted, SlaDecided, VerdictIssued,
+)
+from ..journey import Count, Decision, Journey, Outcome, Reply, Send, SlaBook, StepDone, WaitUntil
+from ..journey import PreparedRequest, declarative_journey, pick_journey
+from ..journey_spec import JourneySpec
+from ..runlog import RunLog, esr_home, new_run_id
+from ..scenario import Scenario
+from ..sketch import LatencySketch
+from ..targets import Target
+from ..userdata import generate_user_data
+from ..verdict import Verdict, judge
+from .sender import AiohttpSender, Sender
+
+__all__ = ["Run", "RunStatus"]
+
+START_LEAD_S = 0.1  # real seconds between planning and the first arrival
+SCHEDULE_HORIZON_S = 0.05  # arrivals are handed to the loop's timer heap this far ahead
+
+
+class RunStatus(str, enum.Enum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    DRAINING = "DRAINING"
+    FINISHED = "FINISHED"
+    ABORTED = "ABORTED"
+
+
+@dataclass(slots=True)
+class _Active:
+    """One journey in flight."""
+
+    index: int
+    journey: str
+    sla_total: int  # deadlines its spec declares; -1 for Python journeys (only done when done)
+    book: SlaBook
+    sla_decided: int = 0
+    timer: asyncio.TimerHandle | None = None
+
+    @property
+    def settled(self) -> bool:
+        """Nothing left to decide: the drain may cut it."""
+        return self.sla_total > 0 and self.sla_decided >= self.sla_total and not self.book.open_count
+
+
+@dataclass(slots=True)
+class Live:
+    """Running figures for the progress display (not used for the verdict)."""
+
+    requests: int = 0
+    errors: int = 0
+    latency: LatencySketch = field(default_factory=LatencySketch)
+    sla_met: int = 0
+    sla_missed: int = 0
+    recent: deque = field(default_factory=lambda: deque(maxlen=64))  # (real time, requests)
+
+
+class Run:
+    """One run of `scenario` against `target`. Create, then `await run.execute()`."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        target: Target,
+        *,
+        run_id: str | None = None,
+        home: Path | None = None,
+        sender: Sender | None = None,
+        sim_start: datetime | None = None,
+        scenario_file: str | None = None,
+        bus: EmbeddedBus | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.target = target
+        self.run_id = run_id or new_run_id()
+        self.home = home or esr_home()
+        self._sender = sender
+        self.scenario_file = scenario_file
+        start = sim_start or scenario.sim_start or datetime.now(timezone.utc).replace(
+            hour=0, minute=0, second=0, microsecond=0)
+        self.sim_start = start if start.tzinfo else start.replace(tzinfo=timezone.utc)
+        self.clock = SimClock(scenario.time_warp, scenario.duration_hours * 3600, scenario.effective_drain_warp)
+        self.plan = ArrivalPlan(scenario.profile, self.clock, scenario.seed)
+        self.bus = bus or EmbeddedBus()
+        self.fold = RunFold(scenario.late_threshold_ms)
+        self.status = RunStatus.QUEUED
+        self.live = Live()
+        self.verdict: Verdict | None = None
+        self._journeys = self._journey_table()
+        self._weights = [w for _, w, _ in self._journeys]
+        self._seq = 0
+        self._active: dict[int, _Active] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._backlog: deque[Arrival] = deque()
+        self._arrivals_planned = 0
+        self._journeys_started = 0
+        self._requests_sent = 0
+        self._requests_abandoned = 0
+        self._late_starts = 0
+        self._cut = 0
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _journey_table(self) -> list[tuple[str, float, JourneySpec | type[Journey]]]:
+        table: list[tuple[str, float, Any]] = [(j.name, j.weight, j) for j in self.scenario.journeys]
+        table += [(getattr(c, "name", c.__name__), c.weight, c) for c in self.scenario.python_journeys]
+        if not table:
+            default = self.target.default_journey
+            table = [(default.name, default.weight, default)]
+        return table
+
+    def drain_bound_sim(self) -> float:
+        """Longest simulated time a journey can stay open after the load ends."""
+        bounds = []
+        for _, _, j in self._journeys:
+            if isinstance(j, JourneySpec):
+                bounds.append(max((s.within for s in j.sla), default=j.longest_wait()) if j.sla else j.longest_wait())
+            else:
+                bounds.append(j.wait_bound())
+        return max(bounds, default=0.0)
+
+    # -- time -----------------------------------------------------------------------------
+    def _sim_now(self) -> float:
+        return self.clock.sim_at(max(0.0, self._loop.time() - self._t0))
+
+    def _loop_at_sim(self, sim: float) -> float:
+        return self._t0 + self.clock.real_at(sim)
+
+    def _epoch(self, loop_time: float) -> float:
+        return self._epoch0 + (loop_time - self._t0)
+
+    def _sim_iso(self, sim: float) -> str:
+        return (self.sim_start + timedelta(seconds=sim)).isoformat(timespec="milliseconds")
+
+    # -- events ---------------------------------------------------------------------------
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _emit(self, event: Event) -> None:
+        self.bus.publish(event)
+
+    def _emit_decisions(self, active: _Active, decisions: list[Decision]) -> None:
+        for d in decisions:
+            active.sla_decided += 1
+            if d.met:
+                self.live.sla_met += 1
+            else:
+                self.live.sla_missed += 1
+            self._emit(SlaDecided(
+                run_id=self.run_id, seq=self._next_seq(), sim_time=d.decided_sim,
+                real_time=self._epoch(self._loop_at_sim(d.decided_sim)), user=active.index,
+                journey=active.journey, sla=d.sla, met=d.met, opened_sim=d.opened_sim))
+        self._arm_deadline(active)
+
+    def _arm_deadline(self, active: _Active) -> None:
+        deadline = active.book.next_deadline
+        if active.timer is not None:
+            active.timer.cancel()
+            active.timer = None
+        if deadline is not None:
+            at = self._loop_at_sim(deadline) + 0.001
+            active.timer = self._loop.call_at(at, self._expire, active)
+
+    def _expire(self, active: _Active) -> None:
+        active.timer = None
+        self._emit_decisions(active, active.book.expire(self._sim_now()))
+
+    # -- the run --------------------------------------------------------------------------
+    async def execute(self, progress: Callable[[Run], None] | None = None) -> Verdict:
+        """Play the scenario; on cancellation (Ctrl-C, abort) the log ends ABORTED."""
+        self._loop = asyncio.get_running_loop()
+        log = RunLog(self.home, self.run_id)
+        self.bus.subscribe(self.fold.apply)
+        self.bus.subscribe(log.append)
+        self.log_path = log.path
+        sender = self._sender or AiohttpSender(
+            self.target.url, timeout=self.scenario.request_timeout,
+            max_connections=min(self.scenario.max_in_flight, 1000))
+        gc_was = gc.isenabled()
+        gc.collect()
+        gc.freeze()  # long-lived set-up objects leave the collector's young generations alone
+        flusher = self._loop.create_task(self._flush_periodically(log, progress))
+        try:
+            self._arrivals_planned = self.plan.count()
+            self._t0 = self._loop.time() + START_LEAD_S
+            self._epoch0 = time.time() + START_LEAD_S
+            self._emit(RunStarted(
+                run_id=self.run_id, seq=self._next_seq(), sim_time=0.0, real_time=self._epoch0,
+                scenario=self.scenario.to_dict(), target=self.target.url, seed=self.scenario.seed,
+                sim_start=self.sim_start.isoformat(), time_warp=self.clock.time_warp,
+                drain_warp=self.clock.drain_warp, load_end_sim=self.clock.load_end_sim,
+                window_s=self.scenario.window, arrivals_planned=self._arrivals_planned,
+                scenario_file=self.scenario_file))
+            self.status = RunStatus.RUNNING
+            self._sender_live = sender
+            await self._schedule()
+            await self._sleep_until(self._t0 + self.clock.load_end_real)
+            self.status = RunStatus.DRAINING
+            await self._drain()
+            now = self._loop.time()
+            self._emit(RunFinished(
+                run_id=self.run_id, seq=self._next_seq(), sim_time=self.clock.sim_at(now - self._t0),
+                real_time=self._epoch(now), arrivals_planned=self._arrivals_planned,
+                journeys_started=self._journeys_started, requests_sent=self._requests_sent,
+                late_starts=self._late_starts, journeys_cut=self._cut,
+                requests_abandoned=self._requests_abandoned))
+            self.status = RunStatus.FINISHED
+        except (asyncio.CancelledError, KeyboardInterrupt) as exc:
+            await self._abort_tasks()
+            now = self._loop.time()
+            t0 = getattr(self, "_t0", now)
+            self._emit(RunAborted(
+                run_id=self.run_id, seq=self._next_seq(), sim_time=self.clock.sim_at(max(0.0, now - t0)),
+                real_time=time.time(), reason=str(exc) or "interrupted (Ctrl-C or abort)",
+                arrivals_planned=self._arrivals_planned, journeys_started=self._journeys_started,
+                requests_sent=self._requests_sent, late_starts=self._late_starts))
+            self.status = RunStatus.ABORTED
+            self._finish_verdict(log)
+            raise
+        finally:
+            flusher.cancel()
+            gc.unfreeze()
+            if not gc_was:
+                gc.disable()
+            await sender.close()
+        return self._finish_verdict(log)
+
+    def _finish_verdict(self, log: RunLog) -> Verdict:
+        if self.verdict is None:
+            self.verdict = judge(self.fold, self.scenario.parsed_assertions(), custom=self.scenario.metrics,
+                                 counters=self.scenario.counter_names)
+            last = self.fold.finished or self.fold.aborted
+            self._emit(VerdictIssued(
+                run_id=self.run_id, seq=self._next_seq(), sim_time=last.sim_time if last else 0.0,
+                real_time=last.real_time if last else time.time(), verdict=self.verdict.to_dict()))
+            log.close()
+        return self.verdict
+
+    async def _flush_periodically(self, log: RunLog, progress: Callable[[Run], None] | None) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            log.flush()
+            self.live.recent.append((self._loop.time(), self.live.requests))
+            if progress is not None:
+                progress(self)
+
+    async def _sleep_until(self, loop_time: float) -> None:
+        delay = loop_time - self._loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _schedule(self) -> None:
+        loop, t0 = self._loop, self._t0
+        for arrival in self.plan:
+            at = t0 + arrival.real
+            delay = at - loop.time() - SCHEDULE_HORIZON_S
+            if delay > 0:
+                await asyncio.sleep(delay)
+            loop.call_at(at, self._arrive, arrival)
+        last = t0 + self.clock.load_end_real
+        await self._sleep_until(last)
+        while self._backlog:
+            await asyncio.sleep(0.01)
+
+    def _arrive(self, arrival: Arrival) -> None:
+        if len(self._active) >= self.scenario.max_in_flight:
+            self._backlog.append(arrival)
+            return
+        self._launch(arrival)
+
+    def _launch(self, arrival: Arrival) -> None:
+        rng = None
+        if len(self._journeys) > 1:
+            rng = user_rng(self.scenario.seed, arrival.index)
+            name, _, journey = self._journeys[pick_journey(self._weights, rng)]
+        else:
+            name, _, journey = self._journeys[0]
+        is_spec = isinstance(journey, JourneySpec)
+        active = _Active(arrival.index, name, len(journey.sla) if is_spec else -1,
+                         SlaBook(journey.sla if is_spec else ()))
+        self._active[arrival.index] = active
+        task = self._loop.create_task(self._journey(arrival, journey, active, rng))
+        self._tasks.add(task)
+        task.add_done_callback(self._journey_done)
+
+    def _journey_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if self._backlog and len(self._active) < self.scenario.max_in_flight:
+            self._launch(self._backlog.popleft())
+
+    async def _journey(self, arrival: Arrival, journey: Any, active: _Active, rng: Any) -> None:
+        intended = self._t0 + arrival.real
+        late_ms = (self._loop.time() - intended) * 1000
+        self._journeys_started += 1
+        if late_ms > self.scenario.late_threshold_ms:
+            self._late_starts += 1
+        self._emit(JourneyStarted(
+            run_id=self.run_id, seq=self._next_seq(), sim_time=arrival.sim, real_time=self._epoch(intended),
+            user=arrival.index, journey=active.journey, late_ms=late_ms))
+        outcome = Outcome("failed", "internal error")
+        try:
+            if rng is None and (not isinstance(journey, JourneySpec) or journey.data):
+                rng = user_rng(self.scenario.seed, arrival.index)
+            if isinstance(journey, JourneySpec):
+                outcome = await self._drive(journey, arrival, active, rng, intended)
+            else:
+                from .user import User
+
+                user = User(self, arrival, active, rng, intended)
+                try:
+                    await journey().run(user)
+                    outcome = Outcome("completed")
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a bug in the user's journey ends that journey only
+                    outcome = Outcome("failed", f"{type(exc).__name__}: {exc}")
+        except asyncio.CancelledError:
+            outcome = Outcome("cut", "the run ended before the journey did")
+            self._cut += 1
+        finally:
+            del self._active[arrival.index]
+            now_sim = self._sim_now()
+            if outcome.kind != "cut" and active.book.open_count:
+                self._emit_decisions(active, active.book.fail_all(now_sim))
+            if active.timer is not None:
+                active.timer.cancel()
+            self._emit(JourneyEnded(
+                run_id=self.run_id, seq=self._next_seq(), sim_time=now_sim,
+                real_time=self._epoch(self._loop.time()), user=arrival.index, journey=active.journey,
+                outcome=outcome.kind, detail=outcome.detail))
+
+    async def _drive(self, spec: JourneySpec, arrival: Arrival, active: _Active, rng: Any, intended: float) -> Outcome:
+        context = {
+            "user": {"index": arrival.index, "id": f"{self.run_id}-{arrival.index}"},
+            "data": generate_user_data(spec.data, rng) if spec.data else {},
+            "run": {"id": self.run_id},
+        }
+        steps = declarative_journey(spec, context, arrival.sim)
+        next_intended: float | None = intended
+        try:
+            action = next(steps)
+            while True:
+                kind = type(action)
+                if kind is Send:
+                    if action.intended_sim is not None:
+                        next_intended = self._loop_at_sim(action.intended_sim)
+                    reply = await self.send(action.request, next_intended, arrival.index, active.journey)
+                    next_intended = None
+                    action = steps.send(reply)
+                elif kind is WaitUntil:
+                    await self._sleep_until(self._loop_at_sim(action.sim))
+                    action = steps.send(action.sim)
+                elif kind is StepDone:
+                    self._emit_decisions(active, active.book.step_done(action.step, action.ok, action.sim))
+                    action = steps.send(None)
+                else:
+                    assert kind is Count
+                    self.count(active, action.name, action.value, action.sim)
+                    action = steps.send(None)
+        except StopIteration as stop:
+            return stop.value
+
+    def count(self, active: _Active, name: str, value: float, sim: float) -> None:
+        self._emit(CounterAdded(
+            run_id=self.run_id, seq=self._next_seq(), sim_time=sim,
+            real_time=self._epoch(self._loop_at_sim(sim)), user=active.index, name=name, value=value))
+
+    async def send(self, request: PreparedRequest, intended: float | None, user: int, journey: str) -> Reply:
+        """Send one request; latency counts from `intended` (loop time), None meaning now."""
+        loop = self._loop
+        sent = loop.time()
+        if intended is None:
+            intended = sent
+        sim = self.clock.sim_at(intended - self._t0)
+        headers = {"X-ESR-Run-Id": self.run_id, "X-ESR-Sim": "true", "X-ESR-Sim-Time": self._sim_iso(sim)}
+        self._requests_sent += 1
+        try:
+            response = await self._sender_live.send(request, headers)
+        except asyncio.CancelledError:
+            self._requests_sent -= 1
+            self._requests_abandoned += 1
+            raise
+        done = loop.time()
+        latency = (done - intended) * 1000
+        live = self.live
+        live.requests += 1
+        live.latency.add(latency)
+        if response.error is not None:
+            live.errors += 1
+        self._emit(RequestResult(
+            run_id=self.run_id, seq=self._next_seq(), sim_time=sim, real_time=self._epoch(intended),
+            user=user, journey=journey, step=request.step, endpoint=request.endpoint,
+            status=response.status, latency_ms=latency, raw_latency_ms=(done - sent) * 1000,
+            bytes=len(response.body), error=response.error))
+        return Reply(response.status, response.headers, response.body, response.error,
+                     self.clock.sim_at(done - self._t0))
+
+    async def _drain(self) -> None:
+        """Keep the clock going until every open journey is decided, at most the drain bound."""
+        bound = self._t0 + self.clock.real_at(self.clock.load_end_sim + self.drain_bound_sim()) \
+            + self.scenario.request_timeout + 1.0
+        while self._active and self._loop.time() < bound:
+            if all(a.settled for a in self._active.values()):
+                break
+            await asyncio.sleep(0.02)
+        await self._abort_tasks()
+
+    async def _abort_tasks(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- progress -------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        now = self._loop.time()
+        real = max(0.0, now - self._t0)
+        sim = self.clock.sim_at(real)
+        recent = self.live.recent
+        rate = 0.0
+        if len(recent) >= 2:
+            (t_a, n_a), (t_b, n_b) = recent[max(0, len(recent) - 5)], recent[-1]
+            rate = (n_b - n_a) / (t_b - t_a) if t_b > t_a else 0.0
+        return {
+            "status": self.status.value,
+            "sim_hours": sim / 3600,
+            "sim_time": self._sim_iso(sim),
+            "real_seconds": real,
+            "planned_rate": self.scenario.profile.rate_at(sim / 3600) if self.status is RunStatus.RUNNING else 0.0,
+            "rate": rate,
+            "requests": self.live.requests,
+            "errors": self.live.errors,
+            "p95_ms": self.live.latency.quantile(0.95),
+            "sla_met": self.live.sla_met,
+            "sla_missed": self.live.sla_missed,
+            "open_journeys": len(self._active),
+            "duration_hours": self.scenario.duration_hours,
+        }

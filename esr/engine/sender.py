@@ -1,0 +1,88 @@
+"""The transport seam: bots send requests through a `Sender`.
+
+`AiohttpSender` is the real one (one pooled aiohttp session); tests of journey logic may use
+any object with the same `send` coroutine. Transport errors are classified once, here:
+timeout, connect, protocol; HTTP statuses become 4xx or 5xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+
+from ..journey import PreparedRequest
+
+__all__ = ["AiohttpSender", "Response", "Sender", "classify_status"]
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int  # 0 when no response arrived
+    headers: dict[str, str]
+    body: bytes
+    error: str | None  # timeout, connect, protocol, 4xx, 5xx or None
+
+
+class Sender(Protocol):
+    async def send(self, request: PreparedRequest, headers: dict[str, str]) -> Response: ...
+
+    async def close(self) -> None: ...
+
+
+def classify_status(status: int) -> str | None:
+    if status >= 500:
+        return "5xx"
+    if status >= 400:
+        return "4xx"
+    return None
+
+
+_EMPTY: dict[str, str] = {}
+
+
+class AiohttpSender:
+    """Sends to `base_url` over one pooled session; never raises for a failed request."""
+
+    def __init__(self, base_url: str, *, timeout: float, max_connections: int = 1000,
+                 keep_headers: bool = True) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.keep_headers = keep_headers
+        connector = aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=300, enable_cleanup_closed=True)
+        self.session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=timeout),
+            auto_decompress=True, skip_auto_headers=("User-Agent",),
+            headers={"User-Agent": "hms-esr"})
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+
+    async def send(self, request: PreparedRequest, headers: dict[str, str]) -> Response:
+        if request.headers:
+            headers = {**headers, **request.headers}
+        kwargs: dict[str, Any] = {"headers": headers}
+        if request.query:
+            kwargs["params"] = request.query
+        if request.json is not None:
+            kwargs["json"] = request.json
+        elif request.body is not None:
+            kwargs["data"] = request.body
+        if request.timeout is not None:
+            kwargs["timeout"] = self._timeouts.setdefault(
+                request.timeout, aiohttp.ClientTimeout(total=request.timeout))
+        try:
+            async with self.session.request(request.method, self.base_url + request.path, **kwargs) as resp:
+                body = await resp.read()
+                status = resp.status
+                head = dict(resp.headers) if self.keep_headers else _EMPTY
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+            return Response(0, _EMPTY, b"", "timeout")
+        except aiohttp.ClientConnectorError:
+            return Response(0, _EMPTY, b"", "connect")
+        except (aiohttp.ClientError, OSError, ValueError):
+            return Response(0, _EMPTY, b"", "protocol")
+        return Response(status, head, body, classify_status(status))
+
+    async def close(self) -> None:
+        await self.session.close()

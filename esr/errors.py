@@ -1,0 +1,88 @@
+"""One exception tree for everything a user can get wrong.
+
+    EsrError                      root: catch this to handle any ESR error
+    ├── ScenarioError             a scenario field is invalid (carries every field error)
+    ├── AssertionSyntaxError      an assertion line does not parse or names an unknown metric
+    ├── FaultSyntaxError          a failure_injection entry does not parse
+    ├── TargetRefused             the target is not in the target registry
+    ├── RunLogError               a run log is missing or unreadable
+    └── JudgementError            a metric cannot be computed from the data (e.g. no requests)
+
+Messages name the bad value, where it is (field path, file:line, column) and the fix, so the
+CLI prints them without a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "AssertionSyntaxError",
+    "EsrError",
+    "FaultSyntaxError",
+    "FieldError",
+    "JudgementError",
+    "RunLogError",
+    "ScenarioError",
+    "TargetRefused",
+]
+
+
+class EsrError(Exception):
+    """Root of every error ESR raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem in a scenario: where (`path`, e.g. `journeys[0].steps[1].poll.every`) and what."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path or '<scenario>'}: {self.message}"
+
+
+class ScenarioError(EsrError):
+    """A scenario is invalid; `errors` lists every problem found, not just the first."""
+
+    def __init__(self, errors: list[FieldError], source: str | None = None) -> None:
+        self.errors = list(errors)
+        self.source = source
+        where = f" in {source}" if source else ""
+        lines = "\n".join(f"  - {e}" for e in self.errors)
+        noun = "error" if len(self.errors) == 1 else "errors"
+        super().__init__(f"invalid scenario{where} ({len(self.errors)} {noun}):\n{lines}")
+
+
+class _PositionedError(EsrError):
+    """An error inside a one-line expression, with a caret under the bad column."""
+
+    kind = "expression"
+
+    def __init__(self, text: str, column: int, message: str) -> None:
+        self.text = text
+        self.column = column
+        self.message = message
+        caret = " " * (column - 1) + "^"
+        super().__init__(f"{self.kind} {text!r}, column {column}: {message}\n    {text}\n    {caret}")
+
+
+class AssertionSyntaxError(_PositionedError):
+    kind = "assertion"
+
+
+class FaultSyntaxError(_PositionedError):
+    kind = "failure_injection"
+
+
+class TargetRefused(EsrError):
+    """ESR only sends traffic to loopback and registered targets."""
+
+
+class RunLogError(EsrError):
+    """A run log cannot be found or read."""
+
+
+class JudgementError(EsrError):
+    """A metric has no value for this data (no requests, no SLA decided, division by zero)."""

@@ -1,0 +1,131 @@
+"""`FaultSpec`: one `failure_injection` entry, parsed by a grammar.
+
+    db_down@hour12                         from simulated hour 12 until the run ends
+    latency(500ms)@hour3+1h                with a parameter and a duration
+    errors(rate=0.2, status=503)@8:30+30m  named parameters, start at 08:30
+    caseworkers_out(3)@day 2 hour 9        day 1 is the first simulated day
+
+Start and duration are simulated seconds. This module only parses and validates; applying
+faults is the fault injector's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from lark import Lark, Token, Transformer, UnexpectedInput
+
+from .errors import FaultSyntaxError
+from .grammar import expected_tokens
+from .units import parse_duration
+
+__all__ = ["FaultSpec", "parse_fault"]
+
+_GRAMMAR = r"""
+start: NAME params? "@" when duration?
+params: "(" [param ("," param)*] ")"
+?param: NAME "=" value -> named
+      | value          -> positional
+?value: DURATION -> duration_value
+      | NUMBER   -> number
+      | NAME     -> word
+      | STRING   -> string
+when: "hour" NUMBER                  -> at_hour
+    | CLOCK                          -> at_clock
+    | "day" INT "hour"? NUMBER       -> at_day_hour
+duration: "+" DURATION
+NAME: /[A-Za-z_][A-Za-z0-9_]*/
+DURATION.2: /\d+(\.\d+)?(ms|min|s|m|h|d)(\d+(\.\d+)?(ms|min|s|m|h|d))*/
+CLOCK.3: /\d{1,2}:\d{2}/
+NUMBER: /\d+(\.\d+)?/
+INT: /\d+/
+STRING: /'[^']*'/ | /"[^"]*"/
+%import common.WS
+%ignore WS
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSpec:
+    name: str
+    start_sim: float
+    duration_sim: float | None  # None: until the run ends
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    text: str = ""
+
+    @property
+    def end_sim(self) -> float | None:
+        return None if self.duration_sim is None else self.start_sim + self.duration_sim
+
+
+@cache
+def _parser() -> Lark:
+    return Lark(_GRAMMAR, parser="lalr")
+
+
+class _Build(Transformer):
+    def duration_value(self, items: list[Token]) -> float:
+        return parse_duration(str(items[0]))
+
+    def number(self, items: list[Token]) -> float:
+        value = float(items[0])
+        return int(value) if value.is_integer() else value
+
+    def word(self, items: list[Token]) -> str:
+        return str(items[0])
+
+    def string(self, items: list[Token]) -> str:
+        return str(items[0])[1:-1]
+
+    def named(self, items: list) -> tuple[str, Any]:
+        return (str(items[0]), items[1])
+
+    def positional(self, items: list) -> tuple[None, Any]:
+        return (None, items[0])
+
+    def params(self, items: list) -> list:
+        return [i for i in items if i is not None]
+
+    def at_hour(self, items: list[Token]) -> float:
+        return float(items[0]) * 3600
+
+    def at_clock(self, items: list[Token]) -> float:
+        hours, minutes = str(items[0]).split(":")
+        if int(minutes) >= 60:
+            raise ValueError(f"minutes must be below 60 in {items[0]}")
+        return int(hours) * 3600 + int(minutes) * 60
+
+    def at_day_hour(self, items: list[Token]) -> float:
+        day = int(items[0])
+        if day < 1:
+            raise ValueError("days count from 1 (day 1 is the first simulated day)")
+        return (day - 1) * 86400 + float(items[1]) * 3600
+
+    def duration(self, items: list[Token]) -> float:
+        return parse_duration(str(items[0]))
+
+
+def parse_fault(text: str) -> FaultSpec:
+    """Parse one entry; raises FaultSyntaxError with the column of the problem."""
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as exc:
+        hint = "; write e.g. 'db_down@hour12', 'latency(500ms)@hour3+1h' or 'x@day 2 hour 9'"
+        raise FaultSyntaxError(text, exc.column if exc.column > 0 else len(text) + 1,
+                               f"unexpected input (expected {expected_tokens(exc)}){hint}") from None
+    try:
+        parts = _Build().transform(tree).children
+    except Exception as exc:  # noqa: BLE001 -- a value error inside a rule
+        cause = exc.__context__ or exc
+        raise FaultSyntaxError(text, 1, str(cause)) from None
+    name = str(parts[0])
+    params: list = parts[1] if len(parts) > 1 and isinstance(parts[1], list) else []
+    rest = parts[2:] if params or (len(parts) > 1 and isinstance(parts[1], list)) else parts[1:]
+    start = float(rest[0])
+    duration = float(rest[1]) if len(rest) > 1 else None
+    args = tuple(v for k, v in params if k is None)
+    kwargs = tuple((k, v) for k, v in params if k is not None)
+    return FaultSpec(name, start, duration, args, kwargs, text)

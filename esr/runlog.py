@@ -1,0 +1,91 @@
+"""Run logs on disk: each run's events as JSON lines under `$ESR_HOME/runs/<run_id>/`.
+
+Lines are appended as they happen (buffered, flushed at least every few hundred
+milliseconds), so a crash leaves a readable prefix; a torn final line is skipped on reading.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO
+
+from .codec import decode, encode
+from .errors import RunLogError
+from .events import Event
+
+__all__ = ["RunLog", "esr_home", "new_run_id", "read_events", "run_log_path"]
+
+LOG_NAME = "events.jsonl"
+
+
+def esr_home() -> Path:
+    """`ESR_HOME`, or ~/.esr."""
+    return Path(os.environ.get("ESR_HOME") or Path.home() / ".esr")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable and unique: 20261127-090512-3f9a1c."""
+    now = now or datetime.now(timezone.utc)
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def run_log_path(home: Path, run_id: str) -> Path:
+    """The log of `run_id` (`latest` is the newest run)."""
+    runs = home / "runs"
+    if run_id == "latest":
+        candidates = sorted(p.name for p in runs.glob("*") if (p / LOG_NAME).exists()) if runs.exists() else []
+        if not candidates:
+            raise RunLogError(f"no runs under {runs}")
+        run_id = candidates[-1]
+    path = runs / run_id / LOG_NAME
+    if not path.exists():
+        raise RunLogError(f"no run log for run {run_id!r} at {path}; list runs with `ls {runs}`")
+    return path
+
+
+class RunLog:
+    """Appends events to one run's log."""
+
+    def __init__(self, home: Path, run_id: str) -> None:
+        self.path = home / "runs" / run_id / LOG_NAME
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: BinaryIO = open(self.path, "ab")  # noqa: SIM115 - closed in close()
+        self._buffer: list[bytes] = []
+
+    def append(self, event: Event) -> None:
+        self._buffer.append(encode(event))
+        if len(self._buffer) >= 4096:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._file.write(b"".join(self._buffer))
+            self._buffer.clear()
+            self._file.flush()
+
+    def close(self) -> None:
+        self.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+
+
+def read_events(path: Path) -> Iterator[Event]:
+    """Events of a log in order, streamed; a torn last line (crash mid-write) is skipped."""
+    try:
+        file = open(path, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise RunLogError(f"cannot read {path}: {exc.strerror}") from None
+    with file:
+        for number, line in enumerate(file, 1):
+            if not line.strip():
+                continue
+            try:
+                yield decode(line, f"{path}:{number}")
+            except RunLogError:
+                if not line.endswith(b"\n"):  # the last line, cut off when the process stopped
+                    return
+                raise

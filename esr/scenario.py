@@ -1,0 +1,282 @@
+"""`Scenario`: who does what and when, as JSON or as an equal Python object.
+
+    Scenario(name="DOL_48h_SLA_Stress", duration_hours=24, time_warp=60,
+             load_profile=[(0, 5), (8, 20), (18, 40), (22, 10)],
+             assertions=["latency_p95_ms < 2000", "error_rate < 0.01"],
+             failure_injection=["db_down@hour12"], seed=42)
+
+Every problem is reported at once, each with its field path (`journeys[0].steps[1].poll.every`)
+and what was expected, as a `ScenarioError`, before anything runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from .assertions import Assertion, parse_assertion
+from .errors import AssertionSyntaxError, EsrError, FaultSyntaxError, FieldError, ScenarioError
+from .faults import FaultSpec, parse_fault
+from .journey_spec import Duration, JourneySpec, Model
+from .load_profile import LoadPoint, LoadProfile
+from .metrics import MetricFunction
+from .units import parse_rate
+
+__all__ = ["LoadStep", "Scenario", "load_scenario", "scenario_json_schema"]
+
+
+def _rate(value: Any) -> float:
+    return parse_rate(value)
+
+
+Rate = Annotated[float, BeforeValidator(_rate), Field(
+    description="journey starts per real second while this simulated hour plays; a number or '2400/min'")]
+
+
+class LoadStep(Model):
+    hour: float = Field(ge=0, description="simulated hour from the start")
+    rate: Rate
+    ramp: bool = Field(default=False, description="reach this rate linearly from the previous entry")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pair(cls, data: Any) -> Any:
+        if isinstance(data, (list, tuple)):
+            if len(data) not in (2, 3):
+                raise ValueError(f"expected [hour, rate] or {{'hour': h, 'rate': r}}, got {list(data)!r}")
+            return {"hour": data[0], "rate": data[1], **({"ramp": data[2] == "ramp"} if len(data) == 3 else {})}
+        return data
+
+
+class Scenario(Model):
+    """A simulation scenario. Create it from keywords, `Scenario.from_dict` or `load_scenario`."""
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    duration_hours: float = Field(gt=0, le=24 * 366, description="simulated hours of load")
+    time_warp: float = Field(gt=0, le=1_000_000, description="simulated seconds per real second")
+    drain_warp: float | None = Field(
+        default=None, gt=0, le=1_000_000,
+        description="warp after the load ends, while journeys wait for their deadlines; default time_warp")
+    load_profile: list[LoadStep] = Field(min_length=1)
+    journeys: list[JourneySpec] = Field(
+        default_factory=list, description="declarative journeys; none: the target's default journey")
+    counters: list[str] = Field(default_factory=list, description="user counters that Python journeys add to")
+    assertions: list[str] = Field(default_factory=list)
+    failure_injection: list[str] = Field(default_factory=list)
+    seed: int = 0
+    sim_start: datetime | None = Field(default=None, description="simulated start; default midnight UTC today")
+    window: Duration = Field(default=60.0, description="metric bucket width in simulated time; divides 1h")
+    max_in_flight: int = Field(default=10_000, ge=1, le=1_000_000, description="cap on concurrent journeys")
+    request_timeout: Duration = Field(default=30.0, description="real-time timeout of one request")
+    late_threshold_ms: float = Field(default=10.0, ge=0, description="a journey starting later than this is a late start")
+    target: str | None = Field(default=None, description="default target: a registered name or a loopback URL")
+    python_journeys: SkipJsonSchema[tuple[Any, ...]] = Field(default=(), exclude=True)
+    metrics: SkipJsonSchema[dict[str, Any]] = Field(default_factory=dict, exclude=True)
+
+    def __init__(self, **data: Any) -> None:
+        data = dict(data)
+        journeys = data.get("journeys")
+        if isinstance(journeys, (list, tuple)):
+            data["python_journeys"] = tuple(j for j in journeys if inspect.isclass(j))
+            data["journeys"] = [j for j in journeys if not inspect.isclass(j)]
+        if isinstance(data.get("metrics"), (list, tuple)):
+            data["metrics"] = {getattr(f, "__name__", str(f)): f for f in data["metrics"]}
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ScenarioError(_field_errors(exc) + _semantic_errors_raw(data)) from None
+        errors = _semantic_errors(self.assertions, self.failure_injection, self.counter_names,
+                                  self.metrics, self.window)
+        if errors:
+            raise ScenarioError(errors)
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: float) -> float:
+        if value <= 0 or 3600 % value:
+            raise ValueError(f"window must divide one hour evenly (e.g. '1m', '5m', '15m'), got {value:g}s")
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name, fn in value.items():
+            if not callable(fn):
+                raise ValueError(f"metric {name!r} must be a function taking the metrics mapping")
+        return value
+
+    @field_validator("python_journeys")
+    @classmethod
+    def _python_journeys(cls, value: tuple[Any, ...]) -> tuple[Any, ...]:
+        from .journey import Journey  # the runtime base class
+
+        for cls_ in value:
+            if not issubclass(cls_, Journey):
+                raise ValueError(f"{cls_.__name__} is a class but not a subclass of esr.Journey")
+        return value
+
+    @model_validator(mode="after")
+    def _profile(self) -> Scenario:
+        hours = [p.hour for p in self.load_profile]
+        for i, hour in enumerate(hours):
+            if i and hour <= hours[i - 1]:
+                raise ValueError(f"load_profile[{i}]: hours must increase; {hour:g} follows {hours[i - 1]:g}")
+            if hour >= self.duration_hours:
+                raise ValueError(f"load_profile[{i}]: hour {hour:g} is not before the end (duration_hours={self.duration_hours:g})")
+        if self.load_profile[0].ramp:
+            raise ValueError("load_profile[0]: the first entry cannot ramp (there is nothing to ramp from)")
+        names = [j.name for j in self.journeys] + [getattr(c, "name", c.__name__) for c in self.python_journeys]
+        if len(set(names)) != len(names):
+            raise ValueError(f"journey names must be unique: {', '.join(names)}")
+        return self
+
+    # -- derived views -------------------------------------------------------------------
+    @property
+    def effective_drain_warp(self) -> float:
+        return self.drain_warp or self.time_warp
+
+    @property
+    def profile(self) -> LoadProfile:
+        points = tuple(LoadPoint(p.hour, p.rate, p.ramp) for p in self.load_profile)
+        return LoadProfile(points, self.duration_hours)
+
+    @property
+    def counter_names(self) -> frozenset[str]:
+        names = set(self.counters)
+        for journey in self.journeys:
+            names |= journey.counter_names
+        return frozenset(names)
+
+    def parsed_assertions(self) -> list[Assertion]:
+        return [parse_assertion(a, self.counter_names, self.metrics, self.window) for a in self.assertions]
+
+    def faults(self) -> list[FaultSpec]:
+        return [parse_fault(f) for f in self.failure_injection]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (Python journeys and metric functions are referred to by name)."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if self.python_journeys:
+            data["python_journeys"] = [f"{c.__module__}:{c.__qualname__}" for c in self.python_journeys]
+        if self.metrics:
+            data["python_metrics"] = sorted(self.metrics)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, metrics: Mapping[str, MetricFunction] | None = None) -> Scenario:
+        if not isinstance(data, Mapping):
+            raise ScenarioError([FieldError("", f"expected a JSON object, got {type(data).__name__}")])
+        clean = {k: v for k, v in data.items() if k not in ("python_journeys", "python_metrics")}
+        if metrics:
+            clean["metrics"] = dict(metrics)
+        return cls(**clean)
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-before", "function-after", "function-plain") or "[" in str(part):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _field_errors(exc: ValidationError) -> list[FieldError]:
+    errors = []
+    for err in exc.errors(include_url=False):
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling; `esr schema` lists the fields)"
+        elif err["type"] == "missing":
+            message = "required field is missing"
+        errors.append(FieldError(_path(tuple(err["loc"])), message))
+    return errors
+
+
+def _semantic_errors(
+    assertions: list[str], faults: list[str], counters: frozenset[str],
+    metrics: Mapping[str, Any], window: float,
+) -> list[FieldError]:
+    errors = []
+    for i, text in enumerate(assertions):
+        try:
+            parse_assertion(text, counters, metrics, window)
+        except AssertionSyntaxError as exc:
+            errors.append(FieldError(f"assertions[{i}]", str(exc)))
+    for i, text in enumerate(faults):
+        try:
+            parse_fault(text)
+        except FaultSyntaxError as exc:
+            errors.append(FieldError(f"failure_injection[{i}]", str(exc)))
+    return errors
+
+
+def _semantic_errors_raw(data: Mapping[str, Any]) -> list[FieldError]:
+    """Assertion and fault errors from data that did not validate, so all errors show at once."""
+    counters: set[str] = {c for c in data.get("counters", []) or [] if isinstance(c, str)}
+    for journey in data.get("journeys") or []:
+        for step in (journey.get("steps") or []) if isinstance(journey, dict) else []:
+            if isinstance(step, dict) and isinstance(step.get("counters"), dict):
+                counters |= set(step["counters"])
+    metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
+    assertions = [a for a in data.get("assertions") or [] if isinstance(a, str)] if isinstance(data.get("assertions"), list) else []
+    faults = [f for f in data.get("failure_injection") or [] if isinstance(f, str)] if isinstance(data.get("failure_injection"), list) else []
+    return _semantic_errors(assertions, faults, frozenset(counters), metrics or {}, 60.0)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """A scenario from a JSON file, or from a Python file that defines `scenario`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError([FieldError("", f"no such file: {path}")], source=str(path))
+    if path.suffix == ".py":
+        return _load_python(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ScenarioError([FieldError("", f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")],
+                            source=str(path)) from None
+    try:
+        return Scenario.from_dict(data)
+    except ScenarioError as exc:
+        raise ScenarioError(exc.errors, source=str(path)) from None
+
+
+def _load_python(path: Path) -> Scenario:
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(f"esr_scenario_{path.stem}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent.resolve()))
+    try:
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    except EsrError:
+        raise
+    finally:
+        sys.path.pop(0)
+    scenario = getattr(module, "scenario", None)
+    if not isinstance(scenario, Scenario):
+        raise ScenarioError([FieldError("", "the Python file must define `scenario = Scenario(...)`")], source=str(path))
+    return scenario
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    """The JSON Schema of scenario files, for editors and CI checks."""
+    schema = Scenario.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://hms-esr.example/scenario.schema.json"
+    return schema

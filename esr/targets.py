@@ -1,0 +1,100 @@
+"""The target registry: ESR only sends traffic to loopback URLs and registered targets.
+
+A registry file (`$ESR_HOME/targets.json`, or the path in `ESR_TARGETS`) maps names to base
+URLs and, optionally, the target's default journey:
+
+    {"targets": {"staging": {"url": "http://127.0.0.1:8080",
+                             "default_journey": {"name": "home", "steps": [...]}}}}
+
+A URL on 127.0.0.0/8 or ::1 (or `localhost`) is always allowed; anything else must be listed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import TargetRefused
+from .journey_spec import DEFAULT_JOURNEY, JourneySpec
+
+__all__ = ["Target", "TargetRegistry", "is_loopback_url"]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    url: str
+    default_journey: JourneySpec = field(default=DEFAULT_JOURNEY)
+
+
+def is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TargetRefused(f"target URL {url!r} must look like http://127.0.0.1:8080")
+    return url.rstrip("/")
+
+
+class TargetRegistry:
+    def __init__(self, targets: dict[str, Target] | None = None) -> None:
+        self.targets = dict(targets or {})
+
+    @classmethod
+    def load(cls, path: Path | None) -> TargetRegistry:
+        """The registry in `path` (a missing file is an empty registry)."""
+        if path is None or not path.exists():
+            return cls()
+        try:
+            data: Any = json.loads(path.read_text(encoding="utf-8"))
+            entries = data["targets"]
+            targets = {}
+            for name, entry in entries.items():
+                journey = entry.get("default_journey")
+                targets[name] = Target(
+                    name, _check_url(entry["url"]),
+                    JourneySpec.model_validate(journey) if journey else DEFAULT_JOURNEY)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise TargetRefused(f"cannot read the target registry {path}: {exc}") from None
+        return cls(targets)
+
+    @classmethod
+    def from_environment(cls, home: Path) -> TargetRegistry:
+        path = os.environ.get("ESR_TARGETS")
+        return cls.load(Path(path) if path else home / "targets.json")
+
+    def register(self, target: Target) -> None:
+        self.targets[target.name] = target
+
+    def resolve(self, name_or_url: str) -> Target:
+        """The registered target of that name, or a loopback URL; anything else is refused."""
+        if name_or_url in self.targets:
+            return self.targets[name_or_url]
+        for target in self.targets.values():
+            if target.url == name_or_url.rstrip("/"):
+                return target
+        if "://" not in name_or_url:
+            known = ", ".join(sorted(self.targets)) or "none"
+            raise TargetRefused(
+                f"unknown target {name_or_url!r}; registered targets: {known}. Give a loopback URL "
+                "such as http://127.0.0.1:8080 or register the name in $ESR_HOME/targets.json")
+        url = _check_url(name_or_url)
+        if not is_loopback_url(url):
+            raise TargetRefused(
+                f"refusing to send traffic to {url}: it is not a loopback address and not in the "
+                "target registry. ESR only targets systems you register: add it to "
+                "$ESR_HOME/targets.json as {\"targets\": {\"NAME\": {\"url\": \"...\"}}}")
+        return Target(url, url)
