@@ -32,6 +32,7 @@ from ..events import (
 from ..journey import Count, Decision, Journey, Outcome, Reply, Send, SlaBook, StepDone, WaitUntil
 from ..journey import PreparedRequest, declarative_journey, pick_journey
 from ..journey_spec import JourneySpec
+from ..plan import drain_bound_sim, scenario_journeys
 from ..runlog import RunLog, esr_home, new_run_id
 from ..scenario import Scenario
 from ..sketch import LatencySketch
@@ -129,22 +130,8 @@ class Run:
 
     # -- set-up ---------------------------------------------------------------------------
     def _journey_table(self) -> list[tuple[str, float, JourneySpec | type[Journey]]]:
-        table: list[tuple[str, float, Any]] = [(j.name, j.weight, j) for j in self.scenario.journeys]
-        table += [(getattr(c, "name", c.__name__), c.weight, c) for c in self.scenario.python_journeys]
-        if not table:
-            default = self.target.default_journey
-            table = [(default.name, default.weight, default)]
-        return table
-
-    def drain_bound_sim(self) -> float:
-        """Longest simulated time a journey can stay open after the load ends."""
-        bounds = []
-        for _, _, j in self._journeys:
-            if isinstance(j, JourneySpec):
-                bounds.append(max((s.within for s in j.sla), default=j.longest_wait()) if j.sla else j.longest_wait())
-            else:
-                bounds.append(j.wait_bound())
-        return max(bounds, default=0.0)
+        return [(j.name if isinstance(j, JourneySpec) else getattr(j, "name", j.__name__), j.weight, j)
+                for j in scenario_journeys(self.scenario, self.target.default_journey)]
 
     # -- time -----------------------------------------------------------------------------
     def _sim_now(self) -> float:
@@ -425,7 +412,7 @@ class Run:
 
     async def _drain(self) -> None:
         """Keep the clock going until every open journey is decided, at most the drain bound."""
-        bound = self._t0 + self.clock.real_at(self.clock.load_end_sim + self.drain_bound_sim()) \
+        bound = self._t0 + self.clock.real_at(self.clock.load_end_sim + drain_bound_sim([j for _, _, j in self._journeys])) \
             + self.scenario.request_timeout + 1.0
         while self._active and self._loop.time() < bound:
             if all(a.settled for a in self._active.values()):

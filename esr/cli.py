@@ -1,0 +1,274 @@
+"""The `esr` command line. Wiring happens in `main()`; nothing runs at import."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .buckets import RunFold
+from .errors import EsrError, ScenarioError
+from .runlog import esr_home, read_events, run_log_path
+from .scenario import Scenario, load_scenario, scenario_json_schema
+from .targets import TargetRegistry
+from .verdict import EXIT_CODES, Verdict, judge
+
+__all__ = ["main"]
+
+EXIT_INVALID = 2
+
+_EPILOG_RUN = """examples:
+  esr run scenario.json --target http://127.0.0.1:8080
+  esr run scenario.py --target staging --json > verdict.json
+  ESR_TARGET=http://127.0.0.1:8080 esr run scenario.json
+
+exit codes: 0 PASS, 1 FAIL, 2 invalid input or ERROR (could not be judged), 3 ABORTED
+environment: ESR_HOME (run logs, default ~/.esr), ESR_TARGET (default target),
+             ESR_TARGETS (target registry file, default $ESR_HOME/targets.json)"""
+
+_EPILOG_JUDGE = """examples:
+  esr judge 20261127-090512-3f9a1c
+  esr judge latest --assert "latency_p99_ms < 500" --assert "error_rate < 0.001"
+  esr judge latest --scenario scenario.py     # custom metric functions from Python"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="esr",
+        description="HMS-ESR: run a policy-rollout scenario against a staging system in warped "
+                    "simulated time and get a PASS/FAIL verdict.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="start with:  esr demo     (a bundled scenario against a bundled local target)\n"
+               "then:        esr schema > scenario.schema.json; esr plan FILE; esr run FILE --target URL")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    raw = argparse.RawDescriptionHelpFormatter
+
+    run = sub.add_parser("run", help="run a scenario and print its verdict", epilog=_EPILOG_RUN, formatter_class=raw)
+    run.add_argument("scenario", help="scenario file: JSON, or Python defining `scenario = Scenario(...)`")
+    run.add_argument("--target", help="registered target name or loopback URL (default: $ESR_TARGET, then the scenario's)")
+    run.add_argument("--json", action="store_true", help="print the verdict as JSON on stdout")
+    run.add_argument("--quiet", action="store_true", help="no live progress display")
+    run.add_argument("--run-id", help="use this run id instead of a generated one")
+
+    judge_p = sub.add_parser("judge", help="re-judge a finished run from its run log", epilog=_EPILOG_JUDGE,
+                             formatter_class=raw)
+    judge_p.add_argument("run_id", help="run id, or `latest`")
+    judge_p.add_argument("--assert", dest="assertions", action="append", metavar="RULE",
+                         help="judge with this rule instead of the scenario's (repeatable)")
+    judge_p.add_argument("--scenario", help="Python scenario file providing custom metric functions")
+    judge_p.add_argument("--json", action="store_true", help="print the verdict as JSON")
+
+    validate = sub.add_parser("validate", help="check a scenario file and list every error",
+                              epilog="example:\n  esr validate scenario.json", formatter_class=raw)
+    validate.add_argument("scenario")
+
+    sub.add_parser("schema", help="print the JSON Schema of scenario files",
+                   epilog="example:\n  esr schema > scenario.schema.json   # point your editor at it",
+                   formatter_class=raw)
+
+    plan = sub.add_parser("plan", help="show what a scenario will do: real duration, rates, drain bound",
+                          epilog="example:\n  esr plan scenario.json", formatter_class=raw)
+    plan.add_argument("scenario")
+    plan.add_argument("--target", help="target whose default journey applies when the scenario has none")
+    plan.add_argument("--json", action="store_true")
+
+    demo = sub.add_parser("demo", help="run the bundled example scenario against a bundled local target",
+                          epilog="example:\n  esr demo && esr judge latest --assert 'latency_p99_ms < 50'",
+                          formatter_class=raw)
+    demo.add_argument("--json", action="store_true")
+    demo.add_argument("--quiet", action="store_true")
+
+    target = sub.add_parser("demo-target", help="serve the bundled local target (for trying scenarios)",
+                            epilog="example:\n  esr demo-target --port 8080 --latency 20 --error-rate 0.01",
+                            formatter_class=raw)
+    target.add_argument("--host", default="127.0.0.1")
+    target.add_argument("--port", type=int, default=8080)
+    target.add_argument("--latency", type=float, default=0.0, help="added latency in ms")
+    target.add_argument("--jitter", type=float, default=0.0, help="uniform jitter in ms (+/-)")
+    target.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered with 503")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except EsrError as exc:
+        print(f"esr: error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        return EXIT_CODES["ABORTED"]
+
+
+# -- commands -------------------------------------------------------------------------------
+def _cmd_validate(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario)
+    print(f"{args.scenario}: valid scenario {scenario.name!r} ({len(scenario.assertions)} assertions)")
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(scenario_json_schema(), indent=2))
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from .display import console, plan_table
+    from .plan import make_plan
+
+    scenario = load_scenario(args.scenario)
+    target = _registry().resolve(args.target) if args.target else None
+    from .journey_spec import DEFAULT_JOURNEY
+
+    plan = make_plan(scenario, target.default_journey if target else DEFAULT_JOURNEY)
+    if args.json:
+        print(json.dumps(plan.to_dict(), indent=2))
+    else:
+        console().print(plan_table(plan))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario)
+    name = args.target or os.environ.get("ESR_TARGET") or scenario.target
+    if not name:
+        raise ScenarioError([], source=args.scenario) if False else EsrError(
+            "no target: pass --target URL (a loopback URL or a registered name), set ESR_TARGET, "
+            "or put \"target\" in the scenario")
+    target = _registry().resolve(name)
+    return _execute(scenario, target, args, scenario_file=str(Path(args.scenario).resolve()))
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo_target import DemoTargetConfig, start
+
+    text = resources.files("esr").joinpath("examples/quickstart.json").read_text(encoding="utf-8")
+    scenario = Scenario.from_dict(json.loads(text))
+    args.run_id = None
+
+    async def with_target() -> Verdict:
+        runner, url = await start(DemoTargetConfig(latency_ms=2, jitter_ms=1, seed=scenario.seed))
+        try:
+            print(f"bundled target listening on {url}", file=sys.stderr)
+            return await _run_async(scenario, _registry().resolve(url), args, None)
+        finally:
+            await runner.cleanup()
+
+    return _report(_run_loop(with_target()), args)
+
+
+def _cmd_demo_target(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .demo_target import DemoTargetConfig, make_app
+
+    if not TargetRegistry().resolve(f"http://{args.host}:{args.port}"):
+        return EXIT_INVALID
+    config = DemoTargetConfig(latency_ms=args.latency, jitter_ms=args.jitter, error_rate=args.error_rate)
+    print(f"demo target on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
+    web.run_app(make_app(config), host=args.host, port=args.port, print=None, access_log=None)
+    return 0
+
+
+def _cmd_judge(args: argparse.Namespace) -> int:
+    path = run_log_path(esr_home(), args.run_id)
+    fold = RunFold().apply_all(read_events(path))
+    if fold.started is None:
+        raise EsrError(f"{path}: the log has no run_started event")
+    data = dict(fold.started.scenario)
+    metrics: dict[str, Any] = {}
+    source = args.scenario or fold.started.scenario_file
+    if data.get("python_metrics"):
+        if not source or not Path(source).exists() or not source.endswith(".py"):
+            raise EsrError(f"the scenario uses custom metric functions ({', '.join(data['python_metrics'])}); "
+                           "pass --scenario FILE.py that defines them")
+        metrics = dict(load_scenario(source).metrics)
+    if args.assertions:
+        data["assertions"] = list(args.assertions)
+    scenario = Scenario.from_dict(data, metrics=metrics)
+    verdict = judge(fold, scenario.parsed_assertions(), custom=scenario.metrics, counters=scenario.counter_names)
+    args.quiet = True
+    return _report(verdict, args, str(path))
+
+
+_COMMANDS = {
+    "run": _cmd_run, "judge": _cmd_judge, "validate": _cmd_validate, "schema": _cmd_schema,
+    "plan": _cmd_plan, "demo": _cmd_demo, "demo-target": _cmd_demo_target,
+}
+
+
+# -- helpers --------------------------------------------------------------------------------
+def _registry() -> TargetRegistry:
+    return TargetRegistry.from_environment(esr_home())
+
+
+def _run_loop(coro: Any) -> Any:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+async def _run_async(scenario: Scenario, target: Any, args: argparse.Namespace, scenario_file: str | None) -> Verdict:
+    from .display import console, progress_text
+    from .engine.runner import Run
+
+    run = Run(scenario, target, run_id=getattr(args, "run_id", None), scenario_file=scenario_file)
+    err = console(stderr=True)
+    show = not args.quiet
+    live = None
+    last_plain = [0.0]
+
+    def progress(r: Run) -> None:
+        snapshot = r.snapshot()
+        if live is not None:
+            live.update(progress_text(snapshot))
+        elif time.monotonic() - last_plain[0] >= 5:
+            last_plain[0] = time.monotonic()
+            err.print(progress_text(snapshot))
+
+    err.print(f"run {run.run_id}: {scenario.name} -> {target.url} "
+              f"({scenario.duration_hours:g} simulated h at warp {scenario.time_warp:g})")
+    if show and err.is_terminal:
+        from rich.live import Live
+
+        with Live(console=err, refresh_per_second=4, transient=True) as live:
+            verdict = await run.execute(progress)
+    else:
+        verdict = await run.execute(progress if show else None)
+    args.log_path = str(run.log_path)
+    return verdict
+
+
+def _execute(scenario: Scenario, target: Any, args: argparse.Namespace, scenario_file: str | None) -> int:
+    try:
+        verdict = _run_loop(_run_async(scenario, target, args, scenario_file))
+    except KeyboardInterrupt:
+        print("esr: run aborted (Ctrl-C); its log ends with an ABORTED verdict", file=sys.stderr)
+        return EXIT_CODES["ABORTED"]
+    return _report(verdict, args)
+
+
+def _report(verdict: Verdict, args: argparse.Namespace, log_path: str | None = None) -> int:
+    from .display import console, verdict_table
+
+    log_path = log_path or getattr(args, "log_path", None)
+    if args.json:
+        print(json.dumps(verdict.to_dict() | {"run_log": log_path}, indent=2))
+    else:
+        out = console()
+        for part in verdict_table(verdict, log_path):
+            out.print(part)
+    return verdict.exit_code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""A small local system under test: configurable latency and errors, and a claims API that
+lives in the simulated time ESR sends it (`X-ESR-Sim-Time`).
+
+    GET  /                 "ok" after the configured latency (errors at the configured rate)
+    POST /claims           files a claim -> 201 {"id", "status": "filed"}, header X-Cost
+    GET  /claims/{id}      "pending" until the claim's processing time has passed in
+                           simulated time, then "paid"
+
+Used by `esr demo`, the README's quickstart and the integration tests. Run it alone with
+`esr demo-target --port 8080 --latency 5ms --error-rate 0.01`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiohttp import web
+
+__all__ = ["DemoTarget", "DemoTargetConfig", "make_app"]
+
+
+@dataclass(frozen=True, slots=True)
+class DemoTargetConfig:
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    error_rate: float = 0.0
+    error_status: int = 503
+    process_hours: tuple[float, float] = (12.0, 60.0)  # a claim is paid this long after filing
+    cost_per_request: float = 0.001
+    seed: int = 0
+
+
+class DemoTarget:
+    def __init__(self, config: DemoTargetConfig) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.claims: dict[int, tuple[datetime, float]] = {}
+        self.requests = 0
+        self.seen_headers: list[dict[str, str]] = []
+
+    async def _delay(self) -> web.Response | None:
+        c = self.config
+        self.requests += 1
+        delay = c.latency_ms + (self.rng.uniform(-c.jitter_ms, c.jitter_ms) if c.jitter_ms else 0)
+        if delay > 0:
+            await asyncio.sleep(delay / 1000)
+        if c.error_rate and self.rng.random() < c.error_rate:
+            return web.Response(status=c.error_status, text="injected error")
+        return None
+
+    def _cost(self) -> dict[str, str]:
+        return {"X-Cost": f"{self.config.cost_per_request:g}"}
+
+    async def root(self, request: web.Request) -> web.Response:
+        if len(self.seen_headers) < 5:
+            self.seen_headers.append({k: v for k, v in request.headers.items() if k.startswith("X-ESR")})
+        return await self._delay() or web.Response(text="ok\n", headers=self._cost())
+
+    async def file_claim(self, request: web.Request) -> web.Response:
+        failed = await self._delay()
+        if failed:
+            return failed
+        now = _sim_now(request)
+        claim_id = len(self.claims) + 1
+        lo, hi = self.config.process_hours
+        self.claims[claim_id] = (now, random.Random(f"{self.config.seed}/{claim_id}").uniform(lo, hi))
+        return web.json_response({"id": claim_id, "status": "filed", "filed_at": now.isoformat()},
+                                 status=201, headers=self._cost())
+
+    async def get_claim(self, request: web.Request) -> web.Response:
+        failed = await self._delay()
+        if failed:
+            return failed
+        try:
+            filed, hours = self.claims[int(request.match_info["claim_id"])]
+        except (KeyError, ValueError):
+            return web.json_response({"error": "no such claim"}, status=404)
+        elapsed = (_sim_now(request) - filed).total_seconds() / 3600
+        status = "paid" if elapsed >= hours else "pending"
+        return web.json_response({"id": int(request.match_info["claim_id"]), "status": status},
+                                 headers=self._cost())
+
+
+def _sim_now(request: web.Request) -> datetime:
+    """The simulated time ESR sent, or the real time for a caller that sends none."""
+    header = request.headers.get("X-ESR-Sim-Time")
+    try:
+        return datetime.fromisoformat(header) if header else datetime.now().astimezone()
+    except ValueError:
+        return datetime.now().astimezone()
+
+
+def make_app(config: DemoTargetConfig | None = None) -> web.Application:
+    target = DemoTarget(config or DemoTargetConfig())
+    app = web.Application()
+    app["target"] = target
+    app.router.add_get("/", target.root)
+    app.router.add_post("/claims", target.file_claim)
+    app.router.add_get("/claims/{claim_id}", target.get_claim)
+    return app
+
+
+async def start(config: DemoTargetConfig, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
+    """Start the target on the running loop; returns the runner and its base URL."""
+    runner = web.AppRunner(make_app(config), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    sockets = site._server.sockets  # type: ignore[union-attr]  # noqa: SLF001
+    bound = sockets[0].getsockname()[1]
+    return runner, f"http://{host}:{bound}"
