@@ -2,6 +2,7 @@
 lives in the simulated time ESR sends it (`X-ESR-Sim-Time`).
 
     GET  /                 "ok" after the configured latency (errors at the configured rate)
+    GET  /status/{code}    answers with that status code
     POST /claims           files a claim -> 201 {"id", "status": "filed"}, header X-Cost
     GET  /claims/{id}      "pending" until the claim's processing time has passed in
                            simulated time, then "paid"
@@ -19,7 +20,7 @@ from datetime import datetime
 
 from aiohttp import web
 
-__all__ = ["DemoTarget", "DemoTargetConfig", "make_app"]
+__all__ = ["TARGET_KEY", "DemoTarget", "DemoTargetConfig", "make_app"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,14 @@ class DemoTarget:
             self.seen_headers.append({k: v for k, v in request.headers.items() if k.startswith("X-ESR")})
         return await self._delay() or web.Response(text="ok\n", headers=self._cost())
 
+    async def status(self, request: web.Request) -> web.Response:
+        try:
+            code = int(request.match_info["code"])
+        except ValueError:
+            code = 400
+        await self._delay()
+        return web.Response(status=code if 200 <= code < 600 else 400, text=f"{code}\n")
+
     async def file_claim(self, request: web.Request) -> web.Response:
         failed = await self._delay()
         if failed:
@@ -93,11 +102,15 @@ def _sim_now(request: web.Request) -> datetime:
         return datetime.now().astimezone()
 
 
+TARGET_KEY: web.AppKey[DemoTarget] = web.AppKey("target", DemoTarget)
+
+
 def make_app(config: DemoTargetConfig | None = None) -> web.Application:
     target = DemoTarget(config or DemoTargetConfig())
     app = web.Application()
-    app["target"] = target
+    app[TARGET_KEY] = target
     app.router.add_get("/", target.root)
+    app.router.add_get("/status/{code}", target.status)
     app.router.add_post("/claims", target.file_claim)
     app.router.add_get("/claims/{claim_id}", target.get_claim)
     return app
