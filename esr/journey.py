@@ -13,10 +13,11 @@ and calls `expire` when a deadline passes. Python journeys subclass `Journey`.
 from __future__ import annotations
 
 import random
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import msgspec
 import orjson
 
 from .journey_spec import JourneySpec, RequestSpec, SlaSpec, StepSpec
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from .engine.user import User
 
 __all__ = [
+    "single_request", "step_ok",
     "Count", "Decision", "Journey", "Outcome", "Reply", "Send", "SlaBook", "StepDone", "WaitUntil",
     "declarative_journey", "render_request",
 ]
@@ -70,17 +72,14 @@ class Count:
     sim: float
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(msgspec.Struct, frozen=True):
     """What the driver learned from one request."""
 
     status: int
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     body: bytes
     error: str | None
     sim: float  # simulated time when the response was complete
-
-    _json: Any = field(default=None, repr=False, compare=False)
 
     def json(self) -> Any:
         """The body as JSON, or None when it is not JSON."""
@@ -111,6 +110,22 @@ def render_request(spec: RequestSpec, step: str, context: dict[str, Any]) -> Pre
         body=None if spec.body is None else str(render_value(spec.body, context)),
         timeout=spec.timeout,
     )
+
+
+def single_request(spec: JourneySpec) -> tuple[PreparedRequest, StepSpec] | None:
+    """The fixed request of a one-request journey with nothing to compute (such as the default
+    `GET /`), so the engine can skip the state machine on its hottest path."""
+    if len(spec.steps) != 1 or spec.data or spec.sla:
+        return None
+    step = spec.steps[0]
+    if step.request is None or step.poll or step.extract or step.counters or step.request.placeholders():
+        return None
+    return render_request(step.request, step.name, {}), step
+
+
+def step_ok(step: StepSpec, reply: Reply | Any) -> bool:
+    """Did a response satisfy the step: its expected statuses, else any 2xx or 3xx."""
+    return _step_ok(step, reply)
 
 
 def _step_ok(step: StepSpec, reply: Reply) -> bool:
@@ -160,10 +175,11 @@ def declarative_journey(
         request = render_request(step.request, step.name, context)
         poll_start, polls, intended = now, 0, None
         until = Condition.compile(step.poll.until) if step.poll else None
+        reads_body = bool(step.poll or step.counters or any(not s.startswith("header:") for s in step.extract.values()))
         while True:
             reply: Reply = yield Send(request, intended)
             now = reply.sim
-            document = reply.json()
+            document = reply.json() if reads_body else None
             for count in _counters(step, reply, document):
                 yield count
             ok = _step_ok(step, reply)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from ..events import Event
+from ..events import Event, event_type
 
 __all__ = ["EmbeddedBus", "topic_for"]
 
@@ -23,7 +23,7 @@ Handler = Callable[[Event], None]
 
 
 def topic_for(event: Event, prefix: str = "esr.") -> str:
-    return prefix + _TOPICS[event.type]  # type: ignore[attr-defined]
+    return prefix + _TOPICS[event_type(event)]
 
 
 class EmbeddedBus:

@@ -30,19 +30,19 @@ from ..events import (
     RunStarted, SlaDecided, VerdictIssued,
 )
 from ..journey import Count, Decision, Journey, Outcome, Reply, Send, SlaBook, StepDone, WaitUntil
-from ..journey import PreparedRequest, declarative_journey, pick_journey
+from ..journey import PreparedRequest, declarative_journey, pick_journey, single_request, step_ok
 from ..journey_spec import JourneySpec
 from ..plan import drain_bound_sim, scenario_journeys
 from ..runlog import RunLog, esr_home, new_run_id
 from ..scenario import Scenario
-from ..sketch import LatencySketch
 from ..targets import Target
 from ..userdata import generate_user_data
 from ..verdict import Verdict, judge
-from .sender import AiohttpSender, Sender
+from .sender import Sender, make_sender
 
 __all__ = ["Run", "RunStatus"]
 
+_COMPLETED = Outcome("completed")
 START_LEAD_S = 0.1  # real seconds between planning and the first arrival
 SCHEDULE_HORIZON_S = 0.05  # arrivals are handed to the loop's timer heap this far ahead
 
@@ -78,7 +78,6 @@ class Live:
 
     requests: int = 0
     errors: int = 0
-    latency: LatencySketch = field(default_factory=LatencySketch)
     sla_met: int = 0
     sla_missed: int = 0
     recent: deque = field(default_factory=lambda: deque(maxlen=64))  # (real time, requests)
@@ -98,7 +97,9 @@ class Run:
         sim_start: datetime | None = None,
         scenario_file: str | None = None,
         bus: EmbeddedBus | None = None,
+        http_client: str = "pooled",
     ) -> None:
+        self.http_client = http_client
         self.scenario = scenario
         self.target = target
         self.run_id = run_id or new_run_id()
@@ -117,7 +118,9 @@ class Run:
         self.verdict: Verdict | None = None
         self._journeys = self._journey_table()
         self._weights = [w for _, w, _ in self._journeys]
+        self._single = self._single_requests()
         self._seq = 0
+        self._iso_second, self._iso_prefix, self._iso_zone = -1, "", ""
         self._active: dict[int, _Active] = {}
         self._tasks: set[asyncio.Task] = set()
         self._backlog: deque[Arrival] = deque()
@@ -133,6 +136,14 @@ class Run:
         return [(j.name if isinstance(j, JourneySpec) else getattr(j, "name", j.__name__), j.weight, j)
                 for j in scenario_journeys(self.scenario, self.target.default_journey)]
 
+    def _single_requests(self) -> dict[str, tuple[PreparedRequest, Any]]:
+        table = {}
+        for name, _, journey in self._journeys:
+            single = single_request(journey) if isinstance(journey, JourneySpec) else None
+            if single is not None:
+                table[name] = single
+        return table
+
     # -- time -----------------------------------------------------------------------------
     def _sim_now(self) -> float:
         return self.clock.sim_at(max(0.0, self._loop.time() - self._t0))
@@ -144,7 +155,12 @@ class Run:
         return self._epoch0 + (loop_time - self._t0)
 
     def _sim_iso(self, sim: float) -> str:
-        return (self.sim_start + timedelta(seconds=sim)).isoformat(timespec="milliseconds")
+        """ISO 8601 of a simulated time, e.g. 2026-11-27T09:00:00.250+00:00 (cached per second)."""
+        second = int(sim)
+        if second != self._iso_second:
+            stamp = (self.sim_start + timedelta(seconds=second)).isoformat(timespec="seconds")
+            self._iso_second, self._iso_prefix, self._iso_zone = second, stamp[:19], stamp[19:]
+        return f"{self._iso_prefix}.{int((sim - second) * 1000):03d}{self._iso_zone}"
 
     # -- events ---------------------------------------------------------------------------
     def _next_seq(self) -> int:
@@ -188,8 +204,8 @@ class Run:
         self.bus.subscribe(self.fold.apply)
         self.bus.subscribe(log.append)
         self.log_path = log.path
-        sender = self._sender or AiohttpSender(
-            self.target.url, timeout=self.scenario.request_timeout,
+        sender = self._sender or make_sender(
+            self.http_client, self.target.url, timeout=self.scenario.request_timeout,
             max_connections=min(self.scenario.max_in_flight, 1000))
         gc_was = gc.isenabled()
         gc.collect()
@@ -316,7 +332,13 @@ class Run:
         try:
             if rng is None and (not isinstance(journey, JourneySpec) or journey.data):
                 rng = user_rng(self.scenario.seed, arrival.index)
-            if isinstance(journey, JourneySpec):
+            single = self._single.get(active.journey)
+            if single is not None:
+                request, step = single
+                reply = await self.send(request, intended, arrival.index, active.journey)
+                outcome = _COMPLETED if step_ok(step, reply) else Outcome(
+                    "failed", f"step {step.name}: {reply.error or f'status {reply.status}'}")
+            elif isinstance(journey, JourneySpec):
                 outcome = await self._drive(journey, arrival, active, rng, intended)
             else:
                 from .user import User
@@ -399,7 +421,6 @@ class Run:
         latency = (done - intended) * 1000
         live = self.live
         live.requests += 1
-        live.latency.add(latency)
         if response.error is not None:
             live.errors += 1
         self._emit(RequestResult(
@@ -428,6 +449,10 @@ class Run:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- progress -------------------------------------------------------------------------
+    def _recent_p95(self, sim: float) -> float | None:
+        """p95 over the last simulated hour, from the fold's buckets."""
+        return self.fold.merged(from_sim=sim - 3600).latency.quantile(0.95)
+
     def snapshot(self) -> dict[str, Any]:
         now = self._loop.time()
         real = max(0.0, now - self._t0)
@@ -446,7 +471,7 @@ class Run:
             "rate": rate,
             "requests": self.live.requests,
             "errors": self.live.errors,
-            "p95_ms": self.live.latency.quantile(0.95),
+            "p95_ms": self._recent_p95(sim),
             "sla_met": self.live.sla_met,
             "sla_missed": self.live.sla_missed,
             "open_journeys": len(self._active),

@@ -8,20 +8,20 @@ timeout, connect, protocol; HTTP statuses become 4xx or 5xx.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import aiohttp
+import msgspec
 
 from ..journey import PreparedRequest
 
-__all__ = ["AiohttpSender", "Response", "Sender", "classify_status"]
+__all__ = ["HTTP_CLIENTS", "AiohttpSender", "Response", "Sender", "classify_status", "make_sender"]
 
 
-@dataclass(frozen=True, slots=True)
-class Response:
+class Response(msgspec.Struct, frozen=True):
     status: int  # 0 when no response arrived
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     body: bytes
     error: str | None  # timeout, connect, protocol, 4xx, 5xx or None
 
@@ -86,3 +86,18 @@ class AiohttpSender:
 
     async def close(self) -> None:
         await self.session.close()
+
+
+HTTP_CLIENTS = ("pooled", "aiohttp")
+
+
+def make_sender(kind: str, base_url: str, *, timeout: float, max_connections: int) -> Sender:
+    """`pooled` (the lean default, esr.engine.http) or `aiohttp` (its client, for comparison
+    or for features the lean client lacks, such as proxies)."""
+    if kind == "aiohttp":
+        return AiohttpSender(base_url, timeout=timeout, max_connections=max_connections)
+    if kind == "pooled":
+        from .http import PooledHttpSender
+
+        return PooledHttpSender(base_url, timeout=timeout, max_connections=max_connections)
+    raise ValueError(f"unknown HTTP client {kind!r}; choose one of {', '.join(HTTP_CLIENTS)}")

@@ -1,0 +1,217 @@
+"""esr.buckets: Bucket is a mergeable reducer; RunFold folds a run's events into buckets."""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+import pytest
+
+from esr.buckets import Bucket, RunFold
+from esr.events import Event, RequestResult
+from factories import HOUR, RunEvents, fold
+
+ENDPOINTS = ("POST /claims", "GET /claims/{claim_id}", "GET /health")
+ERRORS = (None, None, None, "5xx", "timeout", "4xx")
+
+
+def random_run(seed: int, n_users: int = 60) -> list[Event]:
+    """A run with every kind of bucketed event, spread over 6 sim hours and 3 endpoints.
+
+    Latencies, bytes and counter values are multiples of 1/8, so every sum is exact in
+    floating point whatever the order of addition: equality below is exact, not approximate.
+    """
+    rng = random.Random(seed)
+    ev = RunEvents(load_end_sim=6 * HOUR)
+    events: list[Event] = [ev.started(scenario={"name": "t", "late_threshold_ms": 20.0})]
+    for user in range(n_users):
+        t = rng.uniform(0, 5 * HOUR)
+        events.append(ev.journey_started(sim=t, user=user, late_ms=rng.choice([0.0, 5.0, 25.0, 400.0])))
+        for _ in range(rng.randint(1, 6)):
+            t += rng.uniform(1, 900)
+            error = rng.choice(ERRORS)
+            events.append(ev.result(sim=t, user=user, endpoint=rng.choice(ENDPOINTS),
+                                    latency_ms=rng.randint(1, 80_000) / 8, raw_latency_ms=rng.randint(1, 40_000) / 8,
+                                    status=200 if error is None else 500, error=error, nbytes=rng.randint(0, 5_000)))
+            if rng.random() < 0.5:
+                events.append(ev.counter(sim=t, user=user, name=rng.choice(["cloud_cost", "claims_paid"]),
+                                         value=rng.randint(1, 64) / 8))
+        events.append(ev.sla(opened=t - 100, decided=t, met=rng.random() < 0.7, user=user,
+                             sla=rng.choice(["48h", "2h"])))
+        events.append(ev.journey_ended(sim=t + 1, user=user,
+                                       outcome=rng.choice(["completed", "failed", "gave_up", "cut"])))
+    events.append(ev.finished(sim=6 * HOUR, requests_sent=sum(1 for e in events if isinstance(e, RequestResult))))
+    return events
+
+
+def merge_folds(*folds: RunFold) -> dict[tuple[int, str], Bucket]:
+    out: dict[tuple[int, str], Bucket] = {}
+    for f in folds:
+        for key, bucket in f.buckets.items():
+            out.setdefault(key, Bucket()).merge(bucket)
+    return out
+
+
+def merged(*buckets: Bucket) -> Bucket:
+    total = Bucket()
+    for b in buckets:
+        total.merge(b)
+    return total
+
+
+@pytest.fixture(scope="module")
+def events() -> list[Event]:
+    return random_run(seed=2024)
+
+
+# -- folding parts and merging equals folding the whole ---------------------------------------
+@pytest.mark.parametrize("cut", [1, 37, 200, -1])
+def test_split_in_time_then_merge_equals_fold_of_all(events: list[Event], cut: int) -> None:
+    whole = fold(events)
+    first = fold(events[:cut])
+    second = fold([events[0], *events[cut:]])  # every partition knows the run's RunStarted
+    assert merge_folds(first, second) == whole.buckets
+    assert merged(first.merged(), second.merged()) == whole.merged()
+
+
+def test_split_by_user_like_kafka_partitions(events: list[Event]) -> None:
+    whole = fold(events)
+    head, rest = events[0], events[1:]
+    parts = [fold([head, *[e for e in rest if getattr(e, "user", None) is not None and e.user % 3 == k]])
+             for k in range(3)]
+    bucketed = [e for e in rest if hasattr(e, "user")]
+    assert sum(p.events for p in parts) == len(bucketed) + 3
+    assert merge_folds(*parts) == whole.buckets
+    assert sum(p.results_recorded for p in parts) == whole.results_recorded
+
+
+def test_merge_is_associative_and_commutative(events: list[Event]) -> None:
+    f = fold(events)
+    buckets = list(f.buckets.values())
+    a, b, c = merged(*buckets[0::3]), merged(*buckets[1::3]), merged(*buckets[2::3])
+    left = merged(merged(a, b), c)
+    right = merged(a, merged(b, c))
+    assert left == right
+    assert merged(c, b, a) == left
+    assert left == f.merged()
+
+
+def test_merging_an_empty_bucket_changes_nothing(events: list[Event]) -> None:
+    total = fold(events).merged()
+    before = total.to_dict()
+    total.merge(Bucket())
+    assert total.to_dict() == before
+    assert merged(Bucket(), total) == total
+
+
+def test_merge_sums_every_field() -> None:
+    ev = RunEvents()
+    a = fold([ev.result(sim=1, latency_ms=10, error="5xx", nbytes=3), ev.journey_started(sim=1, late_ms=99),
+              ev.sla(opened=1, decided=2, met=True), ev.counter(sim=1, name="c", value=1.5),
+              ev.journey_ended(sim=2, outcome="failed")]).merged()
+    b = fold([ev.result(sim=2, latency_ms=30, error="5xx", nbytes=4), ev.result(sim=3, latency_ms=20, nbytes=5),
+              ev.sla(opened=1, decided=2, met=False), ev.counter(sim=1, name="c", value=2.0),
+              ev.counter(sim=1, name="d", value=1.0), ev.journey_ended(sim=2, outcome="failed")]).merged()
+    a.merge(b)
+    assert a.requests == 3
+    assert a.errors == {"5xx": 2}
+    assert a.error_count == 2
+    assert a.bytes == 12
+    assert (a.latency.count, a.latency.min, a.latency.max, a.latency.sum) == (3, 10.0, 30.0, 60.0)
+    assert (a.journeys_started, a.late_starts) == (1, 1)
+    assert a.journeys == {"failed": 2}
+    assert (a.sla_met, a.sla_missed) == ({"48h": 1}, {"48h": 1})
+    assert a.counters == {"c": 3.5, "d": 1.0}
+
+
+# -- wire form ------------------------------------------------------------------------------------
+def test_to_dict_from_dict_round_trip(events: list[Event]) -> None:
+    for bucket in [*fold(events).buckets.values(), fold(events).merged(), Bucket()]:
+        data = bucket.to_dict()
+        back = Bucket.from_dict(data)
+        assert back == bucket
+        assert back.to_dict() == data
+        wire = orjson.loads(orjson.dumps(data))  # survives JSON on the metrics topic
+        assert Bucket.from_dict(wire) == bucket
+        assert Bucket.from_dict(wire).latency.quantile(0.95) == bucket.latency.quantile(0.95)
+
+
+def test_decoded_buckets_keep_merging(events: list[Event]) -> None:
+    f = fold(events)
+    decoded = [Bucket.from_dict(orjson.loads(orjson.dumps(b.to_dict()))) for b in f.buckets.values()]
+    assert merged(*decoded) == f.merged()
+
+
+def test_from_dict_copies_its_input() -> None:
+    data = fold([RunEvents().result(sim=1.0, error="5xx")]).merged().to_dict()
+    bucket = Bucket.from_dict(data)
+    bucket.errors["5xx"] += 1
+    assert data["errors"] == {"5xx": 1}
+
+
+def test_bucket_equality() -> None:
+    assert Bucket() == Bucket()
+    assert Bucket() != object()
+    b = Bucket()
+    b.requests = 1
+    assert b != Bucket()
+
+
+# -- RunFold -------------------------------------------------------------------------------------
+def test_results_go_to_the_window_and_endpoint_of_their_sim_time() -> None:
+    ev = RunEvents(window_s=300.0)
+    f = fold([ev.started(), ev.result(sim=0.0, endpoint="A"), ev.result(sim=299.9, endpoint="A"),
+              ev.result(sim=300.0, endpoint="A"), ev.result(sim=301.0, endpoint="B")])
+    assert f.window_s == 300.0
+    assert {k: b.requests for k, b in f.buckets.items()} == {(0, "A"): 2, (1, "A"): 1, (1, "B"): 1}
+    assert f.endpoints == ["A", "B"]
+    assert f.results_recorded == 4
+
+
+def test_journeys_slas_and_counters_are_not_per_endpoint() -> None:
+    ev = RunEvents()
+    f = fold([ev.journey_started(sim=10.0), ev.counter(sim=70.0, name="c", value=2.0),
+              ev.journey_ended(sim=130.0, outcome="gave_up"),
+              # an SLA counts in the window where it was opened, not where it was decided
+              ev.sla(opened=15.0, decided=48 * HOUR, met=False)])
+    assert set(f.buckets) == {(0, ""), (1, ""), (2, "")}
+    assert f.buckets[(0, "")].journeys_started == 1
+    assert f.buckets[(0, "")].sla_missed == {"48h": 1}
+    assert f.buckets[(1, "")].counters == {"c": 2.0}
+    assert f.buckets[(2, "")].journeys == {"gave_up": 1}
+    assert f.endpoints == []
+    assert f.last_sim_time == 48 * HOUR
+
+
+def test_late_threshold_comes_from_the_scenario() -> None:
+    ev = RunEvents()
+    starts = [ev.journey_started(sim=1.0, late_ms=late) for late in (5.0, 10.0, 10.5, 30.0)]
+    assert fold(starts).merged().late_starts == 2  # default threshold 10 ms, strictly above
+    f = fold([ev.started(scenario={"name": "t", "late_threshold_ms": 20.0}), *starts])
+    assert f.late_threshold_ms == 20.0
+    assert f.merged().late_starts == 1
+
+
+def test_merged_filters_by_window_start_and_endpoint(events: list[Event]) -> None:
+    f = fold(events)
+    total = f.merged()
+    by_endpoint = merged(*(f.merged(endpoint=e) for e in [*ENDPOINTS, ""]))
+    assert by_endpoint == total
+    early, late = f.merged(to_sim=2 * HOUR), f.merged(from_sim=2 * HOUR)
+    assert merged(early, late) == total
+    expected = sum(1 for e in events if isinstance(e, RequestResult) and 2 * HOUR <= e.sim_time < 3 * HOUR)
+    assert f.merged(from_sim=2 * HOUR, to_sim=3 * HOUR).requests == expected
+
+
+def test_run_facts_and_times(events: list[Event]) -> None:
+    ev = RunEvents()
+    f = fold([ev.started(), ev.result(sim=50.0), ev.aborted(sim=60.0, reason="x"),
+              ev.verdict(sim=999_999.0, verdict={"verdict": "PASS"})])
+    assert f.started is not None and f.aborted is not None and f.aborted.reason == "x"
+    assert f.finished is None
+    assert f.verdict is not None and f.verdict.verdict == {"verdict": "PASS"}
+    assert f.last_sim_time == 60.0  # a verdict is judged from what came before it
+    assert f.events == 4
+    whole = fold(events)
+    assert whole.finished is not None
+    assert whole.last_sim_time == 6 * HOUR
