@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .buckets import RunFold
-from .errors import EsrError, ScenarioError
+from .engine.sender import HTTP_CLIENTS
+from .errors import EsrError
 from .runlog import esr_home, read_events, run_log_path
 from .scenario import Scenario, load_scenario, scenario_json_schema
 from .targets import TargetRegistry
@@ -31,7 +32,8 @@ _EPILOG_RUN = """examples:
 
 exit codes: 0 PASS, 1 FAIL, 2 invalid input or ERROR (could not be judged), 3 ABORTED
 environment: ESR_HOME (run logs, default ~/.esr), ESR_TARGET (default target),
-             ESR_TARGETS (target registry file, default $ESR_HOME/targets.json)"""
+             ESR_TARGETS (target registry file, default $ESR_HOME/targets.json),
+             ESR_HTTP_CLIENT (pooled or aiohttp)"""
 
 _EPILOG_JUDGE = """examples:
   esr judge 20261127-090512-3f9a1c
@@ -56,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the verdict as JSON on stdout")
     run.add_argument("--quiet", action="store_true", help="no live progress display")
     run.add_argument("--run-id", help="use this run id instead of a generated one")
+    run.add_argument("--http-client", choices=HTTP_CLIENTS, default=os.environ.get("ESR_HTTP_CLIENT", "pooled"),
+                     help="pooled: the lean keep-alive client (default); aiohttp: aiohttp's client "
+                          "(env ESR_HTTP_CLIENT)")
 
     judge_p = sub.add_parser("judge", help="re-judge a finished run from its run log", epilog=_EPILOG_JUDGE,
                              formatter_class=raw)
@@ -139,7 +144,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     name = args.target or os.environ.get("ESR_TARGET") or scenario.target
     if not name:
-        raise ScenarioError([], source=args.scenario) if False else EsrError(
+        raise EsrError(
             "no target: pass --target URL (a loopback URL or a registered name), set ESR_TARGET, "
             "or put \"target\" in the scenario")
     target = _registry().resolve(name)
@@ -169,8 +174,7 @@ def _cmd_demo_target(args: argparse.Namespace) -> int:
 
     from .demo_target import DemoTargetConfig, make_app
 
-    if not TargetRegistry().resolve(f"http://{args.host}:{args.port}"):
-        return EXIT_INVALID
+    TargetRegistry().resolve(f"http://{args.host}:{args.port}")  # serve on loopback only
     config = DemoTargetConfig(latency_ms=args.latency, jitter_ms=args.jitter, error_rate=args.error_rate)
     print(f"demo target on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
     web.run_app(make_app(config), host=args.host, port=args.port, print=None, access_log=None)
@@ -221,7 +225,8 @@ async def _run_async(scenario: Scenario, target: Any, args: argparse.Namespace, 
     from .display import console, progress_text
     from .engine.runner import Run
 
-    run = Run(scenario, target, run_id=getattr(args, "run_id", None), scenario_file=scenario_file)
+    run = Run(scenario, target, run_id=getattr(args, "run_id", None), scenario_file=scenario_file,
+              http_client=getattr(args, "http_client", "pooled"))
     err = console(stderr=True)
     show = not args.quiet
     live = None

@@ -15,7 +15,7 @@ Durations of `wait` and `poll` are simulated time; `request.timeout` is real tim
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -32,7 +32,12 @@ def _duration(value: Any) -> float:
     return parse_duration(value)
 
 
-Duration = Annotated[float, BeforeValidator(_duration), Field(json_schema_extra={"examples": ["1h", "30m", 90]})]
+DURATION_PATTERN = r"^\s*(\d+(\.\d+)?(ms|min|s|m|h|d)\s*)+$"
+Duration = Annotated[
+    float,
+    BeforeValidator(_duration, json_schema_input_type=Union[float, Annotated[str, Field(pattern=DURATION_PATTERN)]]),
+    Field(json_schema_extra={"examples": ["1h", "30m", 90]}),
+]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 
 

@@ -91,6 +91,6 @@ def make_plan(scenario: Scenario, default: JourneySpec) -> RunPlan:
         note=(
             f"warp {scenario.time_warp:g} compresses the calendar, not the intensity: the target sees "
             f"up to {peak:g} journey starts per real second, and one simulated hour holds rate x "
-            f"{3600 / scenario.time_warp:g} journey starts. SLA deadlines run on simulated time; the "
+            f"{3600 / scenario.time_warp:.3g} journey starts. SLA deadlines run on simulated time; the "
             "target's own timers run on real time unless it reads X-ESR-Sim-Time."),
     )

@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
@@ -36,7 +36,9 @@ def _rate(value: Any) -> float:
     return parse_rate(value)
 
 
-Rate = Annotated[float, BeforeValidator(_rate), Field(
+RATE_PATTERN = r"^\s*\d+(\.\d+)?\s*(/\s*(ms|s|sec|min|m|h|hour))?\s*$"
+Rate = Annotated[float, BeforeValidator(
+    _rate, json_schema_input_type=Union[float, Annotated[str, Field(pattern=RATE_PATTERN)]]), Field(
     description="journey starts per real second while this simulated hour plays; a number or '2400/min'")]
 
 
@@ -277,6 +279,18 @@ def _load_python(path: Path) -> Scenario:
 def scenario_json_schema() -> dict[str, Any]:
     """The JSON Schema of scenario files, for editors and CI checks."""
     schema = Scenario.model_json_schema(by_alias=True)
+    defs = schema["$defs"]
+    # shorthand forms accepted by the models' "before" validators
+    defs["LoadStep"] = {"anyOf": [defs["LoadStep"], {
+        "type": "array", "description": "[hour, rate] or [hour, rate, \"ramp\"]", "minItems": 2, "maxItems": 3,
+        "prefixItems": [{"type": "number", "minimum": 0}, defs["LoadStep"]["properties"]["rate"],
+                        {"const": "ramp"}]}]}
+    defs["CounterSpec"] = {"anyOf": [defs["CounterSpec"], {"type": "number"},
+                                     {"type": "string", "pattern": r"^(header:.+|\$.*)$"}]}
+    expect = defs["StepSpec"]["properties"]["expect"]
+    expect["anyOf"] = [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}},
+                       {"type": "object", "properties": {"status": {"type": "array", "items": {"type": "integer"}}},
+                        "required": ["status"], "additionalProperties": False}, {"type": "null"}]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://hms-esr.example/scenario.schema.json"
     return schema

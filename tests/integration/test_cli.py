@@ -1,0 +1,180 @@
+"""The `esr` command as a user runs it: real processes, a real target on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from esr.runlog import read_events
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICKSTART = ROOT / "esr" / "examples" / "quickstart.json"
+
+
+def esr(*args: str, check: bool = False, timeout: float = 180, **kw: Any) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-m", "esr.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=os.environ.copy(), **kw)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def target_url() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "esr.cli", "demo-target", "--port", str(port), "--latency", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+
+
+def write(tmp_path: Path, data: dict[str, Any], name: str = "s.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+SMALL = {"name": "small", "duration_hours": 2, "time_warp": 3600, "load_profile": [[0, 20], [1, 40]],
+         "assertions": ["error_rate < 0.01", "latency_p95_ms < 1000"], "seed": 5}
+
+
+def test_validate_lists_every_error_with_its_path(tmp_path: Path, esr_home: Path) -> None:
+    bad = write(tmp_path, {"name": "x", "duration_hours": "a day", "time_warp": 60, "load_profile": [[0, "fast"]],
+                           "assertions": ["latency_p95 < 2"], "failure_injection": ["db_down@noon"], "extra": 1})
+    done = esr("validate", str(bad))
+    assert done.returncode == 2
+    err = done.stderr
+    assert "Traceback" not in err
+    for path in ("duration_hours:", "load_profile[0].rate:", "assertions[0]:", "failure_injection[0]:", "extra:"):
+        assert path in err, err
+    assert "unknown metric 'latency_p95'" in err and "latency_p<N>_ms" in err
+    assert not (esr_home / "runs").exists()
+    good = esr("validate", str(QUICKSTART), check=True)
+    assert "valid scenario 'quickstart_claims_48h'" in good.stdout
+
+
+def test_bad_json_reports_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{"name": "x",\n "duration_hours": 24,,}')
+    done = esr("validate", str(path))
+    assert done.returncode == 2 and "line 2, column 23" in done.stderr
+
+
+def test_schema_validates_the_examples(tmp_path: Path) -> None:
+    schema = json.loads(esr("schema", check=True).stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    validator.validate(json.loads(QUICKSTART.read_text()))
+    validator.validate(SMALL)
+    errors = list(validator.iter_errors({"name": "x", "time_warp": "fast"}))
+    assert {e.message for e in errors} >= {"'duration_hours' is a required property", "'load_profile' is a required property"}
+
+
+def test_plan_states_real_and_simulated_figures(tmp_path: Path) -> None:
+    plan = json.loads(esr("plan", str(write(tmp_path, SMALL)), "--json", check=True).stdout)
+    assert plan["load_real_seconds"] == 2.0 and plan["sim_hours"] == 2
+    assert plan["peak_rate"] == 40 and plan["journeys_per_sim_hour_at_peak"] == 40
+    assert plan["expected_journeys"] == 60
+    assert plan["max_requests_per_journey"] == {"default": 1}
+    quick = json.loads(esr("plan", str(QUICKSTART), "--json", check=True).stdout)
+    assert quick["drain_bound_sim_hours"] == 48 and quick["drain_bound_real_seconds"] == 48 * 3600 / 17280
+    assert quick["max_requests_per_journey"] == {"claim": 1 + 37}
+    text = " ".join(esr("plan", str(QUICKSTART), check=True).stdout.replace("│", " ").split())
+    assert "compresses the calendar, not the intensity" in text
+    assert "48 simulated h = at most 10s real" in text
+
+
+def test_run_judge_and_exit_codes(tmp_path: Path, target_url: str, esr_home: Path) -> None:
+    scenario = write(tmp_path, SMALL)
+    done = esr("run", str(scenario), "--target", target_url, "--json")
+    assert done.returncode == 0, done.stderr
+    verdict = json.loads(done.stdout)
+    assert verdict["verdict"] == "PASS"
+    assert verdict["completeness"]["complete"] is True
+    assert verdict["summary"]["requests"] == verdict["completeness"]["arrivals_planned"]
+    log = Path(verdict["run_log"])
+    assert log.is_relative_to(esr_home)
+
+    again = json.loads(esr("judge", verdict["run_id"], "--json", check=True).stdout)
+    assert {k: again[k] for k in ("verdict", "assertions", "summary", "completeness")} == \
+           {k: verdict[k] for k in ("verdict", "assertions", "summary", "completeness")}
+    strict = esr("judge", "latest", "--assert", "latency_p99_ms < 0.001", "--json")
+    assert strict.returncode == 1 and json.loads(strict.stdout)["verdict"] == "FAIL"
+
+    failing = write(tmp_path, SMALL | {"assertions": ["requests < 5"]}, "fail.json")
+    table = esr("run", str(failing), "--target", target_url, "--quiet")
+    assert table.returncode == 1
+    assert "VERDICT FAIL" in table.stdout and "requests < 5" in table.stdout
+
+    no_data = write(tmp_path, SMALL | {"assertions": ["sla_48h_success_rate > 0.9"]}, "nodata.json")
+    error = esr("run", str(no_data), "--target", target_url, "--json")
+    assert error.returncode == 2 and json.loads(error.stdout)["verdict"] == "ERROR"
+
+
+def test_refused_target_and_bad_assertion_write_no_log(tmp_path: Path, esr_home: Path) -> None:
+    refused = esr("run", str(write(tmp_path, SMALL)), "--target", "http://192.0.2.10:80")
+    assert refused.returncode == 2
+    assert "not a loopback address and not in the target registry" in refused.stderr
+    bad = write(tmp_path, SMALL | {"assertions": ["error_rate <"]}, "bad.json")
+    done = esr("run", str(bad), "--target", "http://127.0.0.1:9")
+    assert done.returncode == 2 and "column" in done.stderr
+    assert not (esr_home / "runs").exists()
+
+
+def test_registered_target_by_name(tmp_path: Path, target_url: str, esr_home: Path) -> None:
+    esr_home.mkdir(parents=True)
+    (esr_home / "targets.json").write_text(json.dumps({"targets": {"staging": {"url": target_url}}}))
+    done = esr("run", str(write(tmp_path, SMALL)), "--target", "staging", "--json")
+    assert done.returncode == 0, done.stderr
+    unknown = esr("run", str(write(tmp_path, SMALL)), "--target", "prod")
+    assert unknown.returncode == 2 and "registered targets: staging" in unknown.stderr
+
+
+def test_ctrl_c_leaves_an_aborted_verdict(tmp_path: Path, target_url: str, esr_home: Path) -> None:
+    long = write(tmp_path, SMALL | {"duration_hours": 24, "time_warp": 60})
+    proc = subprocess.Popen([sys.executable, "-m", "esr.cli", "run", str(long), "--target", target_url, "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3, err
+    logs = list((esr_home / "runs").glob("*/events.jsonl"))
+    assert len(logs) == 1
+    events = list(read_events(logs[0]))
+    assert events[-1].verdict["verdict"] == "ABORTED"  # type: ignore[attr-defined]
+    assert esr("judge", "latest").returncode == 3
+
+
+def test_readme_quickstart_runs(esr_home: Path) -> None:
+    done = esr("demo", "--json", timeout=240)
+    assert done.returncode == 0, done.stderr
+    verdict = json.loads(done.stdout)
+    assert verdict["verdict"] == "PASS"
+    assert verdict["summary"]["sla_48h_met"] > 0 and verdict["summary"]["claims_paid"] > 0
