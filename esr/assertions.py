@@ -24,7 +24,7 @@ from lark import Lark, Token, Transformer, UnexpectedInput
 from .buckets import RunFold
 from .clock import SimClock
 from .errors import AssertionSyntaxError, JudgementError
-from .grammar import expected_tokens
+from .grammar import error_column, expected_tokens
 from .metrics import MetricFunction, MetricsView, is_known_metric, known_metric_names
 from .units import parse_duration
 
@@ -47,7 +47,7 @@ MUL: "*" | "/"
 DOTDOT: ".."
 DURATION.2: /\d+(\.\d+)?(ms|min|s|m|h|d)\b/
 NUMBER: /\d+(\.\d+)?([eE][-+]?\d+)?/
-NAME: /[A-Za-z_][A-Za-z0-9_]*(\.[0-9]+_ms)?/
+NAME: /[A-Za-z_][A-Za-z0-9_]*(\.[0-9]+[A-Za-z_][A-Za-z0-9_]*)?/
 STRING: /"[^"]*"/ | /'[^']*'/
 %import common.WS
 %ignore WS
@@ -128,7 +128,7 @@ def parse_assertion(
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
-        column = exc.column if exc.column and exc.column > 0 else len(text) + 1
+        column = error_column(exc, text)
         raise AssertionSyntaxError(
             text, column, f"expected {expected_tokens(exc)}; an assertion reads like "
             "'latency_p95_ms < 2000' or 'error_rate < 0.01 in every 1h'"

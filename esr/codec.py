@@ -29,10 +29,29 @@ def decode(line: bytes | str, where: str = "") -> Event:
     try:
         event: Event = _decoder.decode(line)
     except msgspec.ValidationError as exc:
+        _check_version(line, where)
         known = ", ".join(EVENT_TYPES)
         raise RunLogError(f"{where}: not a valid event ({exc}); known event types: {known}") from None
     except msgspec.DecodeError as exc:
         raise RunLogError(f"{where}: not a JSON event ({exc})") from None
     if event.v > SCHEMA_VERSION:
-        raise RunLogError(f"{where}: event schema v{event.v} is newer than this ESR (v{SCHEMA_VERSION}); upgrade ESR")
+        _newer(event.v, where)
     return event
+
+
+class _Versioned(msgspec.Struct):
+    v: int = SCHEMA_VERSION
+
+
+def _check_version(line: bytes | str, where: str) -> None:
+    """An event that does not fit may simply be from a newer ESR: say so."""
+    try:
+        version = msgspec.json.decode(line, type=_Versioned).v
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return
+    if version > SCHEMA_VERSION:
+        _newer(version, where)
+
+
+def _newer(version: int, where: str) -> None:
+    raise RunLogError(f"{where}: event schema v{version} is newer than this ESR (v{SCHEMA_VERSION}); upgrade ESR")

@@ -16,9 +16,10 @@ from functools import cache
 from typing import Any
 
 from lark import Lark, Token, Transformer, UnexpectedInput
+from lark.exceptions import VisitError
 
 from .errors import FaultSyntaxError
-from .grammar import expected_tokens
+from .grammar import error_column, expected_tokens
 from .units import parse_duration
 
 __all__ = ["FaultSpec", "parse_fault"]
@@ -61,6 +62,12 @@ class FaultSpec:
         return None if self.duration_sim is None else self.start_sim + self.duration_sim
 
 
+class _BadValue(ValueError):
+    def __init__(self, token: Token, message: str) -> None:
+        super().__init__(message)
+        self.token = token
+
+
 @cache
 def _parser() -> Lark:
     return Lark(_GRAMMAR, parser="lalr")
@@ -95,13 +102,13 @@ class _Build(Transformer):
     def at_clock(self, items: list[Token]) -> float:
         hours, minutes = str(items[0]).split(":")
         if int(minutes) >= 60:
-            raise ValueError(f"minutes must be below 60 in {items[0]}")
+            raise _BadValue(items[0], f"minutes must be below 60 in {items[0]}")
         return int(hours) * 3600 + int(minutes) * 60
 
     def at_day_hour(self, items: list[Token]) -> float:
         day = int(items[0])
         if day < 1:
-            raise ValueError("days count from 1 (day 1 is the first simulated day)")
+            raise _BadValue(items[0], "days count from 1 (day 1 is the first simulated day)")
         return (day - 1) * 86400 + float(items[1]) * 3600
 
     def duration(self, items: list[Token]) -> float:
@@ -114,13 +121,14 @@ def parse_fault(text: str) -> FaultSpec:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
         hint = "; write e.g. 'db_down@hour12', 'latency(500ms)@hour3+1h' or 'x@day 2 hour 9'"
-        raise FaultSyntaxError(text, exc.column if exc.column > 0 else len(text) + 1,
+        raise FaultSyntaxError(text, error_column(exc, text),
                                f"unexpected input (expected {expected_tokens(exc)}){hint}") from None
     try:
         parts = _Build().transform(tree).children
-    except Exception as exc:  # noqa: BLE001 -- a value error inside a rule
-        cause = exc.__context__ or exc
-        raise FaultSyntaxError(text, 1, str(cause)) from None
+    except VisitError as exc:  # a value error inside a rule
+        cause = exc.orig_exc
+        column = cause.token.column if isinstance(cause, _BadValue) else 1
+        raise FaultSyntaxError(text, column, str(cause)) from None
     name = str(parts[0])
     params: list = parts[1] if len(parts) > 1 and isinstance(parts[1], list) else []
     rest = parts[2:] if params or (len(parts) > 1 and isinstance(parts[1], list)) else parts[1:]

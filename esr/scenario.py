@@ -226,14 +226,19 @@ def _semantic_errors(
 
 def _semantic_errors_raw(data: Mapping[str, Any]) -> list[FieldError]:
     """Assertion and fault errors from data that did not validate, so all errors show at once."""
-    counters: set[str] = {c for c in data.get("counters", []) or [] if isinstance(c, str)}
-    for journey in data.get("journeys") or []:
-        for step in (journey.get("steps") or []) if isinstance(journey, dict) else []:
+
+    def items(value: Any) -> list[Any]:
+        return list(value) if isinstance(value, list) else []
+
+    counters: set[str] = {c for c in items(data.get("counters")) if isinstance(c, str)}
+    for journey in items(data.get("journeys")):
+        steps = journey.get("steps") if isinstance(journey, dict) else None
+        for step in items(steps):
             if isinstance(step, dict) and isinstance(step.get("counters"), dict):
-                counters |= set(step["counters"])
+                counters |= {k for k in step["counters"] if isinstance(k, str)}
     metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
-    assertions = [a for a in data.get("assertions") or [] if isinstance(a, str)] if isinstance(data.get("assertions"), list) else []
-    faults = [f for f in data.get("failure_injection") or [] if isinstance(f, str)] if isinstance(data.get("failure_injection"), list) else []
+    assertions = [a for a in items(data.get("assertions")) if isinstance(a, str)]
+    faults = [f for f in items(data.get("failure_injection")) if isinstance(f, str)]
     return _semantic_errors(assertions, faults, frozenset(counters), metrics or {}, 60.0)
 
 

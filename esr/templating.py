@@ -18,6 +18,8 @@ from jsonpath_ng import parse as _jsonpath_parse
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
 from lark import Lark, Token, Transformer, UnexpectedInput
 
+from .grammar import error_column
+
 __all__ = ["NAMESPACES", "Condition", "JsonPath", "Template"]
 
 NAMESPACES = ("user", "data", "vars", "run")
@@ -185,9 +187,14 @@ class _ConditionBuilder(Transformer):
         return ("and", tuple(items))
 
 
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: true and 1 are different values (RFC 9535)."""
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
 _OPS = {
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
+    "==": _same,
+    "!=": lambda a, b: not _same(a, b),
     "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b,
     ">": lambda a, b: a > b,
@@ -209,7 +216,7 @@ class Condition:
             tree = _ConditionBuilder().transform(_condition_parser().parse(text))
         except UnexpectedInput as exc:
             raise ValueError(
-                f"cannot parse condition {text!r} at column {exc.column}: expected a form like"
+                f"cannot parse condition {text!r} at column {error_column(exc, text)}: expected a form like"
                 " \"$.status == 'paid'\" or \"$.status in ['paid', 'denied']\""
             ) from None
         except Exception as exc:  # a bad JSON path inside the condition
@@ -228,12 +235,12 @@ def _evaluate(node: tuple, document: Any) -> bool:
     if kind == "and":
         return all(_evaluate(n, document) for n in node[1])
     value = node[1].find(document, _MISSING)
-    if value is _MISSING:
-        return kind == "not in"
+    if value is _MISSING:  # a missing value equals nothing: only the negations hold
+        return kind == "not in" or (kind == "cmp" and node[2] == "!=")
     if kind == "in":
-        return value in node[2]
+        return any(_same(value, item) for item in node[2])
     if kind == "not in":
-        return value not in node[2]
+        return not any(_same(value, item) for item in node[2])
     try:
         return bool(_OPS[node[2]](value, node[3]))
     except TypeError:  # e.g. "paid" < 3: a mismatch, not a crash

@@ -21,9 +21,11 @@ def parse_duration(value: str | int | float) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as '1h' or '90s', got {value!r}")
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"a duration cannot be negative, got {value}")
+        if value < 0 or value != value or value == float("inf"):
+            raise ValueError(f"a duration must be a finite number of seconds >= 0, got {value}")
         return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration such as '48h', '1h30m' or 90 (seconds), got {value!r}")
     text = value.strip().replace(" ", "")
     pos, total = 0, 0.0
     for match in _DURATION_PART.finditer(text):
@@ -44,6 +46,8 @@ def parse_rate(value: str | int | float) -> float:
         raise ValueError(f"expected a rate such as 40 or '2400/min', got {value!r}")
     if isinstance(value, (int, float)):
         rate = float(value)
+    elif not isinstance(value, str):
+        raise ValueError(f"expected a rate such as 40, '40/s' or '2400/min', got {value!r}")
     else:
         match = _RATE.match(value)
         if not match:

@@ -28,7 +28,11 @@ def _faker() -> Faker:
 def check_data_spec(spec: DataSpec) -> None:
     """Raise ValueError saying what is expected if `spec` is not a generator we know."""
     if isinstance(spec, str):
-        if spec.startswith("_") or not callable(getattr(_faker(), spec, None)):
+        try:
+            provider = getattr(_faker(), spec, None)
+        except (TypeError, AttributeError):  # e.g. Faker's class-level attributes
+            provider = None
+        if spec.startswith("_") or spec.startswith("seed") or not callable(provider):
             raise ValueError(
                 f"unknown data generator {spec!r}: use a Faker provider name such as 'ssn', "
                 "'first_name', 'email', 'date_of_birth', or {'int': [lo, hi]}, {'float': [lo, hi]},"

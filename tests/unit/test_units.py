@@ -46,7 +46,7 @@ def test_parse_duration_rejects_malformed_strings(text: str) -> None:
 
 
 def test_parse_duration_rejects_negative_numbers_and_bools() -> None:
-    with pytest.raises(ValueError, match="cannot be negative, got -5"):
+    with pytest.raises(ValueError, match="must be a finite number of seconds >= 0, got -5"):
         parse_duration(-5)
     with pytest.raises(ValueError, match="expected a duration"):
         parse_duration(True)
