@@ -178,3 +178,48 @@ def test_readme_quickstart_runs(esr_home: Path) -> None:
     verdict = json.loads(done.stdout)
     assert verdict["verdict"] == "PASS"
     assert verdict["summary"]["sla_48h_met"] > 0 and verdict["summary"]["claims_paid"] > 0
+
+
+PY_SCENARIO = '''
+import esr
+
+def cost_per_request(metrics):
+    return metrics["cloud_cost"] / metrics["requests"]
+
+scenario = esr.Scenario(
+    name="python_form", duration_hours=1, time_warp=3600, load_profile=[(0, 30)], seed=1,
+    metrics=[cost_per_request],
+    journeys=[{"name": "home", "steps": [{"name": "get", "request": {"path": "/"},
+                                           "counters": {"cloud_cost": "header:X-Cost"}}]}],
+    assertions=["cost_per_request < THRESHOLD"],
+)
+'''
+
+
+def test_python_scenario_with_a_custom_metric(tmp_path: Path, target_url: str) -> None:
+    path = tmp_path / "python_form.py"
+    path.write_text(PY_SCENARIO.replace("THRESHOLD", "0.002"))
+    done = esr("run", str(path), "--target", target_url, "--json")
+    assert done.returncode == 0, done.stderr
+    verdict = json.loads(done.stdout)
+    assert verdict["assertions"][0]["observed"] == pytest.approx(0.001)
+    # judge finds the function in the scenario file recorded in the log
+    again = json.loads(esr("judge", "latest", "--json", check=True).stdout)
+    assert again["assertions"] == verdict["assertions"]
+    stricter = tmp_path / "stricter.py"
+    stricter.write_text(PY_SCENARIO.replace("THRESHOLD", "0.0005"))
+    assert esr("judge", "latest", "--scenario", str(stricter), "--assert", "cost_per_request < 0.0005").returncode == 1
+
+
+def test_kill_9_leaves_a_log_that_judges_aborted(tmp_path: Path, target_url: str, esr_home: Path) -> None:
+    long = write(tmp_path, SMALL | {"duration_hours": 24, "time_warp": 60})
+    proc = subprocess.Popen([sys.executable, "-m", "esr.cli", "run", str(long), "--target", target_url, "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(3)
+    proc.kill()
+    proc.wait(10)
+    done = esr("judge", "latest", "--json")
+    assert done.returncode == 3
+    verdict = json.loads(done.stdout)
+    assert verdict["verdict"] == "ABORTED" and "before the run finished" in verdict["reason"]
+    assert verdict["completeness"]["results_recorded"] > 0

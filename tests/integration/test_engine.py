@@ -35,6 +35,12 @@ CLAIM_JOURNEY: dict[str, Any] = {
 }
 
 
+@pytest.fixture(params=["pooled", "aiohttp"])
+def http_client(request: pytest.FixtureRequest) -> str:
+    """Both HTTP clients must measure and classify alike."""
+    return request.param
+
+
 def scenario(**fields: Any) -> Scenario:
     base: dict[str, Any] = {"name": "t", "duration_hours": 1, "time_warp": 1800, "load_profile": [[0, 40]],
                             "seed": 3}
@@ -51,10 +57,10 @@ def events_of(r: Run) -> list[Any]:
     return list(read_events(r.log_path))
 
 
-async def test_counts_are_exact_and_headers_carry_the_sim_tag(demo_target: Any) -> None:
+async def test_counts_are_exact_and_headers_carry_the_sim_tag(demo_target: Any, http_client: str) -> None:
     url, target = await demo_target()
     s = scenario(assertions=["requests > 0", "error_rate == 0"])
-    r = await run(s, url)
+    r = await run(s, url, http_client=http_client)
     planned = r.plan.count()
     v = r.verdict
     assert v is not None and v.status == "PASS"
@@ -69,7 +75,7 @@ async def test_counts_are_exact_and_headers_carry_the_sim_tag(demo_target: Any) 
     assert seen["X-ESR-Sim-Time"].startswith(r.sim_start.date().isoformat())
 
 
-async def test_error_kinds_and_rate_are_exact(demo_target: Any) -> None:
+async def test_error_kinds_and_rate_are_exact(demo_target: Any, http_client: str) -> None:
     url, _ = await demo_target()
     journey = {"name": "mixed", "steps": [
         {"name": "ok", "request": {"path": "/"}},
@@ -77,7 +83,7 @@ async def test_error_kinds_and_rate_are_exact(demo_target: Any) -> None:
         {"name": "not_found", "request": {"path": "/status/404"}, "expect": [404]},
         {"name": "ok_again", "request": {"path": "/"}},
     ]}
-    r = await run(scenario(journeys=[journey], assertions=["error_rate < 0.1"]), url)
+    r = await run(scenario(journeys=[journey], assertions=["error_rate < 0.1"]), url, http_client=http_client)
     v = r.verdict
     assert v is not None
     journeys = v.summary["journeys_started"]
@@ -98,9 +104,9 @@ async def test_latency_is_measured_from_the_intended_time(demo_target: Any) -> N
     assert all(e.latency_ms >= e.raw_latency_ms for e in results)
 
 
-async def test_timeouts_and_refused_connections_are_classified(demo_target: Any) -> None:
+async def test_timeouts_and_refused_connections_are_classified(demo_target: Any, http_client: str) -> None:
     url, _ = await demo_target(latency_ms=400)
-    r = await run(scenario(request_timeout=0.05, load_profile=[[0, 10]]), url)
+    r = await run(scenario(request_timeout=0.05, load_profile=[[0, 10]]), url, http_client=http_client)
     assert r.verdict is not None
     assert r.verdict.summary["errors_timeout"] == r.verdict.summary["requests"] > 0
     import socket
@@ -108,17 +114,17 @@ async def test_timeouts_and_refused_connections_are_classified(demo_target: Any)
     with socket.socket() as sock:  # a port that nothing listens on
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    r = await run(scenario(load_profile=[[0, 10]]), closed)
+    r = await run(scenario(load_profile=[[0, 10]]), closed, http_client=http_client)
     assert r.verdict is not None
     assert r.verdict.summary["errors_connect"] == r.verdict.summary["requests"] > 0
     assert r.verdict.summary["journeys_failed"] == r.verdict.summary["journeys_started"]
 
 
-async def test_sla_met_when_claims_are_paid_in_time(demo_target: Any) -> None:
+async def test_sla_met_when_claims_are_paid_in_time(demo_target: Any, http_client: str) -> None:
     url, _ = await demo_target(process_hours=(10.0, 10.0))
     s = scenario(journeys=[CLAIM_JOURNEY], load_profile=[[0, 10]], drain_warp=36000,
                  assertions=["sla_48h_success_rate == 1", "claims_paid == journeys_completed"])
-    r = await run(s, url)
+    r = await run(s, url, http_client=http_client)
     v = r.verdict
     assert v is not None and v.status == "PASS", v.reason
     journeys = v.summary["journeys_started"]
