@@ -35,7 +35,7 @@ def progress_text(s: dict[str, Any]) -> Text:
         (f"{s['status']:<8} ", "bold"), bar,
         f" sim {s['sim_time'][:16].replace('T', ' ')} (h {s['sim_hours']:.1f})",
         f" | real {format_duration(s['real_seconds'])}",
-        f" | {s['rate']:.0f}/{s['planned_rate']:.0f} req/s",
+        f" | {s['rate']:.0f} req/s (plan {s['planned_rate']:g} starts/s)",
         f" | p95 {_num(s['p95_ms'], 1)} ms",
         f" | errors {s['errors']:,}/{s['requests']:,}",
         f" | {sla_text} | open {s['open_journeys']:,}",

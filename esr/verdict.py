@@ -86,7 +86,7 @@ def _time(fold: RunFold, clock: SimClock) -> dict[str, Any]:
         "load_real_seconds": clock.load_end_real,
         "sim_hours_played": fold.last_sim_time / 3600,
         "note": (
-            f"warp {warp:g}: one simulated hour took {3600 / warp:g} real seconds; the target saw the "
+            f"warp {warp:g}: one simulated hour took {3600 / warp:.3g} real seconds; the target saw the "
             "profile's real request rates; SLA deadlines ran on simulated time; the target's own "
             "timers ran on real time unless it reads X-ESR-Sim-Time"
             + (f"; after the load the clock ran at drain warp {s.drain_warp:g}" if s.drain_warp != warp else "")
