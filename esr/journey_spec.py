@@ -245,6 +245,14 @@ class JourneySpec(Model):
     def counter_names(self) -> set[str]:
         return {name for step in self.steps for name in step.counters}
 
+    @property
+    def reads_headers(self) -> bool:
+        """Does any step take a value from a response header?"""
+        return any(
+            any(v.startswith("header:") for v in step.extract.values())
+            or any(c.header is not None for c in step.counters.values())
+            for step in self.steps)
+
     def longest_wait(self) -> float:
         """Upper bound of simulated time this journey can spend waiting (polls and waits)."""
         return sum((s.wait or 0) + (s.poll.give_up_after if s.poll else 0) for s in self.steps)

@@ -38,12 +38,11 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.waiter: asyncio.Future | None = None
         self.head = False
-        self._reset()
-
-    def _reset(self) -> None:
-        self.parser = httptools.HttpResponseParser(self)
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: list[tuple[bytes, bytes]] = _NO_HEADERS
         self.body: list[bytes] = []
+        # httptools calls only the callbacks the protocol has: without on_header, no header
+        # costs a Python call (see _HeaderConnection)
+        self.parser = httptools.HttpResponseParser(self)
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -60,9 +59,6 @@ class _Connection(asyncio.Protocol):
         self._fail("protocol")
 
     # httptools callbacks
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-
     def on_headers_complete(self) -> None:
         if self.head:  # a HEAD response announces a body it does not send
             self.on_message_complete()
@@ -90,7 +86,7 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     def exchange(self, data: bytes, head: bool) -> asyncio.Future:
-        self._reset()
+        self.body = []
         self.head = head
         self.waiter = self.loop.create_future()
         assert self.transport is not None
@@ -98,11 +94,27 @@ class _Connection(asyncio.Protocol):
         return self.waiter
 
 
+_NO_HEADERS: list[tuple[bytes, bytes]] = []  # shared and never appended to
+
+
+class _HeaderConnection(_Connection):
+    """A connection that keeps response headers, for journeys that read them."""
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def exchange(self, data: bytes, head: bool) -> asyncio.Future:
+        self.headers = []
+        return super().exchange(data, head)
+
+
 class PooledHttpSender:
     """Sends to `base_url` over up to `max_connections` keep-alive connections."""
 
-    def __init__(self, base_url: str, *, timeout: float, max_connections: int = 1000) -> None:
+    def __init__(self, base_url: str, *, timeout: float, max_connections: int = 1000,
+                 keep_headers: bool = True) -> None:
         parts = urlsplit(base_url)
+        self._protocol = _HeaderConnection if keep_headers else _Connection
         self.host = parts.hostname or "127.0.0.1"
         self.tls = parts.scheme == "https"
         self.port = parts.port or (443 if self.tls else 80)
@@ -132,7 +144,7 @@ class PooledHttpSender:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(loop.create_connection(
-                lambda: _Connection(loop), self.host, self.port, ssl=self._ssl,
+                lambda: self._protocol(loop), self.host, self.port, ssl=self._ssl,
                 server_hostname=self.host if self.tls else None), self.timeout)
         except asyncio.TimeoutError:
             self._release_slot()
@@ -207,7 +219,8 @@ class PooledHttpSender:
         finally:
             timer.cancel()
         self._release(conn, keep)
-        return Response(status, RawHeaders(raw_headers), body, classify_status(status))
+        headers = RawHeaders(raw_headers) if raw_headers else _EMPTY
+        return Response(status, headers, body, classify_status(status))
 
     async def close(self) -> None:
         for conn in self._idle:
@@ -216,6 +229,9 @@ class PooledHttpSender:
         for waiter in self._waiting:
             if not waiter.done():
                 waiter.cancel()
+
+
+_EMPTY: Mapping[str, str] = {}
 
 
 class RawHeaders(Mapping[str, str]):

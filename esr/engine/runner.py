@@ -43,8 +43,12 @@ from .sender import Sender, make_sender
 __all__ = ["Run", "RunStatus"]
 
 _COMPLETED = Outcome("completed")
+_NO_DEADLINES = SlaBook()  # shared by journeys that can open none; never opened
+# Measurements use the monotonic clock directly: uvloop's loop.time() is the same clock cut to
+# whole milliseconds and cached per loop iteration, too coarse for latencies. Timers still go
+# through loop.call_at, which shares the clock's origin.
+_now = time.monotonic
 START_LEAD_S = 0.1  # real seconds between planning and the first arrival
-SCHEDULE_HORIZON_S = 0.05  # arrivals are handed to the loop's timer heap this far ahead
 
 
 class RunStatus(str, enum.Enum):
@@ -65,6 +69,7 @@ class _Active:
     book: SlaBook
     sla_decided: int = 0
     timer: asyncio.TimerHandle | None = None
+    task: asyncio.Task | None = None
 
     @property
     def settled(self) -> bool:
@@ -122,7 +127,7 @@ class Run:
         self._seq = 0
         self._iso_second, self._iso_prefix, self._iso_zone = -1, "", ""
         self._active: dict[int, _Active] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self._stopping = False
         self._backlog: deque[Arrival] = deque()
         self._arrivals_planned = 0
         self._journeys_started = 0
@@ -146,7 +151,7 @@ class Run:
 
     # -- time -----------------------------------------------------------------------------
     def _sim_now(self) -> float:
-        return self.clock.sim_at(max(0.0, self._loop.time() - self._t0))
+        return self.clock.sim_at(max(0.0, _now() - self._t0))
 
     def _loop_at_sim(self, sim: float) -> float:
         return self._t0 + self.clock.real_at(sim)
@@ -206,14 +211,15 @@ class Run:
         self.log_path = log.path
         sender = self._sender or make_sender(
             self.http_client, self.target.url, timeout=self.scenario.request_timeout,
-            max_connections=min(self.scenario.max_in_flight, 1000))
+            max_connections=min(self.scenario.max_in_flight, 1000),
+            keep_headers=any(not isinstance(j, JourneySpec) or j.reads_headers for _, _, j in self._journeys))
         gc_was = gc.isenabled()
         gc.collect()
         gc.freeze()  # long-lived set-up objects leave the collector's young generations alone
         flusher = self._loop.create_task(self._flush_periodically(log, progress))
         try:
             self._arrivals_planned = self.plan.count()
-            self._t0 = self._loop.time() + START_LEAD_S
+            self._t0 = _now() + START_LEAD_S
             self._epoch0 = time.time() + START_LEAD_S
             self._emit(RunStarted(
                 run_id=self.run_id, seq=self._next_seq(), sim_time=0.0, real_time=self._epoch0,
@@ -228,7 +234,7 @@ class Run:
             await self._sleep_until(self._t0 + self.clock.load_end_real)
             self.status = RunStatus.DRAINING
             await self._drain()
-            now = self._loop.time()
+            now = _now()
             self._emit(RunFinished(
                 run_id=self.run_id, seq=self._next_seq(), sim_time=self.clock.sim_at(now - self._t0),
                 real_time=self._epoch(now), arrivals_planned=self._arrivals_planned,
@@ -238,7 +244,7 @@ class Run:
             self.status = RunStatus.FINISHED
         except (asyncio.CancelledError, KeyboardInterrupt) as exc:
             await self._abort_tasks()
-            now = self._loop.time()
+            now = _now()
             t0 = getattr(self, "_t0", now)
             self._emit(RunAborted(
                 run_id=self.run_id, seq=self._next_seq(), sim_time=self.clock.sim_at(max(0.0, now - t0)),
@@ -271,31 +277,44 @@ class Run:
         while True:
             await asyncio.sleep(0.25)
             log.flush()
-            self.live.recent.append((self._loop.time(), self.live.requests))
+            self.live.recent.append((_now(), self.live.requests))
             if progress is not None:
                 progress(self)
 
     async def _sleep_until(self, loop_time: float) -> None:
-        delay = loop_time - self._loop.time()
+        delay = loop_time - _now()
         if delay > 0:
             await asyncio.sleep(delay)
 
     async def _schedule(self) -> None:
-        loop, t0 = self._loop, self._t0
+        """Start each arrival at its intended time. Arrivals are started in batches: one timer
+        per millisecond that has arrivals (the loop's timers have millisecond resolution
+        anyway), not one per arrival."""
+        t0 = self._t0
+        due: list[Arrival] = []
+        batch_end = 0.0
         for arrival in self.plan:
             at = t0 + arrival.real
-            delay = at - loop.time() - SCHEDULE_HORIZON_S
-            if delay > 0:
-                await asyncio.sleep(delay)
-            loop.call_at(at, self._arrive, arrival)
-        last = t0 + self.clock.load_end_real
-        await self._sleep_until(last)
+            if at > batch_end:
+                self._start_all(due)
+                due = []
+                delay = at - _now()
+                if delay > 0.0005:
+                    await asyncio.sleep(delay)
+                batch_end = max(at, _now()) + 0.0005
+            due.append(arrival)
+        self._start_all(due)
+        await self._sleep_until(t0 + self.clock.load_end_real)
         while self._backlog:
             await asyncio.sleep(0.01)
 
+    def _start_all(self, arrivals: list[Arrival]) -> None:
+        for arrival in arrivals:
+            self._arrive(arrival)
+
     def _arrive(self, arrival: Arrival) -> None:
-        if len(self._active) >= self.scenario.max_in_flight:
-            self._backlog.append(arrival)
+        if self._backlog or len(self._active) >= self.scenario.max_in_flight:
+            self._backlog.append(arrival)  # first come, first served once a slot frees
             return
         self._launch(arrival)
 
@@ -306,22 +325,18 @@ class Run:
             name, _, journey = self._journeys[pick_journey(self._weights, rng)]
         else:
             name, _, journey = self._journeys[0]
-        is_spec = isinstance(journey, JourneySpec)
-        active = _Active(arrival.index, name, len(journey.sla) if is_spec else -1,
-                         SlaBook(journey.sla if is_spec else ()))
+        if name in self._single:
+            active = _Active(arrival.index, name, 0, _NO_DEADLINES)
+        else:
+            is_spec = isinstance(journey, JourneySpec)
+            active = _Active(arrival.index, name, len(journey.sla) if is_spec else -1,
+                             SlaBook(journey.sla if is_spec else ()))
         self._active[arrival.index] = active
-        task = self._loop.create_task(self._journey(arrival, journey, active, rng))
-        self._tasks.add(task)
-        task.add_done_callback(self._journey_done)
-
-    def _journey_done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if self._backlog and len(self._active) < self.scenario.max_in_flight:
-            self._launch(self._backlog.popleft())
+        active.task = self._loop.create_task(self._journey(arrival, journey, active, rng))
 
     async def _journey(self, arrival: Arrival, journey: Any, active: _Active, rng: Any) -> None:
         intended = self._t0 + arrival.real
-        late_ms = (self._loop.time() - intended) * 1000
+        late_ms = (_now() - intended) * 1000
         self._journeys_started += 1
         if late_ms > self.scenario.late_threshold_ms:
             self._late_starts += 1
@@ -356,6 +371,8 @@ class Run:
             self._cut += 1
         finally:
             del self._active[arrival.index]
+            while self._backlog and not self._stopping and len(self._active) < self.scenario.max_in_flight:
+                self._launch(self._backlog.popleft())  # a slot is free: the oldest waiting arrival
             now_sim = self._sim_now()
             if outcome.kind != "cut" and active.book.open_count:
                 self._emit_decisions(active, active.book.fail_all(now_sim))
@@ -363,7 +380,7 @@ class Run:
                 active.timer.cancel()
             self._emit(JourneyEnded(
                 run_id=self.run_id, seq=self._next_seq(), sim_time=now_sim,
-                real_time=self._epoch(self._loop.time()), user=arrival.index, journey=active.journey,
+                real_time=self._epoch(_now()), user=arrival.index, journey=active.journey,
                 outcome=outcome.kind, detail=outcome.detail))
 
     async def _drive(self, spec: JourneySpec, arrival: Arrival, active: _Active, rng: Any, intended: float) -> Outcome:
@@ -403,9 +420,8 @@ class Run:
             real_time=self._epoch(self._loop_at_sim(sim)), user=active.index, name=name, value=value))
 
     async def send(self, request: PreparedRequest, intended: float | None, user: int, journey: str) -> Reply:
-        """Send one request; latency counts from `intended` (loop time), None meaning now."""
-        loop = self._loop
-        sent = loop.time()
+        """Send one request; latency counts from `intended` (monotonic time), None meaning now."""
+        sent = _now()
         if intended is None:
             intended = sent
         sim = self.clock.sim_at(intended - self._t0)
@@ -417,7 +433,7 @@ class Run:
             self._requests_sent -= 1
             self._requests_abandoned += 1
             raise
-        done = loop.time()
+        done = _now()
         latency = (done - intended) * 1000
         live = self.live
         live.requests += 1
@@ -435,14 +451,15 @@ class Run:
         """Keep the clock going until every open journey is decided, at most the drain bound."""
         bound = self._t0 + self.clock.real_at(self.clock.load_end_sim + drain_bound_sim([j for _, _, j in self._journeys])) \
             + self.scenario.request_timeout + 1.0
-        while self._active and self._loop.time() < bound:
+        while self._active and _now() < bound:
             if all(a.settled for a in self._active.values()):
                 break
             await asyncio.sleep(0.02)
         await self._abort_tasks()
 
     async def _abort_tasks(self) -> None:
-        tasks = list(self._tasks)
+        self._stopping = True
+        tasks = [a.task for a in self._active.values() if a.task is not None]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -454,7 +471,7 @@ class Run:
         return self.fold.merged(from_sim=sim - 3600).latency.quantile(0.95)
 
     def snapshot(self) -> dict[str, Any]:
-        now = self._loop.time()
+        now = _now()
         real = max(0.0, now - self._t0)
         sim = self.clock.sim_at(real)
         recent = self.live.recent

@@ -91,13 +91,15 @@ class AiohttpSender:
 HTTP_CLIENTS = ("pooled", "aiohttp")
 
 
-def make_sender(kind: str, base_url: str, *, timeout: float, max_connections: int) -> Sender:
+def make_sender(kind: str, base_url: str, *, timeout: float, max_connections: int,
+                keep_headers: bool = True) -> Sender:
     """`pooled` (the lean default, esr.engine.http) or `aiohttp` (its client, for comparison
     or for features the lean client lacks, such as proxies)."""
     if kind == "aiohttp":
-        return AiohttpSender(base_url, timeout=timeout, max_connections=max_connections)
+        return AiohttpSender(base_url, timeout=timeout, max_connections=max_connections, keep_headers=keep_headers)
     if kind == "pooled":
         from .http import PooledHttpSender
 
-        return PooledHttpSender(base_url, timeout=timeout, max_connections=max_connections)
+        return PooledHttpSender(base_url, timeout=timeout, max_connections=max_connections,
+                                keep_headers=keep_headers)
     raise ValueError(f"unknown HTTP client {kind!r}; choose one of {', '.join(HTTP_CLIENTS)}")
