@@ -141,21 +141,39 @@ class PooledHttpSender:
             if reused is not None:
                 return reused
         self._open += 1
-        loop = asyncio.get_running_loop()
         try:
-            _, conn = await asyncio.wait_for(loop.create_connection(
-                lambda: self._protocol(loop), self.host, self.port, ssl=self._ssl,
-                server_hostname=self.host if self.tls else None), self.timeout)
-        except asyncio.TimeoutError:
-            self._release_slot()
-            raise _Failed("timeout") from None
-        except (OSError, ssl.SSLError):
-            self._release_slot()
-            raise _Failed("connect") from None
+            return await self._connect()
         except BaseException:
             self._release_slot()
             raise
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.timeout):
+                _, conn = await loop.create_connection(
+                    lambda: self._protocol(loop), self.host, self.port, ssl=self._ssl,
+                    server_hostname=self.host if self.tls else None)
+        except TimeoutError:
+            raise _Failed("timeout") from None
+        except (OSError, ssl.SSLError):
+            raise _Failed("connect") from None
         return conn
+
+    async def warm(self, count: int) -> int:
+        """Open up to `count` connections before the run starts, so the first second of load
+        does not pay for connection set-up; returns how many opened."""
+        count = min(count, self.max_connections - self._open)
+        self._open += count
+        results = await asyncio.gather(*(self._connect() for _ in range(count)), return_exceptions=True)
+        opened = 0
+        for result in results:
+            if isinstance(result, _Connection):
+                self._idle.append(result)
+                opened += 1
+            else:
+                self._open -= 1
+        return opened
 
     def _release_slot(self) -> None:
         self._open -= 1
