@@ -38,7 +38,7 @@ from ..scenario import Scenario
 from ..targets import Target
 from ..userdata import generate_user_data
 from ..verdict import Verdict, judge
-from .sender import Sender, make_sender
+from .sender import Sender, connection_budget, make_sender
 
 __all__ = ["Run", "RunStatus"]
 
@@ -49,25 +49,6 @@ _NO_DEADLINES = SlaBook()  # shared by journeys that can open none; never opened
 # through loop.call_at, which shares the clock's origin.
 _now = time.monotonic
 START_LEAD_S = 0.1  # real seconds between planning and the first arrival
-
-
-def _connection_budget(wanted: int) -> int:
-    """Connections the bots may open: one per journey in flight, so no request waits for a
-    connection (waiting costs a task wake-up per request and halves the rate an overloaded
-    generator can catch up at). Raises the soft open-files limit toward the hard one, as Locust
-    does, and keeps 64 descriptors for everything else."""
-    try:
-        import resource
-
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        target = wanted + 64 if hard == resource.RLIM_INFINITY else min(hard, wanted + 64)
-        if soft != resource.RLIM_INFINITY and soft < target:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        available = wanted + 64 if soft == resource.RLIM_INFINITY else soft
-    except (ImportError, ValueError, OSError):
-        available = 1024
-    return max(1, min(wanted, available - 64))
 
 
 class RunStatus(str, enum.Enum):
@@ -224,34 +205,20 @@ class Run:
     async def execute(self, progress: Callable[[Run], None] | None = None) -> Verdict:
         """Play the scenario; on cancellation (Ctrl-C, abort) the log ends ABORTED."""
         self._loop = asyncio.get_running_loop()
+        self._t0 = _now() + START_LEAD_S
         log = RunLog(self.home, self.run_id)
         self.bus.subscribe(self.fold.apply)
         self.bus.subscribe(log.append)
         self.log_path = log.path
-        sender = self._sender or make_sender(
+        self._sender_live = sender = self._sender or make_sender(
             self.http_client, self.target.url, timeout=self.scenario.request_timeout,
-            max_connections=_connection_budget(self.scenario.max_in_flight),
+            max_connections=connection_budget(self.scenario.max_in_flight),
             keep_headers=any(not isinstance(j, JourneySpec) or j.reads_headers for _, _, j in self._journeys))
-        gc_was = gc.isenabled()
         gc.collect()
         gc.freeze()  # long-lived set-up objects leave the collector's young generations alone
         flusher = self._loop.create_task(self._flush_periodically(log, progress))
         try:
-            self._arrivals_planned = self.plan.count()
-            warm = getattr(sender, "warm", None)
-            if warm is not None:  # enough connections for ~5 ms of the peak rate, up front
-                await warm(max(4, int(self.scenario.profile.peak_rate * 0.005)))
-            self._t0 = _now() + START_LEAD_S
-            self._epoch0 = time.time() + START_LEAD_S
-            self._emit(RunStarted(
-                run_id=self.run_id, seq=self._next_seq(), sim_time=0.0, real_time=self._epoch0,
-                scenario=self.scenario.to_dict(), target=self.target.url, seed=self.scenario.seed,
-                sim_start=self.sim_start.isoformat(), time_warp=self.clock.time_warp,
-                drain_warp=self.clock.drain_warp, load_end_sim=self.clock.load_end_sim,
-                window_s=self.scenario.window, arrivals_planned=self._arrivals_planned,
-                scenario_file=self.scenario_file))
-            self.status = RunStatus.RUNNING
-            self._sender_live = sender
+            await self._start(sender)
             await self._schedule()
             await self._sleep_until(self._t0 + self.clock.load_end_real)
             self.status = RunStatus.DRAINING
@@ -266,23 +233,36 @@ class Run:
             self.status = RunStatus.FINISHED
         except (asyncio.CancelledError, KeyboardInterrupt) as exc:
             await self._abort_tasks()
-            now = _now()
-            t0 = getattr(self, "_t0", now)
             self._emit(RunAborted(
-                run_id=self.run_id, seq=self._next_seq(), sim_time=self.clock.sim_at(max(0.0, now - t0)),
-                real_time=time.time(), reason=str(exc) or "interrupted (Ctrl-C or abort)",
-                arrivals_planned=self._arrivals_planned, journeys_started=self._journeys_started,
-                requests_sent=self._requests_sent, late_starts=self._late_starts))
+                run_id=self.run_id, seq=self._next_seq(), sim_time=self._sim_now(), real_time=time.time(),
+                reason=str(exc) or "interrupted (Ctrl-C or abort)", arrivals_planned=self._arrivals_planned,
+                journeys_started=self._journeys_started, requests_sent=self._requests_sent,
+                late_starts=self._late_starts))
             self.status = RunStatus.ABORTED
             self._finish_verdict(log)
             raise
         finally:
             flusher.cancel()
             gc.unfreeze()
-            if not gc_was:
-                gc.disable()
             await sender.close()
         return self._finish_verdict(log)
+
+    async def _start(self, sender: Sender) -> None:
+        """Count the plan, open connections, fix the clock origin and announce the run."""
+        self._arrivals_planned = self.plan.count()
+        warm = getattr(sender, "warm", None)
+        if warm is not None:  # enough connections for ~5 ms of the peak rate, up front
+            await warm(max(4, int(self.scenario.profile.peak_rate * 0.005)))
+        self._t0 = _now() + START_LEAD_S
+        self._epoch0 = time.time() + START_LEAD_S
+        self._emit(RunStarted(
+            run_id=self.run_id, seq=self._next_seq(), sim_time=0.0, real_time=self._epoch0,
+            scenario=self.scenario.to_dict(), target=self.target.url, seed=self.scenario.seed,
+            sim_start=self.sim_start.isoformat(), time_warp=self.clock.time_warp,
+            drain_warp=self.clock.drain_warp, load_end_sim=self.clock.load_end_sim,
+            window_s=self.scenario.window, arrivals_planned=self._arrivals_planned,
+            scenario_file=self.scenario_file))
+        self.status = RunStatus.RUNNING
 
     def _finish_verdict(self, log: RunLog) -> Verdict:
         if self.verdict is None:
@@ -309,21 +289,20 @@ class Run:
             await asyncio.sleep(delay)
 
     async def _schedule(self) -> None:
-        """Start each arrival at its intended time. Arrivals are started in batches: one timer
-        per millisecond that has arrivals (the loop's timers have millisecond resolution
-        anyway), not one per arrival."""
+        """Start each arrival at its intended time, never before: arrivals that fall due
+        together start together, and a timer that fires early (the loop's timers round to the
+        millisecond) is followed by a shorter one."""
         t0 = self._t0
         due: list[Arrival] = []
-        batch_end = 0.0
         for arrival in self.plan:
             at = t0 + arrival.real
-            if at > batch_end:
+            now = _now()
+            if at > now:
                 self._start_all(due)
                 due = []
-                delay = at - _now()
-                if delay > 0.0005:
-                    await asyncio.sleep(delay)
-                batch_end = max(at, _now()) + 0.0005
+                while now < at:
+                    await asyncio.sleep(at - now)
+                    now = _now()
             due.append(arrival)
         self._start_all(due)
         await self._sleep_until(t0 + self.clock.load_end_real)

@@ -16,7 +16,7 @@ import msgspec
 
 from ..journey import PreparedRequest
 
-__all__ = ["HTTP_CLIENTS", "AiohttpSender", "Response", "Sender", "classify_status", "make_sender"]
+__all__ = ["HTTP_CLIENTS", "AiohttpSender", "Response", "Sender", "classify_status", "connection_budget", "make_sender"]
 
 
 class Response(msgspec.Struct, frozen=True):
@@ -103,3 +103,22 @@ def make_sender(kind: str, base_url: str, *, timeout: float, max_connections: in
         return PooledHttpSender(base_url, timeout=timeout, max_connections=max_connections,
                                 keep_headers=keep_headers)
     raise ValueError(f"unknown HTTP client {kind!r}; choose one of {', '.join(HTTP_CLIENTS)}")
+
+
+def connection_budget(wanted: int) -> int:
+    """Connections the bots may open: one per journey in flight, so no request waits for a
+    connection (waiting costs a task wake-up per request and halves the rate an overloaded
+    generator can catch up at). Raises the soft open-files limit toward the hard one, as Locust
+    does, and keeps 64 descriptors for everything else."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = wanted + 64 if hard == resource.RLIM_INFINITY else min(hard, wanted + 64)
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        available = wanted + 64 if soft == resource.RLIM_INFINITY else soft
+    except (ImportError, ValueError, OSError):
+        available = 1024
+    return max(1, min(wanted, available - 64))
