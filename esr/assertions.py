@@ -25,7 +25,7 @@ from .buckets import RunFold
 from .clock import SimClock
 from .errors import AssertionSyntaxError, JudgementError
 from .grammar import error_column, expected_tokens
-from .metrics import MetricFunction, MetricsView, is_known_metric, known_metric_names
+from .metrics import MetricFunction, MetricsView, is_known_metric, is_request_metric, known_metric_names
 from .units import parse_duration
 
 __all__ = ["Assertion", "AssertionResult", "evaluate", "parse_assertion"]
@@ -153,6 +153,11 @@ def parse_assertion(
             kwargs["every_s"] = args[0]
         else:
             kwargs["endpoint"] = args[0]
+            for name_token in build.names:
+                if not is_request_metric(str(name_token)):
+                    raise AssertionSyntaxError(
+                        text, name_token.column, f"'for endpoint' applies to request metrics (latency, requests, "
+                        f"errors, throughput, bytes); {str(name_token)!r} is not one")
     names = tuple(dict.fromkeys(str(t) for t in build.names))
     return Assertion(text, left, str(op), right, metrics=names, **kwargs)
 
@@ -192,6 +197,8 @@ def evaluate(
 
     def view(lo: float, hi: float | None) -> MetricsView:
         bucket = fold.merged(from_sim=lo, to_sim=hi, endpoint=assertion.endpoint)
+        if assertion.endpoint is not None and not bucket.requests:
+            raise JudgementError(f"no requests to endpoint {assertion.endpoint!r}")
         span = clock.real_span(lo, min(hi if hi is not None else last, last))
         return MetricsView(bucket, span, custom, counters)
 
@@ -220,6 +227,7 @@ def evaluate(
             hour = worst[0] / 3600
             return AssertionResult(assertion.text, False, worst[1], worst[2],
                                    f"first failing window starts at sim hour {hour:g}")
-        return AssertionResult(assertion.text, True, None, None, f"held in {judged} of {windows} windows with data")
+        return AssertionResult(assertion.text, True, None, None,
+                               f"held in all {judged} windows with data ({windows} in scope)")
     except JudgementError as exc:
         return AssertionResult(assertion.text, None, None, None, str(exc))

@@ -24,6 +24,7 @@ from .events import (
     SlaDecided,
     VerdictIssued,
 )
+from .errors import RunLogError
 from .sketch import LatencySketch
 
 __all__ = ["ERROR_KINDS", "JOURNEY_OUTCOMES", "Bucket", "RunFold"]
@@ -31,6 +32,7 @@ __all__ = ["ERROR_KINDS", "JOURNEY_OUTCOMES", "Bucket", "RunFold"]
 ERROR_KINDS = ("timeout", "connect", "4xx", "5xx", "protocol")
 JOURNEY_OUTCOMES = ("completed", "failed", "gave_up", "cut")
 JOURNEY_LABEL = ""  # journeys, SLAs and counters are not per endpoint
+MAX_REASONS = 100  # distinct failure reasons kept; more are counted in the outcomes only
 
 
 class Bucket:
@@ -123,6 +125,7 @@ class RunFold:
         self.aborted: RunAborted | None = None
         self.verdict: VerdictIssued | None = None
         self.results_recorded = 0
+        self.failure_reasons: dict[str, int] = {}  # why journeys failed or gave up
         self.last_sim_time = 0.0
         self.last_real_time = 0.0
         self.events = 0
@@ -199,6 +202,10 @@ class RunFold:
     def _on_journey_ended(self, e: JourneyEnded) -> None:
         journeys = self.bucket(e.sim_time, JOURNEY_LABEL).journeys
         journeys[e.outcome] = journeys.get(e.outcome, 0) + 1
+        if e.outcome in ("failed", "gave_up") and e.detail:
+            reason = f"{e.journey}: {e.detail}"
+            if reason in self.failure_reasons or len(self.failure_reasons) < MAX_REASONS:
+                self.failure_reasons[reason] = self.failure_reasons.get(reason, 0) + 1
 
     def _on_sla(self, e: SlaDecided) -> None:
         # An SLA is counted in the window where it was opened: "claims filed at 9 a.m."
@@ -211,6 +218,8 @@ class RunFold:
         counters[e.name] = counters.get(e.name, 0) + e.value
 
     def _on_run_started(self, e: RunStarted) -> None:
+        if self.started is not None:
+            raise RunLogError(f"a second run_started event (run {e.run_id!r}, seq {e.seq}): a log holds one run")
         self.started = e
         self.window_s = e.window_s
         self.late_threshold_ms = float(e.scenario.get("late_threshold_ms", self.late_threshold_ms))

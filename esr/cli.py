@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from typing import Any
 from .buckets import RunFold
 from .engine.sender import HTTP_CLIENTS
 from .errors import EsrError
-from .runlog import esr_home, read_events, run_log_path
+from .runlog import check_run_id, esr_home, read_events, run_log_path
 from .scenario import Scenario, load_scenario, scenario_json_schema
 from .targets import TargetRegistry
 from .verdict import EXIT_CODES, Verdict, judge
@@ -72,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check a scenario file and list every error",
                               epilog="example:\n  esr validate scenario.json", formatter_class=raw)
-    validate.add_argument("scenario")
+    validate.add_argument("scenario", help="scenario file (JSON, or Python defining `scenario`)")
 
     sub.add_parser("schema", help="print the JSON Schema of scenario files",
                    epilog="example:\n  esr schema > scenario.schema.json   # point your editor at it",
@@ -80,20 +81,26 @@ def _parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="show what a scenario will do: real duration, rates, drain bound",
                           epilog="example:\n  esr plan scenario.json", formatter_class=raw)
-    plan.add_argument("scenario")
+    plan.add_argument("scenario", help="scenario file (JSON, or Python defining `scenario`)")
     plan.add_argument("--target", help="target whose default journey applies when the scenario has none")
-    plan.add_argument("--json", action="store_true")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
 
     demo = sub.add_parser("demo", help="run the bundled example scenario against a bundled local target",
                           epilog="example:\n  esr demo && esr judge latest --assert 'latency_p99_ms < 50'",
                           formatter_class=raw)
-    demo.add_argument("--json", action="store_true")
-    demo.add_argument("--quiet", action="store_true")
+    demo.add_argument("--json", action="store_true", help="print the verdict as JSON on stdout")
+    demo.add_argument("--quiet", action="store_true", help="no live progress display")
 
     target = sub.add_parser("demo-target", help="serve the bundled local target (for trying scenarios)",
-                            epilog="example:\n  esr demo-target --port 8080 --latency 20 --error-rate 0.01",
+                            epilog="endpoints:\n"
+                                   "  GET  /               'ok' after --latency ms (503 at --error-rate)\n"
+                                   "  GET  /status/CODE    answers with that status\n"
+                                   "  POST /claims         files a claim: 201 {\"id\", \"status\": \"filed\"}, header X-Cost\n"
+                                   "  GET  /claims/ID      'pending', then 'paid' 12-60 simulated hours after filing\n"
+                                   "                       (simulated time from the X-ESR-Sim-Time header)\n\n"
+                                   "example:\n  esr demo-target --port 8080 --latency 20 --error-rate 0.01",
                             formatter_class=raw)
-    target.add_argument("--host", default="127.0.0.1")
+    target.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
     target.add_argument("--port", type=int, default=8080)
     target.add_argument("--latency", type=float, default=0.0, help="added latency in ms")
     target.add_argument("--jitter", type=float, default=0.0, help="uniform jitter in ms (+/-)")
@@ -115,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 # -- commands -------------------------------------------------------------------------------
 def _cmd_validate(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
-    print(f"{args.scenario}: valid scenario {scenario.name!r} ({len(scenario.assertions)} assertions)")
+    count = len(scenario.assertions)
+    print(f"{args.scenario}: valid scenario {scenario.name!r} ({count} assertion{'' if count == 1 else 's'})")
     return 0
 
 
@@ -141,6 +149,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.http_client not in HTTP_CLIENTS:
+        raise EsrError(f"ESR_HTTP_CLIENT={args.http_client!r} is not an HTTP client; choose one of "
+                       f"{', '.join(HTTP_CLIENTS)}")
+    if args.run_id is not None:
+        check_run_id(args.run_id, esr_home())
     scenario = load_scenario(args.scenario)
     name = args.target or os.environ.get("ESR_TARGET") or scenario.target
     if not name:
@@ -242,22 +255,39 @@ async def _run_async(scenario: Scenario, target: Any, args: argparse.Namespace, 
 
     err.print(f"run {run.run_id}: {scenario.name} -> {target.url} "
               f"({scenario.duration_hours:g} simulated h at warp {scenario.time_warp:g})")
-    if show and err.is_terminal:
-        from rich.live import Live
+    if scenario.failure_injection:
+        err.print("note: failure_injection is validated and planned but not applied to the target by this "
+                  "version; the run goes ahead without faults")
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(run.execute(progress if show else None))
+    for sig, why in ((signal.SIGINT, "interrupted (Ctrl-C)"), (signal.SIGTERM, "terminated (SIGTERM)")):
+        loop.add_signal_handler(sig, task.cancel, why)
+    try:
+        if show and err.is_terminal:
+            from rich.live import Live
 
-        with Live(console=err, refresh_per_second=4, transient=True) as live:
-            verdict = await run.execute(progress)
-    else:
-        verdict = await run.execute(progress if show else None)
+            with Live(console=err, refresh_per_second=4, transient=True) as live:
+                await asyncio.shield(task)
+        else:
+            await asyncio.shield(task)
+    except asyncio.CancelledError:
+        pass  # the run recorded its ABORTED verdict; report it like any other
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
     args.log_path = str(run.log_path)
-    return verdict
+    if run.verdict is None:  # cancelled before the log was opened
+        raise KeyboardInterrupt
+    if run.verdict.status == "ABORTED":
+        err.print(f"run {run.run_id} aborted; its log ends with an ABORTED verdict")
+    return run.verdict
 
 
 def _execute(scenario: Scenario, target: Any, args: argparse.Namespace, scenario_file: str | None) -> int:
     try:
         verdict = _run_loop(_run_async(scenario, target, args, scenario_file))
     except KeyboardInterrupt:
-        print("esr: run aborted (Ctrl-C); its log ends with an ABORTED verdict", file=sys.stderr)
+        print("esr: run aborted before it started", file=sys.stderr)
         return EXIT_CODES["ABORTED"]
     return _report(verdict, args)
 

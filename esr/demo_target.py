@@ -2,7 +2,7 @@
 lives in the simulated time ESR sends it (`X-ESR-Sim-Time`).
 
     GET  /                 "ok" after the configured latency (errors at the configured rate)
-    GET  /status/{code}    answers with that status code
+    GET  /status/{code}    answers with that status code (after ?delay_ms=N more)
     POST /claims           files a claim -> 201 {"id", "status": "filed"}, header X-Cost
     GET  /claims/{id}      "pending" until the claim's processing time has passed in
                            simulated time, then "paid"
@@ -66,6 +66,9 @@ class DemoTarget:
         except ValueError:
             code = 400
         await self._delay()
+        extra = request.query.get("delay_ms", "")
+        if extra.isdigit():
+            await asyncio.sleep(min(int(extra), 60_000) / 1000)
         return web.Response(status=code if 200 <= code < 600 else 400, text=f"{code}\n")
 
     async def file_claim(self, request: web.Request) -> web.Response:

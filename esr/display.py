@@ -65,6 +65,8 @@ def verdict_table(verdict: Verdict, log_path: str | None = None) -> list[Any]:
     figures.add_row("journeys", f"started {_num(s.get('journeys_started'))}  completed {_num(s.get('journeys_completed'))}"
                                 f"  failed {_num(s.get('journeys_failed'))}  gave up {_num(s.get('journeys_gave_up'))}"
                                 f"  cut {_num(s.get('journeys_cut'))}")
+    for why, count in list(verdict.journey_failures.items())[:3]:
+        figures.add_row("why journeys ended early", f"{count:,} x {why}")
     slas = sorted({k[4:-13] for k in s if k.startswith("sla_") and k.endswith("_success_rate")})
     for sla in slas:
         rate = s.get(f"sla_{sla}_success_rate")

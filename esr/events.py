@@ -109,6 +109,8 @@ class RunFinished(Event, frozen=True, kw_only=True, tag="run_finished"):
     late_starts: int
     journeys_cut: int
     requests_abandoned: int = 0  # in flight when the drain ended; not counted as sent
+    sla_undecided: int = 0  # deadlines still open when the run ended
+    arrivals_not_started: int = 0  # planned journeys still waiting for a slot at the end
 
 
 class RunAborted(Event, frozen=True, kw_only=True, tag="run_aborted"):

@@ -79,7 +79,10 @@ class Reply(msgspec.Struct, frozen=True):
     headers: Mapping[str, str]
     body: bytes
     error: str | None
-    sim: float  # simulated time when the response was complete
+    # The simulated time the request was sent for (its X-ESR-Sim-Time): the moment the target
+    # answered about. Steps end and deadlines are judged at this time, so an answer the target
+    # gave for hour 48 meets a 48 h deadline however long it took in real time at a high warp.
+    sim: float
 
     def json(self) -> Any:
         """The body as JSON, or None when it is not JSON."""
@@ -260,6 +263,10 @@ class SlaBook:
         return min((o.deadline for o in self._open), default=None)
 
     @property
+    def latest_deadline(self) -> float:
+        return max((o.deadline for o in self._open), default=0.0)
+
+    @property
     def open_count(self) -> int:
         return len(self._open)
 
@@ -280,14 +287,17 @@ class Journey:
 
         class ClaimJourney(esr.Journey):
             name = "claim"
+            longest_wait = "48h"
             async def run(self, user):
-                r = await user.request("POST", "/claims", json={"ssn": user.data["ssn"]})
+                data = user.generate({"ssn": "ssn"})
+                r = await user.request("POST", "/claims", json={"ssn": data["ssn"]})
                 user.sla_open("48h", within="48h")
                 await user.wait(hours=1)
                 ...
                 user.sla_close("48h")
 
-    `run` gets an `esr.engine.user.User`; raise or return to end the journey.
+    `run` gets an `esr.User`; each request returns a `Reply` (`status`, `headers`, `body`,
+    `json()`, `error`). Return to complete the journey; an exception fails it.
     """
 
     name: ClassVar[str] = "python"

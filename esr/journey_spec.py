@@ -159,7 +159,8 @@ class StepSpec(Model):
     def _expect(cls, value: Any) -> Any:
         if isinstance(value, dict):
             if set(value) != {"status"}:
-                raise ValueError("expect takes {'status': [codes]}")
+                extra = ", ".join(sorted(set(value) - {"status"})) or "none"
+                raise ValueError(f"expect takes {{'status': [codes]}}; unknown keys: {extra}")
             value = value["status"]
         if isinstance(value, int):
             value = [value]
@@ -230,6 +231,11 @@ class JourneySpec(Model):
                     raise ValueError(
                         f"steps[{i}] ({step.name}) uses {{{{ {name} }}}} but no earlier step extracts"
                         f" {key!r}; known: {', '.join(sorted(known_vars)) or 'none'}")
+                if space == "user" and key not in ("index", "id"):
+                    raise ValueError(f"steps[{i}] ({step.name}) uses {{{{ {name} }}}}; a user has only "
+                                     "user.index and user.id (put generated values in the journey's data)")
+                if space == "run" and key != "id":
+                    raise ValueError(f"steps[{i}] ({step.name}) uses {{{{ {name} }}}}; the run has only run.id")
                 if space == "data" and key not in self.data:
                     raise ValueError(f"steps[{i}] ({step.name}) uses {{{{ {name} }}}} but the journey's data has no {key!r}")
             known_vars |= set(step.extract)
@@ -252,6 +258,15 @@ class JourneySpec(Model):
             any(v.startswith("header:") for v in step.extract.values())
             or any(c.header is not None for c in step.counters.values())
             for step in self.steps)
+
+    def wait_before(self, step_name: str) -> float:
+        """Upper bound of simulated waiting before step `step_name` starts."""
+        total = 0.0
+        for step in self.steps:
+            if step.name == step_name:
+                break
+            total += (step.wait or 0) + (step.poll.give_up_after if step.poll else 0)
+        return total
 
     def longest_wait(self) -> float:
         """Upper bound of simulated time this journey can spend waiting (polls and waits)."""

@@ -20,7 +20,8 @@ from typing import Any
 from .buckets import ERROR_KINDS, JOURNEY_OUTCOMES, Bucket
 from .errors import JudgementError
 
-__all__ = ["BUILTIN_METRICS", "MetricFunction", "MetricsView", "is_known_metric", "known_metric_names"]
+__all__ = ["BUILTIN_METRICS", "MetricFunction", "MetricsView", "is_known_metric", "is_request_metric",
+           "known_metric_names"]
 
 MetricFunction = Callable[[Mapping[str, float]], float]
 
@@ -48,6 +49,15 @@ def is_known_metric(name: str, counters: set[str] | frozenset[str], custom: Mapp
     if _PERCENTILE.match(name):
         return 0 <= _percentile(name) <= 100
     return bool(_ERROR_KIND.match(name) or _OUTCOME.match(name) or _SLA.match(name))
+
+
+_REQUEST_SIMPLE = ("requests", "errors", "error_rate", "throughput_rps", "bytes", "latency_mean_ms",
+                   "latency_min_ms", "latency_max_ms")
+
+
+def is_request_metric(name: str) -> bool:
+    """Metrics of requests (kept per endpoint), as opposed to journeys, SLAs and counters."""
+    return name in _REQUEST_SIMPLE or bool(_PERCENTILE.match(name) or _ERROR_KIND.match(name))
 
 
 def known_metric_names(counters: set[str] | frozenset[str], custom: Mapping[str, Any]) -> list[str]:

@@ -26,12 +26,14 @@ def scenario_journeys(scenario: Scenario, default: JourneySpec) -> list[JourneyS
 
 
 def drain_bound_sim(journeys: list[JourneySpec | type[Journey]]) -> float:
-    """Longest simulated time a journey can stay undecided after the load ends: its longest
-    SLA deadline when it has one, else all its waiting steps."""
+    """Longest simulated time a journey can stay undecided after the load ends: for each SLA,
+    the waiting before its `from` step plus the deadline; without SLAs, all its waiting steps.
+    (A deadline still running at the bound extends the drain until it is decided.)"""
     bounds = []
     for journey in journeys:
         if isinstance(journey, JourneySpec):
-            bounds.append(max(s.within for s in journey.sla) if journey.sla else journey.longest_wait())
+            bounds.append(max((journey.wait_before(s.from_step) + s.within for s in journey.sla),
+                              default=journey.longest_wait()))
         else:
             bounds.append(journey.wait_bound())
     return max(bounds, default=0.0)

@@ -7,6 +7,7 @@ milliseconds), so a crash leaves a readable prefix; a torn final line is skipped
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -17,7 +18,7 @@ from .codec import decode, encode
 from .errors import RunLogError
 from .events import Event
 
-__all__ = ["RunLog", "esr_home", "new_run_id", "read_events", "run_log_path"]
+__all__ = ["RunLog", "check_run_id", "esr_home", "new_run_id", "read_events", "run_log_path"]
 
 LOG_NAME = "events.jsonl"
 
@@ -33,14 +34,27 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def check_run_id(run_id: str, home: Path) -> None:
+    """A run id names a new folder under $ESR_HOME/runs: letters, digits, '.', '_', '-'."""
+    if not _RUN_ID.match(run_id) or ".." in run_id:
+        raise RunLogError(f"run id {run_id!r} must be 1-100 letters, digits, '.', '_' or '-', "
+                          "starting with a letter or digit")
+    if (home / "runs" / run_id).exists():
+        raise RunLogError(f"run id {run_id!r} is taken ({home / 'runs' / run_id}); choose another "
+                          "or leave --run-id out for a generated one")
+
+
 def run_log_path(home: Path, run_id: str) -> Path:
     """The log of `run_id` (`latest` is the newest run)."""
     runs = home / "runs"
     if run_id == "latest":
-        candidates = sorted(p.name for p in runs.glob("*") if (p / LOG_NAME).exists()) if runs.exists() else []
-        if not candidates:
+        logs = [p / LOG_NAME for p in runs.glob("*") if (p / LOG_NAME).exists()] if runs.exists() else []
+        if not logs:
             raise RunLogError(f"no runs under {runs}")
-        run_id = candidates[-1]
+        return max(logs, key=lambda log: (log.stat().st_mtime_ns, log.parent.name))
     path = runs / run_id / LOG_NAME
     if not path.exists():
         raise RunLogError(f"no run log for run {run_id!r} at {path}; list runs with `ls {runs}`")
@@ -51,9 +65,10 @@ class RunLog:
     """Appends events to one run's log."""
 
     def __init__(self, home: Path, run_id: str) -> None:
+        check_run_id(run_id, home)
         self.path = home / "runs" / run_id / LOG_NAME
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: BinaryIO = open(self.path, "ab")  # noqa: SIM115 - closed in close()
+        self._file: BinaryIO = open(self.path, "xb")  # noqa: SIM115 - closed in close()
         self._buffer: list[bytes] = []
 
     def append(self, event: Event) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from .journey_spec import Duration, JourneySpec, Model
 from .load_profile import LoadPoint, LoadProfile
 from .metrics import MetricFunction
 from .units import parse_rate
+from .userdata import check_data_spec
 
 __all__ = ["LoadStep", "Scenario", "load_scenario", "scenario_json_schema"]
 
@@ -96,7 +98,9 @@ class Scenario(Model):
         except ValidationError as exc:
             raise ScenarioError(_field_errors(exc) + _semantic_errors_raw(data)) from None
         errors = _semantic_errors(self.assertions, self.failure_injection, self.counter_names,
-                                  self.metrics, self.window)
+                                  self.metrics, self.window, self.duration_hours)
+        if self.journeys and not self.python_journeys:  # every SLA and endpoint is known here
+            errors += _reference_errors(self)
         if errors:
             raise ScenarioError(errors)
 
@@ -123,6 +127,11 @@ class Scenario(Model):
         for cls_ in value:
             if not issubclass(cls_, Journey):
                 raise ValueError(f"{cls_.__name__} is a class but not a subclass of esr.Journey")
+            for name, spec in cls_.data.items():
+                try:
+                    check_data_spec(spec)
+                except ValueError as exc:
+                    raise ValueError(f"{cls_.__name__}.data.{name}: {exc}") from None
         return value
 
     @model_validator(mode="after")
@@ -206,9 +215,31 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
     return errors
 
 
+def _reference_errors(scenario: Scenario) -> list[FieldError]:
+    """Assertions naming an SLA or an endpoint that no journey of the scenario has."""
+    slas = {sla.key for j in scenario.journeys for sla in j.sla}
+    endpoints = {s.request.endpoint for j in scenario.journeys for s in j.steps if s.request}
+    errors = []
+    for i, text in enumerate(scenario.assertions):
+        try:
+            assertion = parse_assertion(text, scenario.counter_names, scenario.metrics, scenario.window)
+        except AssertionSyntaxError:
+            continue  # reported already
+        for name in assertion.metrics:
+            match = re.match(r"^sla_(\d+(?:\.\d+)?h)_", name)
+            if match and match.group(1) not in slas:
+                known = ", ".join(sorted(slas)) or "none"
+                errors.append(FieldError(f"assertions[{i}]", f"{name}: no journey has a {match.group(1)} SLA "
+                                                             f"(SLAs in this scenario: {known})"))
+        if assertion.endpoint is not None and assertion.endpoint not in endpoints:
+            errors.append(FieldError(f"assertions[{i}]", f"no endpoint is labelled {assertion.endpoint!r}; "
+                                                         f"labels: {', '.join(sorted(endpoints))}"))
+    return errors
+
+
 def _semantic_errors(
     assertions: list[str], faults: list[str], counters: frozenset[str],
-    metrics: Mapping[str, Any], window: float,
+    metrics: Mapping[str, Any], window: float, duration_hours: float | None = None,
 ) -> list[FieldError]:
     errors = []
     for i, text in enumerate(assertions):
@@ -218,9 +249,13 @@ def _semantic_errors(
             errors.append(FieldError(f"assertions[{i}]", str(exc)))
     for i, text in enumerate(faults):
         try:
-            parse_fault(text)
+            fault = parse_fault(text)
         except FaultSyntaxError as exc:
             errors.append(FieldError(f"failure_injection[{i}]", str(exc)))
+            continue
+        if duration_hours is not None and fault.start_sim >= duration_hours * 3600:
+            errors.append(FieldError(f"failure_injection[{i}]", f"{text!r} starts at simulated hour "
+                                     f"{fault.start_sim / 3600:g}, after the load ends (duration_hours={duration_hours:g})"))
     return errors
 
 
@@ -263,7 +298,9 @@ def load_scenario(path: str | Path) -> Scenario:
 def _load_python(path: Path) -> Scenario:
     import importlib.util
     import sys
+    import traceback
 
+    path = path.resolve()
     spec = importlib.util.spec_from_file_location(f"esr_scenario_{path.stem}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -273,6 +310,14 @@ def _load_python(path: Path) -> Scenario:
         spec.loader.exec_module(module)
     except EsrError:
         raise
+    except SyntaxError as exc:
+        raise ScenarioError([FieldError("", f"line {exc.lineno}: Python syntax error: {exc.msg}")],
+                            source=str(path)) from None
+    except Exception as exc:  # the user's module failed while loading: say where, no traceback
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path.resolve()]
+        where = f"line {frames[-1].lineno}: " if frames else ""
+        raise ScenarioError([FieldError("", f"{where}loading the file raised {type(exc).__name__}: {exc}")],
+                            source=str(path)) from None
     finally:
         sys.path.pop(0)
     scenario = getattr(module, "scenario", None)

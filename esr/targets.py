@@ -50,14 +50,15 @@ def _check_url(url: str) -> str:
 
 
 class TargetRegistry:
-    def __init__(self, targets: dict[str, Target] | None = None) -> None:
+    def __init__(self, targets: dict[str, Target] | None = None, source: Path | None = None) -> None:
         self.targets = dict(targets or {})
+        self.source = source  # the registry file, named in messages
 
     @classmethod
     def load(cls, path: Path | None) -> TargetRegistry:
         """The registry in `path` (a missing file is an empty registry)."""
         if path is None or not path.exists():
-            return cls()
+            return cls(source=path)
         try:
             data: Any = json.loads(path.read_text(encoding="utf-8"))
             entries = data["targets"]
@@ -69,7 +70,7 @@ class TargetRegistry:
                     JourneySpec.model_validate(journey) if journey else DEFAULT_JOURNEY)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise TargetRefused(f"cannot read the target registry {path}: {exc}") from None
-        return cls(targets)
+        return cls(targets, path)
 
     @classmethod
     def from_environment(cls, home: Path) -> TargetRegistry:
@@ -86,15 +87,17 @@ class TargetRegistry:
         for target in self.targets.values():
             if target.url == name_or_url.rstrip("/"):
                 return target
+        registry = str(self.source or "$ESR_HOME/targets.json")
         if "://" not in name_or_url:
             known = ", ".join(sorted(self.targets)) or "none"
+            hint = f" (did you mean http://{name_or_url}?)" if ":" in name_or_url or "." in name_or_url else ""
             raise TargetRefused(
-                f"unknown target {name_or_url!r}; registered targets: {known}. Give a loopback URL "
-                "such as http://127.0.0.1:8080 or register the name in $ESR_HOME/targets.json")
+                f"unknown target {name_or_url!r}{hint}; registered targets: {known}. Give a loopback URL "
+                f"such as http://127.0.0.1:8080 or register the name in {registry}")
         url = _check_url(name_or_url)
         if not is_loopback_url(url):
             raise TargetRefused(
                 f"refusing to send traffic to {url}: it is not a loopback address and not in the "
-                "target registry. ESR only targets systems you register: add it to "
-                "$ESR_HOME/targets.json as {\"targets\": {\"NAME\": {\"url\": \"...\"}}}")
+                f"target registry. ESR only targets systems you register: add it to {registry} "
+                "as {\"targets\": {\"NAME\": {\"url\": \"...\"}}}")
         return Target(url, url)

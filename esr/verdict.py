@@ -36,6 +36,7 @@ class Verdict:
     completeness: dict[str, Any]
     generator: dict[str, Any]
     time: dict[str, Any]
+    journey_failures: dict[str, int]
 
     @property
     def exit_code(self) -> int:
@@ -51,6 +52,7 @@ class Verdict:
             "completeness": self.completeness,
             "generator": self.generator,
             "time": self.time,
+            "journey_failures": self.journey_failures,
         }
 
 
@@ -64,13 +66,35 @@ def fold_clock(fold: RunFold) -> SimClock:
 def _completeness(fold: RunFold) -> dict[str, Any]:
     ended = fold.finished or fold.aborted
     sent = ended.requests_sent if ended else None
+    finished = fold.finished
+    gaps = {
+        "requests_abandoned": finished.requests_abandoned if finished else 0,
+        "sla_undecided": finished.sla_undecided if finished else 0,
+        "arrivals_not_started": finished.arrivals_not_started if finished else 0,
+    }
     return {
         "arrivals_planned": fold.started.arrivals_planned if fold.started else None,
         "journeys_started": ended.journeys_started if ended else None,
         "requests_sent": sent,
         "results_recorded": fold.results_recorded,
-        "complete": sent is not None and sent == fold.results_recorded,
+        **gaps,
+        "complete": sent is not None and sent == fold.results_recorded and not any(gaps.values()),
     }
+
+
+def _gap(c: dict[str, Any]) -> str:
+    """What is missing from an incomplete run, in words."""
+    parts = []
+    if c["requests_sent"] is not None and c["requests_sent"] != c["results_recorded"]:
+        parts.append(f"{c['requests_sent'] - c['results_recorded']} of {c['requests_sent']} results missing")
+    if c["requests_abandoned"]:
+        parts.append(f"{c['requests_abandoned']} requests still in flight when the run ended")
+    if c["sla_undecided"]:
+        parts.append(f"{c['sla_undecided']} SLA deadlines still open when the run ended "
+                     "(a Python journey's longest_wait may be too short)")
+    if c["arrivals_not_started"]:
+        parts.append(f"{c['arrivals_not_started']} planned journeys never started (max_in_flight reached)")
+    return "; ".join(parts)
 
 
 def _time(fold: RunFold, clock: SimClock) -> dict[str, Any]:
@@ -89,7 +113,8 @@ def _time(fold: RunFold, clock: SimClock) -> dict[str, Any]:
             f"warp {warp:g}: one simulated hour took {3600 / warp:.3g} real seconds; the target saw the "
             "profile's real request rates; SLA deadlines ran on simulated time; the target's own "
             "timers ran on real time unless it reads X-ESR-Sim-Time"
-            + (f"; after the load the clock ran at drain warp {s.drain_warp:g}" if s.drain_warp != warp else "")
+            + (f"; after the load the clock ran at drain warp {s.drain_warp:g}"
+               if s.drain_warp != warp and fold.last_sim_time > s.load_end_sim else "")
         ),
     }
 
@@ -120,8 +145,7 @@ def judge(
     elif fold.finished is None:
         status, reason = "ABORTED", "the run log ends before the run finished (the process stopped)"
     elif not completeness["complete"]:
-        missing = completeness["requests_sent"] - completeness["results_recorded"]
-        status, reason = "ERROR", f"data incomplete: {missing} of {completeness['requests_sent']} results missing"
+        status, reason = "ERROR", f"data incomplete: {_gap(completeness)}"
     elif any(r.holds is None for r in results):
         bad = next(r for r in results if r.holds is None)
         status, reason = "ERROR", f"cannot judge {bad.assertion!r}: {bad.detail}"
@@ -133,4 +157,6 @@ def judge(
     if generator["saturated"] and status in ("PASS", "FAIL"):
         reason += (f" (warning: the generator was saturated: {late_rate:.1%} of journeys started more"
                    f" than {fold.late_threshold_ms:g} ms late)")
-    return Verdict(run_id, status, reason, results, view.summary(), completeness, generator, _time(fold, clock))
+    failures = dict(sorted(fold.failure_reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:10])
+    return Verdict(run_id, status, reason, results, view.summary(), completeness, generator, _time(fold, clock),
+                   failures)

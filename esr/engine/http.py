@@ -13,7 +13,7 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import Iterator, Mapping
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import httptools
 import orjson
@@ -25,8 +25,9 @@ __all__ = ["PooledHttpSender"]
 
 
 class _Failed(Exception):
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, before_response: bool = False) -> None:
         self.kind = kind
+        self.before_response = before_response  # nothing came back: safe to retry elsewhere
 
 
 class _Connection(asyncio.Protocol):
@@ -38,6 +39,8 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.waiter: asyncio.Future | None = None
         self.head = False
+        self.received = False
+        self.headers_done = False
         self.headers: list[tuple[bytes, bytes]] = _NO_HEADERS
         self.body: list[bytes] = []
         # httptools calls only the callbacks the protocol has: without on_header, no header
@@ -49,6 +52,7 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        self.received = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
@@ -56,10 +60,13 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._fail("protocol")
+        if self.waiter is not None and self.headers_done and not self.parser.should_keep_alive():
+            self.on_message_complete()  # a body without length ends when the server closes
+        self._fail("protocol", before_response=not self.received)
 
     # httptools callbacks
     def on_headers_complete(self) -> None:
+        self.headers_done = True
         if self.head:  # a HEAD response announces a body it does not send
             self.on_message_complete()
 
@@ -75,10 +82,10 @@ class _Connection(asyncio.Protocol):
         waiter.set_result((status, self.headers, b"".join(self.body), keep))
         self.waiter = None
 
-    def _fail(self, kind: str) -> None:
+    def _fail(self, kind: str, before_response: bool = False) -> None:
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
-            waiter.set_exception(_Failed(kind))
+            waiter.set_exception(_Failed(kind, before_response))
 
     def close(self) -> None:
         self.closed = True
@@ -88,6 +95,7 @@ class _Connection(asyncio.Protocol):
     def exchange(self, data: bytes, head: bool) -> asyncio.Future:
         self.body = []
         self.head = head
+        self.received = self.headers_done = False
         self.waiter = self.loop.create_future()
         assert self.transport is not None
         self.transport.write(data)
@@ -128,24 +136,47 @@ class PooledHttpSender:
         self._fixed = f"Host: {host_header}\r\nUser-Agent: hms-esr\r\n"
         self._ssl: ssl.SSLContext | None = ssl.create_default_context() if self.tls else None
 
-    async def _acquire(self) -> _Connection:
+    async def _acquire(self) -> tuple[_Connection, bool]:
+        """A connection and whether it was used before (an idle one may have been closed by
+        the server just now)."""
         while self._idle:
             conn = self._idle.pop()
             if not conn.closed:
-                return conn
+                return conn, True
             self._open -= 1
-        while self._open >= self.max_connections:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiting.append(waiter)
-            reused = await waiter
-            if reused is not None:
-                return reused
+        if self._open >= self.max_connections:
+            return await self._wait_for_connection()
         self._open += 1
         try:
-            return await self._connect()
+            return await self._connect(), False
         except BaseException:
             self._release_slot()
             raise
+
+    async def _wait_for_connection(self) -> tuple[_Connection, bool]:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.timeout):
+                while True:
+                    waiter = loop.create_future()
+                    self._waiting.append(waiter)
+                    try:
+                        handed = await waiter
+                    except asyncio.CancelledError:
+                        if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
+                            self._release(waiter.result(), True)  # handed over as we gave up
+                        raise
+                    if handed is not None:
+                        return handed, True
+                    if self._open < self.max_connections:  # a slot was freed: open our own
+                        self._open += 1
+                        try:
+                            return await self._connect(), False
+                        except BaseException:
+                            self._release_slot()
+                            raise
+        except TimeoutError:
+            raise _Failed("timeout") from None
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -177,10 +208,11 @@ class PooledHttpSender:
 
     def _release_slot(self) -> None:
         self._open -= 1
-        if self._waiting:
+        while self._waiting:
             waiter = self._waiting.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+                return
 
     def _release(self, conn: _Connection, keep: bool) -> None:
         if not keep or conn.closed:
@@ -195,7 +227,7 @@ class PooledHttpSender:
         self._idle.append(conn)
 
     def _encode(self, request: PreparedRequest, headers: dict[str, str]) -> bytes:
-        target = self.prefix + request.path
+        target = quote(self.prefix + request.path, safe=_PATH_SAFE)
         if request.query:
             target += ("&" if "?" in target else "?") + urlencode(request.query)
         body = b""
@@ -216,29 +248,37 @@ class PooledHttpSender:
         return "".join(lines).encode("latin-1") + body
 
     async def send(self, request: PreparedRequest, headers: dict[str, str]) -> Response:
+        try:
+            data = self._encode(request, headers)
+        except (UnicodeEncodeError, ValueError):  # e.g. a header value outside Latin-1
+            return Response(0, _EMPTY, b"", "protocol")
         timeout = request.timeout or self.timeout
-        try:
-            conn = await self._acquire()
-        except _Failed as failed:
-            return Response(0, {}, b"", failed.kind)
-        loop = conn.loop
-        future = conn.exchange(self._encode(request, headers), request.method == "HEAD")
-        timer = loop.call_later(timeout, conn._fail, "timeout")  # noqa: SLF001
-        try:
-            status, raw_headers, body, keep = await future
-        except _Failed as failed:
-            conn.close()
-            self._release_slot()
-            return Response(0, {}, b"", failed.kind)
-        except BaseException:  # cancelled: the connection is in an unknown state
-            conn.close()
-            self._release_slot()
-            raise
-        finally:
-            timer.cancel()
-        self._release(conn, keep)
-        headers = RawHeaders(raw_headers) if raw_headers else _EMPTY
-        return Response(status, headers, body, classify_status(status))
+        head = request.method == "HEAD"
+        for attempt in (1, 2):
+            try:
+                conn, reused = await self._acquire()
+            except _Failed as failed:
+                return Response(0, _EMPTY, b"", failed.kind)
+            future = conn.exchange(data, head)
+            timer = conn.loop.call_later(timeout, conn._fail, "timeout")  # noqa: SLF001
+            try:
+                status, raw_headers, body, keep = await future
+            except _Failed as failed:
+                conn.close()
+                self._release_slot()
+                if failed.before_response and reused and attempt == 1:
+                    continue  # the server closed an idle connection as we wrote: once more, fresh
+                return Response(0, _EMPTY, b"", failed.kind)
+            except BaseException:  # cancelled: the connection is in an unknown state
+                conn.close()
+                self._release_slot()
+                raise
+            finally:
+                timer.cancel()
+            self._release(conn, keep)
+            headers_seen = RawHeaders(raw_headers) if raw_headers else _EMPTY
+            return Response(status, headers_seen, body, classify_status(status))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def close(self) -> None:
         for conn in self._idle:
@@ -250,6 +290,7 @@ class PooledHttpSender:
 
 
 _EMPTY: Mapping[str, str] = {}
+_PATH_SAFE = "/?&=:@!$'()*+,;%-._~"  # already-encoded and reserved characters stay as they are
 
 
 class RawHeaders(Mapping[str, str]):

@@ -38,7 +38,7 @@ from ..scenario import Scenario
 from ..targets import Target
 from ..userdata import generate_user_data
 from ..verdict import Verdict, judge
-from .sender import Sender, connection_budget, make_sender
+from .sender import Response, Sender, connection_budget, make_sender
 
 __all__ = ["Run", "RunStatus"]
 
@@ -49,6 +49,7 @@ _NO_DEADLINES = SlaBook()  # shared by journeys that can open none; never opened
 # through loop.call_at, which shares the clock's origin.
 _now = time.monotonic
 START_LEAD_S = 0.1  # real seconds between planning and the first arrival
+CATCH_UP_MIN_S = 10.0  # after the load, waiting arrivals may still start for max(load time, this)
 
 
 class RunStatus(str, enum.Enum):
@@ -128,6 +129,9 @@ class Run:
         self._iso_second, self._iso_prefix, self._iso_zone = -1, "", ""
         self._active: dict[int, _Active] = {}
         self._stopping = False
+        self._requests_in_flight = 0
+        self._sla_undecided = 0
+        self._arrivals_not_started = 0
         self._backlog: deque[Arrival] = deque()
         self._arrivals_planned = 0
         self._journeys_started = 0
@@ -206,14 +210,14 @@ class Run:
         """Play the scenario; on cancellation (Ctrl-C, abort) the log ends ABORTED."""
         self._loop = asyncio.get_running_loop()
         self._t0 = _now() + START_LEAD_S
-        log = RunLog(self.home, self.run_id)
-        self.bus.subscribe(self.fold.apply)
-        self.bus.subscribe(log.append)
-        self.log_path = log.path
         self._sender_live = sender = self._sender or make_sender(
             self.http_client, self.target.url, timeout=self.scenario.request_timeout,
             max_connections=connection_budget(self.scenario.max_in_flight),
             keep_headers=any(not isinstance(j, JourneySpec) or j.reads_headers for _, _, j in self._journeys))
+        log = RunLog(self.home, self.run_id)
+        self.bus.subscribe(self.fold.apply)
+        self.bus.subscribe(log.append)
+        self.log_path = log.path
         gc.collect()
         gc.freeze()  # long-lived set-up objects leave the collector's young generations alone
         flusher = self._loop.create_task(self._flush_periodically(log, progress))
@@ -229,7 +233,8 @@ class Run:
                 real_time=self._epoch(now), arrivals_planned=self._arrivals_planned,
                 journeys_started=self._journeys_started, requests_sent=self._requests_sent,
                 late_starts=self._late_starts, journeys_cut=self._cut,
-                requests_abandoned=self._requests_abandoned))
+                requests_abandoned=self._requests_abandoned, sla_undecided=self._sla_undecided,
+                arrivals_not_started=self._arrivals_not_started))
             self.status = RunStatus.FINISHED
         except (asyncio.CancelledError, KeyboardInterrupt) as exc:
             await self._abort_tasks()
@@ -306,8 +311,6 @@ class Run:
             due.append(arrival)
         self._start_all(due)
         await self._sleep_until(t0 + self.clock.load_end_real)
-        while self._backlog:
-            await asyncio.sleep(0.01)
 
     def _start_all(self, arrivals: list[Arrival]) -> None:
         for arrival in arrivals:
@@ -359,7 +362,7 @@ class Run:
             else:
                 from .user import User
 
-                user = User(self, arrival, active, rng, intended)
+                user = User(self, arrival, active, rng, intended, journey.data)
                 try:
                     await journey().run(user)
                     outcome = Outcome("completed")
@@ -370,13 +373,19 @@ class Run:
         except asyncio.CancelledError:
             outcome = Outcome("cut", "the run ended before the journey did")
             self._cut += 1
+        except Exception as exc:  # noqa: BLE001 - e.g. a template without a value: this journey fails
+            outcome = Outcome("failed", f"{type(exc).__name__}: {exc}")
         finally:
             del self._active[arrival.index]
             while self._backlog and not self._stopping and len(self._active) < self.scenario.max_in_flight:
                 self._launch(self._backlog.popleft())  # a slot is free: the oldest waiting arrival
             now_sim = self._sim_now()
-            if outcome.kind != "cut" and active.book.open_count:
-                self._emit_decisions(active, active.book.fail_all(now_sim))
+            if active.book.open_count:
+                if outcome.kind == "cut":  # passed deadlines are missed; later ones stay undecided
+                    self._emit_decisions(active, active.book.expire(now_sim))
+                    self._sla_undecided += active.book.open_count
+                else:
+                    self._emit_decisions(active, active.book.fail_all(now_sim))
             if active.timer is not None:
                 active.timer.cancel()
             self._emit(JourneyEnded(
@@ -427,13 +436,20 @@ class Run:
             intended = sent
         sim = self.clock.sim_at(intended - self._t0)
         headers = {"X-ESR-Run-Id": self.run_id, "X-ESR-Sim": "true", "X-ESR-Sim-Time": self._sim_iso(sim)}
+        if self._stopping:  # the drain ended: this journey is being cut
+            raise asyncio.CancelledError
         self._requests_sent += 1
+        self._requests_in_flight += 1
         try:
             response = await self._sender_live.send(request, headers)
         except asyncio.CancelledError:
             self._requests_sent -= 1
             self._requests_abandoned += 1
             raise
+        except Exception as exc:  # noqa: BLE001 - a sender bug must not lose the result
+            response = Response(0, {}, repr(exc).encode(), "protocol")
+        finally:
+            self._requests_in_flight -= 1
         done = _now()
         latency = (done - intended) * 1000
         live = self.live
@@ -445,17 +461,33 @@ class Run:
             user=user, journey=journey, step=request.step, endpoint=request.endpoint,
             status=response.status, latency_ms=latency, raw_latency_ms=(done - sent) * 1000,
             bytes=len(response.body), error=response.error))
-        return Reply(response.status, response.headers, response.body, response.error,
-                     self.clock.sim_at(done - self._t0))
+        return Reply(response.status, response.headers, response.body, response.error, sim)
 
     async def _drain(self) -> None:
-        """Keep the clock going until every open journey is decided, at most the drain bound."""
-        bound = self._t0 + self.clock.real_at(self.clock.load_end_sim + drain_bound_sim([j for _, _, j in self._journeys])) \
-            + self.scenario.request_timeout + 1.0
-        while self._active and _now() < bound:
+        """Keep the clock going until every open journey is decided: at most the drain bound,
+        or longer while a deadline that opened is still running. Arrivals still waiting for a
+        slot (max_in_flight) may start late for as long again as the load took; those that
+        never start are counted. Requests in flight then get their answer (or their timeout)
+        before the remaining journeys are cut."""
+        static_end = self.clock.load_end_sim + drain_bound_sim([j for _, _, j in self._journeys])
+        grace = self.scenario.request_timeout + 1.0
+        # Arrivals still waiting for a slot start late rather than never, for a while
+        catch_up_end = self._t0 + self.clock.load_end_real + max(self.clock.load_end_real, CATCH_UP_MIN_S)
+        while self._backlog and _now() < catch_up_end:
+            await asyncio.sleep(0.01)
+        while self._active:
             if all(a.settled for a in self._active.values()):
                 break
+            latest = max((a.book.latest_deadline for a in self._active.values() if a.book.open_count), default=0.0)
+            if _now() >= self._loop_at_sim(max(static_end, latest)) + 0.05:  # deadline timers have fired
+                break
             await asyncio.sleep(0.02)
+        self._stopping = True  # no journey starts another request from here
+        self._arrivals_not_started = len(self._backlog)
+        self._backlog.clear()
+        deadline = _now() + grace
+        while self._requests_in_flight and _now() < deadline:
+            await asyncio.sleep(0.005)
         await self._abort_tasks()
 
     async def _abort_tasks(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import aiohttp
 import msgspec
 
+from ..errors import EsrError
 from ..journey import PreparedRequest
 
 __all__ = ["HTTP_CLIENTS", "AiohttpSender", "Response", "Sender", "classify_status", "connection_budget", "make_sender"]
@@ -102,7 +103,7 @@ def make_sender(kind: str, base_url: str, *, timeout: float, max_connections: in
 
         return PooledHttpSender(base_url, timeout=timeout, max_connections=max_connections,
                                 keep_headers=keep_headers)
-    raise ValueError(f"unknown HTTP client {kind!r}; choose one of {', '.join(HTTP_CLIENTS)}")
+    raise EsrError(f"unknown HTTP client {kind!r}; choose one of {', '.join(HTTP_CLIENTS)}")
 
 
 def connection_budget(wanted: int) -> int:

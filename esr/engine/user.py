@@ -19,14 +19,15 @@ __all__ = ["User"]
 class User:
     """One synthetic user: its index, seeded random source and data, and its actions."""
 
-    def __init__(self, run: Run, arrival: Arrival, active: _Active, rng: random.Random, intended: float) -> None:
+    def __init__(self, run: Run, arrival: Arrival, active: _Active, rng: random.Random, intended: float,
+                 data: dict[str, Any] | None = None) -> None:
         self._run = run
         self._active = active
         self.index = arrival.index
         self.rng = rng
         self.run_id = run.run_id
         self._intended: float | None = intended  # the first request is due at the arrival time
-        self.data: dict[str, Any] = {}
+        self.data: dict[str, Any] = generate_user_data(data, rng) if data else {}
 
     def generate(self, specs: dict[str, Any]) -> dict[str, Any]:
         """Seeded data for this user, e.g. `user.generate({"ssn": "ssn"})`."""
@@ -50,6 +51,7 @@ class User:
     async def wait(self, duration: str | float = 0, *, hours: float = 0, minutes: float = 0) -> None:
         """Wait in simulated time: `await user.wait("1h")` or `await user.wait(hours=1)`."""
         target = self.now_sim + parse_duration(duration) + hours * 3600 + minutes * 60
+        self._intended = None  # the next request is due when the wait ends, not at the arrival
         await self._run._sleep_until(self._run._loop_at_sim(target))  # noqa: SLF001
 
     def count(self, name: str, value: float = 1.0) -> None:

@@ -66,7 +66,8 @@ async def test_counts_are_exact_and_headers_carry_the_sim_tag(demo_target: Any, 
     assert v is not None and v.status == "PASS"
     assert planned > 0
     assert v.completeness == {"arrivals_planned": planned, "journeys_started": planned,
-                              "requests_sent": planned, "results_recorded": planned, "complete": True}
+                              "requests_sent": planned, "results_recorded": planned, "requests_abandoned": 0,
+                              "sla_undecided": 0, "arrivals_not_started": 0, "complete": True}
     assert target.requests == planned
     assert v.summary["requests"] == planned and v.summary["journeys_completed"] == planned
     seen = target.seen_headers[0]
@@ -233,3 +234,81 @@ async def test_saturated_generator_is_reported(demo_target: Any) -> None:
     assert v.generator["saturated"] is True and v.generator["late_starts"] > 0
     assert "saturated" in v.reason
     assert v.completeness["complete"] is True  # late, never dropped
+
+
+async def test_deadlines_opened_late_are_still_decided(demo_target: Any) -> None:
+    """Waiting before the SLA's start extends the drain bound: these misses are counted."""
+    url, _ = await demo_target(process_hours=(500.0, 500.0))
+    journey = {"name": "late_filer", "steps": [
+        {"name": "think", "wait": "30h"},
+        {"name": "file", "request": {"method": "POST", "path": "/claims"}, "extract": {"id": "$.id"}},
+        {"name": "paid", "request": {"path": "/claims/{{ vars.id }}"},
+         "poll": {"every": "6h", "until": "$.status == 'paid'", "give_up_after": "72h"}}],
+        "sla": [{"from": "file", "to": "paid", "within": "48h"}]}
+    s = scenario(journeys=[journey], load_profile=[[0, 10]], drain_warp=72000,
+                 assertions=["sla_48h_success_rate > 0.5"])
+    r = await run(s, url)
+    v = r.verdict
+    assert v is not None and v.status == "FAIL", v.reason
+    assert v.summary["sla_48h_missed"] == v.summary["journeys_started"] > 0
+    assert v.completeness["complete"] is True
+
+
+class ForgetfulJourney(esr.Journey):
+    """Opens a deadline but declares no longest_wait: the drain still waits for the deadline."""
+
+    name = "forgetful"
+
+    async def run(self, user: esr.User) -> None:
+        await user.request("GET", "/", label="GET /")
+        user.sla_open("48h", within="48h")
+        await user.wait(hours=60)
+        user.sla_close("48h")
+
+
+async def test_an_open_deadline_extends_the_drain_until_it_is_decided(demo_target: Any) -> None:
+    url, _ = await demo_target()
+    s = scenario(journeys=[ForgetfulJourney], load_profile=[[0, 10]], time_warp=3600, drain_warp=72000,
+                 assertions=["sla_48h_success_rate > 0.5"])
+    r = await run(s, url)
+    v = r.verdict
+    assert v is not None and v.status == "FAIL"
+    assert v.summary["sla_48h_missed"] == v.summary["journeys_started"] > 0
+    assert v.summary["journeys_cut"] == v.summary["journeys_started"]
+    assert v.completeness["sla_undecided"] == 0 and v.completeness["complete"] is True
+
+
+async def test_requests_in_flight_at_the_end_of_the_drain_get_their_answer(demo_target: Any) -> None:
+    url, _ = await demo_target(process_hours=(1.0, 1.0))
+    journey = {"name": "slow_tail", "steps": [
+        {"name": "file", "request": {"method": "POST", "path": "/claims"}, "extract": {"id": "$.id"}},
+        {"name": "paid", "request": {"path": "/claims/{{ vars.id }}"},
+         "poll": {"every": "1h", "until": "$.status == 'paid'", "give_up_after": "4h"}},
+        {"name": "receipt", "request": {"path": "/status/200", "query": {"delay_ms": "1500"}}}],
+        "sla": [{"from": "file", "to": "paid", "within": "48h"}]}
+    s = scenario(journeys=[journey], load_profile=[[0, 10]], request_timeout=5)
+    r = await run(s, url)
+    v = r.verdict
+    assert v is not None
+    assert v.completeness["requests_abandoned"] == 0 and v.completeness["complete"] is True
+    results = [e for e in events_of(r) if isinstance(e, RequestResult) and e.step == "receipt"]
+    assert results and all(e.status == 200 for e in results)
+
+
+class EndlessJourney(esr.Journey):
+    name = "endless"
+    longest_wait = "1h"
+
+    async def run(self, user: esr.User) -> None:
+        while True:
+            await user.wait(hours=1)
+
+
+async def test_a_full_generator_still_ends_and_says_what_never_started(demo_target: Any) -> None:
+    url, _ = await demo_target()
+    s = scenario(journeys=[EndlessJourney], max_in_flight=3, load_profile=[[0, 20]], time_warp=3600)
+    r = await asyncio.wait_for(run(s, url), 30)
+    v = r.verdict
+    assert v is not None and v.status == "ERROR"
+    assert v.completeness["arrivals_not_started"] == r.plan.count() - 3
+    assert v.summary["journeys_cut"] == 3

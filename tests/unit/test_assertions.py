@@ -122,7 +122,7 @@ def test_custom_metric_function(run: tuple[RunFold, SimClock]) -> None:
     # in every hour: the hours without claims_paid divide by zero and are skipped, not failed
     result = judge_one("cost_per_claim < 0.5 in every 1h", run, custom)
     assert result.holds is True
-    assert result.detail == "held in 20 of 72 windows with data"
+    assert result.detail == "held in all 20 windows with data (72 in scope)"
 
 
 def test_custom_metric_that_raises_cannot_be_judged(run: tuple[RunFold, SimClock]) -> None:
@@ -153,7 +153,6 @@ def test_custom_metric_that_raises_cannot_be_judged(run: tuple[RunFold, SimClock
         ("requests == 5 during hour 23..24 for endpoint 'POST /claims'", True, 5.0),
         ("requests == 5 for endpoint 'POST /claims' during hour 23..24", True, 5.0),
         ("latency_max_ms == 180 for endpoint 'POST /claims'", True, 180.0),
-        ("requests == 0 for endpoint 'GET /nowhere'", True, 0.0),
     ],
 )
 def test_scoped_values(run: tuple[RunFold, SimClock], text: str, holds: bool, observed: float) -> None:
@@ -178,7 +177,7 @@ def test_every_reports_the_first_failing_window(run: tuple[RunFold, SimClock]) -
     assert result.detail == "first failing window starts at sim hour 20"
     result = judge_one("sla_48h_success_rate > 0.8 in every 4h during hour 0..20", run)
     assert result.holds is True
-    assert result.detail == "held in 5 of 5 windows with data"
+    assert result.detail == "held in all 5 windows with data (5 in scope)"
 
 
 def test_every_skips_windows_without_data(run: tuple[RunFold, SimClock]) -> None:
@@ -186,10 +185,10 @@ def test_every_skips_windows_without_data(run: tuple[RunFold, SimClock]) -> None
     result = judge_one("latency_p50_ms < 10000 in every 1h", run)
     assert result.holds is True
     assert (result.observed, result.threshold) == (None, None)
-    assert result.detail == "held in 24 of 72 windows with data"
+    assert result.detail == "held in all 24 windows with data (72 in scope)"
     result = judge_one("error_rate < 0.05 in every 1h during hour 0..23", run)
     assert result.holds is True
-    assert result.detail == "held in 23 of 23 windows with data"
+    assert result.detail == "held in all 23 windows with data (23 in scope)"
 
 
 def test_every_per_endpoint(run: tuple[RunFold, SimClock]) -> None:
@@ -398,3 +397,16 @@ def test_fuzz_token_soup(tokens: list[str], sep: str) -> None:
 def test_fuzz_grammar_shaped(left: str, op: str, right: str, scopes: list[str]) -> None:
     text = " ".join([left, op, right, *scopes])
     check_parse(text)
+
+
+def test_an_endpoint_without_requests_cannot_be_judged(run: tuple[RunFold, SimClock]) -> None:
+    fold, clock = run
+    result = evaluate(parse_assertion("errors_5xx < 1 for endpoint 'GET /clams'"), fold, clock)
+    assert result.holds is None and result.detail == "no requests to endpoint 'GET /clams'"
+
+
+@pytest.mark.parametrize("text", ["sla_48h_success_rate > 0.9 for endpoint 'GET /'",
+                                  "journeys_failed < 1 for endpoint 'GET /'", "cloud_cost < 1 for endpoint 'GET /'"])
+def test_endpoint_scope_is_for_request_metrics_only(text: str) -> None:
+    with pytest.raises(AssertionSyntaxError, match="'for endpoint' applies to request metrics"):
+        parse_assertion(text, frozenset({"cloud_cost"}))

@@ -273,3 +273,27 @@ def test_fuzz_arbitrary_top_level_dicts(data: dict[str, Any]) -> None:
     except ScenarioError as exc:
         assert exc.errors
         assert all(isinstance(e, FieldError) and e.message.strip() for e in exc.errors)
+
+
+def test_assertions_must_name_slas_and_endpoints_the_journeys_have() -> None:
+    journey = {"name": "claim", "steps": [
+        {"name": "file", "request": {"method": "POST", "path": "/claims"}},
+        {"name": "paid", "request": {"path": "/claims/1"}}],
+        "sla": [{"from": "file", "to": "paid", "within": "48h"}]}
+    base = {"name": "t", "duration_hours": 4, "time_warp": 60, "load_profile": [[0, 1]], "journeys": [journey]}
+    Scenario.from_dict(base | {"assertions": ["sla_48h_success_rate > 0.9",
+                                              'latency_p95_ms < 9 for endpoint "POST /claims"']})
+    with pytest.raises(ScenarioError) as caught:
+        Scenario.from_dict(base | {"assertions": ["sla_24h_success_rate > 0.9",
+                                                  'latency_p95_ms < 9 for endpoint "GET /claim"']})
+    messages = [str(e) for e in caught.value.errors]
+    assert messages[0] == "assertions[0]: sla_24h_success_rate: no journey has a 24h SLA (SLAs in this scenario: 48h)"
+    assert messages[1] == ("assertions[1]: no endpoint is labelled 'GET /claim'; labels: GET /claims/1, POST /claims")
+
+
+def test_a_fault_after_the_load_is_an_error() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        Scenario.from_dict({"name": "t", "duration_hours": 4, "time_warp": 60, "load_profile": [[0, 1]],
+                            "failure_injection": ["db_down@hour3", "db_down@hour99"]})
+    assert [e.path for e in caught.value.errors] == ["failure_injection[1]"]
+    assert "starts at simulated hour 99, after the load ends (duration_hours=4)" in caught.value.errors[0].message

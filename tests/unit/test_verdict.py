@@ -6,7 +6,9 @@ import pytest
 
 from esr.assertions import parse_assertion
 from esr.codec import decode, encode
-from esr.events import Event, RequestResult
+import msgspec
+
+from esr.events import Event, RequestResult, RunFinished
 from esr.verdict import EXIT_CODES, Verdict, judge
 from factories import HOUR, RUN_ID, RunEvents, fold
 
@@ -46,7 +48,8 @@ def test_pass() -> None:
     assert v.assertions[0].observed == pytest.approx(100.0, rel=0.01)
     assert v.assertions[1].observed == 0.0
     assert v.completeness == {"arrivals_planned": 40, "journeys_started": 40, "requests_sent": 40,
-                              "results_recorded": 40, "complete": True}
+                              "results_recorded": 40, "requests_abandoned": 0, "sla_undecided": 0,
+                              "arrivals_not_started": 0, "complete": True}
     assert v.run_id == RUN_ID
 
 
@@ -191,14 +194,19 @@ def test_summary_and_time() -> None:
     assert v.time["sim_hours_played"] == 4.0
     assert v.time["sim_start"] == "2024-01-01T00:00:00+00:00"
     assert "one simulated hour took 60 real seconds" in v.time["note"]
-    assert "drain warp 240" in v.time["note"]
+    assert "drain warp" not in v.time["note"]  # nothing was played after the load ended
     assert "drain warp" not in verdict_of(run_events()).time["note"]
+    drained = run_events(drain_warp=240.0)
+    ev = RunEvents(time_warp=60.0, drain_warp=240.0, load_end_sim=4 * HOUR)
+    drained.insert(-1, ev.journey_ended(sim=6 * HOUR, user=99))
+    assert "after the load the clock ran at drain warp 240" in verdict_of(drained).time["note"]
 
 
 def test_to_dict() -> None:
     v = verdict_of(run_events(), "requests == 40")
     d = v.to_dict()
-    assert set(d) == {"run_id", "verdict", "reason", "assertions", "summary", "completeness", "generator", "time"}
+    assert set(d) == {"run_id", "verdict", "reason", "assertions", "summary", "completeness", "generator", "time",
+                      "journey_failures"}
     assert d["verdict"] == "PASS"
     assert d["assertions"] == [{"assertion": "requests == 40", "holds": True, "observed": 40.0, "threshold": 40.0,
                                 "detail": ""}]
@@ -211,3 +219,18 @@ def test_rejudging_the_decoded_log_gives_the_same_verdict() -> None:
     replayed = [decode(encode(e), f"log:{i}") for i, e in enumerate(events, 1)]
     assert verdict_of(replayed, *assertions).to_dict() == original
     assert verdict_of(events, *assertions).to_dict() == original  # and judging is repeatable
+
+
+@pytest.mark.parametrize(("gap", "words"), [
+    ({"requests_abandoned": 3}, "3 requests still in flight when the run ended"),
+    ({"sla_undecided": 2}, "2 SLA deadlines still open when the run ended"),
+    ({"arrivals_not_started": 5}, "5 planned journeys never started"),
+])
+def test_every_gap_makes_the_run_incomplete(gap: dict[str, int], words: str) -> None:
+    events = run_events()
+    finished = events[-1]
+    assert isinstance(finished, RunFinished)
+    events[-1] = msgspec.structs.replace(finished, **gap)
+    v = verdict_of(events, "requests == 40")
+    assert v.status == "ERROR" and v.completeness["complete"] is False
+    assert v.reason.startswith(f"data incomplete: {words}")
