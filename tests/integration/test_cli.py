@@ -157,14 +157,19 @@ def test_registered_target_by_name(tmp_path: Path, target_url: str, esr_home: Pa
     assert unknown.returncode == 2 and "registered targets: staging" in unknown.stderr
 
 
-def test_ctrl_c_leaves_an_aborted_verdict(tmp_path: Path, target_url: str, esr_home: Path) -> None:
+@pytest.mark.parametrize(("sig", "why"), [(signal.SIGINT, "interrupted (Ctrl-C)"), (signal.SIGTERM, "terminated (SIGTERM)")])
+def test_ctrl_c_or_sigterm_leaves_an_aborted_verdict(tmp_path: Path, target_url: str, esr_home: Path,
+                                                     sig: signal.Signals, why: str) -> None:
     long = write(tmp_path, SMALL | {"duration_hours": 24, "time_warp": 60})
     proc = subprocess.Popen([sys.executable, "-m", "esr.cli", "run", str(long), "--target", target_url, "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 3, err
+    printed = json.loads(out)
+    assert printed["verdict"] == "ABORTED" and printed["reason"] == f"the run was aborted: {why}"
+    assert printed["completeness"]["results_recorded"] > 0
     logs = list((esr_home / "runs").glob("*/events.jsonl"))
     assert len(logs) == 1
     events = list(read_events(logs[0]))
