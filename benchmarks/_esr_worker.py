@@ -71,7 +71,7 @@ def main() -> None:
         s, g = verdict.summary, verdict.generator
         out = {
             "rate": a.rate, "seconds": a.seconds, "status": verdict.status, "reason": verdict.reason,
-            "planned": run._arrivals_planned, "started": run._journeys_started,
+            "planned": run.counts.arrivals_planned, "started": run.counts.journeys_started,
             "requests": s["requests"], "errors": s["errors"], "error_rate": s["error_rate"],
             "errors_by_kind": {k[7:]: v for k, v in s.items() if k.startswith("errors_")},
             "achieved_rps": (s["requests"] or 0) / a.seconds,

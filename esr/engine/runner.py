@@ -16,7 +16,7 @@ import gc
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,20 @@ class _Active:
 
 
 @dataclass(slots=True)
+class GeneratorCounts:
+    """The generator's own tally, reported in run_finished and checked against the fold."""
+
+    arrivals_planned: int = 0
+    journeys_started: int = 0
+    requests_sent: int = 0
+    late_starts: int = 0
+    journeys_cut: int = 0
+    requests_abandoned: int = 0  # in flight when the run ended
+    sla_undecided: int = 0  # deadlines still open when the run ended
+    arrivals_not_started: int = 0  # still waiting for a slot when the run ended
+
+
+@dataclass(slots=True)
 class Live:
     """Running figures for the progress display (not used for the verdict)."""
 
@@ -129,16 +143,9 @@ class Run:
         self._iso_second, self._iso_prefix, self._iso_zone = -1, "", ""
         self._active: dict[int, _Active] = {}
         self._stopping = False
+        self.counts = GeneratorCounts()
         self._requests_in_flight = 0
-        self._sla_undecided = 0
-        self._arrivals_not_started = 0
         self._backlog: deque[Arrival] = deque()
-        self._arrivals_planned = 0
-        self._journeys_started = 0
-        self._requests_sent = 0
-        self._requests_abandoned = 0
-        self._late_starts = 0
-        self._cut = 0
 
     # -- set-up ---------------------------------------------------------------------------
     def _journey_table(self) -> list[tuple[str, float, JourneySpec | type[Journey]]]:
@@ -230,19 +237,15 @@ class Run:
             now = _now()
             self._emit(RunFinished(
                 run_id=self.run_id, seq=self._next_seq(), sim_time=self.clock.sim_at(now - self._t0),
-                real_time=self._epoch(now), arrivals_planned=self._arrivals_planned,
-                journeys_started=self._journeys_started, requests_sent=self._requests_sent,
-                late_starts=self._late_starts, journeys_cut=self._cut,
-                requests_abandoned=self._requests_abandoned, sla_undecided=self._sla_undecided,
-                arrivals_not_started=self._arrivals_not_started))
+                real_time=self._epoch(now), **asdict(self.counts)))
             self.status = RunStatus.FINISHED
         except (asyncio.CancelledError, KeyboardInterrupt) as exc:
             await self._abort_tasks()
+            c = self.counts
             self._emit(RunAborted(
                 run_id=self.run_id, seq=self._next_seq(), sim_time=self._sim_now(), real_time=time.time(),
-                reason=str(exc) or "interrupted (Ctrl-C or abort)", arrivals_planned=self._arrivals_planned,
-                journeys_started=self._journeys_started, requests_sent=self._requests_sent,
-                late_starts=self._late_starts))
+                reason=str(exc) or "interrupted (Ctrl-C or abort)", arrivals_planned=c.arrivals_planned,
+                journeys_started=c.journeys_started, requests_sent=c.requests_sent, late_starts=c.late_starts))
             self.status = RunStatus.ABORTED
             self._finish_verdict(log)
             raise
@@ -254,7 +257,7 @@ class Run:
 
     async def _start(self, sender: Sender) -> None:
         """Count the plan, open connections, fix the clock origin and announce the run."""
-        self._arrivals_planned = self.plan.count()
+        self.counts.arrivals_planned = self.plan.count()
         warm = getattr(sender, "warm", None)
         if warm is not None:  # enough connections for ~5 ms of the peak rate, up front
             await warm(max(4, int(self.scenario.profile.peak_rate * 0.005)))
@@ -265,7 +268,7 @@ class Run:
             scenario=self.scenario.to_dict(), target=self.target.url, seed=self.scenario.seed,
             sim_start=self.sim_start.isoformat(), time_warp=self.clock.time_warp,
             drain_warp=self.clock.drain_warp, load_end_sim=self.clock.load_end_sim,
-            window_s=self.scenario.window, arrivals_planned=self._arrivals_planned,
+            window_s=self.scenario.window, arrivals_planned=self.counts.arrivals_planned,
             scenario_file=self.scenario_file))
         self.status = RunStatus.RUNNING
 
@@ -341,9 +344,9 @@ class Run:
     async def _journey(self, arrival: Arrival, journey: Any, active: _Active, rng: Any) -> None:
         intended = self._t0 + arrival.real
         late_ms = (_now() - intended) * 1000
-        self._journeys_started += 1
+        self.counts.journeys_started += 1
         if late_ms > self.scenario.late_threshold_ms:
-            self._late_starts += 1
+            self.counts.late_starts += 1
         self._emit(JourneyStarted(
             run_id=self.run_id, seq=self._next_seq(), sim_time=arrival.sim, real_time=self._epoch(intended),
             user=arrival.index, journey=active.journey, late_ms=late_ms))
@@ -372,7 +375,7 @@ class Run:
                     outcome = Outcome("failed", f"{type(exc).__name__}: {exc}")
         except asyncio.CancelledError:
             outcome = Outcome("cut", "the run ended before the journey did")
-            self._cut += 1
+            self.counts.journeys_cut += 1
         except Exception as exc:  # noqa: BLE001 - e.g. a template without a value: this journey fails
             outcome = Outcome("failed", f"{type(exc).__name__}: {exc}")
         finally:
@@ -383,7 +386,7 @@ class Run:
             if active.book.open_count:
                 if outcome.kind == "cut":  # passed deadlines are missed; later ones stay undecided
                     self._emit_decisions(active, active.book.expire(now_sim))
-                    self._sla_undecided += active.book.open_count
+                    self.counts.sla_undecided += active.book.open_count
                 else:
                     self._emit_decisions(active, active.book.fail_all(now_sim))
             if active.timer is not None:
@@ -438,13 +441,13 @@ class Run:
         headers = {"X-ESR-Run-Id": self.run_id, "X-ESR-Sim": "true", "X-ESR-Sim-Time": self._sim_iso(sim)}
         if self._stopping:  # the drain ended: this journey is being cut
             raise asyncio.CancelledError
-        self._requests_sent += 1
+        self.counts.requests_sent += 1
         self._requests_in_flight += 1
         try:
             response = await self._sender_live.send(request, headers)
         except asyncio.CancelledError:
-            self._requests_sent -= 1
-            self._requests_abandoned += 1
+            self.counts.requests_sent -= 1
+            self.counts.requests_abandoned += 1
             raise
         except Exception as exc:  # noqa: BLE001 - a sender bug must not lose the result
             response = Response(0, {}, repr(exc).encode(), "protocol")
@@ -483,7 +486,7 @@ class Run:
                 break
             await asyncio.sleep(0.02)
         self._stopping = True  # no journey starts another request from here
-        self._arrivals_not_started = len(self._backlog)
+        self.counts.arrivals_not_started = len(self._backlog)
         self._backlog.clear()
         deadline = _now() + grace
         while self._requests_in_flight and _now() < deadline:
