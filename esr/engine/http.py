@@ -146,6 +146,9 @@ class PooledHttpSender:
             self._open -= 1
         if self._open >= self.max_connections:
             return await self._wait_for_connection()
+        return await self._open_new()
+
+    async def _open_new(self) -> tuple[_Connection, bool]:
         self._open += 1
         try:
             return await self._connect(), False
@@ -169,12 +172,7 @@ class PooledHttpSender:
                     if handed is not None:
                         return handed, True
                     if self._open < self.max_connections:  # a slot was freed: open our own
-                        self._open += 1
-                        try:
-                            return await self._connect(), False
-                        except BaseException:
-                            self._release_slot()
-                            raise
+                        return await self._open_new()
         except TimeoutError:
             raise _Failed("timeout") from None
 
