@@ -91,6 +91,16 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print the verdict as JSON on stdout")
     demo.add_argument("--quiet", action="store_true", help="no live progress display")
 
+    serve = sub.add_parser("serve", help="run the ESR server: launch and watch runs over HTTP",
+                           epilog="examples:\n  esr serve                      # 127.0.0.1:9700, prints the token\n"
+                                  "  ESR_TOKEN=s3cret esr serve --max-concurrent 2\n\n"
+                                  "API: POST /run, GET /runs, GET /run/ID/summary, POST /run/ID/abort, GET /openapi.json\n"
+                                  "environment: ESR_TOKEN (launch token), ESR_OBSERVER_TOKEN (read-only), ESR_HOME",
+                           formatter_class=raw)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=9700, help="port (default 9700)")
+    serve.add_argument("--max-concurrent", type=int, default=1, help="runs played at once; the rest queue")
+
     target = sub.add_parser("demo-target", help="serve the bundled local target (for trying scenarios)",
                             epilog="endpoints:\n"
                                    "  GET  /               'ok' after --latency ms (503 at --error-rate)\n"
@@ -215,9 +225,27 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     return _report(verdict, args, str(path))
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .api.auth import Tokens
+    from .api.server import MANAGER, make_app
+
+    home = esr_home()
+    tokens = Tokens.from_environment(home)
+    app = make_app(home, registry=_registry(), tokens=tokens, max_concurrent=max(1, args.max_concurrent))
+    recovered = len(app[MANAGER].runs)
+    print(f"ESR server on http://{args.host}:{args.port}  (API description: /openapi.json)\n"
+          f"launch token:   {tokens.admin}\n"
+          f"observer token: {tokens.observer}\n"
+          f"run logs: {home / 'runs'} ({recovered} runs recovered)", file=sys.stderr)
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    return 0
+
+
 _COMMANDS = {
     "run": _cmd_run, "judge": _cmd_judge, "validate": _cmd_validate, "schema": _cmd_schema,
-    "plan": _cmd_plan, "demo": _cmd_demo, "demo-target": _cmd_demo_target,
+    "plan": _cmd_plan, "demo": _cmd_demo, "demo-target": _cmd_demo_target, "serve": _cmd_serve,
 }
 
 

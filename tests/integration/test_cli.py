@@ -228,3 +228,32 @@ def test_kill_9_leaves_a_log_that_judges_aborted(tmp_path: Path, target_url: str
     verdict = json.loads(done.stdout)
     assert verdict["verdict"] == "ABORTED" and "before the run finished" in verdict["reason"]
     assert verdict["completeness"]["results_recorded"] > 0
+
+
+def test_serve_prints_its_token_and_the_client_finds_it(tmp_path: Path, target_url: str, esr_home: Path) -> None:
+    port = free_port()
+    env = os.environ.copy()
+    env.pop("ESR_TOKEN", None)
+    proc = subprocess.Popen([sys.executable, "-m", "esr.cli", "serve", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        token_file = esr_home / "token"
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        script = ("from esr import client; import json; "
+                  f"rid = client.launch(client.Scenario(**json.loads({json.dumps(SMALL)!r})), "
+                  f"target={target_url!r}); print(client.report(rid, wait=True, poll_s=0.2)['verdict'])")
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                              env=env | {"ESR_URL": f"http://127.0.0.1:{port}"})
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "PASS"
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+    assert f"launch token:   {token_file.read_text().strip()}" in err

@@ -18,3 +18,18 @@ def test_every_error_is_an_esr_error() -> None:
     for name in ("AssertionSyntaxError", "FaultSyntaxError", "JudgementError", "RunLogError",
                  "ScenarioError", "TargetRefused"):
         assert issubclass(getattr(esr, name), esr.EsrError)
+
+
+def test_tokens_are_generated_once_and_private(tmp_path, monkeypatch) -> None:
+    from esr.api.auth import Tokens, read_token
+
+    monkeypatch.delenv("ESR_TOKEN", raising=False)
+    monkeypatch.delenv("ESR_OBSERVER_TOKEN", raising=False)
+    first = Tokens.from_environment(tmp_path)
+    assert first == Tokens.from_environment(tmp_path) and first.admin != first.observer
+    assert (tmp_path / "token").stat().st_mode & 0o777 == 0o600
+    assert read_token(tmp_path) == first.admin
+    assert first.role(f"Bearer {first.admin}") == "admin" and first.role(f"Bearer {first.observer}") == "observer"
+    assert first.role("Bearer nope") is None and first.role(None) is None
+    monkeypatch.setenv("ESR_TOKEN", "from-env")
+    assert Tokens.from_environment(tmp_path).admin == "from-env" and read_token(tmp_path) == "from-env"

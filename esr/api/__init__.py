@@ -1,0 +1,1 @@
+"""The ESR server: launch, watch and abort runs over HTTP (`esr serve`)."""

@@ -1,0 +1,140 @@
+"""The ESR server (aiohttp): a thin HTTP adapter over `RunManager`.
+
+    POST /run                 scenario fields + "target" in one JSON body -> {"run_id"}   (token)
+    GET  /runs                every run with its state and verdict                       (token or observer)
+    GET  /run/{id}/summary    state, verdict, assertion results, summary metrics         (token or observer)
+    POST /run/{id}/abort      abort a queued or playing run                              (token)
+    GET  /openapi.json        this API described
+
+Errors are JSON with a message a user can act on: 401 without a valid token, 403 for an
+observer token on a launch or an unregistered target, 404 for an unknown run, 422 (with
+every field error) for an invalid scenario.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ..errors import ScenarioError, TargetRefused
+from ..scenario import Scenario
+from ..targets import TargetRegistry
+from .auth import Tokens
+from .openapi import openapi_spec
+from .runs import RunManager, UnknownRun
+
+__all__ = ["MANAGER", "make_app"]
+
+MANAGER: web.AppKey[RunManager] = web.AppKey("manager", RunManager)
+_TOKENS: web.AppKey[Tokens] = web.AppKey("tokens", Tokens)
+_REGISTRY: web.AppKey[TargetRegistry] = web.AppKey("registry", TargetRegistry)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    return _json({"error": message, **extra}, status)
+
+
+def _needs(role: str) -> Callable[[Handler], Handler]:
+    def wrap(handler: Handler) -> Handler:
+        async def checked(request: web.Request) -> web.StreamResponse:
+            given = request.app[_TOKENS].role(request.headers.get("Authorization"))
+            if given is None:
+                return _error(401, "missing or wrong bearer token: send 'Authorization: Bearer TOKEN' "
+                                   "(the token is in $ESR_HOME/token, or ESR_TOKEN)")
+            if role == "admin" and given != "admin":
+                return _error(403, "an observer token is read-only; launching and aborting need the launch token")
+            return await handler(request)
+        return checked
+    return wrap
+
+
+@_needs("admin")
+async def post_run(request: web.Request) -> web.Response:
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        return _error(400, f"the body is not JSON: {exc}")
+    if not isinstance(body, dict):
+        return _error(422, "the body must be a JSON object: the scenario's fields and \"target\"")
+    target_name = body.pop("target", None)
+    try:
+        scenario = Scenario.from_dict(body)
+    except ScenarioError as exc:
+        return _error(422, "invalid scenario", errors=[{"path": e.path, "message": e.message} for e in exc.errors])
+    target_name = target_name or scenario.target
+    if not target_name:
+        return _error(422, "no target: put \"target\" (a registered name or a loopback URL) in the body",
+                      errors=[{"path": "target", "message": "required field is missing"}])
+    try:
+        target = request.app[_REGISTRY].resolve(str(target_name))
+    except TargetRefused as exc:
+        return _error(403, str(exc))
+    managed = request.app[MANAGER].submit(scenario, target)
+    return _json({"run_id": managed.run_id, "state": managed.state,
+                  "summary_url": f"/run/{managed.run_id}/summary"}, 202)
+
+
+@_needs("observer")
+async def get_summary(request: web.Request) -> web.Response:
+    try:
+        return _json(request.app[MANAGER].get(request.match_info["run_id"]).summary())
+    except UnknownRun:
+        return _error(404, f"no run {request.match_info['run_id']!r}; GET /runs lists them")
+
+
+@_needs("admin")
+async def post_abort(request: web.Request) -> web.Response:
+    try:
+        managed = request.app[MANAGER].abort(request.match_info["run_id"])
+    except UnknownRun:
+        return _error(404, f"no run {request.match_info['run_id']!r}; GET /runs lists them")
+    if managed.task is not None:
+        await _settle(managed.task)
+    return _json(managed.summary())
+
+
+async def _settle(task: Any) -> None:
+    try:
+        await task
+    except BaseException:  # noqa: BLE001 - the run's own ending is in its summary
+        pass
+
+
+@_needs("observer")
+async def get_runs(request: web.Request) -> web.Response:
+    return _json({"runs": request.app[MANAGER].listing()})
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return _json(openapi_spec())
+
+
+def make_app(home: Path, *, registry: TargetRegistry, tokens: Tokens, max_concurrent: int = 1,
+             http_client: str = "pooled") -> web.Application:
+    app = web.Application(client_max_size=4 * 1024 * 1024)
+    manager = RunManager(home, max_concurrent=max_concurrent, http_client=http_client)
+    manager.recover()
+    app[MANAGER] = manager
+    app[_TOKENS] = tokens
+    app[_REGISTRY] = registry
+    app.router.add_post("/run", post_run)
+    app.router.add_get("/runs", get_runs)
+    app.router.add_get("/run/{run_id}/summary", get_summary)
+    app.router.add_post("/run/{run_id}/abort", post_abort)
+    app.router.add_get("/openapi.json", get_openapi)
+
+    async def stop_runs(app: web.Application) -> None:
+        await app[MANAGER].close()
+
+    app.on_shutdown.append(stop_runs)
+    return app

@@ -1,0 +1,159 @@
+"""The ESR server over real HTTP on loopback: launch, summary, abort, errors, recovery, client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from openapi_spec_validator import validate
+
+from esr import client
+from esr.api.auth import Tokens
+from esr.api.server import MANAGER, make_app
+from esr.runlog import read_events
+from esr.targets import TargetRegistry
+
+pytestmark = pytest.mark.integration
+
+TOKENS = Tokens(admin="launch-token", observer="observer-token")
+ADMIN = {"Authorization": "Bearer launch-token"}
+OBSERVER = {"Authorization": "Bearer observer-token"}
+SMALL = {"name": "api", "duration_hours": 1, "time_warp": 1800, "load_profile": [[0, 20]], "seed": 2,
+         "assertions": ["error_rate < 0.01"]}
+
+
+@pytest.fixture
+async def server(esr_home: Path) -> AsyncIterator[Callable[..., Awaitable[tuple[str, web.Application]]]]:
+    runners: list[web.AppRunner] = []
+
+    async def start(**kw: Any) -> tuple[str, web.Application]:
+        app = make_app(esr_home, registry=TargetRegistry(), tokens=TOKENS, **kw)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        return f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}", app  # type: ignore[union-attr]
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+async def call(method: str, url: str, headers: dict[str, str] | None = None, body: Any = None) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as session:
+        async with session.request(method, url, headers=headers, json=body) as response:
+            return response.status, await response.json()
+
+
+async def wait_until_ended(url: str, run_id: str, limit_s: float = 30) -> dict[str, Any]:
+    for _ in range(int(limit_s * 10)):
+        status, summary = await call("GET", f"{url}/run/{run_id}/summary", OBSERVER)
+        assert status == 200
+        if summary["state"] in ("FINISHED", "ABORTED"):
+            return summary
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"run {run_id} did not end")
+
+
+async def test_launch_and_read_the_verdict(server: Any, demo_target: Any) -> None:
+    target_url, _ = await demo_target()
+    url, _ = await server()
+    status, launched = await call("POST", f"{url}/run", ADMIN, SMALL | {"target": target_url})
+    assert status == 202 and launched["state"] == "QUEUED"
+    summary = await wait_until_ended(url, launched["run_id"])
+    assert summary["state"] == "FINISHED" and summary["verdict"] == "PASS"
+    assert summary["assertions"][0]["assertion"] == "error_rate < 0.01"
+    assert summary["summary"]["requests"] == summary["completeness"]["arrivals_planned"] > 0
+    status, listing = await call("GET", f"{url}/runs", OBSERVER)
+    assert status == 200 and listing["runs"][0]["run_id"] == launched["run_id"]
+
+
+async def test_errors_are_specific(server: Any, demo_target: Any) -> None:
+    target_url, _ = await demo_target()
+    url, _ = await server()
+    assert (await call("POST", f"{url}/run", None, SMALL | {"target": target_url}))[0] == 401
+    status, body = await call("POST", f"{url}/run", OBSERVER, SMALL | {"target": target_url})
+    assert status == 403 and "read-only" in body["error"]
+    status, body = await call("POST", f"{url}/run", ADMIN, SMALL | {"target": "http://192.0.2.7"})
+    assert status == 403 and "not in the target registry" in body["error"]
+    status, body = await call("POST", f"{url}/run", ADMIN, SMALL | {"time_warp": -1, "assertions": ["latncy < 1"],
+                                                                    "target": target_url})
+    assert status == 422
+    assert {e["path"] for e in body["errors"]} == {"time_warp", "assertions[0]"}
+    status, body = await call("GET", f"{url}/run/nope/summary", OBSERVER)
+    assert status == 404 and "GET /runs lists them" in body["error"]
+    assert (await call("POST", f"{url}/run/nope/abort", ADMIN))[0] == 404
+    status, spec = await call("GET", f"{url}/openapi.json")
+    assert status == 200
+    validate(spec)
+
+
+async def test_abort_and_queueing(server: Any, demo_target: Any) -> None:
+    target_url, _ = await demo_target()
+    url, _ = await server(max_concurrent=1)
+    long = SMALL | {"duration_hours": 10, "time_warp": 600, "target": target_url}
+    _, first = await call("POST", f"{url}/run", ADMIN, long)
+    _, second = await call("POST", f"{url}/run", ADMIN, long)
+    await asyncio.sleep(1.0)
+    _, queued = await call("GET", f"{url}/run/{second['run_id']}/summary", OBSERVER)
+    assert queued["state"] == "QUEUED"
+    _, playing = await call("GET", f"{url}/run/{first['run_id']}/summary", OBSERVER)
+    assert playing["state"] == "RUNNING" and playing["progress"]["requests"] > 0
+    assert (await call("POST", f"{url}/run/{first['run_id']}/abort", OBSERVER))[0] == 403
+    status, aborted = await call("POST", f"{url}/run/{first['run_id']}/abort", ADMIN)
+    assert status == 200 and aborted["state"] == "ABORTED" and aborted["verdict"] == "ABORTED"
+    _, also = await call("POST", f"{url}/run/{second['run_id']}/abort", ADMIN)
+    assert also["state"] == "ABORTED"
+
+
+async def test_a_restarted_server_rebuilds_runs_from_their_logs(server: Any, demo_target: Any, esr_home: Path) -> None:
+    target_url, _ = await demo_target()
+    url, app = await server()
+    _, done = await call("POST", f"{url}/run", ADMIN, SMALL | {"target": target_url})
+    finished = await wait_until_ended(url, done["run_id"])
+    _, playing = await call("POST", f"{url}/run", ADMIN, SMALL | {"duration_hours": 10, "time_warp": 600,
+                                                                 "target": target_url})
+    await asyncio.sleep(1.0)
+    # a hard stop: the run's task dies without writing its end (as when the process is killed)
+    managed = app[MANAGER].get(playing["run_id"])
+    log = managed.run.log_path  # type: ignore[union-attr]
+    lines = log.read_bytes().split(b"\n")
+    assert managed.task is not None
+    managed.task.cancel()
+    await asyncio.gather(managed.task, return_exceptions=True)
+    log.write_bytes(b"\n".join(line for line in lines if b'"type":"verdict"' not in line and b"run_aborted" not in line))
+
+    url2, _ = await server()
+    _, again = await call("GET", f"{url2}/run/{done['run_id']}/summary", OBSERVER)
+    assert {k: again[k] for k in ("state", "verdict", "summary", "assertions")} == \
+           {k: finished[k] for k in ("state", "verdict", "summary", "assertions")}
+    _, interrupted = await call("GET", f"{url2}/run/{playing['run_id']}/summary", OBSERVER)
+    assert interrupted["state"] == "ABORTED" and interrupted["verdict"] == "ABORTED"
+    assert "server stopped" in interrupted["reason"] and interrupted["completeness"]["results_recorded"] > 0
+    assert list(read_events(log))[-1].verdict["verdict"] == "ABORTED"  # type: ignore[attr-defined]
+
+
+async def test_the_python_client(server: Any, demo_target: Any, monkeypatch: pytest.MonkeyPatch,
+                                 esr_home: Path) -> None:
+    target_url, _ = await demo_target()
+    url, _ = await server()
+    monkeypatch.setenv("ESR_URL", url)
+    monkeypatch.setenv("ESR_TOKEN", TOKENS.admin)
+    scenario = client.Scenario(**SMALL)
+    run_id = await asyncio.to_thread(client.launch, scenario, target=target_url)
+    summary = await asyncio.to_thread(client.report, run_id, True, poll_s=0.2, timeout_s=30)
+    assert summary["state"] == "FINISHED" and summary["verdict"] == "PASS"
+    with pytest.raises(client.EsrServerError) as refused:
+        await asyncio.to_thread(client.launch, scenario, target="http://192.0.2.7")
+    assert refused.value.status == 403
+    import hms_esr_client
+
+    assert hms_esr_client.launch is client.launch and hms_esr_client.Scenario is client.Scenario
+    assert json.loads(json.dumps(scenario.to_dict()))["name"] == "api"
