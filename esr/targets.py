@@ -50,9 +50,11 @@ def _check_url(url: str) -> str:
 
 
 class TargetRegistry:
-    def __init__(self, targets: dict[str, Target] | None = None, source: Path | None = None) -> None:
+    def __init__(self, targets: dict[str, Target] | None = None, source: Path | None = None,
+                 allow_loopback: bool = True) -> None:
         self.targets = dict(targets or {})
         self.source = source  # the registry file, named in messages
+        self.allow_loopback = allow_loopback
 
     @classmethod
     def load(cls, path: Path | None) -> TargetRegistry:
@@ -70,7 +72,10 @@ class TargetRegistry:
                     JourneySpec.model_validate(journey) if journey else DEFAULT_JOURNEY)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise TargetRefused(f"cannot read the target registry {path}: {exc}") from None
-        return cls(targets, path)
+        allow = data.get("loopback", True)
+        if not isinstance(allow, bool):
+            raise TargetRefused(f"cannot read the target registry {path}: \"loopback\" must be true or false")
+        return cls(targets, path, allow)
 
     @classmethod
     def from_environment(cls, home: Path) -> TargetRegistry:
@@ -95,6 +100,9 @@ class TargetRegistry:
                 f"unknown target {name_or_url!r}{hint}; registered targets: {known}. Give a loopback URL "
                 f"such as http://127.0.0.1:8080 or register the name in {registry}")
         url = _check_url(name_or_url)
+        if not self.allow_loopback:
+            raise TargetRefused(f"refusing {url}: this registry ({registry}) allows registered targets only "
+                                "(\"loopback\": false)")
         if not is_loopback_url(url):
             raise TargetRefused(
                 f"refusing to send traffic to {url}: it is not a loopback address and not in the "

@@ -157,3 +157,43 @@ async def test_the_python_client(server: Any, demo_target: Any, monkeypatch: pyt
 
     assert hms_esr_client.launch is client.launch and hms_esr_client.Scenario is client.Scenario
     assert json.loads(json.dumps(scenario.to_dict()))["name"] == "api"
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(tmp_path: Path, esr_home: Path) -> None:
+    """A client nobody here wrote fuzzes every operation from /openapi.json. The registry allows no
+    loopback URL, so generated scenarios can never send traffic anywhere."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    esr_home.mkdir(parents=True, exist_ok=True)
+    (esr_home / "targets.json").write_text(json.dumps({"loopback": False, "targets": {}}))
+    assert TargetRegistry.load(esr_home / "targets.json").allow_loopback is False
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = os.environ.copy() | {"ESR_TOKEN": TOKENS.admin, "ESR_OBSERVER_TOKEN": TOKENS.observer}
+    server = subprocess.Popen([sys.executable, "-m", "esr.cli", "serve", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        schemathesis = Path(sys.executable).with_name("schemathesis")
+        done = subprocess.run(
+            [str(schemathesis), "run", f"http://127.0.0.1:{port}/openapi.json",
+             "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+             "-H", f"Authorization: Bearer {TOKENS.admin}", "--max-examples", "40", "--workers", "1",
+             "--seed", "1"],
+            capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    finally:
+        server.terminate()
+        server.wait(15)
+    assert not list(esr_home.glob("runs/*/events.jsonl"))  # no generated scenario ever ran
+    assert "passed" in done.stdout and " failed" not in done.stdout
