@@ -1,0 +1,1 @@
+"""The sandbox: a sample DOL claims system (in simulated time) to run scenarios against."""
