@@ -28,7 +28,7 @@ from .grammar import error_column, expected_tokens
 from .metrics import MetricFunction, MetricsView, is_known_metric, is_request_metric, known_metric_names
 from .units import parse_duration
 
-__all__ = ["Assertion", "AssertionResult", "evaluate", "parse_assertion"]
+__all__ = ["Assertion", "AssertionResult", "evaluate", "expression_metric", "parse_assertion"]
 
 _GRAMMAR = r"""
 start: sum COMPARE sum scope*
@@ -60,7 +60,7 @@ _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator
 
 @cache
 def _parser() -> Lark:
-    return Lark(_GRAMMAR, parser="lalr", propagate_positions=True)
+    return Lark(_GRAMMAR, parser="lalr", propagate_positions=True, start=["start", "sum"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +126,7 @@ def parse_assertion(
     """Parse and check one assertion; raises AssertionSyntaxError naming the column."""
     custom = custom or {}
     try:
-        tree = _parser().parse(text)
+        tree = _parser().parse(text, start="start")
     except UnexpectedInput as exc:
         column = error_column(exc, text)
         raise AssertionSyntaxError(
@@ -231,3 +231,28 @@ def evaluate(
                                f"held in all {judged} windows with data ({windows} in scope)")
     except JudgementError as exc:
         return AssertionResult(assertion.text, None, None, None, str(exc))
+
+
+def expression_metric(text: str, counters: frozenset[str] | set[str] | None = frozenset(),
+                      custom: Mapping[str, Any] | None = None) -> MetricFunction:
+    """A metric defined by an expression over other metrics, e.g. `cloud_cost / claims_processed`
+    (how a target registry or a JSON scenario defines what Python scenarios write as a function)."""
+    custom = custom or {}
+    try:
+        tree = _parser().parse(text, start="sum")
+    except UnexpectedInput as exc:
+        raise AssertionSyntaxError(text, error_column(exc, text),
+                                   f"expected {expected_tokens(exc)}; a metric expression reads like "
+                                   "'cloud_cost / claims_processed'") from None
+    build = _Build()
+    node = build.transform(tree)
+    for token in build.names if counters is not None else []:  # None: names are checked when judged
+        if not is_known_metric(str(token), counters, custom):
+            known = ", ".join(known_metric_names(counters, custom))
+            raise AssertionSyntaxError(text, token.column, f"unknown metric {str(token)!r}; known metrics: {known}")
+
+    def metric(metrics: Mapping[str, float]) -> float:
+        return _value(node, metrics)  # type: ignore[arg-type]
+
+    metric.__name__ = text
+    return metric

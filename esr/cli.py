@@ -101,6 +101,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=9700, help="port (default 9700)")
     serve.add_argument("--max-concurrent", type=int, default=1, help="runs played at once; the rest queue")
 
+    sandbox = sub.add_parser("sandbox", help="the ESR server plus a sample DOL claims system to run scenarios against",
+                             epilog="examples:\n  esr sandbox\n  python -m esr.mock_server --port 9700\n"
+                                    "  ESR_URL=http://127.0.0.1:9700 python examples/run_simulation.py\n\n"
+                                    "The claims system is registered as prod-like-staging.dol.gov (and 'sandbox'),\n"
+                                    "with its claim journey as the default and cost_per_claim as a metric.",
+                             formatter_class=raw)
+    sandbox.add_argument("--host", default="127.0.0.1", help="address of the ESR server (default 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, default=9700, help="ESR server port (default 9700)")
+    sandbox.add_argument("--sut-port", type=int, default=9701, help="claims system port (default 9701)")
+    sandbox.add_argument("--max-concurrent", type=int, default=1, help="runs played at once; the rest queue")
+    sandbox.add_argument("--caseworkers", type=int, default=110, help="review capacity of the claims office")
+
     target = sub.add_parser("demo-target", help="serve the bundled local target (for trying scenarios)",
                             epilog="endpoints:\n"
                                    "  GET  /               'ok' after --latency ms (503 at --error-rate)\n"
@@ -212,15 +224,17 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     data = dict(fold.started.scenario)
     metrics: dict[str, Any] = {}
     source = args.scenario or fold.started.scenario_file
-    if data.get("python_metrics"):
+    python_only = sorted(set(data.get("python_metrics", [])) - set(data.get("derived_metrics", {})))
+    if python_only:
         if not source or not Path(source).exists() or not source.endswith(".py"):
-            raise EsrError(f"the scenario uses custom metric functions ({', '.join(data['python_metrics'])}); "
+            raise EsrError(f"the scenario uses custom metric functions ({', '.join(python_only)}); "
                            "pass --scenario FILE.py that defines them")
         metrics = dict(load_scenario(source).metrics)
     if args.assertions:
         data["assertions"] = list(args.assertions)
     scenario = Scenario.from_dict(data, metrics=metrics)
-    verdict = judge(fold, scenario.parsed_assertions(), custom=scenario.metrics, counters=scenario.counter_names)
+    verdict = judge(fold, scenario.parsed_assertions(), custom=scenario.custom_metrics,
+                    counters=scenario.counter_names)
     args.quiet = True
     return _report(verdict, args, str(path))
 
@@ -243,9 +257,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from .sandbox.claims import OfficeConfig
+    from .sandbox.serve import serve_sandbox
+
+    serve_sandbox(args.host, args.port, args.sut_port, max(1, args.max_concurrent),
+                  config=OfficeConfig(caseworkers=args.caseworkers))
+    return 0
+
+
 _COMMANDS = {
     "run": _cmd_run, "judge": _cmd_judge, "validate": _cmd_validate, "schema": _cmd_schema,
     "plan": _cmd_plan, "demo": _cmd_demo, "demo-target": _cmd_demo_target, "serve": _cmd_serve,
+    "sandbox": _cmd_sandbox,
 }
 
 

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Union
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from .assertions import Assertion, parse_assertion
+from .assertions import Assertion, expression_metric, parse_assertion
 from .errors import AssertionSyntaxError, EsrError, FaultSyntaxError, FieldError, ScenarioError
 from .faults import FaultSpec, parse_fault
 from .journey_spec import Duration, JourneySpec, Model
@@ -82,6 +82,9 @@ class Scenario(Model):
     request_timeout: Duration = Field(default=30.0, description="real-time timeout of one request")
     late_threshold_ms: float = Field(default=10.0, ge=0, description="a journey starting later than this is a late start")
     target: str | None = Field(default=None, description="default target: a registered name or a loopback URL")
+    derived_metrics: dict[str, str] = Field(
+        default_factory=dict, description="metrics defined by an expression, e.g. {\"cost_per_claim\": "
+                                          "\"cloud_cost / claims_processed\"}")
     python_journeys: SkipJsonSchema[tuple[Any, ...]] = Field(default=(), exclude=True)
     metrics: SkipJsonSchema[dict[str, Any]] = Field(default_factory=dict, exclude=True)
 
@@ -97,8 +100,9 @@ class Scenario(Model):
             super().__init__(**data)
         except ValidationError as exc:
             raise ScenarioError(_field_errors(exc) + _semantic_errors_raw(data)) from None
-        errors = _semantic_errors(self.assertions, self.failure_injection, self.counter_names,
-                                  self.metrics, self.window, self.duration_hours)
+        errors = _derived_errors(self.derived_metrics, self.counter_names, self.metrics)
+        errors += _semantic_errors(self.assertions, self.failure_injection, self.counter_names,
+                                   self.custom_metrics, self.window, self.duration_hours)
         if self.journeys and not self.python_journeys:  # every SLA and endpoint is known here
             errors += _reference_errors(self)
         if errors:
@@ -166,8 +170,19 @@ class Scenario(Model):
             names |= journey.counter_names
         return frozenset(names)
 
+    @property
+    def custom_metrics(self) -> dict[str, MetricFunction]:
+        """Metric functions: the derived expressions, then the Python functions."""
+        derived = {}
+        for name, text in self.derived_metrics.items():
+            try:
+                derived[name] = expression_metric(text, None)
+            except EsrError:
+                continue  # reported by validation
+        return derived | dict(self.metrics)
+
     def parsed_assertions(self) -> list[Assertion]:
-        return [parse_assertion(a, self.counter_names, self.metrics, self.window) for a in self.assertions]
+        return [parse_assertion(a, self.counter_names, self.custom_metrics, self.window) for a in self.assertions]
 
     def faults(self) -> list[FaultSpec]:
         return [parse_fault(f) for f in self.failure_injection]
@@ -222,7 +237,7 @@ def _reference_errors(scenario: Scenario) -> list[FieldError]:
     errors = []
     for i, text in enumerate(scenario.assertions):
         try:
-            assertion = parse_assertion(text, scenario.counter_names, scenario.metrics, scenario.window)
+            assertion = parse_assertion(text, scenario.counter_names, scenario.custom_metrics, scenario.window)
         except AssertionSyntaxError:
             continue  # reported already
         for name in assertion.metrics:
@@ -234,6 +249,19 @@ def _reference_errors(scenario: Scenario) -> list[FieldError]:
         if assertion.endpoint is not None and assertion.endpoint not in endpoints:
             errors.append(FieldError(f"assertions[{i}]", f"no endpoint is labelled {assertion.endpoint!r}; "
                                                          f"labels: {', '.join(sorted(endpoints))}"))
+    return errors
+
+
+def _derived_errors(derived: Mapping[str, str], counters: frozenset[str], functions: Mapping[str, Any]) -> list[FieldError]:
+    errors = []
+    for name, text in derived.items():
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+            errors.append(FieldError(f"derived_metrics.{name}", "a metric name is letters, digits and _"))
+            continue
+        try:
+            expression_metric(text, counters, {**derived, **functions})
+        except AssertionSyntaxError as exc:
+            errors.append(FieldError(f"derived_metrics.{name}", str(exc)))
     return errors
 
 
@@ -272,6 +300,8 @@ def _semantic_errors_raw(data: Mapping[str, Any]) -> list[FieldError]:
             if isinstance(step, dict) and isinstance(step.get("counters"), dict):
                 counters |= {k for k in step["counters"] if isinstance(k, str)}
     metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
+    if isinstance(data.get("derived_metrics"), dict):
+        metrics = {**data["derived_metrics"], **metrics}
     assertions = [a for a in items(data.get("assertions")) if isinstance(a, str)]
     faults = [f for f in items(data.get("failure_injection")) if isinstance(f, str)]
     return _semantic_errors(assertions, faults, frozenset(counters), metrics or {}, 60.0)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import TargetRefused
+from .errors import EsrError, TargetRefused
 from .journey_spec import DEFAULT_JOURNEY, JourneySpec
 
 __all__ = ["Target", "TargetRegistry", "is_loopback_url"]
@@ -30,6 +30,25 @@ class Target:
     name: str
     url: str
     default_journey: JourneySpec = field(default=DEFAULT_JOURNEY)
+    metrics: dict[str, str] = field(default_factory=dict)  # name -> expression over other metrics
+
+    def fill_in(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A scenario's JSON form with what this target supplies: its derived metrics (recorded
+        with the scenario, so `esr judge` finds them) and, when the scenario names no journeys,
+        the counters of the target's default journey."""
+        data = dict(data)
+        derived = data.get("derived_metrics") if isinstance(data.get("derived_metrics"), dict) else {}
+        data["derived_metrics"] = {**self.metrics, **derived}
+        if not data.get("journeys") and not data.get("python_journeys"):
+            counters = data.get("counters") if isinstance(data.get("counters"), list) else []
+            data["counters"] = sorted(set(counters) | self.default_journey.counter_names)
+        return data
+
+    def metric_functions(self) -> dict[str, Any]:
+        """The target's derived metrics as functions scenarios can assert on (e.g. cost_per_claim)."""
+        from .assertions import expression_metric
+
+        return {name: expression_metric(text, None) for name, text in self.metrics.items()}
 
 
 def is_loopback_url(url: str) -> bool:
@@ -67,10 +86,14 @@ class TargetRegistry:
             targets = {}
             for name, entry in entries.items():
                 journey = entry.get("default_journey")
+                metrics = entry.get("metrics", {})
+                if not isinstance(metrics, dict) or not all(isinstance(v, str) for v in metrics.values()):
+                    raise ValueError(f"{name}.metrics must map names to expressions such as \"a / b\"")
                 targets[name] = Target(
                     name, _check_url(entry["url"]),
-                    JourneySpec.model_validate(journey) if journey else DEFAULT_JOURNEY)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    JourneySpec.model_validate(journey) if journey else DEFAULT_JOURNEY, dict(metrics))
+                targets[name].metric_functions()  # a bad expression is an error now, not at judging
+        except (ValueError, KeyError, TypeError, AttributeError, EsrError) as exc:
             raise TargetRefused(f"cannot read the target registry {path}: {exc}") from None
         allow = data.get("loopback", True)
         if not isinstance(allow, bool):

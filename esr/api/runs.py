@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,10 @@ class ManagedRun:
 
 
 class RunManager:
-    def __init__(self, home: Path, *, max_concurrent: int = 1, http_client: str = "pooled") -> None:
+    def __init__(self, home: Path, *, max_concurrent: int = 1, http_client: str = "pooled",
+                 on_end: Callable[[str], None] | None = None) -> None:
         self.home = home
+        self.on_end = on_end  # called with the run id when a run ends (the sandbox purges its fork)
         self.http_client = http_client
         self.runs: dict[str, ManagedRun] = {}
         self._slots = asyncio.Semaphore(max_concurrent)
@@ -98,7 +101,7 @@ class RunManager:
             assertions = scenario.parsed_assertions()
         except Exception:  # noqa: BLE001 - custom metrics from Python are not available here
             assertions = []
-        verdict = judge(fold, assertions, counters=scenario.counter_names)
+        verdict = judge(fold, assertions, custom=scenario.custom_metrics, counters=scenario.counter_names)
         last = fold.aborted or fold.finished
         events.append(VerdictIssued(run_id=run_id, seq=fold.events + 1, sim_time=last.sim_time if last else 0.0,
                                     real_time=time.time(), verdict=verdict.to_dict()))
@@ -124,6 +127,13 @@ class RunManager:
         return managed
 
     async def _play(self, managed: ManagedRun) -> None:
+        try:
+            await self._play_run(managed)
+        finally:
+            if self.on_end is not None:
+                self.on_end(managed.run_id)
+
+    async def _play_run(self, managed: ManagedRun) -> None:
         assert managed.run is not None
         try:
             async with self._slots:

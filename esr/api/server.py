@@ -66,12 +66,7 @@ async def post_run(request: web.Request) -> web.Response:
         return _error(400, f"the body is not JSON: {exc}")
     if not isinstance(body, dict):
         return _error(422, "the body must be a JSON object: the scenario's fields and \"target\"")
-    target_name = body.pop("target", None)
-    try:
-        scenario = Scenario.from_dict(body)
-    except ScenarioError as exc:
-        return _error(422, "invalid scenario", errors=[{"path": e.path, "message": e.message} for e in exc.errors])
-    target_name = target_name or scenario.target
+    target_name = body.pop("target", None) or body.get("target")
     if not target_name:
         return _error(422, "no target: put \"target\" (a registered name or a loopback URL) in the body",
                       errors=[{"path": "target", "message": "required field is missing"}])
@@ -79,6 +74,10 @@ async def post_run(request: web.Request) -> web.Response:
         target = request.app[_REGISTRY].resolve(str(target_name))
     except TargetRefused as exc:
         return _error(403, str(exc))
+    try:  # the target's metrics (e.g. cost_per_claim) stand in for the client's Python functions
+        scenario = Scenario.from_dict(target.fill_in(body))
+    except ScenarioError as exc:
+        return _error(422, "invalid scenario", errors=[{"path": e.path, "message": e.message} for e in exc.errors])
     managed = request.app[MANAGER].submit(scenario, target)
     return _json({"run_id": managed.run_id, "state": managed.state,
                   "summary_url": f"/run/{managed.run_id}/summary"}, 202)
@@ -120,9 +119,9 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 
 def make_app(home: Path, *, registry: TargetRegistry, tokens: Tokens, max_concurrent: int = 1,
-             http_client: str = "pooled") -> web.Application:
+             http_client: str = "pooled", on_end: Callable[[str], None] | None = None) -> web.Application:
     app = web.Application(client_max_size=4 * 1024 * 1024)
-    manager = RunManager(home, max_concurrent=max_concurrent, http_client=http_client)
+    manager = RunManager(home, max_concurrent=max_concurrent, http_client=http_client, on_end=on_end)
     manager.recover()
     app[MANAGER] = manager
     app[_TOKENS] = tokens

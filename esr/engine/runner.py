@@ -274,7 +274,7 @@ class Run:
 
     def _finish_verdict(self, log: RunLog) -> Verdict:
         if self.verdict is None:
-            self.verdict = judge(self.fold, self.scenario.parsed_assertions(), custom=self.scenario.metrics,
+            self.verdict = judge(self.fold, self.scenario.parsed_assertions(), custom=self.scenario.custom_metrics,
                                  counters=self.scenario.counter_names)
             last = self.fold.finished or self.fold.aborted
             self._emit(VerdictIssued(

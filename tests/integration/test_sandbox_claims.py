@@ -72,7 +72,7 @@ async def test_capacity_calibration_end_to_end(claims_system: Any) -> None:
     """The seed's profile passes at peak 40 and fails at 80 on the 48-hour SLA (review time
     scaled with the warp, see docs/sandbox.md)."""
     warp = 2880
-    url, _ = await claims_system(OfficeConfig(review_minutes=6.0 * warp / 60))
+    url, _ = await claims_system(OfficeConfig(review_minutes=warp / 10))
     verdicts = {}
     for scale in (1, 2):
         run = Run(seed_like(scale, warp), TargetRegistry().resolve(url))

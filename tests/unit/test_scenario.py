@@ -297,3 +297,18 @@ def test_a_fault_after_the_load_is_an_error() -> None:
                             "failure_injection": ["db_down@hour3", "db_down@hour99"]})
     assert [e.path for e in caught.value.errors] == ["failure_injection[1]"]
     assert "starts at simulated hour 99, after the load ends (duration_hours=4)" in caught.value.errors[0].message
+
+
+def test_derived_metrics_are_expressions_recorded_with_the_scenario() -> None:
+    journey = {"name": "j", "steps": [{"name": "s", "request": {"path": "/"},
+                                        "counters": {"cloud_cost": "header:X-Cost", "paid": 1}}]}
+    base = {"name": "t", "duration_hours": 1, "time_warp": 60, "load_profile": [[0, 1]], "journeys": [journey]}
+    s = Scenario.from_dict(base | {"derived_metrics": {"cost_per_paid": "cloud_cost / paid"},
+                                   "assertions": ["cost_per_paid < 0.05"]})
+    assert s.to_dict()["derived_metrics"] == {"cost_per_paid": "cloud_cost / paid"}
+    assert s.custom_metrics["cost_per_paid"]({"cloud_cost": 1.0, "paid": 50.0}) == 0.02
+    assert Scenario.from_dict(s.to_dict()) == s
+    with pytest.raises(ScenarioError) as caught:
+        Scenario.from_dict(base | {"derived_metrics": {"bad": "cloud_cost /", "typo": "cloud_costs / paid"}})
+    assert [e.path for e in caught.value.errors] == ["derived_metrics.bad", "derived_metrics.typo"]
+    assert "unknown metric 'cloud_costs'" in caught.value.errors[1].message

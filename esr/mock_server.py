@@ -1,0 +1,10 @@
+"""`python -m esr.mock_server`: the sandbox (ESR server + sample claims system), as `esr sandbox`."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["sandbox", *sys.argv[1:]]))

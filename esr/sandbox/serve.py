@@ -1,0 +1,62 @@
+"""`esr sandbox` / `python -m esr.mock_server`: the ESR server and the sample claims system in
+one process, with the sample system registered as `prod-like-staging.dol.gov`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from ..api.auth import Tokens
+from ..api.server import make_app
+from ..journey_spec import JourneySpec
+from ..runlog import esr_home
+from ..targets import Target, TargetRegistry
+from .app import CLAIM_JOURNEY, ClaimsService, make_claims_app
+from .claims import OfficeConfig
+
+__all__ = ["SANDBOX_NAMES", "sandbox_target", "serve_sandbox"]
+
+SANDBOX_NAMES = ("prod-like-staging.dol.gov", "sandbox")
+SANDBOX_METRICS = {"cost_per_claim": "cloud_cost / claims_processed"}
+
+
+def sandbox_target(name: str, url: str) -> Target:
+    return Target(name, url, JourneySpec.model_validate(CLAIM_JOURNEY), dict(SANDBOX_METRICS))
+
+
+async def _start_claims(service: ClaimsService, host: str, port: int) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(make_claims_app(service), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    return runner, f"http://{host}:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]  # noqa: SLF001
+
+
+def serve_sandbox(host: str = "127.0.0.1", port: int = 9700, sut_port: int = 9701,
+                  max_concurrent: int = 1, home: Path | None = None, config: OfficeConfig | None = None) -> None:
+    """Run both until interrupted; prints the addresses and the tokens."""
+    home = home or esr_home()
+    tokens = Tokens.from_environment(home)
+    service = ClaimsService(config)
+    registry = TargetRegistry.from_environment(home)
+
+    async def start_sut(app: web.Application) -> None:
+        runner, url = await _start_claims(service, "127.0.0.1", sut_port)
+        app["sut_runner"] = runner
+        for name in SANDBOX_NAMES:
+            registry.register(sandbox_target(name, url))
+        print(f"ESR sandbox\n  ESR server:     http://{host}:{port}   (API: /openapi.json)\n"
+              f"  claims system:  {url}   registered as {', '.join(SANDBOX_NAMES)}\n"
+              f"  launch token:   {tokens.admin}\n  observer token: {tokens.observer}\n"
+              f"  run logs:       {home / 'runs'}\n"
+              f"  try: ESR_URL=http://{host}:{port} python examples/run_simulation.py", file=sys.stderr, flush=True)
+
+    async def stop_sut(app: web.Application) -> None:
+        await app["sut_runner"].cleanup()
+
+    app = make_app(home, registry=registry, tokens=tokens, max_concurrent=max_concurrent, on_end=service.purge)
+    app.on_startup.append(start_sut)
+    app.on_cleanup.append(stop_sut)
+    web.run_app(app, host=host, port=port, print=None, access_log=None)
