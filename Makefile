@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test unit integration bench clean
+.PHONY: install demo quickstart test unit integration bench clean
 
 install: $(STAMP)
 
@@ -14,8 +14,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-## Run the bundled example scenario against the bundled local target, print the verdict.
+## The walk-through: the sandbox (ESR server + sample DOL claims system) and the DOL 48-hour
+## SLA scenario end to end, printing the verdict (about two minutes).
 demo: install
+	$(BIN)/python examples/walkthrough.py
+
+## The smaller offline example: a bundled scenario against the bundled demo target.
+quickstart: install
 	$(BIN)/esr demo
 
 ## The whole test suite (unit + integration on loopback).
