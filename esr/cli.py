@@ -18,7 +18,7 @@ from .buckets import RunFold
 from .engine.sender import HTTP_CLIENTS
 from .errors import EsrError
 from .runlog import check_run_id, esr_home, read_events, run_log_path
-from .scenario import Scenario, load_scenario, scenario_json_schema
+from .scenario import Scenario, load_scenario, read_scenario_json, scenario_json_schema
 from .targets import TargetRegistry
 from .verdict import EXIT_CODES, Verdict, judge
 
@@ -176,14 +176,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
                        f"{', '.join(HTTP_CLIENTS)}")
     if args.run_id is not None:
         check_run_id(args.run_id, esr_home())
-    scenario = load_scenario(args.scenario)
-    name = args.target or os.environ.get("ESR_TARGET") or scenario.target
+    path = Path(args.scenario)
+    if not path.is_file():
+        raise EsrError(f"no such scenario file: {path}")
+    name = args.target or os.environ.get("ESR_TARGET") or _scenario_target(path)
     if not name:
         raise EsrError(
             "no target: pass --target URL (a loopback URL or a registered name), set ESR_TARGET, "
             "or put \"target\" in the scenario")
     target = _registry().resolve(name)
-    return _execute(scenario, target, args, scenario_file=str(Path(args.scenario).resolve()))
+    scenario = load_scenario(path, fill_in=target.fill_in)  # the target's metrics and counters
+    return _execute(scenario, target, args, scenario_file=str(path.resolve()))
+
+
+def _scenario_target(path: Path) -> str | None:
+    """The scenario's own `target`, read before validation (validation needs the target)."""
+    if path.suffix == ".py":
+        return load_scenario(path).target
+    data = read_scenario_json(path)
+    return data.get("target") if isinstance(data, dict) and isinstance(data.get("target"), str) else None
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

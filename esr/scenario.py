@@ -307,22 +307,35 @@ def _semantic_errors_raw(data: Mapping[str, Any]) -> list[FieldError]:
     return _semantic_errors(assertions, faults, frozenset(counters), metrics or {}, 60.0)
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """A scenario from a JSON file, or from a Python file that defines `scenario`."""
+def load_scenario(path: str | Path, fill_in: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Scenario:
+    """A scenario from a JSON file, or from a Python file that defines `scenario`.
+
+    `fill_in` may complete the JSON form before it is validated (a target adds its derived
+    metrics and default-journey counters); Python scenarios get it unless they have Python
+    journeys, which have no JSON form."""
     path = Path(path)
     if not path.is_file():
         raise ScenarioError([FieldError("", f"no such file: {path}")], source=str(path))
     if path.suffix == ".py":
-        return _load_python(path)
+        scenario = _load_python(path)
+        if fill_in is None or scenario.python_journeys:
+            return scenario
+        data, metrics = scenario.to_dict(), scenario.metrics
+    else:
+        data, metrics = read_scenario_json(path), {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return Scenario.from_dict(fill_in(data) if fill_in else data, metrics=metrics)
+    except ScenarioError as exc:
+        raise ScenarioError(exc.errors, source=str(path)) from None
+
+
+def read_scenario_json(path: Path) -> Any:
+    """The parsed JSON of a scenario file, before validation."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ScenarioError([FieldError("", f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")],
                             source=str(path)) from None
-    try:
-        return Scenario.from_dict(data)
-    except ScenarioError as exc:
-        raise ScenarioError(exc.errors, source=str(path)) from None
 
 
 def _load_python(path: Path) -> Scenario:

@@ -150,9 +150,16 @@ def test_refused_target_and_bad_assertion_write_no_log(tmp_path: Path, esr_home:
 
 def test_registered_target_by_name(tmp_path: Path, target_url: str, esr_home: Path) -> None:
     esr_home.mkdir(parents=True)
-    (esr_home / "targets.json").write_text(json.dumps({"targets": {"staging": {"url": target_url}}}))
-    done = esr("run", str(write(tmp_path, SMALL)), "--target", "staging", "--json")
+    home_journey = {"name": "home", "steps": [{"name": "get", "request": {"path": "/"},
+                                               "counters": {"cloud_cost": "header:X-Cost"}}]}
+    (esr_home / "targets.json").write_text(json.dumps({"targets": {"staging": {
+        "url": target_url, "default_journey": home_journey, "metrics": {"cost_per_request": "cloud_cost / requests"}}}}))
+    with_metric = write(tmp_path, SMALL | {"assertions": ["cost_per_request < 0.002"]}, "metric.json")
+    done = esr("run", str(with_metric), "--target", "staging", "--json")
     assert done.returncode == 0, done.stderr
+    verdict = json.loads(done.stdout)
+    assert verdict["assertions"][0]["observed"] == pytest.approx(0.001)
+    assert json.loads(esr("judge", "latest", "--json", check=True).stdout)["assertions"] == verdict["assertions"]
     unknown = esr("run", str(write(tmp_path, SMALL)), "--target", "prod")
     assert unknown.returncode == 2 and "registered targets: staging" in unknown.stderr
 
