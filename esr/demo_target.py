@@ -20,6 +20,8 @@ from datetime import datetime
 
 from aiohttp import web
 
+from .sim_headers import sim_time
+
 __all__ = ["TARGET_KEY", "DemoTarget", "DemoTargetConfig", "make_app"]
 
 
@@ -75,7 +77,7 @@ class DemoTarget:
         failed = await self._delay()
         if failed:
             return failed
-        now = _sim_now(request)
+        now = sim_time(request.headers)
         claim_id = len(self.claims) + 1
         lo, hi = self.config.process_hours
         self.claims[claim_id] = (now, random.Random(f"{self.config.seed}/{claim_id}").uniform(lo, hi))
@@ -90,19 +92,10 @@ class DemoTarget:
             filed, hours = self.claims[int(request.match_info["claim_id"])]
         except (KeyError, ValueError):
             return web.json_response({"error": "no such claim"}, status=404)
-        elapsed = (_sim_now(request) - filed).total_seconds() / 3600
+        elapsed = (sim_time(request.headers) - filed).total_seconds() / 3600
         status = "paid" if elapsed >= hours else "pending"
         return web.json_response({"id": int(request.match_info["claim_id"]), "status": status},
                                  headers=self._cost())
-
-
-def _sim_now(request: web.Request) -> datetime:
-    """The simulated time ESR sent, or the real time for a caller that sends none."""
-    header = request.headers.get("X-ESR-Sim-Time")
-    try:
-        return datetime.fromisoformat(header) if header else datetime.now().astimezone()
-    except ValueError:
-        return datetime.now().astimezone()
 
 
 TARGET_KEY: web.AppKey[DemoTarget] = web.AppKey("target", DemoTarget)

@@ -35,6 +35,7 @@ from ..journey_spec import JourneySpec
 from ..plan import drain_bound_sim, scenario_journeys
 from ..runlog import RunLog, esr_home, new_run_id
 from ..scenario import Scenario
+from ..sim_headers import RUN_ID, SIM, SIM_TIME
 from ..targets import Target
 from ..userdata import generate_user_data
 from ..verdict import Verdict, judge
@@ -438,7 +439,7 @@ class Run:
         if intended is None:
             intended = sent
         sim = self.clock.sim_at(intended - self._t0)
-        headers = {"X-ESR-Run-Id": self.run_id, "X-ESR-Sim": "true", "X-ESR-Sim-Time": self._sim_iso(sim)}
+        headers = {RUN_ID: self.run_id, SIM: "true", SIM_TIME: self._sim_iso(sim)}
         if self._stopping:  # the drain ended: this journey is being cut
             raise asyncio.CancelledError
         self.counts.requests_sent += 1

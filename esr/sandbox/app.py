@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 import orjson
 from aiohttp import web
 
+from ..sim_headers import RUN_ID, sim_time
 from .claims import ClaimsOffice, OfficeConfig
 
 __all__ = ["CLAIMS", "ClaimsService", "make_claims_app"]
@@ -71,43 +71,34 @@ class ClaimsService:
             ssn = str(body["ssn"])
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return self._reply({"error": "send JSON with an \"ssn\""}, self.costs.lookup, 400)
-        office = self.office(request.headers.get("X-ESR-Run-Id", NO_RUN))
+        office = self.office(request.headers.get(RUN_ID, NO_RUN))
         if ssn not in office.wage_records:
             office.wage_records[ssn] = reported_wages(ssn)
-        claim = office.file(ssn, _now(request))
+        claim = office.file(ssn, sim_time(request.headers))
         return self._reply({"id": claim.id, "status": claim.status_at(claim.filed),
                             "filed_at": claim.filed.isoformat()}, self.costs.filing, 201)
 
     async def get_claim(self, request: web.Request) -> web.Response:
-        office = self.office(request.headers.get("X-ESR-Run-Id", NO_RUN))
+        office = self.office(request.headers.get(RUN_ID, NO_RUN))
         try:
             claim = office.claims[int(request.match_info["claim_id"])]
         except (KeyError, ValueError):
             return self._reply({"error": "no such claim in this run"}, self.costs.lookup, 404)
-        now = _now(request)
+        now = sim_time(request.headers)
         status = claim.status_at(now)
         return self._reply({"id": claim.id, "status": status, "filed_at": claim.filed.isoformat(),
                             "paid_at": claim.paid.isoformat() if status == "paid" and claim.paid else None,
                             "amount": claim.amount}, self.costs.lookup)
 
     async def payments(self, request: web.Request) -> web.Response:
-        office = self.office(request.headers.get("X-ESR-Run-Id", NO_RUN))
-        now = _now(request)
+        office = self.office(request.headers.get(RUN_ID, NO_RUN))
+        now = sim_time(request.headers)
         paid = [{"claim": c, "amount": a, "paid_at": t.isoformat()} for c, a, t in office.payments if t <= now]
         return self._reply({"payments": paid, "total": round(sum(p["amount"] for p in paid), 2)}, self.costs.lookup)
 
     async def purge_run(self, request: web.Request) -> web.Response:
         purged = self.purge(request.match_info["run_id"])
         return web.json_response({"purged": purged}, status=200 if purged else 404)
-
-
-def _now(request: web.Request) -> datetime:
-    header = request.headers.get("X-ESR-Sim-Time")
-    try:
-        now = datetime.fromisoformat(header) if header else datetime.now(timezone.utc)
-    except ValueError:
-        now = datetime.now(timezone.utc)
-    return now if now.tzinfo else now.replace(tzinfo=timezone.utc)
 
 
 CLAIMS: web.AppKey[ClaimsService] = web.AppKey("claims", ClaimsService)

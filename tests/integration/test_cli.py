@@ -38,18 +38,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for_port(port: int, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {seconds:g} s")
+
+
 @pytest.fixture
 def target_url() -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "esr.cli", "demo-target", "--port", str(port), "--latency", "2"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_for_port(port)
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(10)
@@ -244,13 +249,7 @@ def test_serve_prints_its_token_and_the_client_finds_it(tmp_path: Path, target_u
     proc = subprocess.Popen([sys.executable, "-m", "esr.cli", "serve", "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_port(port)
         token_file = esr_home / "token"
         assert token_file.stat().st_mode & 0o777 == 0o600
         script = ("from esr import client; import json; "
