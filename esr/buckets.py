@@ -21,6 +21,7 @@ from .events import (
     RunAborted,
     RunFinished,
     RunStarted,
+    ShardReport,
     SlaDecided,
     VerdictIssued,
 )
@@ -138,6 +139,7 @@ class RunFold:
             RunStarted: self._on_run_started,
             RunFinished: self._on_finished,
             RunAborted: self._on_aborted,
+            ShardReport: self._on_shard_report,
             VerdictIssued: self._on_verdict,
         }
 
@@ -232,3 +234,23 @@ class RunFold:
 
     def _on_verdict(self, e: VerdictIssued) -> None:
         self.verdict = e
+
+    def _on_shard_report(self, e: ShardReport) -> None:
+        """Bookkeeping of the Kafka runtime; its figures reach the verdict through run_finished."""
+
+    # -- partial folds (Kafka runtime: one per partition, merged per run) -------------------
+    def merge(self, other: RunFold) -> None:
+        """Add another fold's buckets and tallies (not its run facts) to this one."""
+        for key, bucket in other.buckets.items():
+            mine = self.buckets.get(key)
+            if mine is None:
+                mine = self.buckets[key] = Bucket()
+            mine.merge(bucket)
+        self.results_recorded += other.results_recorded
+        self.events += other.events
+        for reason, count in other.failure_reasons.items():
+            if reason in self.failure_reasons or len(self.failure_reasons) < MAX_REASONS:
+                self.failure_reasons[reason] = self.failure_reasons.get(reason, 0) + count
+        self.last_sim_time = max(self.last_sim_time, other.last_sim_time)
+        self.last_real_time = max(self.last_real_time, other.last_real_time)
+

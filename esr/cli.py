@@ -34,7 +34,20 @@ _EPILOG_RUN = """examples:
 exit codes: 0 PASS, 1 FAIL, 2 invalid input or ERROR (could not be judged), 3 ABORTED
 environment: ESR_HOME (run logs, default ~/.esr), ESR_TARGET (default target),
              ESR_TARGETS (target registry file, default $ESR_HOME/targets.json),
-             ESR_HTTP_CLIENT (pooled or aiohttp)"""
+             ESR_HTTP_CLIENT (pooled or aiohttp),
+             ESR_KAFKA (HOST:PORT: run on the Kafka runtime, as --kafka does)"""
+
+_EPILOG_WORKER = """The Kafka runtime's processes; run one clock, one metrics worker and as many bot
+workers as the load needs (each owns some of the tick topic's partitions, i.e. shards).
+
+examples:
+  esr worker clock   --kafka 127.0.0.1:9092
+  esr worker bots    --kafka 127.0.0.1:9092     # start several for more capacity
+  esr worker metrics --kafka 127.0.0.1:9092
+  ESR_KAFKA=127.0.0.1:9092 esr run scenario.json --target http://127.0.0.1:8080
+
+environment: ESR_KAFKA (broker), ESR_KAFKA_PREFIX (topic prefix, default "esr."),
+             ESR_KAFKA_PARTITIONS (partitions of new topics = bot shards per run, default 4)"""
 
 _EPILOG_JUDGE = """examples:
   esr judge 20261127-090512-3f9a1c
@@ -62,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--http-client", choices=HTTP_CLIENTS, default=os.environ.get("ESR_HTTP_CLIENT", "pooled"),
                      help="pooled: the lean keep-alive client (default); aiohttp: aiohttp's client "
                           "(env ESR_HTTP_CLIENT)")
+    run.add_argument("--kafka", metavar="HOST:PORT", default=os.environ.get("ESR_KAFKA") or None,
+                     help="run on the Kafka runtime through this broker (env ESR_KAFKA); needs "
+                          "`esr worker clock`, `bots` and `metrics` running")
 
     judge_p = sub.add_parser("judge", help="re-judge a finished run from its run log", epilog=_EPILOG_JUDGE,
                              formatter_class=raw)
@@ -100,6 +116,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=9700, help="port (default 9700)")
     serve.add_argument("--max-concurrent", type=int, default=1, help="runs played at once; the rest queue")
+
+    worker = sub.add_parser("worker", help="a process of the Kafka runtime: clock, bots or metrics",
+                            epilog=_EPILOG_WORKER, formatter_class=raw)
+    worker.add_argument("role", choices=("clock", "bots", "metrics"),
+                        help="clock: ticks per shard at the warp; bots: run the journeys of owned shards; "
+                             "metrics: buckets, completeness and verdicts (Faust)")
+    worker.add_argument("--kafka", metavar="HOST:PORT", default=os.environ.get("ESR_KAFKA") or None,
+                        help="the broker (env ESR_KAFKA)")
+    worker.add_argument("--http-client", choices=HTTP_CLIENTS, default=os.environ.get("ESR_HTTP_CLIENT", "pooled"),
+                        help="bots: the HTTP client (default pooled)")
+    worker.add_argument("--log-level", default="warn", choices=("debug", "info", "warn", "error"),
+                        help="metrics: Faust's log level (default warn)")
 
     sandbox = sub.add_parser("sandbox", help="the ESR server plus a sample DOL claims system to run scenarios against",
                              epilog="examples:\n  esr sandbox\n  python -m esr.mock_server --port 9700\n"
@@ -186,7 +214,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "or put \"target\" in the scenario")
     target = _registry().resolve(name)
     scenario = load_scenario(path, fill_in=target.fill_in)  # the target's metrics and counters
+    if args.kafka:
+        return _execute_kafka(scenario, target, args, scenario_file=str(path.resolve()))
     return _execute(scenario, target, args, scenario_file=str(path.resolve()))
+
+
+def _execute_kafka(scenario: Scenario, target: Any, args: argparse.Namespace, scenario_file: str) -> int:
+    """Publish the run's start, then wait for the metrics worker's verdict (Ctrl-C aborts)."""
+    from .assembly import expected_end
+    from .bus.kafka import KafkaSettings
+    from .producers.runs import VerdictWatch, abort_run, start_run
+
+    settings = KafkaSettings.from_env(args.kafka)
+    watch = VerdictWatch(settings)
+    started = start_run(settings, scenario, target, run_id=args.run_id, scenario_file=scenario_file)
+    if not args.quiet:
+        print(f"esr: run {started.run_id} on Kafka at {settings.bootstrap}: {started.shards} shards, "
+              f"{started.arrivals_planned} journeys planned; waiting for the verdict", file=sys.stderr)
+    try:
+        verdict = watch.wait(started.run_id, expected_end(started) - time.time() + 30)
+    except KeyboardInterrupt:
+        abort_run(settings, started, "interrupted (Ctrl-C)")
+        verdict = watch.wait(started.run_id, 30)
+    finally:
+        watch.close()
+    if verdict is None:
+        raise EsrError(f"no verdict for run {started.run_id} arrived on {settings.topic('verdicts')}: "
+                       "is `esr worker metrics` running?")
+    return _report(Verdict.from_dict(verdict), args)
 
 
 def _scenario_target(path: Path) -> str | None:
@@ -268,6 +323,27 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from .bus.kafka import KafkaSettings, ensure_topics
+
+    settings = KafkaSettings.from_env(args.kafka)
+    ensure_topics(settings)
+    print(f"esr worker {args.role}: broker {settings.bootstrap}, topics {settings.prefix}*", file=sys.stderr)
+    if args.role == "clock":
+        from .producers.clock import run_clock_worker
+
+        run_clock_worker(settings)
+    elif args.role == "bots":
+        from .producers.bots import run_bots
+
+        run_bots(settings, http_client=args.http_client)
+    else:
+        from .stream_apps.metrics import run_metrics_worker
+
+        run_metrics_worker(settings, loglevel=args.log_level)
+    return 0
+
+
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from .sandbox.claims import OfficeConfig
     from .sandbox.serve import serve_sandbox
@@ -280,7 +356,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
 _COMMANDS = {
     "run": _cmd_run, "judge": _cmd_judge, "validate": _cmd_validate, "schema": _cmd_schema,
     "plan": _cmd_plan, "demo": _cmd_demo, "demo-target": _cmd_demo_target, "serve": _cmd_serve,
-    "sandbox": _cmd_sandbox,
+    "sandbox": _cmd_sandbox, "worker": _cmd_worker,
 }
 
 

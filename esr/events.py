@@ -23,6 +23,7 @@ __all__ = [
     "RunAborted",
     "RunFinished",
     "RunStarted",
+    "ShardReport",
     "SlaDecided",
     "VerdictIssued",
     "event_type",
@@ -53,6 +54,8 @@ class RunStarted(Event, frozen=True, kw_only=True, tag="run_started"):
     window_s: float
     arrivals_planned: int
     scenario_file: str | None = None
+    shards: int = 1  # bot shards in the Kafka runtime: arrival i belongs to shard i % shards
+    tick_s: float = 0.5  # Kafka runtime: real seconds of load per clock tick
 
 
 class RequestResult(Event, frozen=True, kw_only=True, tag="result"):
@@ -67,6 +70,7 @@ class RequestResult(Event, frozen=True, kw_only=True, tag="result"):
     raw_latency_ms: float
     bytes: int
     error: str | None = None
+    n: int = 0  # the request's number within its journey: (user, n) identifies a result in a run
 
 
 class JourneyStarted(Event, frozen=True, kw_only=True, tag="journey_started"):
@@ -98,6 +102,7 @@ class CounterAdded(Event, frozen=True, kw_only=True, tag="counter"):
     user: int
     name: str
     value: float
+    n: int = 0  # the count's number within its journey
 
 
 class RunFinished(Event, frozen=True, kw_only=True, tag="run_finished"):
@@ -111,6 +116,9 @@ class RunFinished(Event, frozen=True, kw_only=True, tag="run_finished"):
     requests_abandoned: int = 0  # in flight when the drain ended; not counted as sent
     sla_undecided: int = 0  # deadlines still open when the run ended
     arrivals_not_started: int = 0  # planned journeys still waiting for a slot at the end
+    results_lost: int = 0  # Kafka runtime: reported by a bot shard, never received
+    shard_reports_missing: int = 0  # Kafka runtime: shards that never reported their counts
+    duplicates_dropped: int = 0  # Kafka runtime: results received twice (a shard re-run), counted once
 
 
 class RunAborted(Event, frozen=True, kw_only=True, tag="run_aborted"):
@@ -119,6 +127,29 @@ class RunAborted(Event, frozen=True, kw_only=True, tag="run_aborted"):
     journeys_started: int = 0
     requests_sent: int = 0
     late_starts: int = 0
+
+
+class ShardReport(Event, frozen=True, kw_only=True, tag="shard_report"):
+    """Kafka runtime: what one bot worker produced for a shard, from tick `first_tick` to `last_tick`.
+
+    A worker sends it (cumulative for its `attempt`) before committing those ticks, so a shard
+    that moves to another worker after a crash is re-run from the last commit under a new
+    attempt. `final` reports come after the shard's drain and carry its drain figures.
+    """
+
+    shard: int
+    attempt: str
+    first_tick: int
+    last_tick: int
+    final: bool = False
+    journeys_started: int = 0
+    requests_sent: int = 0  # result events sent
+    journey_events: int = 0  # events sent to the journeys topic
+    late_starts: int = 0
+    journeys_cut: int = 0
+    requests_abandoned: int = 0
+    sla_undecided: int = 0
+    arrivals_not_started: int = 0
 
 
 class VerdictIssued(Event, frozen=True, kw_only=True, tag="verdict"):
@@ -136,6 +167,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CounterAdded,
         RunFinished,
         RunAborted,
+        ShardReport,
         VerdictIssued,
     )
 }

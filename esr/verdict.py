@@ -55,6 +55,13 @@ class Verdict:
             "journey_failures": self.journey_failures,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verdict:
+        """A verdict read back from JSON (the verdict topic, an API answer)."""
+        return cls(data["run_id"], data["verdict"], data["reason"],
+                   tuple(AssertionResult(**a) for a in data["assertions"]), data["summary"],
+                   data["completeness"], data["generator"], data["time"], data["journey_failures"])
+
 
 def fold_clock(fold: RunFold) -> SimClock:
     started = fold.started
@@ -71,6 +78,8 @@ def _completeness(fold: RunFold) -> dict[str, Any]:
         "requests_abandoned": finished.requests_abandoned if finished else 0,
         "sla_undecided": finished.sla_undecided if finished else 0,
         "arrivals_not_started": finished.arrivals_not_started if finished else 0,
+        "results_lost": finished.results_lost if finished else 0,
+        "shard_reports_missing": finished.shard_reports_missing if finished else 0,
     }
     return {
         "arrivals_planned": fold.started.arrivals_planned if fold.started else None,
@@ -78,6 +87,7 @@ def _completeness(fold: RunFold) -> dict[str, Any]:
         "requests_sent": sent,
         "results_recorded": fold.results_recorded,
         **gaps,
+        "duplicates_dropped": finished.duplicates_dropped if finished else 0,
         "complete": sent is not None and sent == fold.results_recorded and not any(gaps.values()),
     }
 
@@ -94,6 +104,11 @@ def _gap(c: dict[str, Any]) -> str:
                      "(a Python journey's longest_wait may be too short)")
     if c["arrivals_not_started"]:
         parts.append(f"{c['arrivals_not_started']} planned journeys never started (max_in_flight reached)")
+    if c["results_lost"]:
+        parts.append(f"{c['results_lost']} results a bot shard reported were never received")
+    if c["shard_reports_missing"]:
+        parts.append(f"{c['shard_reports_missing']} bot shards never reported their counts "
+                     "(a bot worker or the broker was gone)")
     return "; ".join(parts)
 
 

@@ -70,6 +70,8 @@ class _Active:
     sla_total: int  # deadlines its spec declares; -1 for Python journeys (only done when done)
     book: SlaBook
     sla_decided: int = 0
+    requests: int = 0  # numbers the journey's results: (user, n) is unique in a run
+    counts: int = 0
     timer: asyncio.TimerHandle | None = None
     task: asyncio.Task | None = None
 
@@ -429,9 +431,11 @@ class Run:
             return stop.value
 
     def count(self, active: _Active, name: str, value: float, sim: float) -> None:
+        active.counts += 1
         self._emit(CounterAdded(
             run_id=self.run_id, seq=self._next_seq(), sim_time=sim,
-            real_time=self._epoch(self._loop_at_sim(sim)), user=active.index, name=name, value=value))
+            real_time=self._epoch(self._loop_at_sim(sim)), user=active.index, name=name, value=value,
+            n=active.counts - 1))
 
     async def send(self, request: PreparedRequest, intended: float | None, user: int, journey: str) -> Reply:
         """Send one request; latency counts from `intended` (monotonic time), None meaning now."""
@@ -442,6 +446,11 @@ class Run:
         headers = {RUN_ID: self.run_id, SIM: "true", SIM_TIME: self._sim_iso(sim)}
         if self._stopping:  # the drain ended: this journey is being cut
             raise asyncio.CancelledError
+        active = self._active.get(user)
+        n = 0
+        if active is not None:
+            n = active.requests
+            active.requests += 1
         self.counts.requests_sent += 1
         self._requests_in_flight += 1
         try:
@@ -464,7 +473,7 @@ class Run:
             run_id=self.run_id, seq=self._next_seq(), sim_time=sim, real_time=self._epoch(intended),
             user=user, journey=journey, step=request.step, endpoint=request.endpoint,
             status=response.status, latency_ms=latency, raw_latency_ms=(done - sent) * 1000,
-            bytes=len(response.body), error=response.error))
+            bytes=len(response.body), error=response.error, n=n))
         return Reply(response.status, response.headers, response.body, response.error, sim)
 
     async def _drain(self) -> None:

@@ -19,6 +19,7 @@ from esr.events import (
     RunAborted,
     RunFinished,
     RunStarted,
+    ShardReport,
     SlaDecided,
     VerdictIssued,
     event_type,
@@ -43,6 +44,8 @@ SAMPLES: list[Event] = [
                 journeys_cut=2, requests_abandoned=3),
     RunAborted(**ENV, seq=9, reason="interrupted (Ctrl-C or abort)", arrivals_planned=10, journeys_started=4,
                requests_sent=11, late_starts=0),
+    ShardReport(**ENV, seq=11, shard=3, attempt="bots-1a2b:2", first_tick=40, last_tick=95, final=True,
+                journeys_started=120, requests_sent=360, late_starts=2, journeys_cut=1, requests_abandoned=1),
     VerdictIssued(**ENV, seq=10, verdict={"verdict": "PASS", "assertions": [{"holds": True, "observed": 0.5}]}),
 ]
 

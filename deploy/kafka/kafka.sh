@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# A single-node Apache Kafka broker (KRaft, combined broker and controller) from the
+# official jars on Maven Central, for ESR's tests, CI and local development.
+#
+#   deploy/kafka/kafka.sh fetch             download the jars into deploy/kafka/lib (cached by Maven)
+#   deploy/kafka/kafka.sh start DIR [PORT]  format a new cluster in DIR, start it, wait until it answers
+#   deploy/kafka/kafka.sh stop DIR          stop the broker started in DIR
+#   deploy/kafka/kafka.sh status DIR        exit 0 when the broker in DIR is running
+#
+# PORT (default 9092, or $ESR_KAFKA_PORT) is the client listener on 127.0.0.1; the
+# controller listens on PORT+1. DIR holds the data, server.log and kafka.pid: throw it away
+# after stop. Needs Java 17+ and Maven.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+LIB="$HERE/lib"
+START_TIMEOUT="${ESR_KAFKA_START_TIMEOUT:-90}"
+
+die() { echo "kafka.sh: $*" >&2; exit 1; }
+
+fetch() {
+    command -v java >/dev/null || die "java not found: install a JDK 17 or newer"
+    if [[ -f "$LIB/.stamp" && "$LIB/.stamp" -nt "$HERE/pom.xml" ]]; then
+        return 0
+    fi
+    command -v mvn >/dev/null || die "mvn not found: install Maven to fetch the Kafka jars"
+    rm -rf "$LIB"
+    (cd "$HERE" && mvn -q -B dependency:copy-dependencies) || die "Maven could not fetch the Kafka jars (see above)"
+    touch "$LIB/.stamp"
+}
+
+java_cmd() {
+    # shellcheck disable=SC2086
+    exec java ${ESR_KAFKA_HEAP:--Xms256m -Xmx768m} -XX:+UseG1GC -Djava.awt.headless=true \
+        -Dlog4j2.configurationFile="$HERE/log4j2.yaml" -cp "$LIB/*" "$@"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start() {
+    local dir="${1:?usage: kafka.sh start DIR [PORT]}" port="${2:-${ESR_KAFKA_PORT:-9092}}"
+    local cport=$((port + 1))
+    fetch
+    if port_open "$port"; then die "port $port on 127.0.0.1 is already in use"; fi
+    if port_open "$cport"; then die "controller port $cport on 127.0.0.1 is already in use"; fi
+    mkdir -p "$dir"
+    dir="$(cd "$dir" && pwd)"
+    [[ -f "$dir/kafka.pid" ]] && kill -0 "$(cat "$dir/kafka.pid")" 2>/dev/null && die "a broker is already running in $dir"
+    sed -e "s#127.0.0.1:9092#127.0.0.1:$port#g" -e "s#127.0.0.1:9093#127.0.0.1:$cport#g" \
+        -e "s#^log.dirs=.*#log.dirs=$dir/data#" "$HERE/server.properties" >"$dir/server.properties"
+    if [[ ! -f "$dir/data/meta.properties" ]]; then
+        local cluster_id
+        cluster_id="$( java_cmd kafka.tools.StorageTool random-uuid)"
+        (java_cmd kafka.tools.StorageTool format --standalone -t "$cluster_id" \
+            -c "$dir/server.properties") >"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; die "formatting the storage in $dir failed"; }
+    fi
+    (trap '' HUP; java_cmd kafka.Kafka "$dir/server.properties") >>"$dir/server.log" 2>&1 </dev/null &
+    echo $! >"$dir/kafka.pid"
+    local waited=0
+    until grep -q "Kafka Server started" "$dir/server.log" 2>/dev/null && port_open "$port"; do
+        if ! kill -0 "$(cat "$dir/kafka.pid")" 2>/dev/null; then
+            tail -n 30 "$dir/server.log" >&2
+            die "the broker exited while starting (log: $dir/server.log)"
+        fi
+        if ((waited >= START_TIMEOUT * 4)); then
+            tail -n 30 "$dir/server.log" >&2
+            stop "$dir"
+            die "the broker did not answer on 127.0.0.1:$port within ${START_TIMEOUT}s"
+        fi
+        sleep 0.25
+        waited=$((waited + 1))
+    done
+    echo "kafka: broker up on 127.0.0.1:$port (data in $dir)"
+}
+
+stop() {
+    local dir="${1:?usage: kafka.sh stop DIR}" pid
+    [[ -f "$dir/kafka.pid" ]] || return 0
+    pid="$(cat "$dir/kafka.pid")"
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid"
+        for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    fi
+    rm -f "$dir/kafka.pid"
+}
+
+status() {
+    local dir="${1:?usage: kafka.sh status DIR}"
+    [[ -f "$dir/kafka.pid" ]] && kill -0 "$(cat "$dir/kafka.pid")" 2>/dev/null
+}
+
+case "${1:-}" in
+    fetch) fetch ;;
+    start) shift; start "$@" ;;
+    stop) shift; stop "$@" ;;
+    status) shift; status "$@" ;;
+    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

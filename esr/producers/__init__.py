@@ -1,0 +1,1 @@
+"""Kafka runtime producers: the clock, the bot workers, and run requests."""

@@ -1,0 +1,356 @@
+"""Bot workers: a consumer group over the tick topic; each worker runs the shards it owns.
+
+`ShardRun` is the embedded engine's `Run` limited to one shard's arrivals and paced by ticks:
+each tick hands it the arrivals of a stretch of simulated time, which it starts at their
+intended times exactly as the embedded runtime does. Its events leave in `EventBatch`es per
+tick. A tick is done when every journey that arrived in it has ended; the worker then sends
+the shard's cumulative `ShardReport` and commits the tick's offset, in that order. If the
+worker dies, the shard's partition moves to another worker, which re-runs it from the last
+committed tick under a new attempt; the metrics side counts what both sent exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..arrivals import Arrival
+from ..assembly import EventBatch, expected_end
+from ..bus.kafka import KafkaSettings, decode_tick, encode, headers, make_consumer, make_producer, shard_key
+from ..engine.runner import Run, RunStatus, _now
+from ..engine.sender import connection_budget, make_sender
+from ..events import Event, JourneyStarted, RequestResult, RunStarted, ShardReport
+from ..offsets import OffsetTracker
+from ..scenario import Scenario
+from ..targets import Target
+from ..ticks import Tick, shard_of
+
+__all__ = ["BotWorker", "ShardRun"]
+
+BATCH_MAX = 2000  # events per EventBatch message
+FLUSH_S = 0.05  # how often buffered events leave
+
+
+@dataclass(slots=True)
+class _TickTally:
+    open: int = 1  # journeys not ended, plus one while the tick's arrivals are being played
+    journeys: int = 0
+    journey_events: int = 0
+    results: int = 0
+    late: int = 0
+
+
+class ShardRun(Run):
+    """One shard of a Kafka run, on this worker, under one attempt."""
+
+    def __init__(self, started: RunStarted, shard: int, attempt: str,
+                 publish: Callable[[str, EventBatch], None], *, http_client: str = "pooled") -> None:
+        scenario = Scenario.from_dict(started.scenario)
+        super().__init__(scenario, Target(started.target, started.target), run_id=started.run_id,
+                         sim_start=datetime.fromisoformat(started.sim_start), http_client=http_client)
+        self.started = started
+        self.shard = shard
+        self.attempt = attempt
+        self._publish = publish
+        self._arrivals: Iterator[Arrival] = (a for a in self.plan if shard_of(a.index, started.shards) == shard)
+        self._next: Arrival | None = None
+        self._tick_of: dict[int, int] = {}  # user -> tick it arrived in
+        self._ticks: dict[int, _TickTally] = {}
+        self.first_tick: int | None = None
+        self.done_upto = -1  # every tick up to this one is done
+        self.last_seen = -1
+        self.final = False  # the last tick and the drain are done
+        self._buffers: dict[tuple[str, int], list[Event]] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._plays: list[asyncio.Task] = []
+
+    # -- life cycle -----------------------------------------------------------------------
+    def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._epoch0 = self.started.real_time
+        self._t0 = _now() + (self.started.real_time - time.time())
+        self._sender_live = make_sender(
+            self.http_client, self.target.url, timeout=self.scenario.request_timeout,
+            max_connections=connection_budget(self.scenario.max_in_flight),
+            keep_headers=any(j.reads_headers for j in self.scenario.journeys))
+        self.status = RunStatus.RUNNING
+        self._tasks.append(self._loop.create_task(self._flush_periodically_kafka()))
+
+    async def close(self) -> None:
+        """Stop everything (the shard is done, or its partition went to another worker)."""
+        for task in self._tasks + self._plays:
+            task.cancel()
+        await self._abort_tasks()
+        await asyncio.gather(*self._tasks, *self._plays, return_exceptions=True)
+        await self._sender_live.close()
+
+    def on_tick(self, tick: Tick) -> None:
+        if tick.tick <= self.last_seen or self.final:
+            return  # a tick the clock sent again after a restart
+        self.last_seen = tick.tick
+        if self.first_tick is None:
+            self.first_tick = tick.tick
+            self.done_upto = tick.tick - 1
+        self._ticks[tick.tick] = _TickTally()
+        if tick.aborted:
+            self._plays.append(self._loop.create_task(self.abort()))
+            return
+        due = []
+        while True:
+            arrival = self._next if self._next is not None else next(self._arrivals, None)
+            self._next = None
+            if arrival is None:
+                break
+            if arrival.sim >= tick.sim_to and not tick.last:
+                self._next = arrival
+                break
+            if arrival.sim >= tick.sim_from:
+                due.append(arrival)
+            # else: before the first tick this attempt owns; the worker that committed it ran it
+        self._plays.append(self._loop.create_task(self._play(tick, due)))
+
+    async def abort(self) -> None:
+        """The run was aborted: cut every journey; the shard is done."""
+        for task in self._plays:
+            task.cancel()
+        await asyncio.gather(*self._plays, return_exceptions=True)
+        await self._abort_tasks()
+        for tally in self._ticks.values():
+            tally.open = 0
+        self.final = True
+        self.status = RunStatus.ABORTED
+        self._advance()
+
+    async def _play(self, tick: Tick, arrivals: list[Arrival]) -> None:
+        """Start the tick's arrivals at their intended times, never before (as Run._schedule)."""
+        tally = self._ticks[tick.tick]
+        for arrival in arrivals:
+            at = self._t0 + arrival.real
+            now = _now()
+            while now < at:
+                await asyncio.sleep(at - now)
+                now = _now()
+            self._tick_of[arrival.index] = tick.tick
+            tally.open += 1
+            self._arrive(arrival)
+        tally.open -= 1
+        if tick.last:
+            await self._sleep_until(self._t0 + self.clock.load_end_real)
+            self.status = RunStatus.DRAINING
+            await self._drain()
+            for t in self._ticks.values():  # cut journeys ended; arrivals never started are counted
+                t.open = 0
+            self.final = True
+            self.status = RunStatus.FINISHED
+        self._advance()
+
+    async def _journey(self, arrival: Arrival, journey: Any, active: Any, rng: Any) -> None:
+        try:
+            await super()._journey(arrival, journey, active, rng)
+        finally:
+            tick = self._tick_of.pop(arrival.index, None)
+            if tick is not None:
+                self._ticks[tick].open -= 1
+                self._advance()
+
+    def _advance(self) -> None:
+        while (t := self._ticks.get(self.done_upto + 1)) is not None and t.open <= 0:
+            self.done_upto += 1
+
+    # -- events ---------------------------------------------------------------------------
+    def _emit(self, event: Event) -> None:
+        user = getattr(event, "user", None)
+        tick = self._tick_of.get(user, self.last_seen) if user is not None else self.last_seen
+        kind = type(event)
+        tally = self._ticks.get(tick)
+        if kind is RequestResult:
+            topic = "results"
+            if tally:
+                tally.results += 1
+        else:
+            topic = "journeys"
+            if tally:
+                tally.journey_events += 1
+            if kind is JourneyStarted and tally:
+                tally.journeys += 1
+                if event.late_ms > self.scenario.late_threshold_ms:  # type: ignore[attr-defined]
+                    tally.late += 1
+        self._buffers.setdefault((topic, tick), []).append(event)
+
+    def flush(self) -> None:
+        buffers, self._buffers = self._buffers, {}
+        for (topic, tick), events in buffers.items():
+            for i in range(0, len(events), BATCH_MAX):
+                self._publish(topic, EventBatch(
+                    run_id=self.run_id, shard=self.shard, attempt=self.attempt, tick=tick,
+                    window_s=self.scenario.window, late_threshold_ms=self.scenario.late_threshold_ms,
+                    events=events[i:i + BATCH_MAX]))
+
+    async def _flush_periodically_kafka(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_S)
+            self.flush()
+
+    def report(self) -> ShardReport:
+        """This attempt's cumulative figures for its ticks up to `done_upto`."""
+        assert self.first_tick is not None
+        ticks = [t for k, t in self._ticks.items() if self.first_tick <= k <= self.done_upto]
+        c = self.counts
+        return ShardReport(
+            run_id=self.run_id, seq=0, sim_time=self._sim_now(), real_time=time.time(), shard=self.shard,
+            attempt=self.attempt, first_tick=self.first_tick, last_tick=self.done_upto, final=self.final,
+            journeys_started=sum(t.journeys for t in ticks), requests_sent=sum(t.results for t in ticks),
+            journey_events=sum(t.journey_events for t in ticks), late_starts=sum(t.late for t in ticks),
+            journeys_cut=c.journeys_cut if self.final else 0,
+            requests_abandoned=c.requests_abandoned if self.final else 0,
+            sla_undecided=c.sla_undecided if self.final else 0,
+            arrivals_not_started=c.arrivals_not_started if self.final else 0)
+
+
+class BotWorker:
+    """`esr worker bots`: joins the `esr-bots` group on the tick topic and runs owned shards."""
+
+    def __init__(self, settings: KafkaSettings, *, group: str = "esr-bots", http_client: str = "pooled",
+                 commit_every_s: float = 0.25) -> None:
+        self.settings = settings
+        self.group = group
+        self.http_client = http_client
+        self.commit_every_s = commit_every_s
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
+        self._attempts = itertools.count(1)
+        self.shards: dict[tuple[str, int], ShardRun] = {}
+        self._finished: set[tuple[str, int]] = set()
+        self._offsets = OffsetTracker()
+        self._tick_offsets: dict[tuple[str, int], list[tuple[int, int, int]]] = {}  # -> (tick, partition, offset)
+        self._reported: dict[tuple[str, int], tuple[int, bool]] = {}
+        self._revoked: list[ShardRun] = []
+        self._uncommitted: dict[int, int] = {}  # commits that failed, retried next round
+
+    def _publish(self, topic: str, batch: EventBatch) -> None:
+        self._produce(self.settings.topic(topic), shard_key(batch.run_id, batch.shard), encode(batch),
+                      headers("event_batch", batch.run_id))
+
+    def _produce(self, topic: str, key: bytes, value: bytes, hdrs: list[tuple[str, bytes]]) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, key=key, value=value, headers=hdrs)
+                return
+            except BufferError:  # the local queue is full: let deliveries drain
+                self.producer.poll(0.05)
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        gone = {p.partition for p in partitions}
+        for partition in gone:
+            self._offsets.forget(partition)
+            self._uncommitted.pop(partition, None)
+        for key, shard in list(self.shards.items()):
+            if shard.shard % self.settings.partitions in gone:
+                self._revoked.append(self.shards.pop(key))
+                self._tick_offsets.pop(key, None)
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        self.producer = make_producer(self.settings)
+        self.consumer = make_consumer(self.settings, self.group, **{
+            "partition.assignment.strategy": "roundrobin",
+            "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000})
+        self.consumer.subscribe([self.settings.topic("ticks")], on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        last_commit = 0.0
+        try:
+            while not stop.is_set():
+                msgs = self.consumer.consume(100, 0)
+                for msg in msgs:
+                    if msg.error() is None:
+                        self._on_message(msg)
+                while self._revoked:
+                    await self._revoked.pop().close()
+                now = time.monotonic()
+                if now - last_commit >= self.commit_every_s:
+                    last_commit = now
+                    await self._commit()
+                self.producer.poll(0)
+                await asyncio.sleep(0 if msgs else 0.01)
+        finally:
+            for shard in list(self.shards.values()):
+                await shard.close()
+            self.consumer.close()  # leaves the group now: the shards move without waiting for a timeout
+            self.producer.flush(10)
+
+    def _on_message(self, msg: Any) -> None:
+        partition, offset = msg.partition(), msg.offset()
+        self._offsets.add(partition, offset)
+        tick = decode_tick(msg.value())
+        key = (tick.run_id, tick.shard)
+        if key in self._finished:
+            self._offsets.done(partition, offset)
+            return
+        shard = self.shards.get(key)
+        if shard is None:
+            if time.time() > expected_end(tick.run):  # a run long over: nothing to do
+                self._offsets.done(partition, offset)
+                return
+            shard = ShardRun(tick.run, tick.shard, f"{self.worker_id}:{next(self._attempts)}", self._publish,
+                             http_client=self.http_client)
+            shard.open()
+            self.shards[key] = shard
+        shard.on_tick(tick)
+        self._tick_offsets.setdefault(key, []).append((tick.tick, partition, offset))
+
+    async def _commit(self) -> None:
+        """Report what each shard finished, make sure it reached the broker, then commit."""
+        reported = False
+        for key, shard in list(self.shards.items()):
+            if shard.first_tick is None:
+                continue
+            state = (shard.done_upto, shard.final)
+            if state != self._reported.get(key) and shard.done_upto >= shard.first_tick:
+                shard.flush()
+                report = shard.report()
+                self._produce(self.settings.topic("runs"), shard.run_id.encode(), encode(report),
+                              headers("shard_report", shard.run_id))
+                self._reported[key] = state
+                reported = True
+            pending = self._tick_offsets.get(key, [])
+            while pending and pending[0][0] <= shard.done_upto:
+                _, partition, offset = pending.pop(0)
+                self._offsets.done(partition, offset)
+            if shard.final and not pending:
+                del self.shards[key]
+                self._tick_offsets.pop(key, None)
+                self._finished.add(key)
+                asyncio.get_running_loop().create_task(shard.close())
+        commits = {**self._uncommitted, **self._offsets.committable()}
+        if not commits:
+            return
+        if reported and await asyncio.to_thread(self.producer.flush, 30) > 0:
+            return  # the broker did not take the reports: commit later rather than lose them
+        from confluent_kafka import TopicPartition
+
+        topic = self.settings.topic("ticks")
+        try:
+            self.consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in commits.items()],
+                                 asynchronous=False)
+            self._uncommitted = {}
+        except Exception:  # noqa: BLE001 - e.g. the broker is restarting: the next round retries
+            self._uncommitted = commits
+
+
+def run_bots(settings: KafkaSettings, *, http_client: str = "pooled") -> None:
+    """Serve until SIGINT or SIGTERM (then leave the group, so shards move at once)."""
+    import signal
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await BotWorker(settings, http_client=http_client).serve(stop)
+
+    asyncio.run(main())
+

@@ -1,0 +1,110 @@
+"""Starting a run on the Kafka runtime and waiting for its verdict (`esr run --kafka`, the
+server in Kafka mode).
+
+A run starts when its `RunStarted` (the scenario with the target's defaults filled in, the
+seed, the clock mapping and the shard count) is on the runs topic; the clock worker takes it
+from there. Its verdict comes back on the verdict topic from the metrics worker.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from ..arrivals import ArrivalPlan
+from ..bus.kafka import (
+    KafkaError, KafkaSettings, decode_event, encode, ensure_topics, headers, make_consumer, make_producer,
+    topic_partitions,
+)
+from ..clock import SimClock
+from ..errors import ScenarioError
+from ..events import RunAborted, RunStarted, VerdictIssued
+from ..runlog import new_run_id
+from ..scenario import Scenario
+from ..targets import Target
+
+__all__ = ["KAFKA_START_LEAD_S", "VerdictWatch", "abort_run", "kafka_run_started", "start_run"]
+
+KAFKA_START_LEAD_S = 3.0  # real seconds between the request and the run's start: ticks reach the bots first
+
+
+def kafka_run_started(scenario: Scenario, target: Target, *, shards: int, run_id: str | None = None,
+                      scenario_file: str | None = None, lead_s: float = KAFKA_START_LEAD_S,
+                      tick_s: float = 0.5) -> RunStarted:
+    """The run's start as the bots will read it: every journey spelled out (the target's
+    default journey too), since a bot worker knows nothing else about the target."""
+    if scenario.python_journeys:
+        raise ScenarioError("Python journeys run on the embedded runtime only: bot workers on Kafka take "
+                            "declarative journeys (JSON), which they can rebuild from the run's start")
+    data = scenario.to_dict()
+    if not scenario.journeys:
+        data["journeys"] = [target.default_journey.model_dump(mode="json", exclude_none=True)]
+    scenario = Scenario.from_dict(data)
+    start = scenario.sim_start or datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = start if start.tzinfo else start.replace(tzinfo=timezone.utc)
+    clock = SimClock(scenario.time_warp, scenario.duration_hours * 3600, scenario.effective_drain_warp)
+    return RunStarted(
+        run_id=run_id or new_run_id(), seq=0, sim_time=0.0, real_time=time.time() + lead_s,
+        scenario=scenario.to_dict(), target=target.url, seed=scenario.seed, sim_start=start.isoformat(),
+        time_warp=clock.time_warp, drain_warp=clock.drain_warp, load_end_sim=clock.load_end_sim,
+        window_s=scenario.window, arrivals_planned=ArrivalPlan(scenario.profile, clock, scenario.seed).count(),
+        scenario_file=scenario_file, shards=shards, tick_s=tick_s)
+
+
+class VerdictWatch:
+    """Reads the verdict topic from now on; `wait(run_id)` returns that run's verdict."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        from confluent_kafka import TopicPartition
+
+        self.settings = settings
+        self.consumer = make_consumer(settings, None)
+        topic = settings.topic("verdicts")
+        partitions = []
+        for p in range(topic_partitions(settings, "verdicts")):
+            _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            partitions.append(TopicPartition(topic, p, high))
+        self.consumer.assign(partitions)
+
+    def wait(self, run_id: str, timeout: float, *, tick: Any = None) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                msg = self.consumer.poll(0.25)
+                if tick is not None:
+                    tick()
+                if msg is None or msg.error() is not None:
+                    continue
+                event = decode_event(msg.value())
+                if type(event) is VerdictIssued and event.run_id == run_id:
+                    return event.verdict
+            return None
+        finally:
+            pass
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def start_run(settings: KafkaSettings, scenario: Scenario, target: Target, *, run_id: str | None = None,
+              scenario_file: str | None = None) -> RunStarted:
+    """Create the topics if needed and publish the run's start."""
+    ensure_topics(settings)
+    started = kafka_run_started(scenario, target, shards=topic_partitions(settings, "ticks"), run_id=run_id,
+                                scenario_file=scenario_file)
+    _publish(settings, started)
+    return started
+
+
+def abort_run(settings: KafkaSettings, started: RunStarted, reason: str) -> None:
+    _publish(settings, RunAborted(run_id=started.run_id, seq=0, sim_time=0.0, real_time=time.time(), reason=reason))
+
+
+def _publish(settings: KafkaSettings, event: RunStarted | RunAborted) -> None:
+    producer = make_producer(settings)
+    kind = "run_started" if type(event) is RunStarted else "run_aborted"
+    producer.produce(settings.topic("runs"), key=event.run_id.encode(), value=encode(event),
+                     headers=headers(kind, event.run_id))
+    if producer.flush(30) > 0:
+        raise KafkaError(f"the broker at {settings.bootstrap} did not accept the {kind} of run {event.run_id}")

@@ -1,0 +1,1 @@
+"""Faust stream apps of the Kafka runtime."""

@@ -1,0 +1,175 @@
+"""The metrics stream app (`esr worker metrics`): Faust agents that fold bot shards' events
+into metric buckets, check completeness and publish each run's verdict to `esr.verdicts`.
+
+The logic is the pure core's: `ShardFold` per (run, partition), `RunAssembly` per run, and
+`judge`. Faust supplies the consumer group and the state stores; windows are keyed by
+simulated time inside the buckets (Faust's windowed tables expire against the wall clock,
+which is wrong for warped and replayed time).
+
+State lives in three tables with changelogs, rebuilt on restart:
+
+    esr-partials   "run|partition|entry" -> a ShardFold's state in pieces: "meta" (tallies and
+                   offsets folded), "w<N>" (the buckets of simulated-time window N) and "t<K>"
+                   (de-duplication of the users who arrived in tick K); only changed pieces
+                   are written
+    esr-runs       run id -> the run's start, shard reports and abort
+    esr-verdicts   run id -> the verdict, once published
+
+Batches are acknowledged only after the state that folded them is in its table (at most
+`persist_s` later), so a worker killed at any point re-reads exactly what its tables lack, and
+`ShardFold` skips what they already have.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import msgspec
+
+from ..assembly import RunAssembly, ShardFold
+from ..bus.kafka import KafkaSettings, decode_batch, decode_event, encode, headers
+from ..events import RunAborted, RunStarted, ShardReport, VerdictIssued
+from ..scenario import Scenario
+from ..verdict import judge
+
+__all__ = ["create_app", "run_metrics_worker"]
+
+log = logging.getLogger("esr.metrics")
+_run_events = msgspec.json.Decoder(list[RunStarted | ShardReport | RunAborted])
+
+
+def _broker_urls(bootstrap: str) -> list[str]:
+    return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
+
+
+def create_app(settings: KafkaSettings, *, app_id: str = "esr-metrics", persist_s: float = 1.0,
+               datadir: str | None = None) -> Any:
+    import faust
+
+    app = faust.App(
+        app_id,
+        broker=_broker_urls(settings.bootstrap),
+        store="memory://",
+        datadir=datadir or f"/tmp/esr-faust-{app_id}",
+        topic_partitions=settings.partitions,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,  # batches wait for their state to be stored before their ack
+        web_enabled=False,
+        table_standby_replicas=0,
+        producer_acks=-1,
+    )
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw",
+           "partitions": settings.partitions}
+    events_topic = app.topic(settings.topic("results"), settings.topic("journeys"), **raw)
+    runs_topic = app.topic(settings.topic("runs"), **raw)
+    verdicts_topic = app.topic(settings.topic("verdicts"), **raw)
+    table = {"key_type": str, "value_type": bytes, "partitions": settings.partitions, "default": None}
+    partials = app.Table("esr-partials", **table)
+    runs = app.Table("esr-runs", **table)
+    verdicts = app.Table("esr-verdicts", use_partitioner=True, **table)
+
+    assemblies: dict[str, RunAssembly] = {}
+    unacked: dict[str, list[Any]] = {}  # partial key -> events folded but not yet stored
+    stored_at: dict[str, float] = {}
+
+    def assembly(run_id: str) -> RunAssembly:
+        """The run's assembly, rebuilt from the tables the first time it is needed."""
+        found = assemblies.get(run_id)
+        if found is None:
+            found = assemblies[run_id] = RunAssembly(run_id)
+            saved = runs.get(run_id)
+            if saved is not None:
+                for event in _run_events.decode(saved):
+                    found.on_run_event(event)
+            prefix = f"{run_id}|"
+            pieces: dict[str, dict[str, bytes]] = {}
+            for key, data in list(partials.items()):
+                if key.startswith(prefix) and data is not None:
+                    part_key, _, entry = key.rpartition("|")
+                    pieces.setdefault(part_key, {})[entry] = data
+            for part_key, entries in pieces.items():
+                if "meta" in entries:
+                    found.parts[part_key] = ShardFold.from_entries(entries)
+        return found
+
+    @app.agent(events_topic)
+    async def fold(stream: Any) -> None:
+        async for event in stream.noack().events():
+            message = event.message
+            try:
+                batch = decode_batch(event.value)
+            except msgspec.DecodeError as exc:  # not ours: say so once per message, keep going
+                log.warning("%s/%s@%s: not an event batch (%s)", message.topic, message.partition,
+                            message.offset, exc)
+                await stream.ack(event)
+                continue
+            key = f"{batch.run_id}|{message.partition}"
+            run = assembly(batch.run_id)
+            run.part(key, batch).apply(batch, f"{message.topic}/{message.partition}", message.offset)
+            unacked.setdefault(key, []).append(event)
+            now = time.monotonic()
+            if now - stored_at.get(key, 0.0) >= persist_s:
+                for entry, data in run.parts[key].take_dirty().items():
+                    partials[f"{key}|{entry}"] = data
+                stored_at[key] = now
+                for done in unacked.pop(key):
+                    await stream.ack(done)
+
+    @app.agent(runs_topic)
+    async def run_events(stream: Any) -> None:
+        async for value in stream:
+            try:
+                event = decode_event(value)
+            except msgspec.DecodeError as exc:
+                log.warning("%s: not an event (%s)", runs_topic, exc)
+                continue
+            if type(event) not in (RunStarted, ShardReport, RunAborted):
+                continue
+            run = assembly(event.run_id)
+            run.on_run_event(event)
+            kept = [run.started] if run.started else []
+            kept += [r for reports in run.reports.values() for r in reports.values()]
+            kept += [run.aborted] if run.aborted else []
+            runs[event.run_id] = msgspec.json.encode(kept)
+
+    @app.timer(0.5)
+    async def publish_verdicts() -> None:
+        now = time.time()
+        for run_id in list(runs.keys()):
+            if verdicts.get(run_id) is not None:
+                assemblies.pop(run_id, None)
+                continue
+            run = assembly(run_id)
+            if not run.due(now):
+                continue
+            verdict = judge_assembly(run)
+            await verdicts_topic.send(key=run_id.encode(), value=encode(verdict),
+                                      headers=headers("verdict", run_id))
+            verdicts[run_id] = encode(verdict)
+            log.info("run %s: %s (%s)", run_id, verdict.verdict["verdict"], verdict.verdict["reason"])
+
+    return app
+
+
+def judge_assembly(run: RunAssembly) -> VerdictIssued:
+    """The run's verdict as an event: the same `judge` the embedded runtime calls."""
+    assert run.started is not None
+    fold = run.run_fold()
+    scenario = Scenario.from_dict(run.started.scenario)
+    verdict = judge(fold, scenario.parsed_assertions(), custom=scenario.custom_metrics,
+                    counters=scenario.counter_names)
+    last = fold.finished or fold.aborted
+    return VerdictIssued(run_id=run.run_id, seq=0, sim_time=last.sim_time if last else 0.0,
+                         real_time=time.time(), verdict=verdict.to_dict())
+
+
+def run_metrics_worker(settings: KafkaSettings, *, app_id: str = "esr-metrics", loglevel: str = "warn") -> None:
+    """Serve until SIGINT or SIGTERM (Faust's worker handles both)."""
+    import faust
+
+    app = create_app(settings, app_id=app_id)
+    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

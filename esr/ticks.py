@@ -1,0 +1,63 @@
+"""Clock ticks of the Kafka runtime: which simulated time each tick hands to a bot shard.
+
+The load period is cut into ticks of `tick_s` real seconds. Tick `k` covers real seconds
+[k * tick_s, (k + 1) * tick_s) after the run's start, that is simulated time [sim_from,
+sim_to); the last tick ends exactly at the end of the load. Arrival `i` of the plan belongs to
+shard `i % shards`, so every shard gets an even share of every hour of the profile.
+"""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+
+from .clock import SimClock
+from .events import RunStarted
+
+__all__ = ["Tick", "run_clock", "shard_of", "tick_count", "tick_for", "tick_window"]
+
+
+class Tick(msgspec.Struct, frozen=True, kw_only=True, tag="tick", tag_field="type"):
+    """"Simulated time [sim_from, sim_to) is due" for one shard of one run. It carries the run's
+    start, so a bot worker taking the shard over needs nothing else."""
+
+    run_id: str
+    shard: int
+    tick: int
+    sim_from: float
+    sim_to: float
+    last: bool
+    run: RunStarted
+    aborted: bool = False  # the run was aborted: stop the shard now
+    sim: bool = True
+
+
+def run_clock(started: RunStarted) -> SimClock:
+    return SimClock(started.time_warp, started.load_end_sim, started.drain_warp)
+
+
+def tick_count(started: RunStarted) -> int:
+    """Ticks per shard: enough to cover the load period (at least one)."""
+    real = run_clock(started).load_end_real
+    return max(1, math.ceil(real / started.tick_s - 1e-9))
+
+
+def tick_window(started: RunStarted, tick: int) -> tuple[float, float]:
+    """Simulated [from, to) of tick `tick`; the last one ends at the end of the load."""
+    clock = run_clock(started)
+    last = tick_count(started) - 1
+    real_from = tick * started.tick_s
+    sim_from = clock.sim_at(real_from) if tick else 0.0
+    sim_to = clock.load_end_sim if tick >= last else clock.sim_at(real_from + started.tick_s)
+    return sim_from, sim_to
+
+
+def tick_for(started: RunStarted, shard: int, tick: int) -> Tick:
+    sim_from, sim_to = tick_window(started, tick)
+    return Tick(run_id=started.run_id, shard=shard, tick=tick, sim_from=sim_from, sim_to=sim_to,
+                last=tick == tick_count(started) - 1, run=started)
+
+
+def shard_of(arrival_index: int, shards: int) -> int:
+    return arrival_index % shards
