@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo quickstart test unit integration bench clean
+.PHONY: install demo quickstart test unit integration kafka-up kafka-down bench clean
 
 install: $(STAMP)
 
@@ -23,15 +23,23 @@ demo: install
 quickstart: install
 	$(BIN)/esr demo
 
-## The whole test suite (unit + integration on loopback).
+## The whole test suite (unit + integration on loopback), with a throw-away Apache Kafka
+## broker (deploy/kafka: jars from Maven Central, needs Java 17+ and Maven) for the Kafka tests.
 test: install
-	$(BIN)/python -m pytest
+	deploy/kafka/with-broker.sh $(BIN)/python -m pytest
 
 unit: install
 	$(BIN)/python -m pytest tests/unit
 
 integration: install
-	$(BIN)/python -m pytest tests/integration
+	deploy/kafka/with-broker.sh $(BIN)/python -m pytest tests/integration
+
+## A local broker on 127.0.0.1:9092 for trying the Kafka runtime (data in .kafka/; stop with kafka-down).
+kafka-up:
+	deploy/kafka/kafka.sh start .kafka 9092
+
+kafka-down:
+	deploy/kafka/kafka.sh stop .kafka
 
 ## Benchmarks beside their peers (needs nginx and hey from Debian; see benchmarks/README.md).
 bench: install
@@ -41,4 +49,4 @@ bench: install
 	$(BIN)/python benchmarks/bench_rate.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .kafka deploy/kafka/lib

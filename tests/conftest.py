@@ -16,6 +16,7 @@ def esr_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ESR_HOME", str(home))
     monkeypatch.delenv("ESR_TARGET", raising=False)
     monkeypatch.delenv("ESR_TARGETS", raising=False)
+    monkeypatch.delenv("ESR_KAFKA", raising=False)  # tests choose their runtime themselves
     return home
 
 

@@ -81,6 +81,11 @@ class KafkaSettings:
     def topic(self, name: str) -> str:
         return self.prefix + name
 
+    def group(self, role: str) -> str:
+        """Consumer group (and Faust app id) of a worker role, e.g. "esr.bots": runs under
+        another prefix are another pipeline, with groups of their own."""
+        return self.prefix + role
+
     def with_prefix(self, prefix: str) -> KafkaSettings:
         return replace(self, prefix=prefix)
 

@@ -15,11 +15,14 @@ import asyncio
 import itertools
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import msgspec
 
 from ..arrivals import Arrival
 from ..assembly import EventBatch, expected_end
@@ -70,6 +73,7 @@ class ShardRun(Run):
         self._buffers: dict[tuple[str, int], list[Event]] = {}
         self._tasks: list[asyncio.Task] = []
         self._plays: list[asyncio.Task] = []
+        self._overdue: dict[int, float] = {}  # user -> ms late, for arrivals re-run after a takeover
 
     # -- life cycle -----------------------------------------------------------------------
     def open(self) -> None:
@@ -129,11 +133,19 @@ class ShardRun(Run):
         self._advance()
 
     async def _play(self, tick: Tick, arrivals: list[Arrival]) -> None:
-        """Start the tick's arrivals at their intended times, never before (as Run._schedule)."""
+        """Start the tick's arrivals at their intended times, never before (as Run._schedule).
+
+        A shard taken over from a dead worker has arrivals already past due: they start now,
+        and their latency counts from now (the delay was the generator's, not the target's);
+        their journey_started events still say how late they were, so the verdict's
+        generator figures show the disruption."""
         tally = self._ticks[tick.tick]
         for arrival in arrivals:
             at = self._t0 + arrival.real
             now = _now()
+            if self.first_tick and now - at > self.scenario.late_threshold_ms / 1000:
+                self._overdue[arrival.index] = (now - at) * 1000
+                arrival = Arrival(arrival.index, now - self._t0, arrival.sim)
             while now < at:
                 await asyncio.sleep(at - now)
                 now = _now()
@@ -178,6 +190,10 @@ class ShardRun(Run):
             topic = "journeys"
             if tally:
                 tally.journey_events += 1
+            if kind is JourneyStarted and self._overdue:
+                late = self._overdue.pop(event.user, None)  # type: ignore[attr-defined]
+                if late is not None:
+                    event = msgspec.structs.replace(event, late_ms=late)
             if kind is JourneyStarted and tally:
                 tally.journeys += 1
                 if event.late_ms > self.scenario.late_threshold_ms:  # type: ignore[attr-defined]
@@ -217,10 +233,9 @@ class ShardRun(Run):
 class BotWorker:
     """`esr worker bots`: joins the `esr-bots` group on the tick topic and runs owned shards."""
 
-    def __init__(self, settings: KafkaSettings, *, group: str = "esr-bots", http_client: str = "pooled",
-                 commit_every_s: float = 0.25) -> None:
+    def __init__(self, settings: KafkaSettings, *, http_client: str = "pooled", commit_every_s: float = 0.25) -> None:
         self.settings = settings
-        self.group = group
+        self.group = settings.group("bots")
         self.http_client = http_client
         self.commit_every_s = commit_every_s
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
@@ -245,6 +260,10 @@ class BotWorker:
             except BufferError:  # the local queue is full: let deliveries drain
                 self.producer.poll(0.05)
 
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        owned = sorted(p.partition for p in partitions)
+        print(f"esr worker bots: {self.worker_id} owns partitions {owned}", file=sys.stderr, flush=True)
+
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         gone = {p.partition for p in partitions}
         for partition in gone:
@@ -260,7 +279,8 @@ class BotWorker:
         self.consumer = make_consumer(self.settings, self.group, **{
             "partition.assignment.strategy": "roundrobin",
             "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000})
-        self.consumer.subscribe([self.settings.topic("ticks")], on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        self.consumer.subscribe([self.settings.topic("ticks")], on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_revoke)
         last_commit = 0.0
         try:
             while not stop.is_set():

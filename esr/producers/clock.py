@@ -1,6 +1,6 @@
 """The clock producer (`esr worker clock`): turns each run's start into ticks per bot shard.
 
-It reads `run_started` and `run_aborted` from the runs topic (group `esr-clock`) and, for each
+It reads `run_started` and `run_aborted` from the runs topic (group `esr.clock`) and, for each
 run, publishes tick `k` of every shard `lead_s` real seconds before the tick's stretch of
 simulated time begins, so the bot owning the shard can start each arrival on time. Shard `s`
 goes to partition `s % partitions` of the tick topic. An aborted run gets one more tick per
@@ -11,6 +11,7 @@ only the ticks still due; bots ignore a tick number they have seen.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from typing import Any
 
@@ -23,9 +24,9 @@ __all__ = ["ClockProducer", "run_clock_worker"]
 
 
 class ClockProducer:
-    def __init__(self, settings: KafkaSettings, *, group: str = "esr-clock", lead_s: float = 1.0) -> None:
+    def __init__(self, settings: KafkaSettings, *, lead_s: float = 1.0) -> None:
         self.settings = settings
-        self.group = group
+        self.group = settings.group("clock")
         self.lead_s = lead_s
         self._runs: dict[str, tuple[asyncio.Task, RunStarted, int]] = {}  # run id -> (task, start, next tick)
         self._offsets = OffsetTracker()
@@ -33,7 +34,8 @@ class ClockProducer:
     async def serve(self, stop: asyncio.Event) -> None:
         self.producer = make_producer(self.settings)
         consumer = make_consumer(self.settings, self.group)
-        consumer.subscribe([self.settings.topic("runs")])
+        consumer.subscribe([self.settings.topic("runs")], on_assign=lambda _, parts: print(
+            f"esr worker clock: owns partitions {sorted(p.partition for p in parts)}", file=sys.stderr, flush=True))
         loop = asyncio.get_running_loop()
         try:
             while not stop.is_set():

@@ -23,6 +23,7 @@ Batches are acknowledged only after the state that folded them is in its table (
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Any
 
@@ -44,10 +45,10 @@ def _broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
 
 
-def create_app(settings: KafkaSettings, *, app_id: str = "esr-metrics", persist_s: float = 1.0,
-               datadir: str | None = None) -> Any:
+def create_app(settings: KafkaSettings, *, persist_s: float = 1.0, datadir: str | None = None) -> Any:
     import faust
 
+    app_id = settings.group("metrics")
     app = faust.App(
         app_id,
         broker=_broker_urls(settings.bootstrap),
@@ -60,6 +61,8 @@ def create_app(settings: KafkaSettings, *, app_id: str = "esr-metrics", persist_
         stream_wait_empty=False,  # batches wait for their state to be stored before their ack
         web_enabled=False,
         table_standby_replicas=0,
+        broker_session_timeout=10.0,  # a killed worker's partitions come back within seconds
+        broker_heartbeat_interval=1.0,
         producer_acks=-1,
     )
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw",
@@ -152,6 +155,10 @@ def create_app(settings: KafkaSettings, *, app_id: str = "esr-metrics", persist_
             verdicts[run_id] = encode(verdict)
             log.info("run %s: %s (%s)", run_id, verdict.verdict["verdict"], verdict.verdict["reason"])
 
+    @app.task
+    async def announce() -> None:  # agents start after the tables are recovered
+        print(f"esr worker metrics: ready ({app_id})", file=sys.stderr, flush=True)
+
     return app
 
 
@@ -167,9 +174,9 @@ def judge_assembly(run: RunAssembly) -> VerdictIssued:
                          real_time=time.time(), verdict=verdict.to_dict())
 
 
-def run_metrics_worker(settings: KafkaSettings, *, app_id: str = "esr-metrics", loglevel: str = "warn") -> None:
+def run_metrics_worker(settings: KafkaSettings, *, loglevel: str = "warn") -> None:
     """Serve until SIGINT or SIGTERM (Faust's worker handles both)."""
     import faust
 
-    app = create_app(settings, app_id=app_id)
+    app = create_app(settings)
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -1,0 +1,111 @@
+"""The Kafka runtime's processes, started for real: `esr worker clock|bots|metrics` and
+`esr run --kafka`, each a subprocess talking to the test session's broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from esr.bus.kafka import KafkaSettings
+
+
+@dataclass
+class Worker:
+    role: str
+    proc: asyncio.subprocess.Process
+    log: Path
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    async def wait_for(self, needle: str, timeout: float = 60.0, *, count: int = 1) -> None:
+        deadline = time.monotonic() + timeout
+        while self.text().count(needle) < count:
+            if self.proc.returncode is not None:
+                raise AssertionError(f"esr worker {self.role} exited ({self.proc.returncode}):\n{self.text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"esr worker {self.role}: no {needle!r} within {timeout}s:\n{self.text()[-3000:]}")
+            await asyncio.sleep(0.1)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 20)
+            except asyncio.TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+@dataclass
+class Pipeline:
+    settings: KafkaSettings
+    folder: Path
+    workers: list[Worker] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "ESR_KAFKA": self.settings.bootstrap, "ESR_KAFKA_PREFIX": self.settings.prefix,
+                "ESR_KAFKA_PARTITIONS": str(self.settings.partitions), "PYTHONUNBUFFERED": "1"}
+
+    async def start(self, role: str) -> Worker:
+        n = sum(w.role == role for w in self.workers)
+        log = self.folder / f"{role}-{n}.log"
+        out = log.open("wb")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "esr.cli", "worker", role, stdout=out, stderr=out, env=self.env)
+        worker = Worker(role, proc, log)
+        self.workers.append(worker)
+        return worker
+
+    async def start_all(self, bots: int = 1) -> list[Worker]:
+        """A metrics worker, a clock and `bots` bot workers, each ready (bots owning partitions)."""
+        metrics = await self.start("metrics")
+        clock = await self.start("clock")
+        started = [await self.start("bots") for _ in range(bots)]
+        await metrics.wait_for("esr worker metrics: ready", 90)
+        await clock.wait_for("owns partitions")
+        await self.wait_bots_balanced(started)
+        return started
+
+    async def wait_bots_balanced(self, bots: list[Worker], timeout: float = 60.0) -> None:
+        """Until every live bot's latest assignment is non-empty and together they own all."""
+        deadline = time.monotonic() + timeout
+        while True:
+            owned: list[set[int]] = []
+            for bot in bots:
+                lines = [ln for ln in bot.text().splitlines() if "owns partitions" in ln]
+                owned.append(set(json.loads(lines[-1].rsplit("owns partitions", 1)[1])) if lines else set())
+            if all(owned) and set().union(*owned) == set(range(self.settings.partitions)):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"bot workers never shared the partitions: {owned}")
+            await asyncio.sleep(0.2)
+
+    async def run(self, scenario: dict[str, Any], target: str, *extra: str,
+                  during: Any = None) -> tuple[int, dict[str, Any], str]:
+        """`esr run --kafka` on `scenario`; `during(proc)` runs while it waits for the verdict."""
+        path = self.folder / f"scenario-{len(list(self.folder.glob('scenario-*')))}.json"
+        path.write_text(json.dumps(scenario))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "esr.cli", "run", str(path), "--target", target, "--json", *extra,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=self.env)
+        if during is not None:
+            await during(proc)
+        out, err = await asyncio.wait_for(proc.communicate(), 300)
+        verdict = json.loads(out) if out.strip() else {}
+        return proc.returncode or 0, verdict, err.decode(errors="replace")
+
+    async def close(self) -> None:
+        for worker in self.workers:
+            await worker.stop()
