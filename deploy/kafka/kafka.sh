@@ -54,10 +54,12 @@ start() {
         (java_cmd kafka.tools.StorageTool format --standalone -t "$cluster_id" \
             -c "$dir/server.properties") >"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; die "formatting the storage in $dir failed"; }
     fi
+    local log_from=1
+    [[ -f "$dir/server.log" ]] && log_from=$(($(wc -c <"$dir/server.log") + 1))  # a restart: only new lines count
     (trap '' HUP; java_cmd kafka.Kafka "$dir/server.properties") >>"$dir/server.log" 2>&1 </dev/null &
     echo $! >"$dir/kafka.pid"
     local waited=0
-    until grep -q "Kafka Server started" "$dir/server.log" 2>/dev/null && port_open "$port"; do
+    until tail -c +"$log_from" "$dir/server.log" 2>/dev/null | grep -q "Kafka Server started" && port_open "$port"; do
         if ! kill -0 "$(cat "$dir/kafka.pid")" 2>/dev/null; then
             tail -n 30 "$dir/server.log" >&2
             die "the broker exited while starting (log: $dir/server.log)"
