@@ -306,8 +306,9 @@ class RunAssembly:
             if done:
                 finals.append(max(done, key=lambda r: r.first_tick))
         whole = fold.merged()
-        return RunFinished(
-            run_id=self.run_id, seq=0, sim_time=fold.last_sim_time, real_time=fold.last_real_time,
+        return RunFinished(  # the run ends when its last shard does
+            run_id=self.run_id, seq=0, sim_time=max([fold.last_sim_time, *(r.sim_time for r in finals)]),
+            real_time=max([fold.last_real_time, *(r.real_time for r in finals)]),
             arrivals_planned=self.started.arrivals_planned,
             journeys_started=whole.journeys_started,
             requests_sent=fold.results_recorded + gaps["results_lost"],

@@ -1,0 +1,128 @@
+"""Same answer on both runtimes: one recorded stream of events, folded by the embedded runtime
+and by the Faust metrics app on the real broker, gives equal buckets and an equal verdict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from confluent_kafka import TopicPartition
+from kafka_pipeline import Pipeline
+
+from esr.assembly import EventBatch, ShardFold
+from esr.buckets import RunFold
+from esr.bus.kafka import encode, headers, make_consumer, make_producer, shard_key
+from esr.engine.runner import Run
+from esr.events import RequestResult, RunFinished, RunStarted, ShardReport, VerdictIssued
+from esr.producers.runs import VerdictWatch
+from esr.runlog import read_events
+from esr.scenario import Scenario
+from esr.targets import TargetRegistry
+from esr.ticks import tick_count
+
+pytestmark = [pytest.mark.integration, pytest.mark.kafka]
+
+CLAIMS = {
+    "name": "same_answer", "duration_hours": 24, "time_warp": 8640, "drain_warp": 34560, "seed": 5,
+    "load_profile": [[0, 6], [8, 20], [18, 8]],
+    "journeys": [{
+        "name": "claim",
+        "steps": [
+            {"name": "file", "request": {"method": "POST", "path": "/claims", "json": {"ssn": "1"}},
+             "expect": {"status": [201]}, "extract": {"claim_id": "$.id"},
+             "counters": {"cloud_cost": "header:X-Cost"}},
+            {"name": "paid", "request": {"method": "GET", "path": "/claims/{{ vars.claim_id }}"},
+             "poll": {"every": "4h", "until": "$.status == 'paid'", "give_up_after": "72h"},
+             "counters": {"claims_paid": {"value": 1, "when": "$.status == 'paid'"}}},
+        ],
+        "sla": [{"from": "file", "to": "paid", "within": "48h"}],
+    }],
+    "assertions": ["error_rate < 0.01", "latency_p95_ms < 500", "sla_48h_success_rate > 0.5",
+                   "sla_48h_success_rate > 0.3 in every 6h", "cloud_cost / claims_paid < 1"],
+}
+
+
+def publish_as_one_shard(pipe: Pipeline, events: list[Any]) -> RunStarted:
+    """The recorded run as a bot shard would have sent it: start, batches, final report."""
+    started = next(e for e in events if isinstance(e, RunStarted))
+    finished = next(e for e in events if isinstance(e, RunFinished))
+    body = [e for e in events if not isinstance(e, (RunStarted, RunFinished, VerdictIssued))]
+    settings = pipe.settings
+    producer = make_producer(settings)
+    producer.produce(settings.topic("runs"), key=started.run_id.encode(), value=encode(started),
+                     headers=headers("run_started", started.run_id))
+    key = shard_key(started.run_id, 0)
+    for topic, wanted in (("results", True), ("journeys", False)):
+        part = [e for e in body if isinstance(e, RequestResult) is wanted]
+        for i in range(0, len(part), 500):
+            batch = EventBatch(run_id=started.run_id, shard=0, attempt="recorded:1", tick=0,
+                               window_s=started.window_s, late_threshold_ms=10.0, events=part[i:i + 500])
+            producer.produce(settings.topic(topic), key=key, value=encode(batch),
+                             headers=headers("event_batch", started.run_id))
+    results = sum(isinstance(e, RequestResult) for e in body)
+    report = ShardReport(
+        run_id=started.run_id, seq=0, sim_time=finished.sim_time, real_time=finished.real_time, shard=0,
+        attempt="recorded:1", first_tick=0, last_tick=tick_count(started) - 1, final=True,
+        journeys_started=finished.journeys_started, requests_sent=results, journey_events=len(body) - results,
+        late_starts=finished.late_starts, journeys_cut=finished.journeys_cut,
+        requests_abandoned=finished.requests_abandoned, sla_undecided=finished.sla_undecided,
+        arrivals_not_started=finished.arrivals_not_started)
+    producer.produce(settings.topic("runs"), key=started.run_id.encode(), value=encode(report),
+                     headers=headers("shard_report", started.run_id))
+    assert producer.flush(30) == 0
+    return started
+
+
+def faust_buckets(pipe: Pipeline) -> RunFold:
+    """The metrics app's buckets, read back from its table's changelog (latest value per key)."""
+    topic = pipe.settings.group("metrics") + "-esr-partials-changelog"
+    consumer = make_consumer(pipe.settings, None)
+    latest: dict[str, bytes] = {}
+    for p in range(pipe.settings.partitions):
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        if high <= low:
+            continue
+        consumer.assign([TopicPartition(topic, p, low)])
+        while True:
+            msg = consumer.poll(5)
+            assert msg is not None
+            latest[msg.key().decode()] = msg.value()
+            if msg.offset() + 1 >= high:
+                break
+    consumer.close()
+    pieces: dict[str, dict[str, bytes]] = {}
+    for key, value in latest.items():
+        part_key, _, entry = msgspec.json.decode(key).rpartition("|")
+        pieces.setdefault(part_key, {})[entry] = value
+    fold = RunFold()
+    for entries in pieces.values():
+        fold.merge(ShardFold.from_entries(entries).fold)
+    return fold
+
+
+async def test_embedded_and_faust_folds_give_equal_buckets_and_verdicts(
+        pipeline: Pipeline, demo_target: Any, tmp_path: Path) -> None:
+    url, _ = await demo_target(seed=3)
+    run = Run(Scenario.from_dict(CLAIMS), TargetRegistry().resolve(url))
+    embedded = await run.execute()
+    events = list(read_events(run.log_path))
+    assert sum(isinstance(e, RequestResult) for e in events) > 500
+
+    metrics = await pipeline.start("metrics")
+    await metrics.wait_for("esr worker metrics: ready", 90)
+    watch = VerdictWatch(pipeline.settings)
+    publish_as_one_shard(pipeline, events)
+    verdict = watch.wait(run.run_id, 60)
+    watch.close()
+
+    assert verdict is not None, metrics.text()[-2000:]
+    expected = embedded.to_dict()
+    assert verdict == expected
+    assert expected["verdict"] == "PASS" and len(expected["assertions"]) == 5
+
+    mine, theirs = RunFold().apply_all(events), faust_buckets(pipeline)
+    assert len(mine.buckets) > 100
+    assert {k: b.to_dict() for k, b in theirs.buckets.items()} == {k: b.to_dict() for k, b in mine.buckets.items()}
+    assert (theirs.results_recorded, theirs.failure_reasons) == (mine.results_recorded, mine.failure_reasons)
