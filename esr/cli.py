@@ -116,6 +116,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=9700, help="port (default 9700)")
     serve.add_argument("--max-concurrent", type=int, default=1, help="runs played at once; the rest queue")
+    serve.add_argument("--kafka", metavar="HOST:PORT", default=os.environ.get("ESR_KAFKA") or None,
+                       help="play runs on the Kafka runtime through this broker (env ESR_KAFKA)")
 
     worker = sub.add_parser("worker", help="a process of the Kafka runtime: clock, bots or metrics",
                             epilog=_EPILOG_WORKER, formatter_class=raw)
@@ -313,9 +315,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     home = esr_home()
     tokens = Tokens.from_environment(home)
-    app = make_app(home, registry=_registry(), tokens=tokens, max_concurrent=max(1, args.max_concurrent))
+    kafka = None
+    if args.kafka:
+        from .bus.kafka import KafkaSettings, ensure_topics
+
+        kafka = KafkaSettings.from_env(args.kafka)
+        ensure_topics(kafka)
+    app = make_app(home, registry=_registry(), tokens=tokens, max_concurrent=max(1, args.max_concurrent), kafka=kafka)
     recovered = len(app[MANAGER].runs)
-    print(f"ESR server on http://{args.host}:{args.port}  (API description: /openapi.json)\n"
+    runtime = f"Kafka at {kafka.bootstrap} (topics {kafka.prefix}*)" if kafka else "embedded"
+    print(f"ESR server on http://{args.host}:{args.port}  (API description: /openapi.json; runtime: {runtime})\n"
           f"launch token:   {tokens.admin}\n"
           f"observer token: {tokens.observer}\n"
           f"run logs: {home / 'runs'} ({recovered} runs recovered)", file=sys.stderr)

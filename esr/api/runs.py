@@ -2,7 +2,9 @@
 run logs when the server starts again.
 
 A run's state is its status (QUEUED, RUNNING, DRAINING, FINISHED, ABORTED) and, once it ended,
-its verdict. Everything a summary shows of a finished run comes from its log, so a restarted
+its verdict. On the Kafka runtime (`kafka` settings given) the manager only publishes the run's
+start and waits for its verdict on the verdict topic; the workers play it. Its run log then
+holds the start and the verdict. Everything a summary shows of a finished run comes from its log, so a restarted
 server shows the same summaries; a run the previous server was playing when it stopped is
 closed in its log as ABORTED with the data it had.
 """
@@ -16,14 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..assembly import expected_end
 from ..buckets import RunFold
+from ..bus.kafka import KafkaSettings
 from ..codec import encode
 from ..engine.runner import Run, RunStatus
 from ..errors import RunLogError
-from ..events import RunAborted, VerdictIssued
-from ..runlog import LOG_NAME, new_run_id, read_events
+from ..events import RunAborted, RunStarted, VerdictIssued
+from ..runlog import LOG_NAME, RunLog, new_run_id, read_events
 from ..scenario import Scenario
 from ..targets import Target
+from ..ticks import run_clock
 from ..verdict import Verdict, judge
 
 __all__ = ["ManagedRun", "RunManager", "UnknownRun"]
@@ -48,6 +53,7 @@ class ManagedRun:
     def summary(self) -> dict[str, Any]:
         live = self.run
         state = live.status.value if live is not None and self.verdict is None else self.state
+        started = self.extra.get("started")
         out: dict[str, Any] = {
             "run_id": self.run_id, "scenario": self.scenario_name, "target": self.target,
             "state": state, "verdict": self.verdict["verdict"] if self.verdict else None,
@@ -56,17 +62,34 @@ class ManagedRun:
             out |= {k: self.verdict[k] for k in ("reason", "assertions", "summary", "completeness", "generator", "time")}
         elif live is not None and live.status in (RunStatus.RUNNING, RunStatus.DRAINING):
             out["progress"] = live.snapshot()
+        elif started is not None and state == RunStatus.RUNNING.value:
+            out["progress"] = kafka_progress(started)
         return out
+
+
+def kafka_progress(started: RunStarted) -> dict[str, Any]:
+    """Where the clock of a run on the Kafka runtime stands (the workers hold the rest)."""
+    clock = run_clock(started)
+    real = max(0.0, time.time() - started.real_time)
+    sim = clock.sim_at(real)
+    scenario = started.scenario
+    return {"status": RunStatus.RUNNING.value if real < clock.load_end_real else RunStatus.DRAINING.value,
+            "runtime": "kafka", "shards": started.shards, "sim_hours": sim / 3600, "real_seconds": real,
+            "duration_hours": scenario.get("duration_hours")}
 
 
 class RunManager:
     def __init__(self, home: Path, *, max_concurrent: int = 1, http_client: str = "pooled",
-                 on_end: Callable[[str], None] | None = None) -> None:
+                 on_end: Callable[[str], None] | None = None, kafka: KafkaSettings | None = None) -> None:
         self.home = home
+        self.kafka = kafka
+        self._waiting: dict[str, asyncio.Future] = {}  # Kafka runtime: run id -> its verdict
+        self._feed: asyncio.Task | None = None
         self.on_end = on_end  # called with the run id when a run ends (the sandbox purges its fork)
         self.http_client = http_client
         self.runs: dict[str, ManagedRun] = {}
         self._slots = asyncio.Semaphore(max_concurrent)
+        self._feed_ready = asyncio.Event()
 
     # -- lifecycle ------------------------------------------------------------------------
     def recover(self) -> int:
@@ -116,11 +139,18 @@ class RunManager:
         for task in tasks:
             task.cancel("the server is stopping")
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._feed is not None:
+            self._feed.cancel()
+            await asyncio.gather(self._feed, return_exceptions=True)
 
     # -- operations -----------------------------------------------------------------------
     def submit(self, scenario: Scenario, target: Target) -> ManagedRun:
         run_id = new_run_id()
         managed = ManagedRun(run_id, scenario.name, target.url, time.time())
+        self.runs[run_id] = managed
+        if self.kafka is not None:
+            managed.task = asyncio.get_running_loop().create_task(self._play_kafka(managed, scenario, target))
+            return managed
         managed.run = Run(scenario, target, run_id=run_id, home=self.home, http_client=self.http_client)
         self.runs[run_id] = managed
         managed.task = asyncio.get_running_loop().create_task(self._play(managed))
@@ -145,8 +175,72 @@ class RunManager:
             if managed.run.verdict is not None:
                 managed.verdict = managed.run.verdict.to_dict()
             else:  # aborted while queued: nothing was sent, no log was written
-                managed.verdict = {"run_id": managed.run_id, "verdict": "ABORTED", "reason": "aborted while queued",
-                                   "assertions": [], "summary": {}, "completeness": {}, "generator": {}, "time": {}}
+                managed.verdict = _no_verdict(managed.run_id, "aborted while queued")
+
+    async def _play_kafka(self, managed: ManagedRun, scenario: Scenario, target: Target) -> None:
+        from ..producers.runs import abort_run, start_run
+
+        assert self.kafka is not None
+        loop = asyncio.get_running_loop()
+        verdict: dict[str, Any] | None = None
+        started: RunStarted | None = None
+        future = self._waiting[managed.run_id] = loop.create_future()
+        log = RunLog(self.home, managed.run_id)
+        try:
+            async with self._slots:
+                if self._feed is None:
+                    self._feed = loop.create_task(self._read_verdicts())
+                await self._feed_ready.wait()
+                started = await asyncio.to_thread(start_run, self.kafka, scenario, target, run_id=managed.run_id)
+                log.append(started)
+                log.flush()
+                managed.extra["started"] = started
+                managed.state = RunStatus.RUNNING.value
+                try:
+                    verdict = await asyncio.wait_for(asyncio.shield(future), expected_end(started) - time.time() + 60)
+                except asyncio.TimeoutError:
+                    verdict = _no_verdict(managed.run_id, "no verdict arrived from the metrics worker "
+                                                          "(is `esr worker metrics` running?)", "ERROR")
+        except asyncio.CancelledError:
+            if started is not None:
+                await asyncio.to_thread(abort_run, self.kafka, started, "aborted through the API")
+                try:
+                    verdict = await asyncio.wait_for(asyncio.shield(future), 30)
+                except asyncio.TimeoutError:
+                    verdict = None
+            verdict = verdict or _no_verdict(managed.run_id, "aborted" + ("" if started else " while queued"))
+        finally:
+            self._waiting.pop(managed.run_id, None)
+            if verdict is not None:
+                managed.verdict = verdict
+                managed.state = (RunStatus.ABORTED if verdict["verdict"] == "ABORTED" else RunStatus.FINISHED).value
+                if started is not None:
+                    log.append(VerdictIssued(run_id=managed.run_id, seq=2, sim_time=0.0, real_time=time.time(),
+                                             verdict=verdict))
+            log.close()
+            if self.on_end is not None:
+                self.on_end(managed.run_id)
+
+    async def _read_verdicts(self) -> None:
+        """One reader of the verdict topic for every run this server waits on."""
+        from ..bus.kafka import decode_event
+        from ..producers.runs import VerdictWatch
+
+        assert self.kafka is not None
+        watch = await asyncio.to_thread(VerdictWatch, self.kafka)
+        self._feed_ready.set()
+        try:
+            while True:
+                messages = await asyncio.to_thread(watch.consumer.consume, 100, 0.2)
+                for msg in messages:
+                    if msg.error() is not None:
+                        continue
+                    event = decode_event(msg.value())
+                    waiting = self._waiting.get(event.run_id)
+                    if type(event) is VerdictIssued and waiting is not None and not waiting.done():
+                        waiting.set_result(event.verdict)
+        finally:
+            await asyncio.to_thread(watch.close)
 
     def get(self, run_id: str) -> ManagedRun:
         try:
@@ -164,6 +258,11 @@ class RunManager:
         return [{"run_id": m.run_id, "scenario": m.scenario_name, "target": m.target,
                  "state": m.summary()["state"], "verdict": m.verdict["verdict"] if m.verdict else None}
                 for m in sorted(self.runs.values(), key=lambda m: m.created, reverse=True)]
+
+
+def _no_verdict(run_id: str, reason: str, status: str = "ABORTED") -> dict[str, Any]:
+    return {"run_id": run_id, "verdict": status, "reason": reason, "assertions": [], "summary": {},
+            "completeness": {}, "generator": {}, "time": {}}
 
 
 def _state_of(fold: RunFold) -> str:

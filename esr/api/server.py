@@ -25,6 +25,7 @@ from ..scenario import Scenario
 from ..targets import TargetRegistry
 from .auth import Tokens
 from .openapi import openapi_spec
+from ..bus.kafka import KafkaSettings
 from .runs import RunManager, UnknownRun
 
 __all__ = ["MANAGER", "make_app"]
@@ -119,9 +120,11 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 
 def make_app(home: Path, *, registry: TargetRegistry, tokens: Tokens, max_concurrent: int = 1,
-             http_client: str = "pooled", on_end: Callable[[str], None] | None = None) -> web.Application:
+             http_client: str = "pooled", on_end: Callable[[str], None] | None = None,
+             kafka: KafkaSettings | None = None) -> web.Application:
+    """The server; with `kafka` settings, runs play on the Kafka runtime's workers."""
     app = web.Application(client_max_size=4 * 1024 * 1024)
-    manager = RunManager(home, max_concurrent=max_concurrent, http_client=http_client, on_end=on_end)
+    manager = RunManager(home, max_concurrent=max_concurrent, http_client=http_client, on_end=on_end, kafka=kafka)
     manager.recover()
     app[MANAGER] = manager
     app[_TOKENS] = tokens

@@ -1,0 +1,87 @@
+"""`esr serve` on the Kafka runtime: the API publishes the run's start, the workers play it,
+the summary shows the verdict from the verdict topic, and a restarted server still has it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+from typing import Any
+
+import aiohttp
+import pytest
+from kafka_pipeline import Pipeline
+from test_kafka_runtime import single_request
+
+pytestmark = [pytest.mark.integration, pytest.mark.kafka]
+
+TOKEN = "kafka-test-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def serve(pipeline: Pipeline, port: int) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "esr.cli", "serve", "--port", str(port), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE, env=pipeline.env | {"ESR_TOKEN": TOKEN})
+    assert proc.stderr is not None
+    line = await asyncio.wait_for(proc.stderr.readline(), 30)
+    assert b"runtime: Kafka at " + pipeline.settings.bootstrap.encode() in line, line
+    for _ in range(100):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return proc
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise AssertionError("the server did not listen")
+
+
+async def test_the_server_plays_runs_on_the_workers_and_keeps_their_verdicts(
+        pipeline: Pipeline, demo_target: Any, esr_home: Any) -> None:
+    url, target = await demo_target()
+    await pipeline.start_all(bots=1)
+    port = free_port()
+    server = await serve(pipeline, port)
+    base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        async with aiohttp.ClientSession(headers=auth) as http:
+            body = single_request(rate=20, real_seconds=5) | {"target": url}
+            async with http.post(f"{base}/run", json=body) as resp:
+                assert resp.status == 202, await resp.text()
+                run_id = (await resp.json())["run_id"]
+            states, summary = [], {}
+            for _ in range(600):
+                async with http.get(f"{base}/run/{run_id}/summary") as resp:
+                    summary = await resp.json()
+                states.append(summary["state"])
+                if summary["state"] == "RUNNING":
+                    assert summary["progress"]["runtime"] == "kafka"
+                if summary["verdict"]:
+                    break
+                await asyncio.sleep(0.1)
+        assert "RUNNING" in states
+        assert (summary["state"], summary["verdict"]) == ("FINISHED", "PASS"), summary
+        c = summary["completeness"]
+        assert c["complete"] is True and c["results_recorded"] == c["arrivals_planned"] == target.requests
+    finally:
+        server.terminate()
+        await server.wait()
+
+    again = await serve(pipeline, port)
+    try:
+        async with aiohttp.ClientSession(headers=auth) as http:
+            async with http.get(f"{base}/run/{run_id}/summary") as resp:
+                assert await resp.json() == summary
+            async with http.get(f"{base}/runs") as resp:
+                listed = (await resp.json())["runs"]
+        assert [(r["run_id"], r["state"], r["verdict"]) for r in listed] == [(run_id, "FINISHED", "PASS")]
+    finally:
+        again.terminate()
+        await again.wait()
+    assert json.dumps(summary)
