@@ -41,12 +41,14 @@ kafka-up:
 kafka-down:
 	deploy/kafka/kafka.sh stop .kafka
 
-## Benchmarks beside their peers (needs nginx and hey from Debian; see benchmarks/README.md).
+## Benchmarks beside their peers (needs nginx and hey from Debian, and the Kafka broker's Java and
+## Maven; see benchmarks/README.md).
 bench: install
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/bench_fold.py
 	$(BIN)/python benchmarks/bench_fidelity.py
 	$(BIN)/python benchmarks/bench_rate.py
+	deploy/kafka/with-broker.sh $(BIN)/python benchmarks/bench_kafka.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .kafka deploy/kafka/lib

@@ -66,7 +66,7 @@ class _TickState:
         self.next_result: dict[int, int] = {}  # user -> results counted so far
         self.next_count: dict[int, int] = {}  # user -> counter additions counted so far
         self.seen: set[tuple[int, str]] = set()  # (user, "started" | "ended" | "sla:<name>")
-        self.received: dict[str, _Received] = {}  # attempt -> what it sent
+        self.received: dict[str, _Received] = {}  # "shard/attempt" -> what that attempt sent
 
     def to_dict(self) -> dict[str, Any]:
         return {"next_result": list(self.next_result.items()), "next_count": list(self.next_count.items()),
@@ -111,9 +111,10 @@ class ShardFold:
         if state is None:
             state = self.ticks[batch.tick] = _TickState()
         self._dirty_ticks.add(batch.tick)
-        tally = state.received.get(batch.attempt)
+        sender = f"{batch.shard}/{batch.attempt}"
+        tally = state.received.get(sender)
         if tally is None:
-            tally = state.received[batch.attempt] = _Received()
+            tally = state.received[sender] = _Received()
         fold, seen, window_s, windows = self.fold, state.seen, self.fold.window_s, self._dirty_windows
         for e in batch.events:
             kind = type(e)
@@ -146,10 +147,12 @@ class ShardFold:
             fold.apply(e)
         return True
 
-    def received_in(self, attempt: str, first_tick: int, last_tick: int) -> _Received:
+    def received_in(self, shard: int, attempt: str, first_tick: int, last_tick: int) -> _Received:
+        """What `attempt` sent for `shard` in ticks [first_tick, last_tick]."""
         total = _Received()
+        sender = f"{shard}/{attempt}"
         for tick, state in self.ticks.items():
-            got = state.received.get(attempt)
+            got = state.received.get(sender)
             if got is not None and first_tick <= tick <= last_tick:
                 total.results += got.results
                 total.journey_events += got.journey_events
@@ -246,7 +249,7 @@ class RunAssembly:
     def _received(self, report: ShardReport) -> tuple[int, int]:
         results = journey_events = 0
         for part in self.parts.values():
-            got = part.received_in(report.attempt, report.first_tick, report.last_tick)
+            got = part.received_in(report.shard, report.attempt, report.first_tick, report.last_tick)
             results += got.results
             journey_events += got.journey_events
         return results, journey_events

@@ -62,6 +62,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
         stream_wait_empty=False,  # batches wait for their state to be stored before their ack
         web_enabled=False,
         table_standby_replicas=0,
+        consumer_max_fetch_size=16 * 1024 * 1024,  # batches are large: fetch several per round trip
         broker_session_timeout=10.0,  # a killed worker's partitions come back within seconds
         broker_heartbeat_interval=1.0,
         producer_acks=-1,

@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""(d) Result events per second through Kafka and the Faust metrics app, beside the embedded
+runtime folding the same events, in one invocation.
+
+    deploy/kafka/with-broker.sh python benchmarks/bench_kafka.py [--quick] [--events N]
+    python benchmarks/bench_kafka.py --kafka 127.0.0.1:9092
+
+Builds a synthetic run of N result events (default 600,000; --quick 150,000): 4 shards, users
+spread over the run's ticks, 5 requests per user with lognormal latencies. Then, in this run:
+
+- embedded: the events as JSON lines, decoded and folded by `RunFold` and judged, which is what
+  the embedded runtime and `esr judge` do (one thread);
+- Kafka: a real `esr worker metrics` process (Faust) on a fresh topic prefix; this process
+  publishes the same events as the bot shards would (`EventBatch`es of up to 2,000 events with
+  confluent-kafka, idempotent, acks=all, lz4), then the shards' final reports, and waits for the
+  verdict on the verdict topic. Throughput is events / (verdict received - first send); the
+  end-to-end lag is the time from the broker acknowledging the last batch to the verdict, which
+  needs every event folded (it includes the metrics worker's 0.5 s verdict timer).
+
+Both verdicts must agree and count every event. Goal: >= 50,000 result events/s through Kafka.
+The producer and the metrics worker share the machine's two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import table  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from esr.assembly import EventBatch  # noqa: E402
+from esr.buckets import RunFold  # noqa: E402
+from esr.bus.kafka import (  # noqa: E402
+    KafkaSettings, encode, ensure_topics, headers, make_producer, shard_key,
+)
+from esr.codec import decode  # noqa: E402
+from esr.codec import encode as encode_line  # noqa: E402
+from esr.events import RequestResult, RunFinished, RunStarted, ShardReport  # noqa: E402
+from esr.producers.runs import VerdictWatch  # noqa: E402
+from esr.scenario import Scenario  # noqa: E402
+from esr.ticks import tick_count, tick_window  # noqa: E402
+from esr.verdict import judge  # noqa: E402
+
+GOAL_EPS = 50_000
+SHARDS = 4
+PER_USER = 5
+BATCH = 2000
+ENDPOINTS = [("POST /claims", 120.0, 0.7), ("GET /claims/{claim_id}", 18.0, 0.6)]
+
+
+def synthetic_run(events: int) -> tuple[RunStarted, dict[tuple[int, int], list[RequestResult]]]:
+    """The run's start and its result events grouped by (shard, tick), in tick order."""
+    scenario = {"name": "bench_kafka", "duration_hours": 1, "time_warp": 60, "seed": 1,
+                "load_profile": [[0, 10]], "assertions": ["error_rate < 0.05", "latency_p95_ms < 2000"],
+                "journeys": [{"name": "claim", "steps": [
+                    {"name": "file", "request": {"method": "POST", "path": "/claims"}}]}]}
+    users = events // PER_USER
+    started = RunStarted(run_id=f"bench-{uuid.uuid4().hex[:8]}", seq=0, sim_time=0.0, real_time=time.time(),
+                         scenario=Scenario.from_dict(scenario).to_dict(), target="http://127.0.0.1:1",
+                         seed=1, sim_start="2026-01-05T00:00:00+00:00", time_warp=60.0, drain_warp=60.0,
+                         load_end_sim=3600.0, window_s=60.0, arrivals_planned=users, shards=SHARDS, tick_s=0.5)
+    ticks = tick_count(started)
+    rng = random.Random(7)
+    grouped: dict[tuple[int, int], list[RequestResult]] = {}
+    for user in range(users):
+        tick = user * ticks // users
+        sim_from, sim_to = tick_window(started, tick)
+        for n in range(PER_USER):
+            endpoint, median, sigma = ENDPOINTS[n > 0]
+            latency = rng.lognormvariate(math.log(median), sigma)
+            error = "5xx" if rng.random() < 0.01 else None
+            sim = sim_from + (sim_to - sim_from) * n / PER_USER
+            grouped.setdefault((user % SHARDS, tick), []).append(RequestResult(
+                run_id=started.run_id, seq=0, sim_time=sim, real_time=started.real_time + sim / 60,
+                user=user, journey="claim", step="file", endpoint=endpoint, status=503 if error else 200,
+                latency_ms=latency, raw_latency_ms=latency * 0.9, bytes=300, error=error, n=n))
+    return started, grouped
+
+
+def embedded(started: RunStarted, grouped: dict[tuple[int, int], list[RequestResult]]) -> tuple[float, dict]:
+    lines = [encode_line(started)] + [encode_line(e) for batch in grouped.values() for e in batch]
+    total = len(lines) - 1
+    t0 = time.perf_counter()
+    fold = RunFold()
+    for line in lines:
+        fold.apply(decode(line))
+    fold.apply(RunFinished(run_id=started.run_id, seq=0, sim_time=3600.0, real_time=time.time(),
+                           arrivals_planned=started.arrivals_planned, journeys_started=0, requests_sent=total,
+                           late_starts=0, journeys_cut=0))
+    scenario = Scenario.from_dict(started.scenario)
+    verdict = judge(fold, scenario.parsed_assertions())
+    return total / (time.perf_counter() - t0), verdict.to_dict()
+
+
+class MetricsWorker:
+    """A real `esr worker metrics` process on the benchmark's topic prefix."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        ensure_topics(settings)
+        self.log = Path(tempfile.mkdtemp(prefix="esr-bench-kafka-")) / "metrics.log"
+        env = {**os.environ, "ESR_KAFKA": settings.bootstrap, "ESR_KAFKA_PREFIX": settings.prefix,
+               "PYTHONUNBUFFERED": "1"}
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "esr.cli", "worker", "metrics"], stdout=out,
+                                         stderr=out, env=env, cwd=ROOT)
+        deadline = time.monotonic() + 120
+        while b"esr worker metrics: ready" not in self.log.read_bytes():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit(f"the metrics worker did not start:\n{self.log.read_text()[-2000:]}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def through_kafka(settings: KafkaSettings, worker: MetricsWorker, started: RunStarted,
+                  grouped: dict[tuple[int, int], list[RequestResult]],
+                  rate: float | None = None) -> tuple[float, float, float, dict]:
+    """Publish the run as bot shards would (paced at `rate` events/s if given), wait for the verdict."""
+    watch = VerdictWatch(settings)
+    producer = make_producer(settings, **{"linger.ms": 20, "batch.size": 4_000_000})
+    runs = settings.topic("runs")
+    producer.produce(runs, key=started.run_id.encode(), value=encode(started),
+                     headers=headers("run_started", started.run_id))
+    sent_per_shard = dict.fromkeys(range(SHARDS), 0)
+    last_ack = [0.0]
+
+    def acked(err: object, _msg: object) -> None:
+        if err is None:
+            last_ack[0] = time.perf_counter()
+
+    t0 = time.perf_counter()
+    sent = 0
+    for (shard, tick), events in grouped.items():
+        key = shard_key(started.run_id, shard)
+        for i in range(0, len(events), BATCH):
+            part = events[i:i + BATCH]
+            if rate is not None:
+                delay = t0 + sent / rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            sent += len(part)
+            batch = EventBatch(run_id=started.run_id, shard=shard, attempt="bench:1", tick=tick,
+                               window_s=60.0, late_threshold_ms=10.0, events=part)
+            while True:
+                try:
+                    producer.produce(settings.topic("results"), key=key, value=encode(batch),
+                                     headers=headers("event_batch", started.run_id), on_delivery=acked)
+                    break
+                except BufferError:
+                    producer.poll(0.01)
+            producer.poll(0)
+            sent_per_shard[shard] += len(part)
+    last = tick_count(started) - 1
+    for shard, count in sent_per_shard.items():
+        report = ShardReport(run_id=started.run_id, seq=0, sim_time=3600.0, real_time=time.time(), shard=shard,
+                             attempt="bench:1", first_tick=0, last_tick=last, final=True,
+                             journeys_started=0, requests_sent=count, journey_events=0)
+        producer.produce(runs, key=started.run_id.encode(), value=encode(report),
+                         headers=headers("shard_report", started.run_id))
+    producer.flush(120)
+    verdict = watch.wait(started.run_id, 600)
+    t_verdict = time.perf_counter()
+    watch.close()
+    if verdict is None:
+        raise SystemExit(f"no verdict:\n{worker.log.read_text()[-2000:]}")
+    total = sum(sent_per_shard.values())
+    return total / (t_verdict - t0), t_verdict - last_ack[0], last_ack[0] - t0, verdict
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kafka", default=os.environ.get("ESR_TEST_KAFKA") or os.environ.get("ESR_KAFKA"),
+                        help="broker HOST:PORT (default $ESR_TEST_KAFKA, then $ESR_KAFKA)")
+    parser.add_argument("--events", type=int, default=600_000)
+    parser.add_argument("--quick", action="store_true", help="150,000 events")
+    args = parser.parse_args()
+    if not args.kafka:
+        raise SystemExit("no broker: run under deploy/kafka/with-broker.sh or pass --kafka HOST:PORT")
+    events = 150_000 if args.quick else args.events
+    started, grouped = synthetic_run(events)
+    total = sum(len(b) for b in grouped.values())
+    print(f"{total:,} result events, {SHARDS} shards, {tick_count(started)} ticks, batches of up to {BATCH}")
+
+    embedded_eps, embedded_verdict = embedded(started, grouped)
+    settings = KafkaSettings(args.kafka, prefix=f"bench{uuid.uuid4().hex[:6]}.", partitions=SHARDS)
+    worker = MetricsWorker(settings)
+    try:
+        kafka_eps, lag, produce_s, kafka_verdict = through_kafka(settings, worker, started, grouped)
+        paced_started, paced_grouped = synthetic_run(min(events, GOAL_EPS * 8))
+        _, paced_lag, paced_s, paced_verdict = through_kafka(settings, worker, paced_started, paced_grouped,
+                                                             rate=GOAL_EPS)
+    finally:
+        worker.stop()
+    paced_total = sum(len(b) for b in paced_grouped.values())
+
+    counted = kafka_verdict["completeness"]["results_recorded"]
+    same = (kafka_verdict["verdict"], kafka_verdict["summary"]["requests"], kafka_verdict["summary"]["errors"]) == (
+        embedded_verdict["verdict"], embedded_verdict["summary"]["requests"], embedded_verdict["summary"]["errors"])
+    print(table(["runtime", "result events/s", "notes"], [
+        ["Kafka + Faust metrics app", f"{kafka_eps:,.0f}",
+         f"producer done after {produce_s:.2f} s; verdict {lag * 1000:,.0f} ms after the last ack"],
+        ["embedded (decode + RunFold + judge)", f"{embedded_eps:,.0f}", "one thread, same events"],
+        [f"Kafka, paced at {GOAL_EPS:,}/s", f"{paced_total / paced_s:,.0f} sent",
+         f"{paced_total:,} events; verdict {paced_lag * 1000:,.0f} ms after the last ack "
+         f"({paced_verdict['completeness']['results_recorded']:,} counted)"],
+    ]))
+    print(f"ratio Kafka/embedded: {kafka_eps / embedded_eps:.2f}; goal >= {GOAL_EPS:,}/s: "
+          f"{'met' if kafka_eps >= GOAL_EPS else 'NOT met'}; end-to-end lag of the last event at "
+          f"{GOAL_EPS:,}/s: {paced_lag * 1000:,.0f} ms (after a {total:,}-event backlog: {lag * 1000:,.0f} ms)")
+    print(f"verdicts: Kafka {kafka_verdict['verdict']} counting {counted:,}; embedded {embedded_verdict['verdict']}"
+          f" counting {embedded_verdict['completeness']['results_recorded']:,}; same: {same and counted == total}")
+    paced_ok = paced_verdict["completeness"]["results_recorded"] == paced_total
+    return 0 if same and counted == total and paced_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
