@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo quickstart test unit integration kafka-up kafka-down bench clean
+.PHONY: install system-deps demo quickstart test unit integration kafka-up kafka-down bench clean
 
 install: $(STAMP)
 
@@ -22,6 +22,15 @@ demo: install
 ## The smaller offline example: a bundled scenario against the bundled demo target.
 quickstart: install
 	$(BIN)/esr demo
+
+## System packages the tests use, from Debian (run as root, as .ci/run does): the broker's
+## Java and Maven, and kcat, a Kafka client written by others that one test reads verdicts with.
+system-deps:
+	@missing=""; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v kcat >/dev/null || missing="$$missing kcat"; \
+	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
 
 ## The whole test suite (unit + integration on loopback), with a throw-away Apache Kafka
 ## broker (deploy/kafka: jars from Maven Central, needs Java 17+ and Maven) for the Kafka tests.
