@@ -15,6 +15,9 @@ State lives in three tables with changelogs, rebuilt on restart:
     esr-runs       run id -> the run's start, shard reports and abort
     esr-verdicts   run id -> the verdict, once published
 
+While a run plays, its figures so far (summary metrics, each assertion's value) go to
+`esr.metrics` once a second, for dashboards.
+
 Batches are acknowledged only after the state that folded them is in its table (by default
 right away: a batch holds up to 2,000 events, so that is a few small writes per batch; with
 `persist_s` set, at most that many seconds later), so a worker killed at any point re-reads
@@ -29,11 +32,16 @@ import time
 from typing import Any
 
 import msgspec
+import orjson
 
 from ..assembly import RunAssembly, ShardFold
+from ..assertions import evaluate
+from ..buckets import RunFold
 from ..bus.kafka import KafkaSettings, decode_batch, decode_event, encode, headers
 from ..events import RunAborted, RunStarted, ShardReport, VerdictIssued
+from ..metrics import MetricsView
 from ..scenario import Scenario
+from ..ticks import run_clock
 from ..verdict import judge
 
 __all__ = ["create_app", "run_metrics_worker"]
@@ -72,6 +80,8 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
     events_topic = app.topic(settings.topic("results"), settings.topic("journeys"), **raw)
     runs_topic = app.topic(settings.topic("runs"), **raw)
     verdicts_topic = app.topic(settings.topic("verdicts"), **raw)
+    metrics_topic = app.topic(settings.topic("metrics"), **raw)
+    progress_at: dict[str, float] = {}
     table = {"key_type": str, "value_type": bytes, "partitions": settings.partitions, "default": None}
     partials = app.Table("esr-partials", **table)
     runs = app.Table("esr-runs", **table)
@@ -150,7 +160,12 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
                 continue
             run = assembly(run_id)
             if not run.due(now):
+                if run.started is not None and now - progress_at.get(run_id, 0.0) >= 1.0:
+                    progress_at[run_id] = now
+                    await metrics_topic.send(key=run_id.encode(), value=orjson.dumps(progress_of(run)),
+                                             headers=headers("run_progress", run_id))
                 continue
+            progress_at.pop(run_id, None)
             verdict = judge_assembly(run)
             await verdicts_topic.send(key=run_id.encode(), value=encode(verdict),
                                       headers=headers("verdict", run_id))
@@ -162,6 +177,27 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
         print(f"esr worker metrics: ready ({app_id})", file=sys.stderr, flush=True)
 
     return app
+
+
+def progress_of(run: RunAssembly) -> dict[str, Any]:
+    """A running run's figures so far, for dashboards: the summary metrics, each assertion's
+    value and whether it holds so far, and what is still missing."""
+    assert run.started is not None
+    fold = RunFold()
+    fold.apply(run.started)
+    for part in run.parts.values():
+        fold.merge(part.fold)
+    scenario = Scenario.from_dict(run.started.scenario)
+    clock = run_clock(run.started)
+    custom, counters = scenario.custom_metrics, scenario.counter_names
+    view = MetricsView(fold.merged(), clock.real_span(0.0, fold.last_sim_time), custom, counters)
+    return {
+        "type": "run_progress", "run_id": run.run_id, "sim": True, "sim_time": fold.last_sim_time,
+        "real_time": time.time(), "summary": view.summary(),
+        "assertions": [evaluate(a, fold, clock, custom, counters).to_dict() for a in scenario.parsed_assertions()],
+        "duplicates_dropped": sum(p.duplicates for p in run.parts.values()),
+        **run.gaps(),
+    }
 
 
 def judge_assembly(run: RunAssembly) -> VerdictIssued:

@@ -31,10 +31,10 @@ def single_request(rate: float, real_seconds: float, warp: float = 360.0, **extr
     }
 
 
-def run_topic(settings: KafkaSettings, run_id: str) -> list[Any]:
-    """Every event of one run on the runs topic, read from the start."""
+def run_topic(settings: KafkaSettings, run_id: str, name: str = "runs", decoder: Any = decode_event) -> list[Any]:
+    """Every message of one run on a topic (decoded), read from the start."""
     consumer = make_consumer(settings, None)
-    topic = settings.topic("runs")
+    topic = settings.topic(name)
     parts = []
     for p in range(settings.partitions):
         low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
@@ -48,8 +48,8 @@ def run_topic(settings: KafkaSettings, run_id: str) -> list[Any]:
         assert msg is not None, f"runs topic ended early; still expecting {remaining}"
         if msg.offset() + 1 >= remaining.get(msg.partition(), 0):
             remaining.pop(msg.partition(), None)
-        event = decode_event(msg.value())
-        if event.run_id == run_id:
+        event = decoder(msg.value())
+        if (event["run_id"] if isinstance(event, dict) else event.run_id) == run_id:
             events.append(event)
     consumer.close()
     return events
@@ -83,6 +83,13 @@ async def test_two_bot_workers_share_the_shards_and_every_result_counts_once(
     assert sum(r.requests_sent for r in finals) == planned
     for bot in bots:
         assert "owns partitions" in bot.text()
+
+    progress = run_topic(pipeline.settings, verdict["run_id"], "metrics", json.loads)
+    assert progress, "the metrics worker publishes figures while the run plays"
+    assert all(p["type"] == "run_progress" and p["sim"] is True for p in progress)
+    requests = [p["summary"]["requests"] for p in progress]
+    assert requests == sorted(requests) and 0 < requests[-1] <= planned
+    assert [a["assertion"] for a in progress[-1]["assertions"]] == ["error_rate < 0.01", "latency_p95_ms < 1000"]
 
 
 async def test_a_bot_worker_killed_mid_run_loses_nothing_and_counts_nothing_twice(
