@@ -256,27 +256,27 @@ class RunAssembly:
 
     def gaps(self) -> dict[str, int]:
         """`shard_reports_missing`: shards whose ticks are not all reported or that sent no
-        final report; `results_lost`: events (results and journey events) reported but not received."""
+        final report; `results_lost` and `journey_events_lost`: reported but never received."""
         assert self.started is not None
         ticks = tick_count(self.started)
-        missing = lost = 0
+        missing = lost = events_lost = 0
         for shard in range(self.started.shards):
             reports = self.reports.get(shard, {})
             covered: set[int] = set()
             for report in reports.values():
                 covered.update(range(report.first_tick, report.last_tick + 1))
                 results, journey_events = self._received(report)
-                lost += max(0, report.requests_sent - results) + max(0, report.journey_events - journey_events)
+                lost += max(0, report.requests_sent - results)
+                events_lost += max(0, report.journey_events - journey_events)
             final = any(r.final for r in reports.values())
             if not final or not covered.issuperset(range(ticks)):
                 missing += 1
-        return {"shard_reports_missing": missing, "results_lost": lost}
+        return {"shard_reports_missing": missing, "results_lost": lost, "journey_events_lost": events_lost}
 
     def complete(self) -> bool:
         if self.started is None:
             return False
-        gaps = self.gaps()
-        return not gaps["shard_reports_missing"] and not gaps["results_lost"]
+        return not any(self.gaps().values())
 
     def due(self, now: float) -> bool:
         """Time to judge: aborted, complete, or past the expected end (then with the gaps)."""
@@ -321,6 +321,7 @@ class RunAssembly:
             sla_undecided=sum(r.sla_undecided for r in finals),
             arrivals_not_started=sum(r.arrivals_not_started for r in finals),
             results_lost=gaps["results_lost"],
+            journey_events_lost=gaps["journey_events_lost"],
             shard_reports_missing=gaps["shard_reports_missing"],
             duplicates_dropped=sum(p.duplicates for p in self.parts.values()),
         )

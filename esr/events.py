@@ -117,6 +117,7 @@ class RunFinished(Event, frozen=True, kw_only=True, tag="run_finished"):
     sla_undecided: int = 0  # deadlines still open when the run ended
     arrivals_not_started: int = 0  # planned journeys still waiting for a slot at the end
     results_lost: int = 0  # Kafka runtime: reported by a bot shard, never received
+    journey_events_lost: int = 0  # Kafka runtime: journey starts, ends, SLA decisions, counts never received
     shard_reports_missing: int = 0  # Kafka runtime: shards that never reported their counts
     duplicates_dropped: int = 0  # Kafka runtime: results received twice (a shard re-run), counted once
 

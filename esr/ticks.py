@@ -49,7 +49,7 @@ def tick_window(started: RunStarted, tick: int) -> tuple[float, float]:
     last = tick_count(started) - 1
     real_from = tick * started.tick_s
     sim_from = clock.sim_at(real_from) if tick else 0.0
-    sim_to = clock.load_end_sim if tick >= last else clock.sim_at(real_from + started.tick_s)
+    sim_to = clock.load_end_sim if tick >= last else clock.sim_at((tick + 1) * started.tick_s)  # = next sim_from
     return sim_from, sim_to
 
 

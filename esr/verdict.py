@@ -79,6 +79,7 @@ def _completeness(fold: RunFold) -> dict[str, Any]:
         "sla_undecided": finished.sla_undecided if finished else 0,
         "arrivals_not_started": finished.arrivals_not_started if finished else 0,
         "results_lost": finished.results_lost if finished else 0,
+        "journey_events_lost": finished.journey_events_lost if finished else 0,
         "shard_reports_missing": finished.shard_reports_missing if finished else 0,
     }
     return {
@@ -106,6 +107,9 @@ def _gap(c: dict[str, Any]) -> str:
         parts.append(f"{c['arrivals_not_started']} planned journeys never started (max_in_flight reached)")
     if c["results_lost"]:
         parts.append(f"{c['results_lost']} results a bot shard reported were never received")
+    if c["journey_events_lost"]:
+        parts.append(f"{c['journey_events_lost']} journey events (starts, ends, SLA decisions, counts) a bot shard "
+                     "reported were never received")
     if c["shard_reports_missing"]:
         parts.append(f"{c['shard_reports_missing']} bot shards never reported their counts "
                      "(a bot worker or the broker was gone)")

@@ -1,0 +1,732 @@
+"""esr.assembly: batches from bot shards counted once, a run's completeness, and its RunFinished."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from esr.assembly import EventBatch, RunAssembly, ShardFold, expected_end
+from esr.buckets import RunFold
+from esr.events import Event, RequestResult, RunFinished, RunStarted, ShardReport
+from esr.verdict import judge
+from factories import HOUR, RUN_ID, RunEvents
+
+replace = msgspec.structs.replace
+
+CLAIM = {"name": "claim", "steps": [{"name": "file", "request": {"method": "POST", "path": "/claims"}},
+                                     {"name": "paid", "request": {"path": "/claims/1"}}]}
+SCENARIO: dict[str, Any] = {"name": "t", "duration_hours": 1, "time_warp": 360, "load_profile": [[0, 10]],
+                            "journeys": [CLAIM]}
+TICKS = 10  # one simulated hour at warp 360 is 10 real seconds: 10 ticks of 1 s, 360 simulated s each
+
+EV = RunEvents(time_warp=360.0, load_end_sim=HOUR)
+
+
+def run_started(*, shards: int = 2, tick_s: float = 1.0, scenario: dict[str, Any] | None = None,
+                drain_warp: float | None = None, arrivals_planned: int = 0) -> RunStarted:
+    ev = RunEvents(time_warp=360.0, drain_warp=drain_warp, load_end_sim=HOUR)
+    s = ev.started(scenario=scenario or SCENARIO, arrivals_planned=arrivals_planned)
+    return replace(s, shards=shards, tick_s=tick_s)
+
+
+def result(user: int, n: int, *, sim: float = 10.0, latency_ms: float = 100.0,
+           endpoint: str = "POST /claims") -> RequestResult:
+    return replace(EV.result(sim=sim, user=user, latency_ms=latency_ms, endpoint=endpoint), n=n)
+
+
+def counter(user: int, n: int, *, sim: float = 10.0, value: float = 1.0, name: str = "paid") -> Event:
+    return replace(EV.counter(sim=sim, name=name, value=value, user=user), n=n)
+
+
+def batch(events: list[Event], *, attempt: str = "a", tick: int = 0, shard: int = 0) -> EventBatch:
+    return EventBatch(run_id=RUN_ID, shard=shard, attempt=attempt, tick=tick, window_s=60.0,
+                      late_threshold_ms=10.0, events=events)
+
+
+def report(shard: int, attempt: str, first: int, last: int, *, final: bool = False, sent: int = 0,
+           journey_events: int = 0, sim_time: float = 0.0, real_time: float = 0.0, **drain: int) -> ShardReport:
+    return ShardReport(run_id=RUN_ID, seq=0, sim_time=sim_time, real_time=real_time, shard=shard, attempt=attempt,
+                       first_tick=first, last_tick=last, final=final, requests_sent=sent,
+                       journey_events=journey_events, **drain)
+
+
+def received(part: ShardFold, attempt: str, first: int = 0, last: int = TICKS, *, shard: int = 0) -> tuple[int, int]:
+    got = part.received_in(shard, attempt, first, last)
+    return got.results, got.journey_events
+
+
+def buckets(fold: RunFold) -> dict[tuple[int, str], dict[str, Any]]:
+    return {key: b.to_dict() for key, b in fold.buckets.items()}
+
+
+def state(part: ShardFold) -> dict[str, Any]:
+    """Everything a ShardFold holds, as comparable data."""
+    f = part.fold
+    return {
+        "buckets": buckets(f), "results_recorded": f.results_recorded, "events": f.events,
+        "failure_reasons": f.failure_reasons, "last_sim_time": f.last_sim_time, "last_real_time": f.last_real_time,
+        "window_s": f.window_s, "late_threshold_ms": f.late_threshold_ms, "duplicates": part.duplicates,
+        "offsets": part.offsets,
+        "ticks": {k: {"next_result": dict(t.next_result), "next_count": dict(t.next_count), "seen": t.seen,
+                      "received": {a: (r.results, r.journey_events) for a, r in t.received.items()}}
+                  for k, t in part.ticks.items()},
+    }
+
+
+def journey(user: int, tick: int, results: int, *, late_ms: float = 0.0, met: bool = True) -> list[Event]:
+    """A user's journey as a bot sends it: start, numbered results and a counter, an SLA, the end.
+    Latencies and counter values are multiples of 1/8, so sums are exact in any order."""
+    t0 = tick * 360.0 + (user % 7) * 10.0
+    events: list[Event] = [EV.journey_started(sim=t0, user=user, late_ms=late_ms)]
+    for n in range(results):
+        events.append(result(user, n, sim=t0 + 1 + 20 * n, latency_ms=(8 * user + n + 1) / 8,
+                             endpoint="POST /claims" if n == 0 else "GET /claims/{id}"))
+        if n == 0:
+            events.append(counter(user, 0, sim=t0 + 1, value=0.5))
+    events.append(EV.sla(opened=t0, decided=t0 + 5 + 20 * results, met=met, user=user))
+    events.append(EV.journey_ended(sim=t0 + 6 + 20 * results, user=user))
+    return events
+
+
+# == ShardFold: each event counted once ==========================================================
+def test_a_re_run_journeys_repeats_are_dropped_and_its_later_numbers_counted() -> None:
+    part = ShardFold()
+    assert part.apply(batch([result(1, n) for n in range(3)], attempt="a")) is True
+    assert (part.fold.results_recorded, part.duplicates) == (3, 0)
+    assert part.apply(batch([result(1, n) for n in range(5)], attempt="b")) is True
+    assert (part.fold.results_recorded, part.duplicates) == (5, 3)  # b's n=0..2 repeat a's
+    assert part.ticks[0].next_result == {1: 5}
+    assert received(part, "a") == (3, 0)
+    assert received(part, "b") == (5, 0)  # everything b sent, its repeats included
+    assert part.fold.merged().requests == 5
+
+
+def test_a_number_below_the_count_is_a_duplicate_even_from_the_same_attempt() -> None:
+    part = ShardFold()
+    part.apply(batch([result(1, 0), result(1, 1), result(1, 0)]))
+    part.apply(batch([result(1, 1)]))
+    assert (part.fold.results_recorded, part.duplicates) == (2, 2)
+    assert received(part, "a") == (4, 0)
+
+
+def test_users_are_counted_independently() -> None:
+    part = ShardFold()
+    part.apply(batch([result(1, 0), result(1, 1), result(1, 2)], attempt="a"))
+    part.apply(batch([result(2, 0), result(1, 2), result(2, 1)], attempt="b"))
+    assert part.ticks[0].next_result == {1: 3, 2: 2}
+    assert (part.fold.results_recorded, part.duplicates) == (5, 1)
+
+
+def test_the_first_copy_of_a_result_is_the_one_in_the_buckets() -> None:
+    part = ShardFold()
+    part.apply(batch([result(1, 0, sim=30.0, latency_ms=100.0)], attempt="a"))
+    part.apply(batch([result(1, 0, sim=90.0, latency_ms=700.0)], attempt="b"))  # a re-run's copy
+    assert list(part.fold.buckets) == [(0, "POST /claims")]
+    bucket = part.fold.buckets[(0, "POST /claims")]
+    assert (bucket.requests, bucket.latency.count, bucket.latency.sum) == (1, 1, 100.0)
+
+
+def test_journey_starts_and_ends_count_once_per_user() -> None:
+    part = ShardFold()
+    for attempt in ("a", "b"):
+        part.apply(batch([EV.journey_started(sim=5.0, user=1, late_ms=500.0),
+                          EV.journey_ended(sim=70.0, user=1, outcome="failed")], attempt=attempt))
+    part.apply(batch([EV.journey_started(sim=6.0, user=2), EV.journey_ended(sim=71.0, user=2)], attempt="b"))
+    whole = part.fold.merged()
+    assert (whole.journeys_started, whole.late_starts) == (2, 1)
+    assert whole.journeys == {"completed": 1, "failed": 1}
+    assert part.ticks[0].seen == {(1, "started"), (1, "ended"), (2, "started"), (2, "ended")}
+    assert received(part, "a") == (0, 2)
+    assert received(part, "b") == (0, 4)
+    assert part.duplicates == 0  # duplicates counts results only
+
+
+def test_an_sla_is_decided_once_per_user_and_sla_in_the_window_it_opened() -> None:
+    part = ShardFold()
+    part.apply(batch([EV.sla(opened=30.0, decided=4000.0, met=True, user=1),
+                      EV.sla(opened=30.0, decided=4000.0, met=True, user=1),
+                      EV.sla(opened=30.0, decided=500.0, met=False, user=1, sla="2h")], attempt="a"))
+    part.apply(batch([EV.sla(opened=30.0, decided=4100.0, met=False, user=1),  # a re-run decided otherwise
+                      EV.sla(opened=70.0, decided=4000.0, met=True, user=2)], attempt="b"))
+    opened = part.fold.buckets[(0, "")]
+    assert (opened.sla_met, opened.sla_missed) == ({"48h": 1}, {"2h": 1})
+    assert part.fold.buckets[(1, "")].sla_met == {"48h": 1}
+    whole = part.fold.merged()
+    assert (whole.sla_met, whole.sla_missed) == ({"48h": 2}, {"2h": 1})
+
+
+def test_counters_count_once_per_user_and_number() -> None:
+    part = ShardFold()
+    part.apply(batch([counter(1, 0, value=2.5)], attempt="a"))
+    part.apply(batch([counter(1, 0, value=2.5), counter(1, 1, value=1.0), counter(2, 0, value=4.0)], attempt="b"))
+    part.apply(batch([counter(1, 1, value=1.0)], attempt="a"))
+    assert part.fold.merged().counters == {"paid": 7.5}
+    assert part.ticks[0].next_count == {1: 2, 2: 1}
+    assert part.duplicates == 0
+    assert received(part, "a") == (0, 2)
+    assert received(part, "b") == (0, 3)
+
+
+def test_counter_and_result_numbers_are_separate_sequences() -> None:
+    part = ShardFold()
+    part.apply(batch([result(1, 0), counter(1, 0), result(1, 1), counter(1, 1)]))
+    assert part.fold.results_recorded == 2
+    assert part.fold.merged().counters == {"paid": 2.0}
+
+
+def test_dedupe_is_per_arrival_tick() -> None:
+    part = ShardFold()
+    part.apply(batch([result(1, 0)], tick=0))
+    part.apply(batch([result(2, 0), result(2, 1)], tick=3))
+    assert sorted(part.ticks) == [0, 3]
+    assert part.ticks[0].next_result == {1: 1}
+    assert part.ticks[3].next_result == {2: 2}
+
+
+def test_a_batch_read_again_after_a_restart_is_skipped() -> None:
+    part = ShardFold()
+    first = batch([result(1, 0), result(1, 1)], attempt="a")
+    assert part.apply(first, "results/0", 5) is True
+    part.take_dirty()
+    before = state(part)
+    assert part.apply(first, "results/0", 5) is False  # the same message again
+    assert part.apply(batch([result(7, 0)], attempt="b"), "results/0", 3) is False  # an older one
+    assert state(part) == before  # nothing counted, not even in `received`
+    assert set(part.take_dirty()) == {"meta"}
+    assert part.apply(batch([result(7, 0)], attempt="b"), "results/1", 0) is True  # sources are independent
+    assert part.apply(batch([result(1, 2)], attempt="a"), "results/0", 6) is True
+    assert part.offsets == {"results/0": 6, "results/1": 0}
+    assert (part.fold.results_recorded, part.duplicates) == (4, 0)
+
+
+def test_without_an_offset_a_batch_is_folded_every_time() -> None:
+    part = ShardFold()
+    b = batch([result(1, 0), EV.journey_started(sim=1.0, user=1)])
+    assert part.apply(b) is True
+    assert part.apply(b) is True
+    assert part.offsets == {}
+    assert (part.fold.results_recorded, part.duplicates) == (1, 1)
+    assert part.fold.merged().journeys_started == 1
+    assert received(part, "a") == (2, 2)
+
+
+def test_run_level_events_in_a_batch_are_not_folded() -> None:
+    part = ShardFold()
+    part.apply(batch([report(0, "a", 0, 3), EV.finished(requests_sent=3)]))
+    assert (part.fold.events, part.fold.results_recorded, part.fold.buckets) == (0, 0, {})
+    assert part.fold.finished is None
+
+
+def test_received_in_sums_one_attempts_ticks_in_a_range() -> None:
+    part = ShardFold()
+    for tick in range(4):
+        events = [result(10 + tick, n) for n in range(tick + 1)] + [EV.journey_started(sim=1.0, user=10 + tick)]
+        part.apply(batch(events, attempt="a", tick=tick))
+    part.apply(batch([result(10, 0), result(10, 1)], attempt="b", tick=0))
+    assert received(part, "a", 0, 3) == (1 + 2 + 3 + 4, 4)
+    assert received(part, "a", 1, 2) == (2 + 3, 2)
+    assert received(part, "a", 3, 3) == (4, 1)
+    assert received(part, "a", 4, 9) == (0, 0)
+    assert received(part, "b", 0, 3) == (2, 0)
+    assert received(part, "nobody", 0, 9) == (0, 0)
+
+
+def test_received_is_kept_per_shard_and_attempt() -> None:
+    part = ShardFold()  # one partition can carry several shards, whose attempts may share a name
+    part.apply(batch([result(0, 0), result(0, 1)], attempt="w1:1", shard=0))
+    part.apply(batch([result(1, 0), EV.journey_started(sim=1.0, user=1)], attempt="w1:1", shard=1))
+    assert received(part, "w1:1", shard=0) == (2, 0)
+    assert received(part, "w1:1", shard=1) == (1, 1)
+    assert received(part, "w1:1", shard=2) == (0, 0)
+
+
+def test_windows_follow_the_fold_window_length() -> None:
+    part = ShardFold(window_s=300.0, late_threshold_ms=50.0)
+    part.apply(batch([result(1, 0, sim=299.0), result(2, 0, sim=301.0), EV.journey_started(sim=10.0, user=3,
+                                                                                          late_ms=40.0)]))
+    assert sorted(part.fold.buckets) == [(0, ""), (0, "POST /claims"), (1, "POST /claims")]
+    assert part.fold.merged().late_starts == 0  # 40 ms is not late with a 50 ms threshold
+
+
+# == ShardFold state in a table ==================================================================
+def test_take_dirty_gives_the_changed_windows_and_ticks_and_meta() -> None:
+    part = ShardFold(window_s=60.0)
+    part.apply(batch([result(1, 0, sim=10.0), result(2, 0, sim=130.0)], tick=0))
+    dirty = part.take_dirty()
+    assert set(dirty) == {"meta", "w0", "w2", "t0"}
+    assert msgspec.json.decode(dirty["w2"]) == [["POST /claims", part.fold.buckets[(2, "POST /claims")].to_dict()]]
+    assert set(part.take_dirty()) == {"meta"}  # nothing changed since
+    part.apply(batch([result(3, 0, sim=250.0)], tick=1))
+    assert set(part.take_dirty()) == {"meta", "w4", "t1"}
+    part.apply(batch([result(3, 0, sim=250.0)], tick=1, attempt="b"))  # a duplicate: only `received` changes
+    assert set(part.take_dirty()) == {"meta", "t1"}
+    meta = msgspec.json.decode(part.take_dirty()["meta"])
+    assert (meta["results_recorded"], meta["duplicates"], meta["window_s"]) == (3, 1, 60.0)
+
+
+def test_take_dirty_names_the_window_an_sla_is_counted_in() -> None:
+    part = ShardFold(window_s=60.0)
+    part.take_dirty()
+    part.apply(batch([EV.sla(opened=70.0, decided=400.0, met=True, user=1)], tick=2))
+    dirty = part.take_dirty()
+    assert {"meta", "w1", "t2"} <= set(dirty) <= {"meta", "w1", "w6", "t2"}
+    assert msgspec.json.decode(dirty["w1"])[0][1]["sla_met"] == {"48h": 1}
+
+
+def mixed_part() -> ShardFold:
+    part = ShardFold(window_s=60.0, late_threshold_ms=25.0)
+    for i, (attempt, tick, user) in enumerate([("a", 0, 1), ("a", 1, 2), ("b", 0, 1), ("b", 2, 3)]):
+        events = journey(user, tick, results=3, late_ms=30.0 * user, met=user != 2)
+        events.append(replace(EV.journey_ended(sim=tick * 360.0 + 200, user=user + 100, outcome="failed"),
+                              detail="paid: 500"))
+        part.apply(batch(events, attempt=attempt, tick=tick), "results/0", 10 + i)
+    return part
+
+
+def test_entries_rebuild_an_equal_fold() -> None:
+    part = mixed_part()
+    rebuilt = ShardFold.from_entries(part.entries())
+    assert state(rebuilt) == state(part)
+    assert rebuilt.fold.failure_reasons == {"claim: paid: 500": 3}
+    assert (rebuilt.duplicates, rebuilt.offsets) == (3, {"results/0": 13})
+    for attempt in ("a", "b", "c"):
+        for first, last in ((0, 0), (0, 2), (1, 2)):
+            assert received(rebuilt, attempt, first, last) == received(part, attempt, first, last)
+
+
+def test_a_rebuilt_fold_still_drops_duplicates_and_re_read_batches() -> None:
+    part = mixed_part()
+    rebuilt = ShardFold.from_entries(part.entries())
+    repeat = batch(journey(1, 0, results=4), attempt="c", tick=0)  # n=0..2 repeat, n=3 is new
+    for p in (part, rebuilt):
+        assert p.apply(repeat, "results/0", 13) is False  # already folded before the restart
+        assert p.apply(repeat, "results/0", 14) is True
+    assert state(rebuilt) == state(part)
+    assert (rebuilt.fold.results_recorded, rebuilt.duplicates) == (3 * 3 + 1, 3 + 3)
+    assert rebuilt.fold.merged().journeys_started == 3
+
+
+def test_entries_of_an_empty_fold_rebuild_an_empty_fold() -> None:
+    part = ShardFold(window_s=30.0, late_threshold_ms=5.0)
+    assert set(part.entries()) == {"meta"}
+    assert state(ShardFold.from_entries(part.entries())) == state(part)
+
+
+def test_a_table_kept_from_take_dirty_rebuilds_the_fold() -> None:
+    part, table = ShardFold(), {}
+    for tick in range(3):
+        part.apply(batch(journey(tick, tick, results=2), tick=tick))
+        table.update(part.take_dirty())
+    part.apply(batch(journey(0, 0, results=3), attempt="b", tick=0))
+    table.update(part.take_dirty())
+    assert state(ShardFold.from_entries(table)) == state(part)
+
+
+def interleave(rng: random.Random, queues: list[list[Any]]) -> list[Any]:
+    """Merge the queues at random, keeping the order within each queue."""
+    queues = [list(q) for q in queues if q]
+    out = []
+    while queues:
+        q = rng.choice(queues)
+        out.append(q.pop(0))
+        if not q:
+            queues.remove(q)
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), attempts=st.integers(1, 3), users=st.integers(1, 6),
+       restart_at=st.floats(0.0, 1.0))
+def test_any_interleaving_of_re_runs_counts_each_event_once(seed: int, attempts: int, users: int,
+                                                            restart_at: float) -> None:
+    """Attempts each send a prefix of every user's journey, in order, in batches that interleave at
+    random: the fold equals the fold of the longest prefixes, each event once, also when it is
+    rebuilt halfway from the table its take_dirty() kept."""
+    rng = random.Random(seed)
+    canonical = {u: journey(u, u % 3, results=rng.randint(0, 4), late_ms=rng.choice([0.0, 50.0]),
+                            met=rng.random() < 0.5) for u in range(users)}
+    sent: dict[str, list[tuple[int, list[Event]]]] = {}
+    batches = []
+    for a in range(attempts):
+        name = f"w{a}"
+        per_user = []
+        for u, events in canonical.items():
+            prefix = events[:rng.randint(0, len(events))]
+            chunks, i = [], 0
+            while i < len(prefix):
+                size = rng.randint(1, 3)
+                chunks.append(batch(prefix[i:i + size], attempt=name, tick=u % 3))
+                i += size
+            per_user.append(chunks)
+            sent.setdefault(name, []).append((u % 3, prefix))
+        batches.append(interleave(rng, per_user))
+    stream = interleave(rng, batches)
+
+    part = ShardFold()
+    table = part.take_dirty()
+    cut = int(restart_at * len(stream))
+    for i, b in enumerate(stream[:cut]):
+        assert part.apply(b, "src", i)
+        table.update(part.take_dirty())
+    twin = ShardFold.from_entries(table)
+    assert state(twin) == state(part)
+    for i, b in enumerate(stream[cut:], start=cut):
+        assert part.apply(b, "src", i)
+        assert twin.apply(b, "src", i)
+        assert not twin.apply(b, "src", i)
+    assert state(twin) == state(part)
+
+    longest: dict[int, list[Event]] = {}
+    for prefixes in sent.values():
+        for (_, prefix), u in zip(prefixes, canonical):
+            if len(prefix) > len(longest.get(u, [])):
+                longest[u] = prefix
+    expected = RunFold()
+    for prefix in longest.values():
+        expected.apply_all(prefix)
+    assert buckets(part.fold) == buckets(expected)
+    assert part.fold.results_recorded == expected.results_recorded
+    all_results = sum(isinstance(e, RequestResult) for prefixes in sent.values() for _, p in prefixes for e in p)
+    assert part.duplicates == all_results - expected.results_recorded
+    for name, prefixes in sent.items():
+        for tick in range(3):
+            events = [e for t, p in prefixes if t == tick for e in p]
+            results = sum(isinstance(e, RequestResult) for e in events)
+            assert received(part, name, tick, tick) == (results, len(events) - results)
+
+
+# == RunAssembly =================================================================================
+class Feed:
+    """Sends a run's batches to a RunAssembly the way the metrics side reads them: results and journey
+    events on their own topics, one partition per shard, each message with its offset."""
+
+    def __init__(self, assembly: RunAssembly, partitions: int = 2) -> None:
+        self.assembly = assembly
+        self.partitions = partitions
+        self.offsets: dict[str, int] = {}
+        self.log: list[tuple[Any, EventBatch, str, int]] = []
+
+    def send(self, shard: int, attempt: str, tick: int, events: list[Event]) -> None:
+        results = [e for e in events if isinstance(e, RequestResult)]
+        others = [e for e in events if not isinstance(e, RequestResult)]
+        for topic, chunk in (("results", results), ("journeys", others)):
+            if not chunk:
+                continue
+            key = (topic, shard % self.partitions)
+            source = f"{topic}/{key[1]}"
+            offset = self.offsets[source] = self.offsets.get(source, -1) + 1
+            b = batch(chunk, attempt=attempt, tick=tick, shard=shard)
+            assert self.assembly.part(key, b).apply(b, source, offset)
+            self.log.append((key, b, source, offset))
+
+    def replay(self, index: int) -> bool:
+        key, b, source, offset = self.log[index]
+        return self.assembly.part(key, b).apply(b, source, offset)
+
+
+def assembly_with(started: RunStarted | None = None, *reports: ShardReport) -> RunAssembly:
+    a = RunAssembly(RUN_ID)
+    if started is not None:
+        a.on_run_event(started)
+    for r in reports:
+        a.on_run_event(r)
+    return a
+
+
+def test_on_run_event_keeps_the_latest_report_per_shard_and_attempt() -> None:
+    s = run_started()
+    a = assembly_with(s, report(0, "a", 0, 3, sent=10), report(0, "a", 0, 1, sent=4),  # late, older
+                      report(0, "b", 4, 6, sent=7), report(1, "c", 0, 2))
+    assert a.started is s
+    assert a.reports[0]["a"].last_tick == 3 and a.reports[0]["a"].requests_sent == 10
+    assert sorted(a.reports[0]) == ["a", "b"] and sorted(a.reports[1]) == ["c"]
+    a.on_run_event(report(0, "b", 4, 9, final=True, sent=12))
+    a.on_run_event(report(0, "b", 4, 9, final=False, sent=11))  # a non-final one after the final
+    assert a.reports[0]["b"].final and a.reports[0]["b"].requests_sent == 12
+    a.on_run_event(report(1, "c", 0, 2, sent=3))  # same ticks, same finality: the newer one wins
+    assert a.reports[1]["c"].requests_sent == 3
+    assert a.aborted is None
+    aborted = EV.aborted(sim=100.0)
+    a.on_run_event(aborted)
+    assert a.aborted is aborted
+
+
+def test_every_shard_without_reports_is_missing() -> None:
+    a = assembly_with(run_started(shards=3))
+    assert a.gaps() == {"shard_reports_missing": 3, "results_lost": 0, "journey_events_lost": 0}
+    assert not a.complete()
+
+
+@pytest.mark.parametrize(("reports", "missing"), [
+    ([report(0, "a", 0, TICKS - 1, final=True)], 0),
+    ([report(0, "a", 0, TICKS - 1)], 1),  # every tick, but no final report (the drain never ended)
+    ([report(0, "a", 2, TICKS - 1, final=True)], 1),  # ticks 0 and 1 never reported
+    ([report(0, "a", 0, TICKS - 2, final=True)], 1),  # the last tick missing
+    ([report(0, "a", 0, 3), report(0, "b", 4, TICKS - 1, final=True)], 0),  # a take-over
+    ([report(0, "a", 0, 5), report(0, "b", 4, TICKS - 1, final=True)], 0),  # overlapping attempts
+    ([report(0, "a", 0, 3), report(0, "b", 5, TICKS - 1, final=True)], 1),  # tick 4 in neither
+    ([report(0, "a", 0, TICKS - 1, final=True), report(1, "b", 0, 3)], 0),  # shard 1 is not of this run
+])
+def test_shard_reports_missing_counts_shards_without_all_ticks_or_a_final_report(
+        reports: list[ShardReport], missing: int) -> None:
+    a = assembly_with(run_started(shards=1), *reports)
+    assert a.gaps() == {"shard_reports_missing": missing, "results_lost": 0, "journey_events_lost": 0}
+    assert a.complete() is (missing == 0)
+
+
+def test_results_lost_are_what_reports_say_was_sent_minus_what_arrived() -> None:
+    a = assembly_with(run_started(shards=2))
+    feed = Feed(a)
+    feed.send(0, "a", 0, [result(0, 0), result(0, 1), EV.journey_started(sim=1.0, user=0)])
+    feed.send(0, "a", 1, [result(2, 0)])
+    feed.send(0, "old", 5, [result(10, 0), result(10, 1)])  # another attempt's: not counted for a
+    feed.send(1, "b", 0, [result(1, 0), EV.journey_started(sim=1.0, user=1), EV.journey_ended(sim=9.0, user=1)])
+    a.on_run_event(report(0, "a", 0, TICKS - 1, final=True, sent=5, journey_events=1))  # 2 results lost
+    a.on_run_event(report(1, "b", 0, TICKS - 1, final=True, sent=1, journey_events=4))  # 2 journey events lost
+    assert a.gaps() == {"shard_reports_missing": 0, "results_lost": 2, "journey_events_lost": 2}
+    assert not a.complete()
+
+
+def test_results_lost_is_never_negative_and_counts_only_the_reports_ticks() -> None:
+    a = assembly_with(run_started(shards=1))
+    feed = Feed(a)
+    feed.send(0, "a", 0, [result(0, n) for n in range(4)])
+    feed.send(0, "a", 1, [result(2, n) for n in range(3)])  # after a's report: not in it
+    feed.send(0, "b", 0, [result(0, n) for n in range(4)])  # b re-ran tick 0: its own report covers it
+    a.on_run_event(report(0, "a", 0, 0, sent=2))  # fewer than received for tick 0: no loss, not -2
+    a.on_run_event(report(0, "b", 0, TICKS - 1, final=True, sent=4))
+    assert a.gaps() == {"shard_reports_missing": 0, "results_lost": 0, "journey_events_lost": 0}
+    a.on_run_event(report(0, "a", 0, 0, sent=5))  # tick 1's 3 results do not make up for tick 0's
+    assert a.gaps() == {"shard_reports_missing": 0, "results_lost": 1, "journey_events_lost": 0}
+    a.on_run_event(report(0, "b", 0, TICKS - 1, final=True, sent=6))
+    assert a.gaps() == {"shard_reports_missing": 0, "results_lost": 1 + 2, "journey_events_lost": 0}
+
+
+def test_extra_results_do_not_make_up_for_lost_journey_events() -> None:
+    a = assembly_with(run_started(shards=1))
+    Feed(a).send(0, "a", 0, [result(0, 0), result(0, 1), result(0, 2), EV.journey_started(sim=1.0, user=0)])
+    a.on_run_event(report(0, "a", 0, TICKS - 1, final=True, sent=1, journey_events=3))
+    assert a.gaps() == {"shard_reports_missing": 0, "results_lost": 0, "journey_events_lost": 2}
+
+
+def test_a_run_without_its_start_is_neither_complete_nor_due() -> None:
+    a = assembly_with(None, report(0, "a", 0, TICKS - 1, final=True))
+    assert a.complete() is False
+    assert a.due(1e12) is False
+
+
+def test_expected_end_is_load_twice_drain_catch_up_and_grace() -> None:
+    s = run_started()  # load 10 real s, no waits or SLAs: drain at least 10 s; + 10 s + 30 s grace
+    assert expected_end(s) == s.real_time + 2 * 10.0 + 10.0 + 10.0 + 30.0
+    claim = {**CLAIM, "sla": [{"from": "file", "to": "paid", "within": "48h"}]}
+    slow = run_started(scenario={**SCENARIO, "journeys": [claim]}, drain_warp=720.0)
+    assert expected_end(slow) == slow.real_time + 2 * 10.0 + 48 * HOUR / 720.0 + 10.0 + 30.0
+
+
+def test_an_incomplete_run_is_due_at_its_expected_end() -> None:
+    s = run_started(shards=2)
+    a = assembly_with(s, report(0, "a", 0, TICKS - 1, final=True))
+    end = expected_end(s)
+    assert not a.due(s.real_time)
+    assert not a.due(end - 0.001)
+    assert a.due(end) and a.due(end + 1000)
+
+
+def test_a_complete_run_is_due_at_once() -> None:
+    s = run_started(shards=2)
+    a = assembly_with(s, report(0, "a", 0, TICKS - 1, final=True), report(1, "b", 0, TICKS - 1, final=True))
+    assert a.complete()
+    assert a.due(s.real_time)
+
+
+def test_an_aborted_run_is_due_at_once() -> None:
+    s = run_started(shards=2)
+    a = assembly_with(s)
+    assert not a.due(s.real_time + 1)
+    a.on_run_event(EV.aborted(sim=100.0))
+    assert a.due(s.real_time + 1)
+
+
+def test_finished_counts_sent_as_recorded_plus_lost() -> None:
+    a = assembly_with(run_started(shards=2, arrivals_planned=9))
+    feed = Feed(a)
+    feed.send(0, "a", 0, [result(0, 0), result(0, 1), result(0, 2), EV.journey_started(sim=1.0, user=0)])
+    feed.send(1, "b", 0, [result(1, 0), result(1, 1), EV.journey_started(sim=2.0, user=1, late_ms=900.0)])
+    a.on_run_event(report(0, "a", 0, TICKS - 1, final=True, sent=5, journey_events=1))
+    a.on_run_event(report(1, "b", 0, TICKS - 1, final=True, sent=2, journey_events=2))
+    finished = a.run_fold().finished
+    assert (finished.results_lost, finished.journey_events_lost) == (2, 1)
+    assert finished.requests_sent == 5 + 2  # recorded plus the results lost (not the journey events)
+    assert finished.shard_reports_missing == 0
+    assert (finished.arrivals_planned, finished.journeys_started, finished.late_starts) == (9, 2, 1)
+    assert finished.run_id == RUN_ID
+
+
+def test_drain_figures_come_from_the_last_attempts_final_report_of_each_shard() -> None:
+    a = assembly_with(run_started(shards=2))
+    a.on_run_event(report(0, "a", 0, TICKS - 1, final=True, journeys_cut=5, requests_abandoned=4, sla_undecided=3,
+                          arrivals_not_started=2, sim_time=5000.0, real_time=1_700_000_300.0))
+    a.on_run_event(report(0, "b", 4, TICKS - 1, final=True, journeys_cut=1, requests_abandoned=0, sla_undecided=1,
+                          arrivals_not_started=0, sim_time=3900.0, real_time=1_700_000_100.0))
+    a.on_run_event(report(1, "c", 0, TICKS - 1, final=True, journeys_cut=2, requests_abandoned=3, sla_undecided=0,
+                          arrivals_not_started=1, sim_time=3800.0, real_time=1_700_000_200.0))
+    a.on_run_event(report(1, "d", 0, 3, journeys_cut=50))  # not final: not counted
+    Feed(a).send(0, "b", 4, [result(0, 0, sim=3700.0)])
+    finished = a.run_fold().finished
+    assert (finished.journeys_cut, finished.requests_abandoned, finished.sla_undecided,
+            finished.arrivals_not_started) == (1 + 2, 0 + 3, 1 + 0, 0 + 1)
+    assert finished.sim_time == 3900.0  # b's, not the superseded a's 5000
+    assert finished.real_time == 1_700_000_200.0
+
+
+def test_sim_time_is_the_latest_of_the_fold_and_the_final_reports() -> None:
+    a = assembly_with(run_started(shards=1))
+    a.on_run_event(report(0, "a", 0, TICKS - 1, final=True, sim_time=3600.0, real_time=1_700_000_010.0))
+    Feed(a).send(0, "a", 9, [result(0, 0, sim=4321.0)])
+    finished = a.run_fold().finished
+    assert finished.sim_time == 4321.0
+    assert finished.real_time == EV.real_origin + 4321.0 / 360.0
+
+
+def test_duplicates_dropped_is_summed_over_partitions() -> None:
+    a = assembly_with(run_started(shards=2))
+    feed = Feed(a)
+    for attempt in ("a", "b"):
+        feed.send(0, attempt, 0, [result(0, 0), result(0, 1)])
+        feed.send(1, attempt, 0, [result(1, 0)])
+    assert [p.duplicates for p in a.parts.values()] == [2, 1]
+    assert a.run_fold().finished.duplicates_dropped == 3
+
+
+def test_run_fold_merges_the_parts_and_ends_with_run_finished() -> None:
+    s = run_started(shards=1)
+    a = assembly_with(s, report(0, "a", 0, TICKS - 1, final=True, sent=2, journey_events=1))
+    Feed(a).send(0, "a", 0, [result(0, 0, sim=10.0), result(0, 1, sim=70.0), EV.journey_started(sim=5.0, user=0)])
+    fold = a.run_fold()
+    assert fold.started is s
+    assert isinstance(fold.finished, RunFinished)
+    assert fold.aborted is None
+    assert fold.results_recorded == 2
+    assert fold.finished.requests_sent == 2
+    assert sorted(fold.buckets) == [(0, ""), (0, "POST /claims"), (1, "POST /claims")]
+
+
+def test_run_fold_of_an_aborted_run_has_no_finish() -> None:
+    a = assembly_with(run_started(shards=1))
+    Feed(a).send(0, "a", 0, [result(0, 0)])
+    aborted = EV.aborted(sim=100.0, reason="operator abort")
+    a.on_run_event(aborted)
+    fold = a.run_fold()
+    assert fold.aborted is aborted and fold.finished is None
+    assert fold.results_recorded == 1
+    assert judge(fold, []).status == "ABORTED"
+
+
+# == a shard taken over mid-run ==================================================================
+def test_a_shard_re_run_after_a_crash_is_complete_with_its_repeats_dropped() -> None:
+    """Shard 0: attempt A did ticks 0..3 (reported), sent tick 4 whole and tick 5 in part, then died;
+    attempt B took over at tick 4 and finished. Shard 1 ran in one attempt."""
+    s = run_started(shards=2)
+    a = assembly_with(s)
+    feed = Feed(a)
+    users = {(k, shard): [u for u in range(4 * k, 4 * k + 4) if u % 2 == shard]  # 4 arrivals a tick
+             for k in range(TICKS) for shard in (0, 1)}
+    journeys = {u: journey(u, u // 4, results=1 + u % 3) for u in range(4 * TICKS)}
+
+    def results(events: list[Event]) -> int:
+        return sum(isinstance(e, RequestResult) for e in events)
+
+    def tick_events(k: int, shard: int) -> list[Event]:
+        return [e for u in users[(k, shard)] for e in journeys[u]]
+
+    for k in range(TICKS):  # shard 1, one attempt
+        feed.send(1, "w2:1", k, tick_events(k, 1))
+        if k == 4:
+            a.on_run_event(report(1, "w2:1", 0, 4, sent=sum(results(tick_events(t, 1)) for t in range(5))))
+    sent_1 = [e for k in range(TICKS) for e in tick_events(k, 1)]
+    a.on_run_event(report(1, "w2:1", 0, TICKS - 1, final=True, sent=results(sent_1),
+                          journey_events=len(sent_1) - results(sent_1)))
+
+    sent_a = []
+    for k in range(4):
+        feed.send(0, "w1:1", k, tick_events(k, 0))
+        sent_a += tick_events(k, 0)
+        a.on_run_event(report(0, "w1:1", 0, k, sent=results(sent_a), journey_events=len(sent_a) - results(sent_a)))
+    assert not a.complete()
+    feed.send(0, "w1:1", 4, tick_events(4, 0))  # A finished tick 4's journeys but never reported them...
+    repeats = results(tick_events(4, 0))
+    for u in users[(5, 0)]:  # ...and started tick 5's, one result each, then died
+        feed.send(0, "w1:1", 5, journeys[u][:2])
+        repeats += 1
+
+    sent_b = []
+    for k in range(4, TICKS):
+        feed.send(0, "w2:2", k, tick_events(k, 0))
+        sent_b += tick_events(k, 0)
+    assert feed.replay(0) is False and feed.replay(len(feed.log) - 1) is False  # read again after a restart
+    a.on_run_event(report(0, "w2:2", 4, TICKS - 1, final=True, sent=results(sent_b),
+                          journey_events=len(sent_b) - results(sent_b)))
+
+    assert a.gaps() == {"shard_reports_missing": 0, "results_lost": 0, "journey_events_lost": 0}
+    assert a.complete() and a.due(s.real_time)
+    distinct = sum(1 + u % 3 for u in range(4 * TICKS))
+    fold = a.run_fold()
+    assert fold.results_recorded == distinct
+    finished = fold.finished
+    assert finished is not None
+    assert (finished.requests_sent, finished.results_lost, finished.shard_reports_missing) == (distinct, 0, 0)
+    assert finished.duplicates_dropped == repeats == 2 + 1 + 1 + 1  # users 16, 18 (tick 4); 20, 22 (tick 5)
+    whole = fold.merged()
+    assert whole.journeys_started == 4 * TICKS
+    assert whole.journeys == {"completed": 4 * TICKS}
+    assert whole.sla_met == {"48h": 4 * TICKS}
+    assert whole.counters == {"paid": 0.5 * 4 * TICKS}
+    expected = RunFold().apply_all([s, *(e for u in range(4 * TICKS) for e in journeys[u])])
+    assert buckets(fold) == buckets(expected)  # as if every journey had run once
+
+    verdict = judge(fold, [])
+    assert (verdict.status, verdict.reason) == ("PASS", "no assertions to check")
+    assert verdict.completeness["complete"] is True
+    assert verdict.completeness["duplicates_dropped"] == repeats
+
+
+# == the verdict =================================================================================
+def test_a_shard_that_never_reported_makes_the_verdict_an_error_naming_the_gap() -> None:
+    s = run_started(shards=2)
+    a = assembly_with(s, report(0, "a", 0, TICKS - 1, final=True, sent=1))
+    Feed(a).send(0, "a", 0, [result(0, 0)])
+    verdict = judge(a.run_fold(), [])
+    assert verdict.status == "ERROR"
+    assert verdict.reason == ("data incomplete: 1 bot shards never reported their counts "
+                              "(a bot worker or the broker was gone)")
+    assert verdict.completeness["shard_reports_missing"] == 1
+    assert verdict.completeness["complete"] is False
+
+
+def test_lost_results_make_the_verdict_an_error_naming_them() -> None:
+    a = assembly_with(run_started(shards=1), report(0, "a", 0, TICKS - 1, final=True, sent=3))
+    Feed(a).send(0, "a", 0, [result(0, 0)])
+    verdict = judge(a.run_fold(), [])
+    assert verdict.status == "ERROR"
+    assert "2 of 3 results missing" in verdict.reason
+    assert "2 results a bot shard reported were never received" in verdict.reason
+    assert (verdict.completeness["results_lost"], verdict.completeness["results_recorded"]) == (2, 1)
+
+
+def test_a_complete_run_passes() -> None:
+    s = run_started(shards=2)
+    a = assembly_with(s, report(0, "a", 0, TICKS - 1, final=True, sent=1, journey_events=2),
+                      report(1, "b", 0, TICKS - 1, final=True, sent=1, journey_events=2))
+    feed = Feed(a)
+    for shard, attempt in ((0, "a"), (1, "b")):
+        feed.send(shard, attempt, 0, [EV.journey_started(sim=1.0, user=shard), result(shard, 0),
+                                      EV.journey_ended(sim=3.0, user=shard)])
+    assert a.complete()
+    verdict = judge(a.run_fold(), [])
+    assert verdict.status == "PASS"
+    assert verdict.completeness["requests_sent"] == verdict.completeness["results_recorded"] == 2
