@@ -69,19 +69,16 @@ class VerdictWatch:
 
     def wait(self, run_id: str, timeout: float, *, tick: Any = None) -> dict[str, Any] | None:
         deadline = time.monotonic() + timeout
-        try:
-            while time.monotonic() < deadline:
-                msg = self.consumer.poll(0.25)
-                if tick is not None:
-                    tick()
-                if msg is None or msg.error() is not None:
-                    continue
-                event = decode_event(msg.value())
-                if type(event) is VerdictIssued and event.run_id == run_id:
-                    return event.verdict
-            return None
-        finally:
-            pass
+        while time.monotonic() < deadline:
+            msg = self.consumer.poll(0.25)
+            if tick is not None:
+                tick()
+            if msg is None or msg.error() is not None:
+                continue
+            event = decode_event(msg.value())
+            if type(event) is VerdictIssued and event.run_id == run_id:
+                return event.verdict
+        return None
 
     def close(self) -> None:
         self.consumer.close()
