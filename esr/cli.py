@@ -143,6 +143,10 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--max-concurrent", type=int, default=1, help="runs played at once; the rest queue")
     sandbox.add_argument("--caseworkers", type=int, default=110, help="review capacity of the claims office")
 
+    from .replay.command import add_parser as add_replay
+
+    add_replay(sub)
+
     target = sub.add_parser("demo-target", help="serve the bundled local target (for trying scenarios)",
                             epilog="endpoints:\n"
                                    "  GET  /               'ok' after --latency ms (503 at --error-rate)\n"
@@ -332,6 +336,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from .replay.command import cmd_replay
+
+    return cmd_replay(args, _registry())
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
     from .bus.kafka import KafkaSettings, ensure_topics
 
@@ -365,7 +375,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
 _COMMANDS = {
     "run": _cmd_run, "judge": _cmd_judge, "validate": _cmd_validate, "schema": _cmd_schema,
     "plan": _cmd_plan, "demo": _cmd_demo, "demo-target": _cmd_demo_target, "serve": _cmd_serve,
-    "sandbox": _cmd_sandbox, "worker": _cmd_worker,
+    "sandbox": _cmd_sandbox, "worker": _cmd_worker, "replay": _cmd_replay,
 }
 
 

@@ -1,0 +1,1 @@
+"""Replay of archived access logs: readers per log format, merging, scheduling and judging."""

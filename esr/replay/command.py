@@ -1,0 +1,189 @@
+"""`esr replay`: wiring from the command line to the log stream, the plan and the replay run.
+
+Two passes over the logs: the first plans (counts, span, peak rate; with `--dry-run` that is
+all) and checks there is something to send before anything is sent; the second sends. Both
+stream, so memory does not grow with the logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+from ..errors import EsrError
+from ..units import parse_duration
+from .record import LogRecord
+from .redact import Redactor
+from .schedule import ReplayPlan, plan_replay
+from .select import Selection
+from .sources import LogStream, Tally, readers
+
+__all__ = ["add_parser", "cmd_replay"]
+
+EPILOG = """examples:
+  esr replay --warp 120 logs/ --target http://127.0.0.1:8080 --dry-run
+  esr replay --warp 120 logs/ --target staging --assert "error_rate < 0.01" --assert "latency_p95_ms < 300"
+  esr replay access.log.gz --format clf --from 2024-03-04T09:00 --to 2024-03-04T12:00 --status 5xx
+  esr replay capture.har --target http://127.0.0.1:8080 --allow-writes --redact ssn --redact /citizens/{id}
+
+Formats (detected per file; --format forces one): clf (Apache/nginx common and combined),
+json (JSON lines; Caddy and nginx presets), w3c (IIS), alb, elb, cloudfront (AWS), har, gor
+(GoReplay). Plain or gzip, single files or whole folders (recursively), merged by time.
+Only GET and HEAD are sent unless --allow-writes. Exit codes as for `esr run`."""
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("replay", help="send archived access logs again at a chosen warp and judge the replay",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="+", help="log files or folders")
+    p.add_argument("--warp", type=float, required=True, help="how many times faster than the original pace (> 0)")
+    p.add_argument("--target", help="registered target name or loopback URL: replaces scheme and host")
+    p.add_argument("--format", dest="fmt", help="force a log format instead of detecting it per file")
+    p.add_argument("--reorder-window", default="60s",
+                   help="re-sort lines out of order by up to this much log time (default 60s)")
+    p.add_argument("--from", dest="start", help="replay requests logged at or after this time (ISO 8601)")
+    p.add_argument("--to", dest="end", help="replay requests logged before this time (ISO 8601)")
+    p.add_argument("--method", action="append", default=[], help="only this method (repeatable)")
+    p.add_argument("--path", action="append", default=[], help="only paths matching this pattern, e.g. '/claims/*'")
+    p.add_argument("--status", action="append", default=[], help="only requests whose original status was this: 200, 5xx")
+    p.add_argument("--allow-writes", action="store_true", help="also send methods other than GET and HEAD")
+    p.add_argument("--redact", action="append", default=[],
+                   help="query parameter or header name, or path template like /citizens/{ssn}, whose values "
+                        "are replaced before sending and storing (repeatable)")
+    p.add_argument("--assert", dest="assertions", action="append", default=[], help="assertion (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and what was read; send nothing")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--run-id", help="use this run id")
+    p.add_argument("--timeout", type=float, default=10.0, help="per-request timeout in seconds (default 10)")
+    p.add_argument("--max-in-flight", type=int, default=10_000, help="cap on concurrent requests")
+
+
+def _when(value: str | None, flag: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise EsrError(f"{flag} {value!r}: expected an ISO 8601 time such as 2024-03-04T09:00 or "
+                       "2024-03-04T09:00:00+01:00") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _selected(stream: LogStream, selection: Selection, redactor: Redactor, skipped: dict[str, int]) -> Iterator[LogRecord]:
+    for record in stream:
+        why = selection.why_not(record)
+        if why is not None:
+            skipped[why] = skipped.get(why, 0) + 1
+            continue
+        yield redactor.record(record)
+
+
+def _tally_dict(tally: Tally, not_selected: dict[str, int]) -> dict[str, Any]:
+    return {
+        "files": tally.files,
+        "parsed": tally.parsed,
+        "skipped": dict(tally.skipped),
+        "malformed": dict(tally.bad),
+        "malformed_total": sum(tally.bad.values()),
+        "late_beyond_reorder_window": tally.late,
+        "not_selected": not_selected,
+        "first_malformed": [{"where": b.source, "reason": b.reason, "line": b.text} for b in tally.examples],
+        "unreadable": tally.unreadable,
+    }
+
+
+def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
+    from ..cli import _report, _run_loop
+    from .player import ReplayRun, replay_scenario
+
+    if not args.warp > 0:
+        raise EsrError(f"--warp must be a positive number, not {args.warp:g}")
+    if args.fmt is not None and args.fmt not in readers():
+        raise EsrError(f"unknown --format {args.fmt!r}; known formats: {', '.join(sorted(readers()))}")
+    window = parse_duration(args.reorder_window)
+    selection = Selection(_when(args.start, "--from"), _when(args.end, "--to"),
+                          frozenset(m.upper() for m in args.method), tuple(args.path), tuple(args.status),
+                          args.allow_writes)
+    redactor = Redactor.from_options(args.redact)
+
+    def stream() -> LogStream:
+        return LogStream(args.paths, fmt=args.fmt, reorder_window_s=window)
+
+    first = stream()
+    not_selected: dict[str, int] = {}
+    plan: ReplayPlan = plan_replay((r.time for r in _selected(first, selection, redactor, not_selected)), args.warp)
+    read = _tally_dict(first.tally, not_selected)
+    if args.dry_run or not plan.requests:
+        out = {"plan": plan.to_dict(), "read": read}
+        _print_plan(out, args.json)
+        if not plan.requests:
+            print("esr: error: nothing to replay (see what was read above)", file=sys.stderr)
+            return 2
+        return 0
+    if not args.target:
+        raise EsrError("no target: pass --target URL (a loopback URL or a registered name)")
+    target = registry.resolve(args.target)
+    scenario = replay_scenario(plan, args.assertions)
+    second = stream()
+    run = ReplayRun(_selected(second, selection, redactor, {}), plan, target, scenario=scenario,
+                    run_id=args.run_id, timeout=args.timeout, max_in_flight=max(1, args.max_in_flight),
+                    http_client=getattr(args, "http_client", "pooled"))
+    if not args.json:
+        print(f"esr: replaying {plan.requests:,} requests spanning {plan.span_s:,.0f} s of log in "
+              f"{plan.real_s:,.1f} s (warp {plan.warp:g}, peak {plan.peak_rate:,.0f} req/s) to {target.url}",
+              file=sys.stderr)
+    verdict = _run_loop(run.execute())
+    report = {"plan": plan.to_dict(), "read": read, "comparison": run.comparison.to_dict()}
+    (run.log_path.parent / "replay_report.json").write_text(json.dumps(report, indent=2))
+    if args.json:
+        print(json.dumps({"verdict": verdict.to_dict(), "replay": report, "run_log": str(run.log_path)}, indent=2))
+        return verdict.exit_code
+    _print_report(report)
+    args.quiet = True
+    return _report(verdict, args, str(run.log_path))
+
+
+def _print_plan(out: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(out, indent=2))
+        return
+    plan, read = out["plan"], out["read"]
+    first = datetime.fromtimestamp(plan["first"], timezone.utc).isoformat() if plan["first"] else "-"
+    last = datetime.fromtimestamp(plan["last"], timezone.utc).isoformat() if plan["last"] else "-"
+    print(f"requests to send: {plan['requests']:,}\nlog time: {first} .. {last} ({plan['span_s']:,.0f} s)\n"
+          f"real duration at warp {plan['warp']:g}: {plan['real_s']:,.1f} s\n"
+          f"peak real rate: {plan['peak_rate_per_s']:,.0f} requests/s")
+    _print_read(read)
+
+
+def _print_read(read: dict[str, Any]) -> None:
+    print(f"read: {read['parsed']:,} requests parsed, {sum(read['skipped'].values()):,} lines skipped, "
+          f"{read['malformed_total']:,} malformed, {read['late_beyond_reorder_window']:,} later than the "
+          f"reorder window, {sum(read['not_selected'].values()):,} not selected")
+    for reason, count in sorted(read["malformed"].items(), key=lambda kv: -kv[1]):
+        print(f"  malformed: {count:,} x {reason}")
+    for reason, count in sorted({**read["skipped"], **read["not_selected"]}.items(), key=lambda kv: -kv[1]):
+        print(f"  skipped: {count:,} x {reason}")
+    for bad in read["first_malformed"]:
+        print(f"  {bad['where']}: {bad['reason']}\n    {bad['line']}")
+    for line in read["unreadable"]:
+        print(f"  unreadable: {line}")
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    _print_read(report["read"])
+    comparison = report["comparison"]
+    print("endpoint                                  then: count  p95 ms   now: count  p95 ms  statuses then -> now")
+    for label, sides in comparison["endpoints"].items():
+        then, now = sides["then"], sides["now"]
+        fmt = lambda v: "-" if v is None else f"{v:,.1f}"  # noqa: E731
+        print(f"{label[:40]:40}  {then['count']:>11,}  {fmt(then['latency_p95_ms']):>6}  {now['count']:>10,}  "
+              f"{fmt(now['latency_p95_ms']):>6}  {then['statuses']} -> {now['statuses']}")
+    for change in comparison["changed"][:10]:
+        print(f"changed: {change['count']:,} x {change['endpoint']}: {change['then']} then, {change['now']} now")
+    for example in comparison["changed_examples"][:5]:
+        print(f"  e.g. {example['source']}: {example['request']} was {example['then']}, now {example['now']}")

@@ -1,0 +1,226 @@
+"""`ReplayRun`: sends logged requests again at `warp` times their original pace, and judges them.
+
+Each request keeps its logged time as its simulated time (`sim_start` is the first request's
+time) and is sent at `start + (t - t0) / warp`; latency counts from that intended time, as in a
+scenario run. Results go to the same run log and `RunFold`, so the verdict, `esr judge` and the
+assertions work exactly as for scenarios. `ReplayComparison` tallies, per endpoint, what the
+log says happened then and what happened now, for the replay report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..bus import EmbeddedBus
+from ..buckets import RunFold
+from ..events import RequestResult, RunAborted, RunFinished, RunStarted, VerdictIssued
+from ..journey import PreparedRequest
+from ..runlog import RunLog, esr_home, new_run_id
+from ..scenario import Scenario
+from ..sim_headers import RUN_ID, SIM, SIM_TIME
+from ..sketch import LatencySketch
+from ..targets import Target
+from ..verdict import Verdict, judge
+from ..engine.sender import Response, Sender, connection_budget, make_sender
+from .record import LogRecord
+from .schedule import ReplayPlan
+from .select import endpoint_label
+
+__all__ = ["ReplayComparison", "ReplayRun", "replay_scenario"]
+
+START_LEAD_S = 0.2
+CHANGED_KEPT = 20
+_HOP_BY_HOP = frozenset({"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te",
+                         "trailer", "upgrade", "proxy-authorization", "proxy-connection", "expect"})
+_now = time.monotonic
+
+
+def _status_class(status: int | None) -> str:
+    return "-" if not status else f"{status // 100}xx"
+
+
+@dataclass
+class _Side:
+    count: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    latency: LatencySketch = field(default_factory=LatencySketch)
+
+
+@dataclass
+class ReplayComparison:
+    """Per endpoint: counts, status mix and latency then (from the log) and now; the requests
+    whose outcome changed, by (then, now) status class, with the first few as examples."""
+
+    then: dict[str, _Side] = field(default_factory=dict)
+    now: dict[str, _Side] = field(default_factory=dict)
+    changed: Counter = field(default_factory=Counter)  # (endpoint, then class, now class) -> count
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, label: str, record: LogRecord, status: int, latency_ms: float) -> None:
+        then = self.then.setdefault(label, _Side())
+        then.count += 1
+        then.statuses[record.status or 0] += 1
+        if record.duration_ms is not None:
+            then.latency.add(record.duration_ms)
+        now = self.now.setdefault(label, _Side())
+        now.count += 1
+        now.statuses[status] += 1
+        now.latency.add(latency_ms)
+        if record.status is not None and _status_class(record.status) != _status_class(status):
+            self.changed[(label, _status_class(record.status), _status_class(status))] += 1
+            if len(self.examples) < CHANGED_KEPT:
+                self.examples.append({"source": record.source, "request": f"{record.method} {record.target}",
+                                      "then": record.status, "now": status or None})
+
+    def to_dict(self) -> dict[str, Any]:
+        def side(s: _Side) -> dict[str, Any]:
+            p = s.latency.quantile
+            return {"count": s.count, "statuses": {str(k or "none"): v for k, v in sorted(s.statuses.items())},
+                    "latency_p50_ms": p(0.5), "latency_p95_ms": p(0.95)}
+
+        return {
+            "endpoints": {label: {"then": side(self.then[label]), "now": side(self.now[label])}
+                          for label in sorted(self.then)},
+            "changed": [{"endpoint": e, "then": a, "now": b, "count": n}
+                        for (e, a, b), n in sorted(self.changed.items(), key=lambda kv: -kv[1])],
+            "changed_examples": self.examples,
+        }
+
+
+def replay_scenario(plan: ReplayPlan, assertions: list[str], name: str = "replay") -> Scenario:
+    """The run's scenario as the log records it: the replay's span, warp and assertions."""
+    hours = max(plan.span_s, 1.0) / 3600
+    rate = max(plan.requests / max(plan.real_s, 1e-3), 0.001)
+    return Scenario.from_dict({"name": name, "duration_hours": hours, "time_warp": plan.warp,
+                               "load_profile": [[0, rate]], "assertions": list(assertions)})
+
+
+class ReplayRun:
+    def __init__(self, records: Iterable[LogRecord], plan: ReplayPlan, target: Target, *,
+                 scenario: Scenario, run_id: str | None = None, home: Path | None = None,
+                 sender: Sender | None = None, http_client: str = "pooled", timeout: float = 10.0,
+                 max_in_flight: int = 10_000, scenario_file: str | None = None) -> None:
+        if plan.first is None:
+            raise ValueError("nothing to replay")
+        self.records = records
+        self.plan = plan
+        self.target = target
+        self.scenario = scenario
+        self.run_id = run_id or new_run_id()
+        self.home = home or esr_home()
+        self._sender = sender
+        self.http_client = http_client
+        self.timeout = timeout
+        self.max_in_flight = max_in_flight
+        self.scenario_file = scenario_file
+        self.fold = RunFold(scenario.late_threshold_ms)
+        self.bus = EmbeddedBus()
+        self.comparison = ReplayComparison()
+        self.sent = 0
+        self.late = 0
+        self._seq = 0
+        self._in_flight: set[asyncio.Task] = set()
+        self.verdict: Verdict | None = None
+
+    def _emit(self, event: Any) -> None:
+        self.bus.publish(event)
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    async def execute(self) -> Verdict:
+        t0 = self.plan.first
+        assert t0 is not None
+        sender = self._sender or make_sender(self.http_client, self.target.url, timeout=self.timeout,
+                                             max_connections=connection_budget(self.max_in_flight),
+                                             keep_headers=False)
+        log = RunLog(self.home, self.run_id)
+        self.bus.subscribe(self.fold.apply)
+        self.bus.subscribe(log.append)
+        self.log_path = log.path
+        start = _now() + START_LEAD_S
+        epoch0 = time.time() + START_LEAD_S
+        warp = self.plan.warp
+        self._emit(RunStarted(
+            run_id=self.run_id, seq=self._next_seq(), sim_time=0.0, real_time=epoch0,
+            scenario=self.scenario.to_dict(), target=self.target.url, seed=0,
+            sim_start=datetime.fromtimestamp(t0, timezone.utc).isoformat(), time_warp=warp, drain_warp=warp,
+            load_end_sim=self.plan.span_s, window_s=self.scenario.window, arrivals_planned=self.plan.requests,
+            scenario_file=self.scenario_file))
+        try:
+            for record in self.records:
+                at = start + (record.time - t0) / warp
+                now = _now()
+                while now < at:
+                    await asyncio.sleep(at - now)
+                    now = _now()
+                while len(self._in_flight) >= self.max_in_flight:
+                    await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+                if (_now() - at) * 1000 > self.scenario.late_threshold_ms:
+                    self.late += 1
+                task = asyncio.get_running_loop().create_task(self._send(sender, record, at, epoch0 + (at - start),
+                                                                         record.time - t0))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+            if self._in_flight:
+                await asyncio.wait(self._in_flight)
+            now = _now()
+            self._emit(RunFinished(
+                run_id=self.run_id, seq=self._next_seq(), sim_time=(now - start) * warp, real_time=time.time(),
+                arrivals_planned=self.plan.requests, journeys_started=0, requests_sent=self.sent,
+                late_starts=self.late, journeys_cut=0))
+        except (asyncio.CancelledError, KeyboardInterrupt) as exc:
+            for task in list(self._in_flight):
+                task.cancel()
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+            self._emit(RunAborted(run_id=self.run_id, seq=self._next_seq(), sim_time=(_now() - start) * warp,
+                                  real_time=time.time(), reason=str(exc) or "interrupted (Ctrl-C)",
+                                  arrivals_planned=self.plan.requests, requests_sent=self.sent))
+            self._finish(log)
+            raise
+        finally:
+            await sender.close()
+        return self._finish(log)
+
+    async def _send(self, sender: Sender, record: LogRecord, intended: float, intended_epoch: float,
+                    sim: float) -> None:
+        label = endpoint_label(record.method, record.target)
+        headers = {RUN_ID: self.run_id, SIM: "true",
+                   SIM_TIME: datetime.fromtimestamp(record.time, timezone.utc).isoformat(timespec="milliseconds")}
+        extra = {k: v for k, v in record.headers if k.lower() not in _HOP_BY_HOP and not k.lower().startswith("x-esr-")}
+        body = record.body.decode("utf-8", "replace") if record.body else None
+        request = PreparedRequest(record.method, record.target, label, "replay", headers=extra, body=body)
+        sent = _now()
+        self.sent += 1
+        try:
+            response = await sender.send(request, headers)
+        except asyncio.CancelledError:
+            self.sent -= 1
+            raise
+        except Exception as exc:  # noqa: BLE001 - a sender bug must not lose the result
+            response = Response(0, {}, repr(exc).encode(), "protocol")
+        done = _now()
+        latency = (done - intended) * 1000
+        self._emit(RequestResult(
+            run_id=self.run_id, seq=self._next_seq(), sim_time=sim, real_time=intended_epoch, user=self.sent,
+            journey="replay", step="replay", endpoint=label, status=response.status, latency_ms=latency,
+            raw_latency_ms=(done - sent) * 1000, bytes=len(response.body), error=response.error))
+        self.comparison.add(label, record, response.status, latency)
+
+    def _finish(self, log: RunLog) -> Verdict:
+        if self.verdict is None:
+            self.verdict = judge(self.fold, self.scenario.parsed_assertions())
+            last = self.fold.finished or self.fold.aborted
+            self._emit(VerdictIssued(run_id=self.run_id, seq=self._next_seq(),
+                                     sim_time=last.sim_time if last else 0.0, real_time=time.time(),
+                                     verdict=self.verdict.to_dict()))
+            log.close()
+        return self.verdict

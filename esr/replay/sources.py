@@ -1,0 +1,165 @@
+"""Log files as one stream of records in time order, with memory that does not grow with the logs.
+
+- `find_files(paths)`: files and folders (recursively, in name order), skipping hidden files.
+- `read_lines(path)`: (line number, text) from a plain or gzip file (detected by its magic
+  bytes, not its name), LF or CRLF, with or without a final newline; bytes that are not UTF-8
+  are kept (surrogate escapes) rather than failing the file.
+- `detect(path, head)`: the reader whose `sniff` accepts the file's first lines, or `--format`.
+- `reorder(parsed, window_s)`: re-sorts records that are out of order within `window_s` of log
+  time (logs written when a request completes, lines shuffled within a second) using a heap
+  bounded by that window; a record older than the window is reported as late, never dropped
+  silently.
+- `LogStream`: all files merged by time (`heapq.merge` over the per-file reordered streams),
+  tallying what was parsed, skipped and malformed, by reason, with the first few bad lines.
+"""
+
+from __future__ import annotations
+
+import gzip
+import heapq
+import itertools
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from ..errors import EsrError
+from .record import BadLine, LogRecord, Parsed, Skipped
+
+__all__ = ["LogStream", "ReplayInputError", "detect", "find_files", "read_lines", "readers", "reorder"]
+
+HEAD_LINES = 20
+EXAMPLES_KEPT = 5
+
+
+class ReplayInputError(EsrError):
+    """No log to replay: a path that does not exist, an unknown format, nothing readable."""
+
+
+def readers() -> dict[str, ModuleType]:
+    """Format name -> reader module, in the order formats are tried by detection."""
+    from importlib import import_module
+
+    found: dict[str, ModuleType] = {}
+    for name in ("har", "gor", "w3c", "cloudfront", "alb", "elb", "jsonl", "clf"):
+        try:
+            module = import_module(f"{__package__}.formats.{name}")
+        except ImportError:
+            continue
+        found[module.NAME] = module
+    return found
+
+
+def find_files(paths: Sequence[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and not any(
+                part.startswith(".") for part in p.relative_to(path).parts))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ReplayInputError(f"no such file or folder: {path}")
+    if not files:
+        raise ReplayInputError(f"no files to replay in {', '.join(map(str, paths))}")
+    return files
+
+
+def _open(path: Path):  # noqa: ANN202 - a binary file object
+    with open(path, "rb") as probe:
+        magic = probe.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+def read_lines(path: Path) -> Iterator[tuple[int, str]]:
+    with _open(path) as handle:
+        for number, raw in enumerate(handle, 1):
+            if raw.endswith(b"\n"):
+                raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
+            yield number, raw.decode("utf-8", "surrogateescape")
+
+
+def detect(path: Path, forced: str | None = None) -> ModuleType:
+    known = readers()
+    if forced is not None:
+        if forced not in known:
+            raise ReplayInputError(f"unknown --format {forced!r}; known formats: {', '.join(sorted(known))}")
+        return known[forced]
+    head = [text for _, text in itertools.islice(read_lines(path), HEAD_LINES)]
+    for module in known.values():
+        if module.sniff(head):
+            return module
+    raise ReplayInputError(f"{path}: cannot tell the log format from its first lines; "
+                           f"pass --format (one of {', '.join(sorted(known))})")
+
+
+@dataclass
+class Tally:
+    """What the stream read: counts by outcome and reason, and the first bad lines."""
+
+    parsed: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    bad: Counter = field(default_factory=Counter)
+    late: int = 0  # older than the reorder window when they arrived
+    examples: list[BadLine] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # "file: why"
+    files: dict[str, str] = field(default_factory=dict)  # file -> format
+
+    def bad_line(self, line: BadLine) -> None:
+        self.bad[line.reason.split(":", 1)[0]] += 1
+        if len(self.examples) < EXAMPLES_KEPT:
+            self.examples.append(line)
+
+
+def reorder(parsed: Iterable[Parsed], window_s: float, tally: Tally) -> Iterator[LogRecord]:
+    """Records in time order, given records at most `window_s` out of order. A record older
+    than what was already released is counted late and released at once (never lost)."""
+    heap: list[tuple[float, int, LogRecord]] = []
+    released = float("-inf")
+    counter = itertools.count()
+    for item in parsed:
+        if type(item) is not LogRecord:
+            if type(item) is Skipped:
+                tally.skipped[item.reason] += 1
+            else:
+                tally.bad_line(item)  # type: ignore[arg-type]
+            continue
+        tally.parsed += 1
+        if item.time < released:
+            tally.late += 1
+            yield item
+            continue
+        heapq.heappush(heap, (item.time, next(counter), item))
+        while heap and heap[0][0] <= item.time - window_s:
+            released = heap[0][0]
+            yield heapq.heappop(heap)[2]
+    while heap:
+        yield heapq.heappop(heap)[2]
+
+
+class LogStream:
+    """Every file's records merged in time order (ties: file order, then line order)."""
+
+    def __init__(self, paths: Sequence[str | Path], *, fmt: str | None = None, reorder_window_s: float = 60.0,
+                 options: dict | None = None) -> None:
+        self.files = find_files(paths)
+        self.fmt = fmt
+        self.window = reorder_window_s
+        self.options = options or {}
+        self.tally = Tally()
+
+    def _file_records(self, path: Path) -> Iterator[LogRecord]:
+        try:
+            module = detect(path, self.fmt)
+            self.tally.files[str(path)] = module.NAME
+            yield from reorder(module.parse(read_lines(path), str(path), **self.options.get(module.NAME, {})),
+                               self.window, self.tally)
+        except (OSError, EOFError, gzip.BadGzipFile, ReplayInputError) as exc:
+            self.tally.unreadable.append(f"{path}: {exc}")
+
+    def __iter__(self) -> Iterator[LogRecord]:
+        streams = [((r.time, index, r) for r in self._file_records(path)) for index, path in enumerate(self.files)]
+        for _, _, record in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
+            yield record

@@ -1,0 +1,128 @@
+"""The replay's pure parts: reordering within a window, the plan, selection, redaction, labels."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from esr.replay.record import BadLine, LogRecord, Skipped
+from esr.replay.redact import REDACTED, Redactor
+from esr.replay.schedule import plan_replay, send_offset
+from esr.replay.select import Selection, SelectionError, endpoint_label
+from esr.replay.sources import Tally, reorder
+
+
+def rec(t: float, method: str = "GET", target: str = "/", status: int | None = 200, n: int = 0) -> LogRecord:
+    return LogRecord(time=t, method=method, target=target, source=f"f:{n}", status=status)
+
+
+# -- reorder ------------------------------------------------------------------------------
+def test_lines_shuffled_within_the_window_come_out_sorted() -> None:
+    times = [10, 12, 11, 15, 13, 14, 20, 19, 18]
+    tally = Tally()
+    out = [r.time for r in reorder([rec(t) for t in times], 5.0, tally)]
+    assert out == sorted(times)
+    assert (tally.parsed, tally.late) == (9, 0)
+
+
+def test_a_line_older_than_the_window_is_counted_late_and_still_replayed() -> None:
+    tally = Tally()
+    out = [r.time for r in reorder([rec(t) for t in [100, 101, 200, 300, 50, 301]], 10.0, tally)]
+    assert sorted(out) == [50, 100, 101, 200, 300, 301]
+    assert tally.late == 1
+    assert out.index(50) < out.index(300)  # released at once, not held back
+
+
+def test_skips_and_bad_lines_are_tallied_by_reason_with_examples() -> None:
+    tally = Tally()
+    items = [rec(1), Skipped("empty request line", "f:2"), BadLine("bad time: '32/Oct'", "f:3", "x"),
+             BadLine("bad time: '99/Oct'", "f:4", "y"), Skipped("empty request line", "f:5")]
+    assert [r.time for r in reorder(items, 1.0, tally)] == [1]
+    assert tally.skipped == {"empty request line": 2}
+    assert tally.bad == {"bad time": 2}
+    assert [b.source for b in tally.examples] == ["f:3", "f:4"]
+
+
+@given(st.lists(st.floats(0, 1000, allow_nan=False), max_size=200), st.floats(0, 50))
+def test_reorder_keeps_every_record_and_sorts_within_the_window(times: list[float], window: float) -> None:
+    jittered = sorted(times)
+    rng = random.Random(len(times))
+    shuffled = sorted(jittered, key=lambda t: t + rng.uniform(0, window / 2))  # at most window/2 out of order
+    tally = Tally()
+    out = [r.time for r in reorder([rec(t) for t in shuffled], window, tally)]
+    assert sorted(out) == sorted(times)
+    if tally.late == 0:
+        assert out == sorted(out)
+
+
+# -- plan -----------------------------------------------------------------------------------
+def test_the_plan_counts_span_real_duration_and_peak_rate() -> None:
+    plan = plan_replay([0.0, 60.0, 61.0, 62.0, 120.0, 7200.0], warp=120)
+    assert (plan.requests, plan.first, plan.last, plan.span_s) == (6, 0.0, 7200.0, 7200.0)
+    assert plan.real_s == 60.0
+    assert plan.peak_rate == 4.0  # 0, 60, 61, 62 fall in one real second (120 log seconds)
+    assert send_offset(7200.0, 0.0, 120) == 60.0
+
+
+def test_an_empty_plan_and_a_bad_warp() -> None:
+    plan = plan_replay([], warp=2)
+    assert (plan.requests, plan.span_s, plan.real_s, plan.peak_rate) == (0, 0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="warp must be positive"):
+        plan_replay([1.0], warp=0)
+
+
+# -- selection ------------------------------------------------------------------------------
+def test_only_get_and_head_unless_writes_are_allowed() -> None:
+    safe = Selection()
+    assert safe.why_not(rec(1, "GET")) is None and safe.why_not(rec(1, "HEAD")) is None
+    assert safe.why_not(rec(1, "POST")) == "write method (replay with --allow-writes to send it)"
+    assert Selection(allow_writes=True).why_not(rec(1, "DELETE")) is None
+
+
+def test_time_window_method_path_and_status_filters() -> None:
+    s = Selection(start=10, end=20, methods=frozenset({"GET"}), paths=("/claims/*",), statuses=("5xx", "404"))
+    assert s.why_not(rec(9, target="/claims/1", status=500)) == "before --from"
+    assert s.why_not(rec(20, target="/claims/1", status=500)) == "after --to"
+    assert s.why_not(rec(10, "HEAD", "/claims/1", 500)) == "method not selected"
+    assert s.why_not(rec(10, target="/users/1", status=500)) == "path not selected"
+    assert s.why_not(rec(10, target="/claims/1?x=1", status=200)) == "status not selected"
+    assert s.why_not(rec(10, target="/claims/1?x=1", status=503)) is None
+    assert s.why_not(rec(10, target="/claims/1", status=404)) is None
+    assert s.why_not(rec(10, target="/claims/1", status=None)) == "status not selected"
+
+
+def test_a_bad_status_filter_says_what_was_expected() -> None:
+    with pytest.raises(SelectionError, match="--status '5x'.*such as 200 or a class such as 5xx"):
+        Selection(statuses=("5x",))
+
+
+def test_endpoint_labels_group_ids() -> None:
+    assert endpoint_label("GET", "/claims/8812?x=1") == "GET /claims/{id}"
+    assert endpoint_label("GET", "/claims/3f2504e0-4f89-11d3-9a0c-0305e82c3301/docs") == "GET /claims/{id}/docs"
+    assert endpoint_label("POST", "/claims") == "POST /claims"
+    assert endpoint_label("GET", "/") == "GET /"
+
+
+# -- redaction ------------------------------------------------------------------------------
+def test_named_query_parameters_path_segments_and_headers_are_redacted() -> None:
+    r = Redactor.from_options(["ssn", "Email"])
+    assert r.target("/find?ssn=123-45-6789&q=x&SSN=9") == f"/find?ssn={REDACTED}&q=x&SSN={REDACTED}"
+    assert r.target("/by/email/jane%40example.org/claims") == f"/by/email/{REDACTED}/claims"
+    record = LogRecord(1.0, "GET", "/a?email=j@x.org", "f:1", headers=(("Email", "j@x.org"), ("Accept", "*/*")))
+    out = r.record(record)
+    assert out.target == f"/a?email={REDACTED}"
+    assert out.headers == (("Email", REDACTED), ("Accept", "*/*"))
+
+
+def test_path_templates_redact_the_segments_in_braces() -> None:
+    r = Redactor.from_options(["/citizens/{ssn}/claims/{claim}"])
+    assert r.target("/api/citizens/123-45-6789/claims/77?x=1") == f"/api/citizens/{REDACTED}/claims/{REDACTED}?x=1"
+    assert r.target("/citizens/1/other") == "/citizens/1/other"
+
+
+def test_no_redaction_leaves_records_alone() -> None:
+    record = rec(1, target="/a?ssn=1")
+    assert Redactor.from_options([]).record(record) is record
