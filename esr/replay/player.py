@@ -37,7 +37,7 @@ __all__ = ["ReplayComparison", "ReplayRun", "replay_scenario"]
 
 START_LEAD_S = 0.2
 CHANGED_KEPT = 20
-_HOP_BY_HOP = frozenset({"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te",
+_HOP_BY_HOP = frozenset({"host", "user-agent", "content-length", "connection", "keep-alive", "transfer-encoding", "te",
                          "trailer", "upgrade", "proxy-authorization", "proxy-connection", "expect"})
 _now = time.monotonic
 

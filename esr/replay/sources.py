@@ -42,7 +42,7 @@ def readers() -> dict[str, ModuleType]:
     from importlib import import_module
 
     found: dict[str, ModuleType] = {}
-    for name in ("har", "gor", "w3c", "cloudfront", "alb", "elb", "jsonl", "clf"):
+    for name in ("har", "gor", "w3c", "cloudfront", "aws_alb", "aws_elb", "jsonl", "clf"):
         try:
             module = import_module(f"{__package__}.formats.{name}")
         except ImportError:
@@ -73,11 +73,13 @@ def _open(path: Path):  # noqa: ANN202 - a binary file object
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
-def read_lines(path: Path) -> Iterator[tuple[int, str]]:
+def read_lines(path: Path, *, keep_cr: bool = False) -> Iterator[tuple[int, str]]:
+    """Lines split at LF only; CR before it is dropped unless `keep_cr` (a reader of raw HTTP
+    messages, such as GoReplay's, needs it to restore bodies byte for byte)."""
     with _open(path) as handle:
         for number, raw in enumerate(handle, 1):
             if raw.endswith(b"\n"):
-                raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
+                raw = raw[:-2] if raw.endswith(b"\r\n") and not keep_cr else raw[:-1]
             yield number, raw.decode("utf-8", "surrogateescape")
 
 
@@ -154,7 +156,8 @@ class LogStream:
         try:
             module = detect(path, self.fmt)
             self.tally.files[str(path)] = module.NAME
-            yield from reorder(module.parse(read_lines(path), str(path), **self.options.get(module.NAME, {})),
+            lines = read_lines(path, keep_cr=getattr(module, "KEEP_CR", False))
+            yield from reorder(module.parse(lines, str(path), **self.options.get(module.NAME, {})),
                                self.window, self.tally)
         except (OSError, EOFError, gzip.BadGzipFile, ReplayInputError) as exc:
             self.tally.unreadable.append(f"{path}: {exc}")
