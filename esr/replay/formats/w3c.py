@@ -1,0 +1,327 @@
+"""W3C extended log files (IIS and other servers) as replayable records.
+
+A W3C log describes itself: a `#Fields:` directive names the columns of the rows after it. IIS
+writes a new header block (`#Software`, `#Version`, `#Date`, `#Fields`) whenever it restarts or
+its field selection changes, so every row is read against the latest `#Fields`, and a row whose
+field count does not match it is reported against the line that declared it.
+
+Fields used (names are case-insensitive; all others are ignored):
+- `date` and `time` (UTC, as the W3C draft says; `hh:mm`, `hh:mm:ss` or with a fraction). A
+  row without a `date` field takes the date of the latest `#Date` directive, moving to the next
+  day when the time of day wraps past midnight.
+- `cs-method`; `cs-uri-stem` joined to `cs-uri-query` with "?" (unless the query is `-`), or
+  `cs-uri`.
+- `sc-status`, `sc-bytes`, `time-taken` (IIS writes milliseconds; the draft says seconds): with
+  `time_taken_unit="auto"` (the default) an integer is milliseconds and a number with a decimal
+  point is seconds; "ms" or "s" force a unit.
+- `c-ip` -> client; `cs-host` or `cs(Host)` -> host; every other `cs(Header)` -> a request
+  header. Unquoted header values have "+" for spaces (IIS writes user agents and cookies that
+  way), except the Referer, a URL where "+" is itself; a quoted value ("a b", with "" for a
+  quote inside) is taken as written.
+- `-` is an empty value.
+
+Directives are `Skipped` ("W3C directive"); a row with `-` for the method or the URI is
+`Skipped` ("empty request line"). Reasons of bad lines start with a fixed key before a colon
+("bad date: ...") so they can be counted by kind.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from ..record import BadLine, LogRecord, Parsed, Skipped
+from .clf import EMPTY_REQUEST, request_target
+
+__all__ = ["NAME", "TIME_TAKEN_UNITS", "parse", "sniff"]
+
+NAME = "w3c"
+
+TEXT_CUT = 200
+TIME_TAKEN_UNITS = ("auto", "ms", "s")
+DIRECTIVE = "W3C directive"
+
+_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})\Z", re.ASCII)
+_TIME = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2})(\.\d*)?)?\Z", re.ASCII)
+_NUMBER = re.compile(r"\d+(?:\.\d*)?\Z", re.ASCII)
+_DIRECTIVES = ("#software:", "#version:", "#fields:")
+_CACHE_MAX = 1 << 16
+_HALF_DAY = 43200.0
+
+
+def sniff(head: list[str]) -> bool:
+    """True when the first lines hold a `#Fields:`, `#Software:` or `#Version:` directive."""
+    return any(line.lstrip("\ufeff")[:10].lower().startswith(_DIRECTIVES) for line in head)
+
+
+def parse(lines: Iterable[tuple[int, str]], source: str, *, time_taken_unit: str = "auto",
+          **options: object) -> Iterator[Parsed]:
+    """One `LogRecord`, `Skipped` or `BadLine` per line; see the module docstring for the fields."""
+    if options:
+        raise ValueError(f"unknown option(s) for the {NAME} reader: {', '.join(sorted(options))}; "
+                         f"known: time_taken_unit")
+    if time_taken_unit not in TIME_TAKEN_UNITS:
+        raise ValueError(f"time_taken_unit must be one of {', '.join(TIME_TAKEN_UNITS)}, "
+                         f"not {time_taken_unit!r}")
+    return _Reader(source, time_taken_unit).read(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Where the fields of one `#Fields` directive are, by position in a row."""
+
+    line: int
+    count: int
+    date: int | None
+    time: int | None
+    method: int | None
+    stem: int | None
+    query: int | None
+    uri: int | None
+    status: int | None
+    bytes: int | None
+    taken: int | None
+    client: int | None
+    host: int | None
+    headers: tuple[tuple[int, str], ...]
+    unusable: str | None  # why no row under it can be replayed
+
+    @classmethod
+    def of(cls, names: list[str], line: int) -> _Layout:
+        at: dict[str, int] = {}
+        headers: list[tuple[int, str]] = []
+        for index, name in enumerate(names):
+            low = name.lower()
+            at.setdefault(low, index)
+            if low.startswith("cs(") and low.endswith(")") and low != "cs(host)":
+                headers.append((index, name[3:-1]))
+        host = at.get("cs-host", at.get("cs(host)"))
+        missing = [what for what, ok in (("time", "time" in at), ("cs-method", "cs-method" in at),
+                                         ("cs-uri-stem or cs-uri", "cs-uri-stem" in at or "cs-uri" in at))
+                   if not ok]
+        unusable = (f"unusable #Fields: the #Fields on line {line} lists no {' and no '.join(missing)}"
+                    if missing else None)
+        return cls(line, len(names), at.get("date"), at.get("time"), at.get("cs-method"), at.get("cs-uri-stem"),
+                   at.get("cs-uri-query"), at.get("cs-uri"), at.get("sc-status"), at.get("sc-bytes"),
+                   at.get("time-taken"), at.get("c-ip"), host, tuple(headers), unusable)
+
+
+class _Reader:
+    def __init__(self, source: str, unit: str) -> None:
+        self.source = source
+        self.unit = unit
+        self.layout: _Layout | None = None
+        self.day: float | None = None  # midnight of the latest #Date, for rows without a date
+        self.last = 0.0  # the latest time given by a row without a date (or by #Date)
+        self.days: dict[str, float | str] = {}
+        self.times: dict[str, float | str] = {}
+
+    def read(self, lines: Iterable[tuple[int, str]]) -> Iterator[Parsed]:
+        for number, text in lines:
+            where = f"{self.source}:{number}"
+            line = text.lstrip("\ufeff")
+            if line[:1] == "#":
+                yield self._directive(line, number, where, text)
+            elif not line.strip():
+                yield BadLine("line is empty", where, text[:TEXT_CUT])
+            else:
+                yield self._row(line, where, text)
+
+    def _directive(self, line: str, number: int, where: str, text: str) -> Parsed:
+        name, _, value = line[1:].partition(":")
+        name = name.strip().lower()
+        if name == "fields":
+            names = value.split()
+            if not names:
+                return BadLine("bad #Fields: the directive lists no fields (expected e.g. "
+                               "'#Fields: date time cs-method cs-uri-stem sc-status')", where, text[:TEXT_CUT])
+            self.layout = _Layout.of(names, number)
+        elif name == "date":
+            parts = value.split()
+            day = self._day(parts[0]) if len(parts) == 2 else None
+            tod = self._time_of_day(parts[1]) if len(parts) == 2 else None
+            if not isinstance(day, float) or not isinstance(tod, float):
+                return BadLine(f"bad #Date: expected '#Date: yyyy-mm-dd hh:mm:ss', found {_show(line)}",
+                               where, text[:TEXT_CUT])
+            self.day, self.last = day, day + tod
+        return Skipped(DIRECTIVE, where)
+
+    def _row(self, line: str, where: str, text: str) -> Parsed:
+        layout = self.layout
+        if layout is None:
+            return BadLine("no #Fields: expected a #Fields directive before the first data row",
+                           where, text[:TEXT_CUT])
+        if '"' in line:
+            values = _split_quoted(line)
+            if isinstance(values, str):
+                return BadLine(values, where, text[:TEXT_CUT])
+        else:
+            values = line.split()
+        if len(values) != layout.count:
+            return BadLine(f"wrong field count: expected {layout.count} fields from the #Fields on line "
+                           f"{layout.line}, found {len(values)}", where, text[:TEXT_CUT])
+        if layout.unusable is not None:
+            return BadLine(layout.unusable, where, text[:TEXT_CUT])
+
+        when = self._when(layout, values)
+        if isinstance(when, str):
+            return BadLine(when, where, text[:TEXT_CUT])
+        status = _number(values, layout.status, "sc-status", 3)
+        if isinstance(status, str):
+            return BadLine(status, where, text[:TEXT_CUT])
+        size = _number(values, layout.bytes, "sc-bytes", 20)
+        if isinstance(size, str):
+            return BadLine(size, where, text[:TEXT_CUT])
+        taken = self._taken(values, layout.taken)
+        if isinstance(taken, str):
+            return BadLine(taken, where, text[:TEXT_CUT])
+
+        method = _value(values, layout.method)
+        if layout.uri is not None and layout.stem is None:
+            uri = _value(values, layout.uri)
+        else:
+            uri = _value(values, layout.stem)
+            query = _value(values, layout.query)
+            if uri is not None and query is not None:
+                uri = f"{uri}?{query}"
+        if method is None or uri is None:
+            return Skipped(EMPTY_REQUEST, where)
+        method = method.upper()
+        found = request_target(method, uri)
+        if isinstance(found, str):
+            return Skipped(found, where)
+        target, uri_host = found
+        headers = []
+        for index, name in layout.headers:
+            value = _value(values, index, spaces=name.lower() != "referer")
+            if value is not None:
+                headers.append((name, value))
+        return LogRecord(when, method, target, where, status, taken, size, _value(values, layout.client),
+                         uri_host or _value(values, layout.host), tuple(headers))
+
+    def _when(self, layout: _Layout, values: list[str]) -> float | str:
+        tod = self._time_of_day(values[layout.time])  # type: ignore[index]
+        if isinstance(tod, str):
+            return tod
+        if layout.date is not None:
+            day = self._day(values[layout.date])
+            return day if isinstance(day, str) else day + tod
+        if self.day is None:
+            return ("no date: the row has a time but the #Fields list no date field and no #Date "
+                    "directive came before it")
+        when = self.day + tod
+        if when < self.last - _HALF_DAY:
+            self.day += 86400.0
+            when += 86400.0
+        self.last = when
+        return when
+
+    def _day(self, text: str) -> float | str:
+        day = self.days.get(text)
+        if day is None:
+            if len(self.days) >= _CACHE_MAX:
+                self.days.clear()
+            day = self.days[text] = _parse_day(text)
+        return day
+
+    def _time_of_day(self, text: str) -> float | str:
+        tod = self.times.get(text)
+        if tod is None:
+            if len(self.times) >= _CACHE_MAX:
+                self.times.clear()
+            tod = self.times[text] = _parse_time_of_day(text)
+        return tod
+
+    def _taken(self, values: list[str], index: int | None) -> float | None | str:
+        text = None if index is None else values[index]
+        if text is None or text == "-":
+            return None
+        if _NUMBER.match(text) is None:
+            return f"bad time-taken: {_show(text)} is not a number (expected milliseconds or '-')"
+        unit = self.unit if self.unit != "auto" else ("s" if "." in text else "ms")
+        return round(float(text) * 1000.0, 3) if unit == "s" else float(text)
+
+
+def _parse_day(text: str) -> float | str:
+    m = _DATE.match(text)
+    if m is None:
+        return f"bad date: {_show(text)} is not a yyyy-mm-dd date"
+    year, month, day = (int(part) for part in m.groups())
+    if not 1 <= month <= 12:
+        return f"bad date: month {month} is out of range (01-12) in {_show(text)}"
+    if not 1 <= day <= calendar.monthrange(year, month)[1]:
+        return f"bad date: day {day} is out of range for {year}-{month:02d} in {_show(text)}"
+    return float(calendar.timegm((year, month, day, 0, 0, 0, 0, 0, 0)))
+
+
+def _parse_time_of_day(text: str) -> float | str:
+    m = _TIME.match(text)
+    if m is None:
+        return f"bad time: {_show(text)} is not a hh:mm:ss time"
+    hour, minute, second, fraction = m.groups()
+    hh, mm, ss = int(hour), int(minute), int(second or 0)
+    if hh > 23 or mm > 59 or ss > 60:
+        return f"bad time: {_show(text)} is not a time of day (00:00:00 to 23:59:59)"
+    seconds = float(hh * 3600 + mm * 60 + ss)
+    return seconds + float(fraction) if fraction and fraction != "." else seconds
+
+
+def _split_quoted(line: str) -> list[str] | str:
+    """Fields separated by whitespace, where a field in quotes may hold spaces ("" is a quote).
+    Quoted fields keep their quotes, so `_value` knows to take them as written."""
+    out: list[str] = []
+    i, n = 0, len(line)
+    while True:
+        while i < n and line[i] in " \t":
+            i += 1
+        if i >= n:
+            return out
+        if line[i] == '"':
+            j = i + 1
+            while True:
+                j = line.find('"', j)
+                if j < 0:
+                    return (f"unterminated quoted field: the '\"' at column {i + 1} is never closed "
+                            f"(expected a closing '\"')")
+                if line[j + 1:j + 2] == '"':
+                    j += 2
+                    continue
+                break
+            out.append(line[i:j + 1])
+            i = j + 1
+        else:
+            j = i
+            while j < n and line[j] not in " \t":
+                j += 1
+            out.append(line[i:j])
+            i = j
+
+
+def _value(values: list[str], index: int | None, *, spaces: bool = False) -> str | None:
+    """The field at `index`, None for `-` or a missing field; quoted fields unquoted as written,
+    "+" read as a space in unquoted ones when `spaces`."""
+    if index is None:
+        return None
+    text = values[index]
+    if text[:1] == '"' and len(text) >= 2 and text[-1:] == '"':
+        return text[1:-1].replace('""', '"') or None
+    if text == "-" or not text:
+        return None
+    return text.replace("+", " ") if spaces else text
+
+
+def _number(values: list[str], index: int | None, name: str, digits: int) -> int | None | str:
+    if index is None:
+        return None
+    text = values[index]
+    if text == "-":
+        return None
+    if text.isascii() and text.isdigit() and len(text) <= digits:
+        return int(text)
+    return f"bad {name}: {_show(text)} is not a number"
+
+
+def _show(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:57] + "...")

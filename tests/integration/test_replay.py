@@ -1,0 +1,142 @@
+"""`esr replay` end to end: logs in several files and formats, replayed against a recording
+server on loopback; exact counts, the order of arrival, the simulated time each request
+carried, redaction, and the replay report."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+pytestmark = pytest.mark.integration
+
+BASE = 1709542800  # 2024-03-04T09:00:00Z
+
+
+def clf_time(t: int) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%d/%b/%Y:%H:%M:%S +0000")
+
+
+def combined(t: int, method: str, target: str, status: int = 200, client: str = "203.0.113.5") -> str:
+    return (f'{client} - - [{clf_time(t)}] "{method} {target} HTTP/1.1" {status} 512 '
+            f'"-" "Mozilla/5.0 (X11; Linux x86_64)"')
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.seen: list[dict[str, str]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.seen.append({"method": request.method, "target": request.raw_path,
+                          "sim_time": request.headers.get("X-ESR-Sim-Time", ""),
+                          "sim": request.headers.get("X-ESR-Sim", "")})
+        status = 500 if request.path.startswith("/broken") else 200
+        return web.Response(status=status, text="ok")
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[tuple[str, Recorder]]:
+    rec = Recorder()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", rec.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+    yield f"http://127.0.0.1:{port}", rec
+    await runner.cleanup()
+
+
+async def esr(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "esr.cli", *args,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+def write_logs(folder: Path) -> list[tuple[int, str]]:
+    """Two files: plain LF with a final newline, and gzip CRLF without one; lines interleave in
+    time, one is out of order within a minute, one is malformed, one is a POST, one is empty."""
+    folder.mkdir()
+    a = [combined(BASE + 0, "GET", "/claims?ssn=123-45-6789"),
+         combined(BASE + 30, "GET", "/claims/1"),
+         combined(BASE + 20, "GET", "/claims/2"),  # written late: out of order by 10 s
+         '203.0.113.5 - - [04/Mar/2024:09:01:00 +0000] "-" 400 0 "-" "-"',  # nothing to replay
+         combined(BASE + 90, "POST", "/claims"),  # a write: skipped without --allow-writes
+         "this is not a log line",
+         combined(BASE + 120, "GET", "/broken/1", status=200)]
+    (folder / "a.log").write_text("\n".join(a) + "\n")
+    b = [combined(BASE + 10, "GET", "/status", client="2001:db8::7"),
+         combined(BASE + 60, "HEAD", "/claims/3"),
+         combined(BASE + 150, "GET", "/claims/4", status=404)]
+    sub = folder / "older"
+    sub.mkdir()
+    with gzip.open(sub / "b.log.gz", "wb") as f:
+        f.write("\r\n".join(b).encode())
+    expected = [(0, "GET /claims?ssn=123-45-6789"), (10, "GET /status"), (20, "GET /claims/2"),
+                (30, "GET /claims/1"), (60, "HEAD /claims/3"), (120, "GET /broken/1"), (150, "GET /claims/4")]
+    return expected
+
+
+async def test_replay_sends_every_request_once_in_log_order_with_its_logged_time(
+        recorder: tuple[str, Recorder], tmp_path: Path) -> None:
+    url, rec = recorder
+    expected = write_logs(tmp_path / "logs")
+    code, out, err = await esr("replay", "--warp", "300", str(tmp_path / "logs"), "--target", url, "--json",
+                               "--assert", "requests == 7", "--redact", "ssn")
+    assert code == 0, err
+    result = json.loads(out)
+    assert [f"{s['method']} {s['target']}" for s in rec.seen] == [
+        f"{m.split()[0]} {m.split()[1].replace('123-45-6789', 'REDACTED')}" for _, m in expected]
+    from datetime import datetime, timezone
+
+    assert [s["sim_time"] for s in rec.seen] == [
+        datetime.fromtimestamp(BASE + dt, timezone.utc).isoformat(timespec="milliseconds") for dt, _ in expected]
+    assert {s["sim"] for s in rec.seen} == {"true"}
+
+    verdict, replay = result["verdict"], result["replay"]
+    assert verdict["verdict"] == "PASS"
+    assert verdict["completeness"]["results_recorded"] == 7 and verdict["completeness"]["complete"] is True
+    assert verdict["summary"]["requests"] == 7 and verdict["summary"]["errors"] == 1  # /broken answers 500 now
+    read = replay["read"]
+    assert read["parsed"] == 8 and read["malformed_total"] == 1
+    assert read["first_malformed"][0]["where"].endswith("a.log:6")
+    assert read["not_selected"] == {"write method (replay with --allow-writes to send it)": 1}
+    assert sum(read["skipped"].values()) == 1
+    assert set(read["files"].values()) == {"clf"}
+    assert replay["plan"]["requests"] == 7 and replay["plan"]["span_s"] == 150.0
+    changed = {(c["endpoint"], c["then"], c["now"]): c["count"] for c in replay["comparison"]["changed"]}
+    assert changed == {("GET /broken/{id}", "2xx", "5xx"): 1, ("GET /claims/{id}", "4xx", "2xx"): 1}
+    assert "123-45-6789" not in Path(result["run_log"]).read_text()  # redacted before anything was stored
+
+
+async def test_dry_run_prints_the_plan_and_sends_nothing(recorder: tuple[str, Recorder], tmp_path: Path) -> None:
+    url, rec = recorder
+    write_logs(tmp_path / "logs")
+    code, out, err = await esr("replay", "--warp", "60", str(tmp_path / "logs"), "--target", url, "--dry-run",
+                               "--allow-writes")
+    assert code == 0, err
+    assert rec.seen == []
+    assert "requests to send: 8" in out
+    assert "(150 s)" in out and "real duration at warp 60: 2.5 s" in out
+    assert "peak real rate: 4 requests/s" in out  # 0, 10, 20, 30 s of log fall in one real second
+    assert "a.log:6" in out
+
+
+async def test_nothing_readable_is_an_error_that_says_why(tmp_path: Path) -> None:
+    (tmp_path / "empty.log").write_text("not a log\nnor this\n")
+    code, out, err = await esr("replay", "--warp", "10", str(tmp_path / "empty.log"), "--format", "clf",
+                               "--target", "http://127.0.0.1:9")
+    assert code == 2
+    assert "nothing to replay" in err
+    assert "malformed" in out
