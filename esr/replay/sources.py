@@ -42,7 +42,7 @@ def readers() -> dict[str, ModuleType]:
     from importlib import import_module
 
     found: dict[str, ModuleType] = {}
-    for name in ("har", "gor", "w3c", "cloudfront", "aws_alb", "aws_elb", "jsonl", "clf"):
+    for name in ("har", "gor", "cloudfront", "w3c", "aws_alb", "aws_elb", "jsonl", "clf"):  # CloudFront before W3C: it is a W3C dialect
         try:
             module = import_module(f"{__package__}.formats.{name}")
         except ImportError:
