@@ -309,6 +309,10 @@ class RunAssembly:
             if done:
                 finals.append(max(done, key=lambda r: r.first_tick))
         whole = fold.merged()
+        not_started = sum(r.arrivals_not_started for r in finals)
+        started = fold.results_recorded if self.started.source == "replay" else whole.journeys_started
+        # every planned arrival either started or was reported as not started: the rest are gaps too
+        not_started = max(not_started, self.started.arrivals_planned - started)
         return RunFinished(  # the run ends when its last shard does
             run_id=self.run_id, seq=0, sim_time=max([fold.last_sim_time, *(r.sim_time for r in finals)]),
             real_time=max([fold.last_real_time, *(r.real_time for r in finals)]),
@@ -319,7 +323,7 @@ class RunAssembly:
             journeys_cut=sum(r.journeys_cut for r in finals),
             requests_abandoned=sum(r.requests_abandoned for r in finals),
             sla_undecided=sum(r.sla_undecided for r in finals),
-            arrivals_not_started=sum(r.arrivals_not_started for r in finals),
+            arrivals_not_started=not_started,
             results_lost=gaps["results_lost"],
             journey_events_lost=gaps["journey_events_lost"],
             shard_reports_missing=gaps["shard_reports_missing"],

@@ -56,6 +56,7 @@ class RunStarted(Event, frozen=True, kw_only=True, tag="run_started"):
     scenario_file: str | None = None
     shards: int = 1  # bot shards in the Kafka runtime: arrival i belongs to shard i % shards
     tick_s: float = 0.5  # Kafka runtime: real seconds of load per clock tick
+    source: str = "scenario"  # or "replay": logged requests, sent to the bots by `esr replay` itself
 
 
 class RequestResult(Event, frozen=True, kw_only=True, tag="result"):

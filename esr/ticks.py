@@ -15,7 +15,19 @@ import msgspec
 from .clock import SimClock
 from .events import RunStarted
 
-__all__ = ["Tick", "run_clock", "shard_of", "tick_count", "tick_for", "tick_window"]
+__all__ = ["PlannedRequest", "Tick", "run_clock", "shard_of", "tick_count", "tick_for", "tick_of", "tick_window"]
+
+
+class PlannedRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A logged request a replay hands to a bot: sent at simulated time `sim` (its log time
+    minus the first request's), numbered `index` in the replay."""
+
+    index: int
+    sim: float
+    method: str
+    target: str
+    headers: list[tuple[str, str]] = []
+    body: str | None = None
 
 
 class Tick(msgspec.Struct, frozen=True, kw_only=True, tag="tick", tag_field="type"):
@@ -30,6 +42,7 @@ class Tick(msgspec.Struct, frozen=True, kw_only=True, tag="tick", tag_field="typ
     last: bool
     run: RunStarted
     aborted: bool = False  # the run was aborted: stop the shard now
+    requests: list[PlannedRequest] | None = None  # a replay's requests for this stretch (esr.requests)
     sim: bool = True
 
 
@@ -51,6 +64,12 @@ def tick_window(started: RunStarted, tick: int) -> tuple[float, float]:
     sim_from = clock.sim_at(real_from) if tick else 0.0
     sim_to = clock.load_end_sim if tick >= last else clock.sim_at((tick + 1) * started.tick_s)  # = next sim_from
     return sim_from, sim_to
+
+
+def tick_of(started: RunStarted, sim: float) -> int:
+    """The tick whose stretch of the load holds simulated time `sim`."""
+    real = run_clock(started).real_at(sim)
+    return min(max(0, int(real / started.tick_s)), tick_count(started) - 1)
 
 
 def tick_for(started: RunStarted, shard: int, tick: int) -> Tick:

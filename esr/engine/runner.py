@@ -72,6 +72,7 @@ class _Active:
     sla_decided: int = 0
     requests: int = 0  # numbers the journey's results: (user, n) is unique in a run
     counts: int = 0
+    began: bool = False  # its task has started (a task cancelled before that never announced it)
     timer: asyncio.TimerHandle | None = None
     task: asyncio.Task | None = None
 
@@ -345,6 +346,7 @@ class Run:
         active.task = self._loop.create_task(self._journey(arrival, journey, active, rng))
 
     async def _journey(self, arrival: Arrival, journey: Any, active: _Active, rng: Any) -> None:
+        active.began = True
         intended = self._t0 + arrival.real
         late_ms = (_now() - intended) * 1000
         self.counts.journeys_started += 1
@@ -437,12 +439,15 @@ class Run:
             real_time=self._epoch(self._loop_at_sim(sim)), user=active.index, name=name, value=value,
             n=active.counts - 1))
 
-    async def send(self, request: PreparedRequest, intended: float | None, user: int, journey: str) -> Reply:
-        """Send one request; latency counts from `intended` (monotonic time), None meaning now."""
+    async def send(self, request: PreparedRequest, intended: float | None, user: int, journey: str,
+                   sim: float | None = None) -> Reply:
+        """Send one request; latency counts from `intended` (monotonic time), None meaning now.
+        `sim` is its simulated time when known exactly (a replayed request's logged time)."""
         sent = _now()
         if intended is None:
             intended = sent
-        sim = self.clock.sim_at(intended - self._t0)
+        if sim is None:
+            sim = self.clock.sim_at(intended - self._t0)
         headers = {RUN_ID: self.run_id, SIM: "true", SIM_TIME: self._sim_iso(sim)}
         if self._stopping:  # the drain ended: this journey is being cut
             raise asyncio.CancelledError
@@ -510,6 +515,10 @@ class Run:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        never = [index for index, a in self._active.items() if not a.began]  # cancelled before they ran
+        for index in never:
+            del self._active[index]
+        self.counts.arrivals_not_started += len(never)
 
     # -- progress -------------------------------------------------------------------------
     def _recent_p95(self, sim: float) -> float | None:

@@ -33,7 +33,9 @@ from ..events import Event, JourneyStarted, RequestResult, RunStarted, ShardRepo
 from ..offsets import OffsetTracker
 from ..scenario import Scenario
 from ..targets import Target
-from ..ticks import Tick, shard_of
+from ..journey import PreparedRequest
+from ..replay.select import endpoint_label
+from ..ticks import PlannedRequest, Tick, shard_of
 
 __all__ = ["BotWorker", "ShardRun"]
 
@@ -74,6 +76,7 @@ class ShardRun(Run):
         self._tasks: list[asyncio.Task] = []
         self._plays: list[asyncio.Task] = []
         self._overdue: dict[int, float] = {}  # user -> ms late, for arrivals re-run after a takeover
+        self.tp: tuple[str, int] | None = None  # the (topic, partition) its ticks come from
 
     # -- life cycle -----------------------------------------------------------------------
     def open(self) -> None:
@@ -230,6 +233,61 @@ class ShardRun(Run):
             arrivals_not_started=c.arrivals_not_started if self.final else 0)
 
 
+class ReplayShardRun(ShardRun):
+    """One shard of a replay on the Kafka runtime: each tick (from `esr.requests`) carries the
+    logged requests to send in its stretch of time, instead of arrivals of a profile."""
+
+    def on_tick(self, tick: Tick) -> None:
+        if tick.requests is None or tick.aborted:
+            super().on_tick(tick)
+            return
+        if tick.tick <= self.last_seen or self.final:
+            return
+        self.last_seen = tick.tick
+        if self.first_tick is None:
+            self.first_tick = tick.tick
+            self.done_upto = tick.tick - 1
+        self._ticks[tick.tick] = _TickTally()
+        self._plays.append(self._loop.create_task(self._play_requests(tick, tick.requests)))
+
+    async def _play_requests(self, tick: Tick, requests: list[PlannedRequest]) -> None:
+        tally = self._ticks[tick.tick]
+        sends = []
+        for planned in requests:
+            at = self._loop_at_sim(planned.sim)
+            now = _now()
+            while now < at:
+                await asyncio.sleep(at - now)
+                now = _now()
+            tally.open += 1
+            self._tick_of[planned.index] = tick.tick
+            sends.append(self._loop.create_task(self._send_planned(planned, at, tally)))
+        tally.open -= 1
+        if tick.last:  # the replay ends when every request sent has its answer (or its timeout)
+            await asyncio.gather(*sends, return_exceptions=True)
+            deadline = _now() + self.scenario.request_timeout + 1.0
+            while any(t.open > 0 for t in self._ticks.values()) and _now() < deadline:
+                await asyncio.sleep(0.01)
+            for t in self._ticks.values():
+                t.open = 0
+            self.final = True
+            self.status = RunStatus.FINISHED
+        self._advance()
+
+    async def _send_planned(self, planned: PlannedRequest, intended: float, tally: _TickTally) -> None:
+        label = endpoint_label(planned.method, planned.target)
+        request = PreparedRequest(planned.method, planned.target, label, "replay",
+                                  headers=dict(planned.headers), body=planned.body)
+        try:
+            await self.send(request, intended, planned.index, "replay", sim=planned.sim)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            tally.open -= 1
+            self._tick_of.pop(planned.index, None)
+            self._advance()
+
+
 class BotWorker:
     """`esr worker bots`: joins the `esr-bots` group on the tick topic and runs owned shards."""
 
@@ -243,10 +301,10 @@ class BotWorker:
         self.shards: dict[tuple[str, int], ShardRun] = {}
         self._finished: set[tuple[str, int]] = set()
         self._offsets = OffsetTracker()
-        self._tick_offsets: dict[tuple[str, int], list[tuple[int, int, int]]] = {}  # -> (tick, partition, offset)
+        self._tick_offsets: dict[tuple[str, int], list[tuple[int, Any, int]]] = {}  # -> (tick, (topic, partition), offset)
         self._reported: dict[tuple[str, int], tuple[int, bool]] = {}
         self._revoked: list[ShardRun] = []
-        self._uncommitted: dict[int, int] = {}  # commits that failed, retried next round
+        self._uncommitted: dict[tuple[str, int], int] = {}  # commits that failed, retried next round
 
     def _publish(self, topic: str, batch: EventBatch) -> None:
         self._produce(self.settings.topic(topic), shard_key(batch.run_id, batch.shard), encode(batch),
@@ -261,16 +319,18 @@ class BotWorker:
                 self.producer.poll(0.05)
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
-        owned = sorted(p.partition for p in partitions)
-        print(f"esr worker bots: {self.worker_id} owns partitions {owned}", file=sys.stderr, flush=True)
+        ticks = sorted(p.partition for p in partitions if p.topic == self.settings.topic("ticks"))
+        requests = sorted(p.partition for p in partitions if p.topic == self.settings.topic("requests"))
+        print(f"esr worker bots: {self.worker_id} owns partitions {ticks} (replay requests: {requests})",
+              file=sys.stderr, flush=True)
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
-        gone = {p.partition for p in partitions}
-        for partition in gone:
-            self._offsets.forget(partition)
-            self._uncommitted.pop(partition, None)
+        gone = {(p.topic, p.partition) for p in partitions}
+        for tp in gone:
+            self._offsets.forget(tp)
+            self._uncommitted.pop(tp, None)
         for key, shard in list(self.shards.items()):
-            if shard.shard % self.settings.partitions in gone:
+            if shard.tp in gone:
                 self._revoked.append(self.shards.pop(key))
                 self._tick_offsets.pop(key, None)
 
@@ -279,7 +339,7 @@ class BotWorker:
         self.consumer = make_consumer(self.settings, self.group, **{
             "partition.assignment.strategy": "roundrobin",
             "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000})
-        self.consumer.subscribe([self.settings.topic("ticks")], on_assign=self._on_assign,
+        self.consumer.subscribe([self.settings.topic("ticks"), self.settings.topic("requests")], on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_revoke)
         last_commit = 0.0
         try:
@@ -303,24 +363,26 @@ class BotWorker:
             self.producer.flush(10)
 
     def _on_message(self, msg: Any) -> None:
-        partition, offset = msg.partition(), msg.offset()
-        self._offsets.add(partition, offset)
+        tp, offset = (msg.topic(), msg.partition()), msg.offset()
+        self._offsets.add(tp, offset)
         tick = decode_tick(msg.value())
         key = (tick.run_id, tick.shard)
         if key in self._finished:
-            self._offsets.done(partition, offset)
+            self._offsets.done(tp, offset)
             return
         shard = self.shards.get(key)
         if shard is None:
             if time.time() > expected_end(tick.run):  # a run long over: nothing to do
-                self._offsets.done(partition, offset)
+                self._offsets.done(tp, offset)
                 return
-            shard = ShardRun(tick.run, tick.shard, f"{self.worker_id}:{next(self._attempts)}", self._publish,
-                             http_client=self.http_client)
+            kind = ReplayShardRun if tick.run.source == "replay" else ShardRun
+            shard = kind(tick.run, tick.shard, f"{self.worker_id}:{next(self._attempts)}", self._publish,
+                         http_client=self.http_client)
+            shard.tp = tp
             shard.open()
             self.shards[key] = shard
         shard.on_tick(tick)
-        self._tick_offsets.setdefault(key, []).append((tick.tick, partition, offset))
+        self._tick_offsets.setdefault(key, []).append((tick.tick, tp, offset))
 
     async def _commit(self) -> None:
         """Report what each shard finished, make sure it reached the broker, then commit."""
@@ -338,8 +400,8 @@ class BotWorker:
                 reported = True
             pending = self._tick_offsets.get(key, [])
             while pending and pending[0][0] <= shard.done_upto:
-                _, partition, offset = pending.pop(0)
-                self._offsets.done(partition, offset)
+                _, tp, offset = pending.pop(0)
+                self._offsets.done(tp, offset)
             if shard.final and not pending:
                 del self.shards[key]
                 self._tick_offsets.pop(key, None)
@@ -352,9 +414,8 @@ class BotWorker:
             return  # the broker did not take the reports: commit later rather than lose them
         from confluent_kafka import TopicPartition
 
-        topic = self.settings.topic("ticks")
         try:
-            self.consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in commits.items()],
+            self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in commits.items()],
                                  asynchronous=False)
             self._uncommitted = {}
         except Exception:  # noqa: BLE001 - e.g. the broker is restarting: the next round retries

@@ -61,7 +61,9 @@ class ClockProducer:
         partition, offset = msg.partition(), msg.offset()
         self._offsets.add(partition, offset)
         event = decode_event(msg.value())
-        if type(event) is RunStarted and event.run_id not in self._runs:
+        if type(event) is RunStarted and event.source == "replay":
+            pass  # `esr replay` sends a replay's ticks itself, with its requests
+        elif type(event) is RunStarted and event.run_id not in self._runs:
             task = loop.create_task(self._tick(event))
             task.add_done_callback(lambda _: self._offsets.done(partition, offset))
             self._runs[event.run_id] = (task, event, 0)

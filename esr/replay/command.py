@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -60,6 +62,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--run-id", help="use this run id")
     p.add_argument("--timeout", type=float, default=10.0, help="per-request timeout in seconds (default 10)")
     p.add_argument("--max-in-flight", type=int, default=10_000, help="cap on concurrent requests")
+    p.add_argument("--kafka", metavar="HOST:PORT", default=os.environ.get("ESR_KAFKA") or None,
+                   help="replay on the Kafka runtime: requests go to esr.requests for the bot workers, the "
+                        "metrics worker judges (env ESR_KAFKA)")
 
 
 def _when(value: str | None, flag: str) -> float | None:
@@ -129,6 +134,8 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
     target = registry.resolve(args.target)
     scenario = replay_scenario(plan, args.assertions)
     second = stream()
+    if args.kafka:
+        return _replay_on_kafka(args, _selected(second, selection, redactor, {}), plan, scenario, target, read)
     run = ReplayRun(_selected(second, selection, redactor, {}), plan, target, scenario=scenario,
                     run_id=args.run_id, timeout=args.timeout, max_in_flight=max(1, args.max_in_flight),
                     http_client=getattr(args, "http_client", "pooled"))
@@ -145,6 +152,45 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
     _print_report(report)
     args.quiet = True
     return _report(verdict, args, str(run.log_path))
+
+
+def _replay_on_kafka(args: argparse.Namespace, records: Iterator[LogRecord], plan: ReplayPlan, scenario: Any,
+                     target: Any, read: dict[str, Any]) -> int:
+    from ..assembly import expected_end
+    from ..bus.kafka import KafkaSettings, ensure_topics
+    from ..cli import _report
+    from ..producers.runs import VerdictWatch, abort_run
+    from ..verdict import Verdict
+    from .kafka import publish_replay
+
+    settings = KafkaSettings.from_env(args.kafka)
+    ensure_topics(settings)
+    watch = VerdictWatch(settings)
+    holder: dict[str, Any] = {}
+    if not args.json:
+        print(f"esr: replaying {plan.requests:,} requests on Kafka at {settings.bootstrap} in {plan.real_s:,.1f} s "
+              f"(warp {plan.warp:g}) to {target.url}", file=sys.stderr)
+    try:
+        started = publish_replay(settings, records, plan, scenario, target, run_id=args.run_id,
+                                 on_started=lambda s: holder.update(started=s))
+        verdict = watch.wait(started.run_id, expected_end(started) - time.time() + 60)
+    except KeyboardInterrupt:
+        if "started" not in holder:
+            raise
+        abort_run(settings, holder["started"], "interrupted (Ctrl-C)")
+        verdict = watch.wait(holder["started"].run_id, 30)
+    finally:
+        watch.close()
+    if verdict is None:
+        raise EsrError(f"no verdict for the replay arrived on {settings.topic('verdicts')}: are `esr worker bots` "
+                       "and `esr worker metrics` running?")
+    report = {"plan": plan.to_dict(), "read": read, "runtime": "kafka"}
+    if args.json:
+        print(json.dumps({"verdict": verdict, "replay": report, "run_log": None}, indent=2))
+        return Verdict.from_dict(verdict).exit_code
+    _print_read(read)
+    args.quiet = True
+    return _report(Verdict.from_dict(verdict), args)
 
 
 def _print_plan(out: dict[str, Any], as_json: bool) -> None:

@@ -33,13 +33,19 @@ from .record import LogRecord
 from .schedule import ReplayPlan
 from .select import endpoint_label
 
-__all__ = ["ReplayComparison", "ReplayRun", "replay_scenario"]
+__all__ = ["ReplayComparison", "ReplayRun", "replay_scenario", "sendable_headers"]
 
 START_LEAD_S = 0.2
 CHANGED_KEPT = 20
 _HOP_BY_HOP = frozenset({"host", "user-agent", "content-length", "connection", "keep-alive", "transfer-encoding", "te",
                          "trailer", "upgrade", "proxy-authorization", "proxy-connection", "expect"})
 _now = time.monotonic
+
+
+def sendable_headers(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """The logged request headers a replay sends again: not hop-by-hop ones, not Host or
+    User-Agent (the sender sets them), not ESR's own sim tags."""
+    return {k: v for k, v in headers if k.lower() not in _HOP_BY_HOP and not k.lower().startswith("x-esr-")}
 
 
 def _status_class(status: int | None) -> str:
@@ -195,7 +201,7 @@ class ReplayRun:
         label = endpoint_label(record.method, record.target)
         headers = {RUN_ID: self.run_id, SIM: "true",
                    SIM_TIME: datetime.fromtimestamp(record.time, timezone.utc).isoformat(timespec="milliseconds")}
-        extra = {k: v for k, v in record.headers if k.lower() not in _HOP_BY_HOP and not k.lower().startswith("x-esr-")}
+        extra = sendable_headers(record.headers)
         body = record.body.decode("utf-8", "replace") if record.body else None
         request = PreparedRequest(record.method, record.target, label, "replay", headers=extra, body=body)
         sent = _now()

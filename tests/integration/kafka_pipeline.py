@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -85,7 +86,8 @@ class Pipeline:
             owned: list[set[int]] = []
             for bot in bots:
                 lines = [ln for ln in bot.text().splitlines() if "owns partitions" in ln]
-                owned.append(set(json.loads(lines[-1].rsplit("owns partitions", 1)[1])) if lines else set())
+                listed = re.search(r"owns partitions (\[[^\]]*\])", lines[-1]) if lines else None
+                owned.append(set(json.loads(listed.group(1))) if listed else set())
             if all(owned) and set().union(*owned) == set(range(self.settings.partitions)):
                 return
             if time.monotonic() > deadline:
