@@ -57,6 +57,7 @@ def add_parser(sub: Any) -> None:
                    help="query parameter or header name, or path template like /citizens/{ssn}, whose values "
                         "are replaced before sending and storing (repeatable)")
     p.add_argument("--assert", dest="assertions", action="append", default=[], help="assertion (repeatable)")
+    p.add_argument("--scenario", help="take the assertions (and derived metrics) from this scenario file too")
     p.add_argument("--dry-run", action="store_true", help="print the plan and what was read; send nothing")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--run-id", help="use this run id")
@@ -132,7 +133,14 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
     if not args.target:
         raise EsrError("no target: pass --target URL (a loopback URL or a registered name)")
     target = registry.resolve(args.target)
-    scenario = replay_scenario(plan, args.assertions)
+    assertions, derived = list(args.assertions), {}
+    if args.scenario:
+        from ..scenario import load_scenario
+
+        source = load_scenario(args.scenario)
+        assertions = list(source.assertions) + assertions
+        derived = dict(source.derived_metrics)
+    scenario = replay_scenario(plan, assertions, derived_metrics=derived)
     second = stream()
     if args.kafka:
         return _replay_on_kafka(args, _selected(second, selection, redactor, {}), plan, scenario, target, read)

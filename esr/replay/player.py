@@ -100,12 +100,14 @@ class ReplayComparison:
         }
 
 
-def replay_scenario(plan: ReplayPlan, assertions: list[str], name: str = "replay") -> Scenario:
+def replay_scenario(plan: ReplayPlan, assertions: list[str], name: str = "replay",
+                    derived_metrics: dict[str, str] | None = None) -> Scenario:
     """The run's scenario as the log records it: the replay's span, warp and assertions."""
     hours = max(plan.span_s, 1.0) / 3600
     rate = max(plan.requests / max(plan.real_s, 1e-3), 0.001)
     return Scenario.from_dict({"name": name, "duration_hours": hours, "time_warp": plan.warp,
-                               "load_profile": [[0, rate]], "assertions": list(assertions)})
+                               "load_profile": [[0, rate]], "assertions": list(assertions),
+                               "derived_metrics": dict(derived_metrics or {})})
 
 
 class ReplayRun:

@@ -140,3 +140,17 @@ async def test_nothing_readable_is_an_error_that_says_why(tmp_path: Path) -> Non
     assert code == 2
     assert "nothing to replay" in err
     assert "malformed" in out
+
+
+async def test_assertions_come_from_a_scenario_file_too(recorder: tuple[str, Recorder], tmp_path: Path) -> None:
+    url, _ = recorder
+    write_logs(tmp_path / "logs")
+    scenario = tmp_path / "rules.json"
+    scenario.write_text(json.dumps({"name": "rules", "duration_hours": 1, "time_warp": 60,
+                                    "load_profile": [[0, 1]], "assertions": ["error_rate < 0.1"]}))
+    code, out, err = await esr("replay", "--warp", "300", str(tmp_path / "logs"), "--target", url, "--json",
+                               "--scenario", str(scenario), "--assert", "requests == 7")
+    verdict = json.loads(out)["verdict"]
+    assert [a["assertion"] for a in verdict["assertions"]] == ["error_rate < 0.1", "requests == 7"]
+    assert [a["holds"] for a in verdict["assertions"]] == [False, True]  # 1 of 7 answered 500 now
+    assert (code, verdict["verdict"]) == (1, "FAIL")
