@@ -1,60 +1,54 @@
 """Pieces the AWS readers share (ALB, Classic ELB, CloudFront); not a reader itself.
 
-Helpers raise `ValueError` with what was wrong; the readers add which field it was.
+ALB and Classic ELB logs differ only in where their fields sit, so one reader serves both, driven
+by a `BalancerLog` layout. Helpers raise `ValueError` with what was wrong; the readers add which
+field it was.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from datetime import date
-from urllib.parse import quote_from_bytes
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from esr.replay.formats._common import (
+    PLAIN_DECIMAL,
+    TOKEN,
+    Unreadable,
+    bad_line,
+    decimal,
+    optional_count,
+    shift,
+    split_absolute,
+    utc_seconds,
+    wire_target,
+)
+from esr.replay.record import LogRecord, Parsed, Skipped
 
 __all__ = [
-    "TEXT_CUT",
-    "WIRE_SAFE",
+    "BalancerLog",
     "host_without_default_port",
     "iso_z_time",
     "majority",
     "method_token",
+    "read_balancer_log",
     "seconds_to_ms",
     "split_fields",
     "split_request_line",
     "strip_port",
     "sum_seconds_to_ms",
-    "utc_seconds",
-    "wire_target",
 ]
 
-TEXT_CUT = 200
-
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _FIELD = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"|([^ ]+)')
 _ESCAPE = re.compile(r"\\(.)")
 _ISO_Z = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z")
-_DECIMAL = re.compile(r"(-?)(\d+)(?:\.(\d+))?")
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_UNSENDABLE = re.compile(r"[^\x21-\x7e]")
-# Everything printable but space and '#' may stand raw in a request target.
-WIRE_SAFE = "".join(chr(c) for c in range(33, 127) if chr(c) != "#")
+_TYPE = re.compile(r"[a-z][a-z0-9]*")
 _DEFAULT_PORTS = {"http": "80", "ws": "80", "https": "443", "wss": "443", "h2": "443", "grpcs": "443"}
 
 
 def split_fields(line: str) -> list[str]:
     """Space-separated fields where `"..."` keeps spaces together; quotes are removed, `\\"` unescaped."""
     return [bare or (_ESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted) for quoted, bare in _FIELD.findall(line)]
-
-
-def utc_seconds(year: int, month: int, day: int, hour: int, minute: int, second: int, frac: str | None) -> float:
-    """Unix seconds of a UTC civil time, exact to the last fractional digit written."""
-    days = date(year, month, day).toordinal() - _EPOCH_ORDINAL  # ValueError names the bad part
-    if hour > 23 or minute > 59 or second > 60:
-        raise ValueError("time of day out of range (hour 00-23, minute 00-59, second 00-60)")
-    whole = days * 86_400 + hour * 3_600 + minute * 60 + second
-    if not frac:
-        return float(whole)
-    scale = 10 ** len(frac)
-    return (whole * scale + int(frac)) / scale
 
 
 def iso_z_time(text: str) -> float:
@@ -69,48 +63,32 @@ def iso_z_time(text: str) -> float:
         raise ValueError(f"{text!r}: {exc}") from None
 
 
-def _decimal(text: str) -> tuple[int, int]:
-    match = _DECIMAL.fullmatch(text)
-    if match is None:
+def _seconds(text: str) -> tuple[int, int]:
+    scaled = decimal(text, PLAIN_DECIMAL)
+    if scaled is None:
         raise ValueError(f"expected a number of seconds like 0.004, got {text[:40]!r}")
-    sign, whole, frac = match.groups()
-    frac = frac or ""
-    number = int(whole + frac)
-    return (-number if sign else number), len(frac)
-
-
-def _to_ms(number: int, places: int) -> float:
-    if places >= 3:
-        return number / 10 ** (places - 3)
-    return float(number * 10 ** (3 - places))
+    return scaled
 
 
 def seconds_to_ms(text: str) -> float:
     """`"0.082"` (seconds, as AWS logs write them) -> 82.0 ms, exactly as written."""
-    number, places = _decimal(text)
-    return _to_ms(number, places)
+    number, places = _seconds(text)
+    return shift(number, 3 - places)
 
 
 def sum_seconds_to_ms(texts: Iterable[str]) -> float | None:
     """The sum of several second counts in ms; None when any is negative (`-1`: no target reached)."""
-    parts = [_decimal(text) for text in texts]
+    parts = [_seconds(text) for text in texts]
     if any(number < 0 for number, _ in parts):
         return None
     places = max(p for _, p in parts)
     total = sum(number * 10 ** (places - p) for number, p in parts)
-    return _to_ms(total, places)
-
-
-def wire_target(target: str) -> str:
-    """Percent-encode what cannot be sent raw (spaces, controls, non-ASCII, undecodable bytes)."""
-    if _UNSENDABLE.search(target) is None:
-        return target
-    return quote_from_bytes(target.encode("utf-8", "surrogateescape"), safe=WIRE_SAFE)
+    return shift(total, 3 - places)
 
 
 def method_token(text: str) -> str:
     """An HTTP method, upper case."""
-    if not _TOKEN.fullmatch(text):
+    if not TOKEN.fullmatch(text):
         raise ValueError(f"{text[:40]!r} is not an HTTP method")
     return text.upper()
 
@@ -176,16 +154,7 @@ def split_request_line(line: str) -> tuple[str, str, str | None] | None:
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise ValueError(f"URL {url[:80]!r} is neither absolute (scheme://host:port/path) nor a path")
-    cut = len(rest)
-    for mark in "/?":
-        at = rest.find(mark)
-        if 0 <= at < cut:
-            cut = at
-    authority, target = rest[:cut], rest[cut:]
-    if not target:
-        target = "/"
-    elif target[0] == "?":
-        target = "/" + target
+    authority, target = split_absolute(rest)
     host = host_without_default_port(authority, scheme) if authority else None
     return method, wire_target(target), host
 
@@ -195,3 +164,105 @@ def majority(head: list[str], pattern: re.Pattern[str]) -> bool:
     lines = [line for line in head if line.strip()]
     hits = sum(1 for line in lines if pattern.match(line))
     return hits > 0 and hits * 2 > len(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class BalancerLog:
+    """Where a load balancer's access log keeps each field a record needs, by position."""
+
+    names: tuple[str, ...]  # the documented field names, for messages
+    layout: str  # the fields before the processing times, for "too few fields"
+    no_request: str  # why a line without a request line is skipped
+    time: int
+    client: int
+    seconds: tuple[int, int, int]  # request, target/backend and response processing times
+    status: int
+    bytes: int
+    request: int
+    user_agent: int
+    kind: int | None = None  # ALB's request type (http, https, h2, ...)
+    creation_time: int | None = None  # ALB's request_creation_time, preferred to `time` when asked
+    domain: int | None = None  # ALB's domain_name (SNI), the host when the URL names none
+
+
+def read_balancer_log(
+    lines: Iterable[tuple[int, str]], source: str, log: BalancerLog, by_creation: bool = False
+) -> Iterator[Parsed]:
+    """A record per ALB or Classic ELB entry laid out as `log` says."""
+    for lineno, text in lines:
+        where = f"{source}:{lineno}"
+        if not text.strip():
+            yield Skipped("blank line", where)
+            continue
+        try:
+            yield _balancer_entry(split_fields(text), where, log, by_creation)
+        except Unreadable as exc:
+            yield bad_line(str(exc), where, text)
+
+
+def _field_error(log: BalancerLog, index: int, message: str) -> Unreadable:
+    return Unreadable(f"field {index + 1} ({log.names[index]}): {message}")
+
+
+def _balancer_entry(fields: list[str], where: str, log: BalancerLog, by_creation: bool) -> Parsed:
+    if len(fields) <= log.request:
+        raise Unreadable(
+            f"too few fields: expected at least {log.request + 1} space-separated fields ({log.layout} "
+            f"3 processing times, 2 status codes, 2 byte counts, \"request\"), got {len(fields)}"
+        )
+    if log.kind is not None and not _TYPE.fullmatch(kind := fields[log.kind]):
+        expected = "a request type like http, https, h2, grpcs, ws or wss"
+        raise _field_error(log, log.kind, f"expected {expected}, got {kind[:40]!r}")
+    time_index = log.time
+    created = log.creation_time
+    if by_creation and created is not None and len(fields) > created and fields[created] != "-":
+        time_index = created
+    try:
+        time = iso_z_time(fields[time_index])
+    except ValueError as exc:
+        raise _field_error(log, time_index, str(exc)) from None
+    try:
+        request = split_request_line(fields[log.request])
+    except ValueError as exc:
+        raise _field_error(log, log.request, str(exc)) from None
+    if request is None:
+        return Skipped(log.no_request, where)
+    method, target, host = request
+    try:
+        duration_ms = sum_seconds_to_ms([fields[index] for index in log.seconds])
+    except ValueError:
+        raise _first_bad_seconds(log, fields) from None
+    status = _optional_int(log, fields, log.status, "an HTTP status code like 200")
+    size = _optional_int(log, fields, log.bytes, "a byte count")
+    if host is None and log.domain is not None and len(fields) > log.domain and fields[log.domain] not in ("", "-"):
+        host = fields[log.domain]
+    user_agent = fields[log.user_agent] if len(fields) > log.user_agent else "-"
+    return LogRecord(
+        time=time,
+        method=method,
+        target=target,
+        source=where,
+        status=status,
+        duration_ms=duration_ms,
+        bytes=size,
+        client=strip_port(fields[log.client]),
+        host=host,
+        headers=(("User-Agent", user_agent),) if user_agent not in ("", "-") else (),
+    )
+
+
+def _first_bad_seconds(log: BalancerLog, fields: list[str]) -> Unreadable:
+    for index in log.seconds:
+        try:
+            seconds_to_ms(fields[index])
+        except ValueError as exc:
+            return _field_error(log, index, str(exc))
+    raise AssertionError("no bad processing time found")
+
+
+def _optional_int(log: BalancerLog, fields: list[str], index: int, expected: str) -> int | None:
+    text = fields[index]
+    try:
+        return optional_count(text)
+    except ValueError:
+        raise _field_error(log, index, f"expected {expected} or '-', got {text[:40]!r}") from None

@@ -43,12 +43,15 @@ import re
 from collections.abc import Iterable, Iterator
 
 from ..record import BadLine, LogRecord, Parsed, Skipped
+from ._common import CACHE_MAX as _CACHE_MAX
+from ._common import COMMON_METHODS, MONTHS, TOKEN, Memo, bad_line, check_choice, check_options, duration_ms
+from ._common import MONTH_NAMES as _MONTH_NAMES
+from ._common import optional_count, show, utc_seconds, valid_time_of_day
 
 __all__ = ["NAME", "REQUEST_TIME_UNITS", "parse", "parse_time", "request_target", "sniff", "split_request"]
 
 NAME = "clf"
 
-TEXT_CUT = 200
 REQUEST_TIME_UNITS = ("auto", "s", "ms", "us")
 
 EMPTY_REQUEST = "empty request line"
@@ -59,10 +62,6 @@ ASTERISK_REQUEST = "'*' request target (server-wide OPTIONS)"
 TIME_SHAPE = "'[day/Mon/year:hh:mm:ss zone]'"
 LINE_SHAPE = "'client ident user [day/Mon/year:hh:mm:ss zone] \"request\" status bytes'"
 
-_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_MONTHS = {name.lower(): number for number, name in enumerate(_MONTH_NAMES, 1)}
-_CACHE_MAX = 1 << 16
-
 _Q = r'"([^"\\]*(?:\\.[^"\\]*)*)"'
 _QX = r'"[^"\\]*(?:\\.[^"\\]*)*"'
 _FAST = re.compile(
@@ -70,12 +69,10 @@ _FAST = re.compile(
     r'(?: ' + _Q + ' ' + _Q + r')?'
     r'(?: (\d+(?:\.\d+)?|-))?'
     r'(?: (?:' + _QX + r'|[^" ]+))*\Z', re.S | re.ASCII)
-_COMMON_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 _TIME = re.compile(r"(\d{1,2})/([^/]*)/(\d{4}):(\d{1,2}):(\d{2}):(\d{2})(\.\d+)?\s+([+-])(\d{2}):?(\d{2})\Z",
                    re.ASCII)
 _NUMBER = re.compile(r"\d+(?:\.\d+)?\Z", re.ASCII)
-_METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 _ABSOLUTE = re.compile(r"(?i:https?)://([^/?#]*)(.*)\Z", re.S)
 _ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|.)", re.S)
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "r": "\r", "t": "\t", "b": "\b", "v": "\v",
@@ -96,19 +93,15 @@ def sniff(head: list[str]) -> bool:
 def parse(lines: Iterable[tuple[int, str]], source: str, *, request_time_unit: str = "auto",
           **options: object) -> Iterator[Parsed]:
     """One `LogRecord`, `Skipped` or `BadLine` per line; see the module docstring for the fields."""
-    if options:
-        raise ValueError(f"unknown option(s) for the {NAME} reader: {', '.join(sorted(options))}; "
-                         f"known: request_time_unit")
-    if request_time_unit not in REQUEST_TIME_UNITS:
-        raise ValueError(f"request_time_unit must be one of {', '.join(REQUEST_TIME_UNITS)}, "
-                         f"not {request_time_unit!r}")
+    check_options(NAME, options, ("request_time_unit",))
+    check_choice("request_time_unit", request_time_unit, REQUEST_TIME_UNITS)
     return _parse(lines, source, request_time_unit)
 
 
 def _parse(lines: Iterable[tuple[int, str]], source: str, unit: str) -> Iterator[Parsed]:
-    cache: dict[str, float | str] = {}
+    cache = Memo(parse_time, _CACHE_MAX)
     fast = _FAST.match
-    common = _COMMON_METHODS
+    common = COMMON_METHODS
     for number, text in lines:
         where = f"{source}:{number}"
         m = fast(text)
@@ -116,11 +109,9 @@ def _parse(lines: Iterable[tuple[int, str]], source: str, unit: str) -> Iterator
             yield _slow(text, where, cache, unit)
             continue
         client, stamp, request, status, size, referer, agent, took = m.groups()
-        when = cache.get(stamp)
-        if when is None:
-            when = _cached_time(cache, stamp)
+        when = cache[stamp]
         if type(when) is str:
-            yield BadLine(when, where, text[:TEXT_CUT])
+            yield bad_line(when, where, text)
             continue
         if "\\" in request:
             request = _unescape(request)
@@ -137,19 +128,12 @@ def _parse(lines: Iterable[tuple[int, str]], source: str, unit: str) -> Iterator
         yield LogRecord(
             when, method, target, where,  # type: ignore[arg-type]
             None if status == "-" else int(status),
-            None if took is None or took == "-" else _duration_ms(took, unit),
+            None if took is None or took == "-" else duration_ms(took, unit, "us"),
             None if size == "-" else int(size),
             None if client == "-" else client,
             host,
             () if agent is None else _headers(referer, agent),
         )
-
-
-def _cached_time(cache: dict[str, float | str], stamp: str) -> float | str:
-    if len(cache) >= _CACHE_MAX:
-        cache.clear()
-    when = cache[stamp] = parse_time(stamp)
-    return when
 
 
 def parse_time(text: str) -> float | str:
@@ -163,36 +147,28 @@ def parse_time(text: str) -> float | str:
                                None, text[21], text[22:24], text[24:26])
     m = _TIME.match(text)
     if m is None:
-        return f"bad time: expected {TIME_SHAPE} time, found {_show('[' + text + ']')}"
+        return f"bad time: expected {TIME_SHAPE} time, found {show('[' + text + ']')}"
     return _time_value(text, *m.groups())
 
 
 def _time_value(text: str, day: str, month: str, year: str, hour: str, minute: str, second: str,
                 fraction: str | None, sign: str, zone_h: str, zone_m: str) -> float | str:
-    mon = _MONTHS.get(month.lower())
+    mon = MONTHS.get(month.lower())
     if mon is None:
-        return f"bad time: month {month!r} is not a month name (Jan, Feb, ... Dec) in {_show(text)}"
+        return f"bad time: month {month!r} is not a month name (Jan, Feb, ... Dec) in {show(text)}"
     y, d, hh, mm, ss = int(year), int(day), int(hour), int(minute), int(second)
+    if y < 1:
+        return f"bad time: year {year} is out of range (0001 to 9999) in {show(text)}"
     if not 1 <= d <= calendar.monthrange(y, mon)[1]:
-        return f"bad time: day {d} is out of range for {_MONTH_NAMES[mon - 1]} {y} in {_show(text)}"
-    if hh > 23 or mm > 59 or ss > 60:
-        return f"bad time: {hour}:{minute}:{second} is not a time of day (00:00:00 to 23:59:59) in {_show(text)}"
+        return f"bad time: day {d} is out of range for {_MONTH_NAMES[mon - 1]} {y} in {show(text)}"
+    if not valid_time_of_day(hh, mm, ss):
+        return f"bad time: {hour}:{minute}:{second} is not a time of day (00:00:00 to 23:59:59) in {show(text)}"
     zh, zm = int(zone_h), int(zone_m)
     if zh > 23 or zm > 59:
-        return f"bad time: zone {sign}{zone_h}{zone_m} is not an offset (-2359 to +2359) in {_show(text)}"
+        return f"bad time: zone {sign}{zone_h}{zone_m} is not an offset (-2359 to +2359) in {show(text)}"
     offset = zh * 3600 + zm * 60
-    seconds = float(calendar.timegm((y, mon, d, hh, mm, ss, 0, 0, 0)) - (offset if sign == "+" else -offset))
+    seconds = utc_seconds(y, mon, d, hh, mm, ss, None, offset if sign == "+" else -offset)
     return seconds + float(fraction) if fraction else seconds
-
-
-def _duration_ms(text: str, unit: str) -> float:
-    if unit == "auto":
-        unit = "s" if "." in text else "us"
-    if unit == "s":
-        return round(float(text) * 1000.0, 3)
-    if unit == "us":
-        return float(text) / 1000.0
-    return float(text)
 
 
 def _headers(referer: str | None, agent: str | None) -> tuple[tuple[str, str], ...]:
@@ -236,7 +212,7 @@ def split_request(request: str) -> tuple[str, str, str | None] | str:
         target = " ".join(parts[1:])
     else:
         return NOT_A_REQUEST
-    if _METHOD.match(parts[0]) is None:
+    if TOKEN.fullmatch(parts[0]) is None:
         return NOT_A_REQUEST
     method = parts[0].upper()
     found = request_target(method, target)
@@ -262,62 +238,53 @@ def request_target(method: str, target: str) -> tuple[str, str | None] | str:
     return (path if path[:1] == "/" else "/" + path), host
 
 
-def _slow(text: str, where: str, cache: dict[str, float | str], unit: str) -> Parsed:
+def _slow(text: str, where: str, cache: Memo, unit: str) -> Parsed:
     """A line the fast expression did not take: variants, or a bad line and why."""
     line = text.strip().lstrip("\ufeff").strip()
     if not line:
-        return BadLine("line is empty", where, text[:TEXT_CUT])
+        return bad_line("line is empty", where, text)
     tokens = _tokens(line)
     if type(tokens) is str:
-        return BadLine(tokens, where, text[:TEXT_CUT])
+        return bad_line(tokens, where, text)
     at = next((k for k, (kind, _) in enumerate(tokens) if kind == "["), -1)  # type: ignore[union-attr]
     if at < 0:
         if len(tokens) < 4:
-            return BadLine(f"too few fields: expected {LINE_SHAPE}, found {len(tokens)} field(s)",
-                           where, text[:TEXT_CUT])
-        return BadLine(f"bad time: expected {TIME_SHAPE} time, found {_show(_shown(tokens[3]))}",  # type: ignore[index]
-                       where, text[:TEXT_CUT])
+            return bad_line(f"too few fields: expected {LINE_SHAPE}, found {len(tokens)} field(s)", where, text)
+        return bad_line(f"bad time: expected {TIME_SHAPE} time, found {show(_shown(tokens[3]))}",  # type: ignore[index]
+                        where, text)
     before, after = tokens[:at], tokens[at + 1:]  # type: ignore[index]
     if len(before) < 3:
         found = " ".join(_shown(t) for t in before)
-        return BadLine(f"bad client: expected 'client ident user' before the time, found {len(before)} "
-                       f"field(s){' ' + _show(found) if found else ''}", where, text[:TEXT_CUT])
-    stamp = tokens[at][1]  # type: ignore[index]
-    when = cache.get(stamp)
-    if when is None:
-        when = _cached_time(cache, stamp)
+        return bad_line(f"bad client: expected 'client ident user' before the time, found {len(before)} "
+                        f"field(s){' ' + show(found) if found else ''}", where, text)
+    when = cache[tokens[at][1]]  # type: ignore[index]
     if type(when) is str:
-        return BadLine(when, where, text[:TEXT_CUT])
+        return bad_line(when, where, text)
     addresses = _addresses(before[:-2])
     if type(addresses) is str:
-        return BadLine(addresses, where, text[:TEXT_CUT])
+        return bad_line(addresses, where, text)
     client, vhost = addresses  # type: ignore[misc]
 
     if not after or after[0][0] != '"':
-        found = _show(_shown(after[0])) if after else "end of line"
-        return BadLine(f"bad request: expected a quoted request line after the time, found {found}",
-                       where, text[:TEXT_CUT])
+        found = show(_shown(after[0])) if after else "end of line"
+        return bad_line(f"bad request: expected a quoted request line after the time, found {found}", where, text)
     if len(after) < 2:
-        return BadLine("bad status: expected a status after the request line, found end of line",
-                       where, text[:TEXT_CUT])
+        return bad_line("bad status: expected a status after the request line, found end of line", where, text)
     status = _count(after[1], 3)
     if type(status) is str:
-        return BadLine(f"bad status: {status} is not a number (expected a 3-digit HTTP status or '-')",
-                       where, text[:TEXT_CUT])
+        return bad_line(f"bad status: {status} is not a number (expected a 3-digit HTTP status or '-')", where, text)
     if len(after) < 3:
-        return BadLine("bad bytes: expected the response size after the status, found end of line",
-                       where, text[:TEXT_CUT])
+        return bad_line("bad bytes: expected the response size after the status, found end of line", where, text)
     size = _count(after[2], 20)
     if type(size) is str:
-        return BadLine(f"bad bytes: {size} is not a number (expected the response size in bytes or '-')",
-                       where, text[:TEXT_CUT])
+        return bad_line(f"bad bytes: {size} is not a number (expected the response size in bytes or '-')", where, text)
     referer = agent = None
     k = 3
     if len(after) >= 5 and after[3][0] == '"' and after[4][0] == '"':
         referer, agent, k = after[3][1], after[4][1], 5
     took = None
     if len(after) > k and after[k][0] == "w" and (after[k][1] == "-" or _NUMBER.match(after[k][1])):
-        took = None if after[k][1] == "-" else _duration_ms(after[k][1], unit)
+        took = None if after[k][1] == "-" else duration_ms(after[k][1], unit, "us")
 
     request = after[0][1]
     split = split_request(_unescape(request) if "\\" in request else request)
@@ -378,7 +345,7 @@ def _addresses(tokens: list[tuple[str, str]]) -> tuple[str | None, str | None] |
         if kind == "w" and first != "-" and "," not in first and not _is_ip(first):
             if _VHOST.match(first) is None:
                 return (f"bad client: expected a virtual host or forwarded-for addresses before the client, "
-                        f"found {_show(first)}")
+                        f"found {show(first)}")
             vhost = _default_port_dropped(first)
             tokens = tokens[1:]
     items = [item for _, text in tokens for item in text.replace(",", " ").split()]
@@ -386,7 +353,7 @@ def _addresses(tokens: list[tuple[str, str]]) -> tuple[str | None, str | None] |
         return "bad client: expected a client address or host name, found an empty field"
     for item in items[:-1]:
         if item != "-" and item.lower() != "unknown" and not _is_address(item):
-            return f"bad client: {_show(item)} in the forwarded-for list is not an address"
+            return f"bad client: {show(item)} in the forwarded-for list is not an address"
     client = items[-1]
     return (None if client == "-" else client), vhost
 
@@ -411,19 +378,17 @@ def _default_port_dropped(vhost: str) -> str:
 
 
 def _count(token: tuple[str, str], digits: int) -> int | None | str:
+    """The value of a status or byte count field, or the field shown for a message."""
     kind, text = token
     if kind == "w":
-        if text == "-":
-            return None
-        if text.isascii() and text.isdigit() and len(text) <= digits:
-            return int(text)
-    return _show(_shown(token))
+        try:
+            return optional_count(text, digits)
+        except ValueError:
+            pass
+    return show(_shown(token))
 
 
 def _shown(token: tuple[str, str]) -> str:
     kind, text = token
     return f'"{text}"' if kind == '"' else f"[{text}]" if kind == "[" else text
 
-
-def _show(text: str) -> str:
-    return repr(text if len(text) <= 60 else text[:57] + "...")

@@ -15,10 +15,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from urllib.parse import quote_from_bytes, unquote, unquote_to_bytes
+from urllib.parse import unquote, unquote_to_bytes
 
-from esr.replay.formats._aws_common import TEXT_CUT, WIRE_SAFE, method_token, seconds_to_ms, utc_seconds
-from esr.replay.record import BadLine, LogRecord, Parsed, Skipped
+from esr.replay.formats._aws_common import majority, method_token, seconds_to_ms
+from esr.replay.formats._common import (
+    Unreadable,
+    bad_line,
+    check_options,
+    optional_count,
+    quote_wire,
+    utc_seconds,
+    valid_time_of_day,
+)
+from esr.replay.record import LogRecord, Parsed, Skipped
 
 __all__ = ["DEFAULT_FIELDS", "NAME", "parse", "sniff"]
 
@@ -37,10 +46,6 @@ _DEFAULT_MIN_COLUMNS = 12  # date .. cs-uri-query: in every CloudFront layout
 _DATE = re.compile(r"(\d{4})-(\d\d)-(\d\d)")
 _TIME = re.compile(r"(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?")
 _DATA = re.compile(r"\d{4}-\d\d-\d\d\t\d\d:\d\d:\d\d\t[^\t]*\t")
-
-
-class _Bad(Exception):
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,16 +103,12 @@ def sniff(head: list[str]) -> bool:
     for line in head:
         if line.startswith("#Fields:") and ("x-edge-location" in line or "x-edge-request-id" in line):
             return True
-    data = [line for line in head if line.strip() and not line.startswith("#")]
-    hits = sum(1 for line in data if _DATA.match(line))
-    return hits > 0 and hits * 2 > len(data)
+    return majority([line for line in head if not line.startswith("#")], _DATA)
 
 
 def parse(lines: Iterable[tuple[int, str]], source: str, **options: object) -> Iterator[Parsed]:
     """Yield a record per CloudFront log line; `#` directives are skipped (and `#Fields` obeyed)."""
-    if options:
-        unknown = ", ".join(sorted(options))
-        raise ValueError(f"unknown option(s) for the {NAME} reader: {unknown}; it takes none")
+    check_options(NAME, options)
     return _parse(lines, source)
 
 
@@ -126,17 +127,17 @@ def _parse(lines: Iterable[tuple[int, str]], source: str) -> Iterator[Parsed]:
                 except ValueError as exc:
                     columns = None
                     unusable = f"{exc} (#Fields at line {lineno})"
-                    yield BadLine(str(exc), where, text[:TEXT_CUT])
+                    yield bad_line(str(exc), where, text)
                     continue
             yield Skipped("W3C directive", where)
             continue
         if columns is None:
-            yield BadLine(f"no usable column list: {unusable}", where, text[:TEXT_CUT])
+            yield bad_line(f"no usable column list: {unusable}", where, text)
             continue
         try:
             yield _entry(text.split("\t"), columns, where)
-        except _Bad as exc:
-            yield BadLine(str(exc), where, text[:TEXT_CUT])
+        except Unreadable as exc:
+            yield bad_line(str(exc), where, text)
 
 
 def _entry(cols: list[str], columns: _Columns, where: str) -> Parsed:
@@ -148,10 +149,10 @@ def _entry(cols: list[str], columns: _Columns, where: str) -> Parsed:
             layout = "date time x-edge-location .. cs-uri-query"
             expected = f"at least {columns.min_columns} tab-separated fields ({layout})"
         hint = "; this line has no tabs (were they turned into spaces?)" if len(cols) == 1 and " " in cols[0] else ""
-        raise _Bad(f"too few fields: expected {expected}, got {len(cols)}{hint}")
+        raise Unreadable(f"too few fields: expected {expected}, got {len(cols)}{hint}")
 
-    def field_error(i: int | None, message: str) -> _Bad:
-        return _Bad(f"field {i + 1} ({columns.names[i]}): {message}" if i is not None else message)
+    def field_error(i: int | None, message: str) -> Unreadable:
+        return Unreadable(f"field {i + 1} ({columns.names[i]}): {message}" if i is not None else message)
 
     def value(i: int | None) -> str | None:
         if i is None or i >= len(cols):
@@ -181,7 +182,7 @@ def _entry(cols: list[str], columns: _Columns, where: str) -> Parsed:
         raise field_error(columns.time, f"expected a UTC time like 21:02:31, got {cols[columns.time][:40]!r}")
     hour, minute, second = (int(part) for part in time_match.group(1, 2, 3))
     frac = time_match.group(4)
-    if hour > 23 or minute > 59 or second > 60:
+    if not valid_time_of_day(hour, minute, second):
         raise field_error(columns.time, f"expected hour 00-23, minute 00-59, second 00-60, got {cols[columns.time]!r}")
     year, month, day = (int(part) for part in date_match.groups())
     try:
@@ -198,9 +199,10 @@ def _entry(cols: list[str], columns: _Columns, where: str) -> Parsed:
     size = None
     size_text = value(columns.bytes)
     if size_text is not None:
-        if not (size_text.isascii() and size_text.isdigit()):
-            raise field_error(columns.bytes, f"expected a byte count, got {size_text[:40]!r}")
-        size = int(size_text)
+        try:
+            size = optional_count(size_text)
+        except ValueError:
+            raise field_error(columns.bytes, f"expected a byte count, got {size_text[:40]!r}") from None
     duration_ms = None
     taken = value(columns.time_taken)
     if taken is not None:
@@ -236,4 +238,4 @@ def _wire(logged: str) -> str:
     """Undo CloudFront's log encoding; re-encode only what cannot stand raw in a request target."""
     if "%" not in logged and logged.isascii() and " " not in logged and "#" not in logged:
         return logged
-    return quote_from_bytes(unquote_to_bytes(logged), safe=WIRE_SAFE)
+    return quote_wire(unquote_to_bytes(logged))

@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from ..record import BadLine, LogRecord, Parsed, Skipped
+from ._common import HOP_BY_HOP, TOKEN, bad_line, end_to_end
 
 __all__ = ["NAME", "SEPARATOR", "WINDOW", "parse", "sniff"]
 
@@ -50,7 +51,6 @@ KEEP_CR = True  # the file reader keeps CR before LF, so bodies come back byte f
 SEPARATOR = "\U0001F435\U0001F648\U0001F649"  # 🐵🙈🙉
 WINDOW = 10_000  # payloads a request waits for its response
 
-TEXT_CUT = 200
 MIN_TIMESTAMP_NS = 10**17  # 1973-03-03: anything smaller is not nanoseconds since 1970
 
 REPLAYED = "replayed response (payload type 3)"
@@ -58,14 +58,8 @@ ORPHAN = "response without its request"
 CONNECT = "CONNECT tunnel"
 ASTERISK = "request for '*' (whole server)"
 
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
-    "te", "trailer", "transfer-encoding", "upgrade",
-})
-
 _META = re.compile(r"[123] \S+ \d+(?: -?\d+)?")
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_REQUEST_LINE = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) (HTTP/\d\.\d)")
+_REQUEST_LINE = re.compile(rf"({TOKEN.pattern}) (\S+) (HTTP/\d\.\d)")
 _STATUS_LINE = re.compile(r"HTTP/\d(?:\.\d)? (\d{3})(?: .*)?")
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
 
@@ -129,35 +123,34 @@ def _read(payload: list[str], where: str) -> _Request | _Response | Skipped | Ba
     meta = payload[0].rstrip("\r")
     fields = meta.split(" ")
     if len(fields) not in (3, 4) or "" in fields:
-        return BadLine(f"bad meta line: expected '<type> <id> <timestamp_ns> [<latency_ns>]' separated by "
-                       f"single spaces, found {meta[:60]!r}", where, meta[:TEXT_CUT])
+        return bad_line(f"bad meta line: expected '<type> <id> <timestamp_ns> [<latency_ns>]' separated by "
+                        f"single spaces, found {meta[:60]!r}", where, meta)
     kind, pid, stamp = fields[:3]
     if kind not in ("1", "2", "3"):
-        return BadLine(f"bad payload type: {kind!r} is not 1 (request), 2 (response) or 3 (replayed response)",
-                       where, meta[:TEXT_CUT])
+        return bad_line(f"bad payload type: {kind!r} is not 1 (request), 2 (response) or 3 (replayed response)",
+                        where, meta)
     if not stamp.isascii() or not stamp.isdigit():
-        return BadLine(f"bad timestamp: {stamp!r} is not a whole number of nanoseconds since 1970",
-                       where, meta[:TEXT_CUT])
+        return bad_line(f"bad timestamp: {stamp!r} is not a whole number of nanoseconds since 1970", where, meta)
     if int(stamp) < MIN_TIMESTAMP_NS:
-        return BadLine(f"bad timestamp: {stamp} is too small for nanoseconds since 1970 "
-                       f"(expected 19 digits, e.g. 1709539201123456789)", where, meta[:TEXT_CUT])
+        return bad_line(f"bad timestamp: {stamp} is too small for nanoseconds since 1970 "
+                        f"(expected 19 digits, e.g. 1709539201123456789)", where, meta)
     latency = fields[3] if len(fields) == 4 else None
     if latency is not None and re.fullmatch(r"-?\d+", latency) is None:
-        return BadLine(f"bad latency: {latency!r} is not a whole number of nanoseconds", where, meta[:TEXT_CUT])
+        return bad_line(f"bad latency: {latency!r} is not a whole number of nanoseconds", where, meta)
     if kind == "3":
         return Skipped(REPLAYED, where)
     if kind == "2":
         first = payload[1].rstrip("\r") if len(payload) > 1 else ""
         match = _STATUS_LINE.fullmatch(first)
         if match is None:
-            return BadLine(f"no status line: expected 'HTTP/1.1 200 OK' after the meta line, found {first[:60]!r}",
-                           where, first[:TEXT_CUT])
+            return bad_line(f"no status line: expected 'HTTP/1.1 200 OK' after the meta line, found {first[:60]!r}",
+                            where, first)
         nanoseconds = int(latency) if latency is not None else -1
         return _Response(pid, int(match[1]), nanoseconds / 1_000_000 if nanoseconds >= 0 else None, where)
     try:
         record = _request(payload, int(stamp) / 1_000_000_000, where)
     except _BadPayload as exc:
-        return BadLine(str(exc), where, exc.text[:TEXT_CUT])
+        return bad_line(str(exc), where, exc.text)
     return record if isinstance(record, Skipped) else _Request(pid, record)
 
 
@@ -186,12 +179,8 @@ def _request(payload: list[str], time: float, where: str) -> LogRecord | Skipped
     if not target.startswith("/"):
         target, host = _absolute(target, line)
     body = _body(headers, rest, raw, line)
-    named = {token.strip().lower() for name, value in headers if name.lower() == "connection"
-             for token in value.split(",")}
-    kept = tuple((name, value) for name, value in headers
-                 if name.lower() not in HOP_BY_HOP and name.lower() not in named)
     return LogRecord(time=time, method=method, target=target, source=where, host=host or None,
-                     headers=kept, body=body)
+                     headers=end_to_end(headers, HOP_BY_HOP), body=body)
 
 
 def _headers(payload: list[str], line: str) -> tuple[list[tuple[str, str]], list[str]]:
@@ -206,7 +195,7 @@ def _headers(payload: list[str], line: str) -> tuple[list[tuple[str, str]], list
             headers[-1] = (name, (value + " " + text.strip(" \t")).strip())
             continue
         name, colon, value = text.partition(":")
-        if not colon or _TOKEN.fullmatch(name.strip()) is None:
+        if not colon or TOKEN.fullmatch(name.strip()) is None:
             raise _BadPayload(f"bad header: {text[:60]!r} is not 'Name: value'", text)
         headers.append((name.strip(), value.strip(" \t")))
     raise _BadPayload("no end of headers: the payload ends before the blank line after the headers "

@@ -31,18 +31,15 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from ..record import BadLine, LogRecord, Parsed
+from ..record import LogRecord, Parsed
+from ._common import HOP_BY_HOP as _HOP_BY_HOP
+from ._common import TEXT_CUT, TOKEN, bad_line, end_to_end, json_kind, show
 
 __all__ = ["NAME", "parse", "sniff"]
 
 NAME = "har"
 
-TEXT_CUT = 200
-
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
-    "te", "trailer", "trailers", "transfer-encoding", "upgrade",
-})
+HOP_BY_HOP = _HOP_BY_HOP | {"trailers"}  # a TE value, dropped too should a capture hold it as a header
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?"
@@ -71,12 +68,12 @@ def parse(lines: Iterable[tuple[int, str]], source: str) -> Iterator[Parsed]:
         document = json.loads(text, strict=False)
     except json.JSONDecodeError as exc:
         at = numbered[exc.lineno - 1] if 0 < exc.lineno <= len(numbered) else (first, "")
-        yield BadLine(f"not a HAR file: not JSON ({exc.msg} at line {at[0]} column {exc.colno})",
-                      f"{source}:{at[0]}", at[1][:TEXT_CUT])
+        yield bad_line(f"not a HAR file: not JSON ({exc.msg} at line {at[0]} column {exc.colno})",
+                       f"{source}:{at[0]}", at[1])
         return
     entries = _entries(document)
     if isinstance(entries, str):
-        yield BadLine(f"not a HAR file: {entries}", f"{source}:{first}", text[:TEXT_CUT])
+        yield bad_line(f"not a HAR file: {entries}", f"{source}:{first}", text)
         return
     records: list[LogRecord] = []
     for number, entry in enumerate(entries, 1):
@@ -84,7 +81,7 @@ def parse(lines: Iterable[tuple[int, str]], source: str) -> Iterator[Parsed]:
         try:
             records.append(_record(entry, where))
         except _BadEntry as exc:
-            yield BadLine(str(exc), where, _summary(entry))
+            yield bad_line(str(exc), where, _summary(entry))
     records.sort(key=lambda record: record.time)
     yield from records
 
@@ -92,7 +89,7 @@ def parse(lines: Iterable[tuple[int, str]], source: str) -> Iterator[Parsed]:
 def _entries(document: Any) -> list[Any] | str:
     """`log.entries`, or what is missing instead."""
     if not isinstance(document, dict):
-        return f"the JSON document is {_kind(document)}, expected an object with a \"log\""
+        return f"the JSON document is {json_kind(document, 'a list')}, expected an object with a \"log\""
     log = document.get("log")
     if not isinstance(log, dict):
         return "no \"log\" object at the top level (is this a HAR export?)"
@@ -104,7 +101,7 @@ def _entries(document: Any) -> list[Any] | str:
 
 def _record(entry: Any, where: str) -> LogRecord:
     if not isinstance(entry, dict):
-        raise _BadEntry(f"bad entry: it is {_kind(entry)}, expected an object")
+        raise _BadEntry(f"bad entry: it is {json_kind(entry, 'a list')}, expected an object")
     request = entry.get("request")
     if not isinstance(request, dict):
         raise _BadEntry("no request: the entry has no \"request\" object")
@@ -112,7 +109,7 @@ def _record(entry: Any, where: str) -> LogRecord:
     if not isinstance(url, str) or not url:
         raise _BadEntry("no request.url: the entry's request has no URL")
     method = request.get("method")
-    if not isinstance(method, str) or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", method):
+    if not isinstance(method, str) or not TOKEN.fullmatch(method):
         raise _BadEntry(f"bad request.method: {method!r} is not an HTTP method")
     time = _time(entry.get("startedDateTime"))
     target, host = _target(url)
@@ -162,8 +159,7 @@ def _target(url: str) -> tuple[str, str | None]:
     """(path?query, host[:port]) of an http(s) URL."""
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme not in ("http", "https"):
-        shown = url if len(url) <= 60 else url[:57] + "..."
-        raise _BadEntry(f"not an http(s) URL: {shown!r} ({scheme or 'no'} scheme) cannot be replayed")
+        raise _BadEntry(f"not an http(s) URL: {show(url)} ({scheme or 'no'} scheme) cannot be replayed")
     try:
         parts = urlsplit(url)
     except ValueError as exc:
@@ -193,10 +189,7 @@ def _headers(value: Any) -> tuple[tuple[str, str], ...]:
             raise _BadEntry(f"bad request.headers: item {index} is not a {{\"name\", \"value\"}} "
                             f"object with string fields")
         pairs.append((item["name"], item["value"]))
-    named = {token.strip().lower() for name, val in pairs if name.lower() == "connection"
-             for token in val.split(",")}
-    return tuple((name, val) for name, val in pairs
-                 if not name.startswith(":") and name.lower() not in HOP_BY_HOP and name.lower() not in named)
+    return end_to_end([(name, val) for name, val in pairs if not name.startswith(":")], HOP_BY_HOP)
 
 
 def _body(post: Any) -> bytes | None:
@@ -246,11 +239,6 @@ def _known(value: Any) -> float | None:
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", type(None): "null",
-            bool: "a boolean"}.get(type(value), "a number")
 
 
 def _summary(entry: Any) -> str:

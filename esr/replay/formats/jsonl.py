@@ -17,35 +17,42 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any, NamedTuple
-from urllib.parse import quote_from_bytes
 
 import orjson
 
-from esr.replay.record import BadLine, LogRecord, Parsed, Skipped
+from esr.replay.formats._common import (
+    COMMON_METHODS,
+    MONTHS,
+    TOKEN,
+    UNSENDABLE,
+    BadTimeOfDay,
+    Unreadable,
+    bad_line,
+    check_options,
+    decimal,
+    json_kind,
+    shift,
+    split_absolute,
+    utc_seconds,
+    wire_target,
+)
+from esr.replay.record import LogRecord, Parsed, Skipped
 
 __all__ = ["NAME", "PRESETS", "FieldMap", "parse", "sniff"]
 
 NAME = "json"
 
-_TEXT_CUT = 200
 _TIME_KEYWORDS = ("auto", "epoch_s", "epoch_ms", "epoch_us", "rfc3339")
 _EPOCH_DIGITS = {"epoch_s": 0, "epoch_ms": 3, "epoch_us": 6}
 _DURATION_UNITS = ("s", "ms", "us", "ns")
 _PATH_FIELDS = ("time", "method", "uri", "path", "query", "status", "duration", "bytes", "client", "host", "headers")
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_COMMON_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
 _RFC3339 = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?(?:([Zz])|([+-])(\d\d):?(\d\d))?"
 )
 _CLF_TIME = re.compile(r"(\d\d)/([A-Za-z]{3})/(\d{4}):(\d\d):(\d\d):(\d\d)(?:\.(\d+))? ([+-])(\d\d)(\d\d)")
-_MONTHS = {name: number for number, name in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
-_UNSENDABLE = re.compile(r"[^\x21-\x7e]")
-_WIRE_SAFE = "".join(chr(c) for c in range(33, 127) if chr(c) != "#")
-_NUMERIC = re.compile(r"([+-]?)(\d+)(?:\.(\d*))?")
 # Caddy writes these as "REDACTED" unless log_credentials is on; replaying the placeholder only earns 401s.
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 _REDACTED = "REDACTED"
@@ -146,10 +153,6 @@ PRESETS: dict[str, FieldMap] = {
 }
 
 
-class _Bad(Exception):
-    """A line that cannot become a record; the message says what was expected."""
-
-
 class _Plan(NamedTuple):
     build: Callable[[dict[str, Any], str], Parsed]
     matches: Callable[[dict[str, Any]], bool]
@@ -180,9 +183,7 @@ def parse(
     **options: object,
 ) -> Iterator[Parsed]:
     """Yield a record per JSON object; `preset="auto"` uses the first preset that fits the first object."""
-    if options:
-        unknown = ", ".join(sorted(options))
-        raise ValueError(f"unknown option(s) for the {NAME} reader: {unknown}; known: preset, field_map")
+    check_options(NAME, options, ("preset", "field_map"))
     if field_map is not None:
         if preset != "auto":
             raise ValueError("give either preset or field_map, not both")
@@ -214,41 +215,27 @@ def _parse(lines: Iterable[tuple[int, str]], source: str, plan: _Plan | None) ->
                 try:
                     obj = loads(text[1:])
                 except decode_error as exc2:
-                    yield BadLine(_decode_reason(exc2, 1), where, text[:_TEXT_CUT])
+                    yield bad_line(_decode_reason(exc2, 1), where, text)
                     continue
             else:
-                yield BadLine(_decode_reason(exc, 0), where, text[:_TEXT_CUT])
+                yield bad_line(_decode_reason(exc, 0), where, text)
                 continue
         if type(obj) is not dict:
-            yield BadLine(f"expected one JSON object per line, got {_kind(obj)}", where, text[:_TEXT_CUT])
+            yield bad_line(f"expected one JSON object per line, got {json_kind(obj)}", where, text)
             continue
         if build is None:
             build = _detect(obj)
             if build is None:
-                yield BadLine(_no_preset_reason(obj), where, text[:_TEXT_CUT])
+                yield bad_line(_no_preset_reason(obj), where, text)
                 continue
         try:
             yield build(obj, where)
-        except _Bad as exc:
-            yield BadLine(str(exc), where, text[:_TEXT_CUT])
+        except Unreadable as exc:
+            yield bad_line(str(exc), where, text)
 
 
-def _decode_reason(exc: orjson.JSONDecodeError, shift: int) -> str:
-    return f"not JSON: {exc.msg} at column {exc.colno + shift}"
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, dict):
-        return "an object"
-    return "a number"
+def _decode_reason(exc: orjson.JSONDecodeError, offset: int) -> str:
+    return f"not JSON: {exc.msg} at column {exc.colno + offset}"
 
 
 def _detect(obj: dict[str, Any]) -> Callable[[dict[str, Any], str], Parsed] | None:
@@ -338,8 +325,8 @@ def _compile(fm: FieldMap, label: str) -> _Plan:
     target_spec = fm.uri if fm.uri is not None else fm.path
     assert target_spec is not None
 
-    def missing(what: str, spec: str) -> _Bad:
-        return _Bad(
+    def missing(what: str, spec: str) -> Unreadable:
+        return Unreadable(
             f"no {what} at '{spec}' in this object; {label} reads it from there. Pick another preset or a field_map"
         )
 
@@ -355,7 +342,9 @@ def _compile(fm: FieldMap, label: str) -> _Plan:
             if raw_target is None:
                 raise missing("uri", target_spec)
             if type(raw_target) is not str:
-                raise _Bad(f"uri at '{target_spec}' is {_kind(raw_target)}, expected a string like '/claims?id=3'")
+                raise Unreadable(
+                    f"uri at '{target_spec}' is {json_kind(raw_target)}, expected a string like '/claims?id=3'"
+                )
             query = None
         else:
             assert get_path is not None
@@ -363,15 +352,17 @@ def _compile(fm: FieldMap, label: str) -> _Plan:
             if raw_target is None:
                 raise missing("path", target_spec)
             if type(raw_target) is not str:
-                raise _Bad(f"path at '{target_spec}' is {_kind(raw_target)}, expected a string like '/claims'")
+                raise Unreadable(
+                    f"path at '{target_spec}' is {json_kind(raw_target)}, expected a string like '/claims'"
+                )
             query = get_query(obj) if get_query is not None else None
         if type(method) is not str:
-            raise _Bad(f"method at '{fm.method}' is {_kind(method)}, expected a string like 'GET'")
+            raise Unreadable(f"method at '{fm.method}' is {json_kind(method)}, expected a string like 'GET'")
         if raw_target in ("", "-"):
             if method in ("", "-"):
                 return Skipped("empty request (no method, no uri)", where)
             return Skipped("empty request uri", where)
-        if method not in _COMMON_METHODS:
+        if method not in COMMON_METHODS:
             method = _method(method, fm.method)
         if raw_target[0] == "/":
             target = raw_target
@@ -380,7 +371,7 @@ def _compile(fm: FieldMap, label: str) -> _Plan:
             target, uri_host = _absolute(raw_target, target_spec)
         if query is not None:
             target = _with_query(target, query, fm.query or "")
-        if _UNSENDABLE.search(target) is not None:
+        if UNSENDABLE.search(target) is not None:
             target = _wire(target)
         time = to_time(raw_time)
 
@@ -431,9 +422,9 @@ def _compile(fm: FieldMap, label: str) -> _Plan:
 def _method(value: str, spec: str) -> str:
     stripped = value.strip()
     if not stripped:
-        raise _Bad(f"method at '{spec}' is empty while the uri is not: expected an HTTP method like 'GET'")
-    if not _TOKEN.fullmatch(stripped):
-        raise _Bad(
+        raise Unreadable(f"method at '{spec}' is empty while the uri is not: expected an HTTP method like 'GET'")
+    if not TOKEN.fullmatch(stripped):
+        raise Unreadable(
             f"method at '{spec}' is not an HTTP method: got {value[:40]!r}; expected letters and digits, no spaces"
         )
     return stripped.upper()
@@ -443,31 +434,24 @@ def _absolute(uri: str, spec: str) -> tuple[str, str | None]:
     """Absolute-form targets (`http://host/x`, as proxies log them) become path plus host."""
     scheme, sep, rest = uri.partition("://")
     if not sep or scheme.lower() not in ("http", "https", "ws", "wss"):
-        raise _Bad(f"uri at '{spec}' is not a path: got {uri[:80]!r}; expected it to start with '/' (or http(s)://)")
-    cut = len(rest)
-    for mark in "/?":
-        at = rest.find(mark)
-        if 0 <= at < cut:
-            cut = at
-    authority, target = rest[:cut], rest[cut:]
-    if not target:
-        target = "/"
-    elif target[0] == "?":
-        target = "/" + target
+        raise Unreadable(
+            f"uri at '{spec}' is not a path: got {uri[:80]!r}; expected it to start with '/' (or http(s)://)"
+        )
+    authority, target = split_absolute(rest)
     return target, authority or None
 
 
 def _wire(target: str) -> str:
     """Percent-encode what cannot be sent raw: spaces, controls, non-ASCII (as UTF-8)."""
     try:
-        return quote_from_bytes(target.encode("utf-8", "surrogateescape"), safe=_WIRE_SAFE)
+        return wire_target(target)
     except UnicodeEncodeError:
-        raise _Bad(f"target is not text: got {target[:80]!r}; expected a path in UTF-8") from None
+        raise Unreadable(f"target is not text: got {target[:80]!r}; expected a path in UTF-8") from None
 
 
 def _with_query(path: str, query: Any, spec: str) -> str:
     if type(query) is not str:
-        raise _Bad(f"query at '{spec}' is {_kind(query)}, expected a string like 'id=3'")
+        raise Unreadable(f"query at '{spec}' is {json_kind(query)}, expected a string like 'id=3'")
     if query.startswith("?"):
         query = query[1:]
     if not query or query == "-":
@@ -488,7 +472,7 @@ def _status(value: Any, spec: str) -> int | None:
         return int(value)
     elif type(value) is int and 0 <= value <= 999:
         return value
-    raise _Bad(f"status at '{spec}' is not a number: got {value!r}; expected an HTTP status like 200")
+    raise Unreadable(f"status at '{spec}' is not a number: got {value!r}; expected an HTTP status like 200")
 
 
 def _count(value: Any, spec: str) -> int | None:
@@ -500,14 +484,14 @@ def _count(value: Any, spec: str) -> int | None:
             return int(text)
     elif type(value) is float and value.is_integer() and value >= 0:
         return int(value)
-    raise _Bad(f"bytes at '{spec}' is not a byte count: got {value!r}; expected a whole number >= 0")
+    raise Unreadable(f"bytes at '{spec}' is not a byte count: got {value!r}; expected a whole number >= 0")
 
 
 def _text(value: Any, what: str, spec: str | None) -> str | None:
     if value is None:
         return None
     if type(value) is not str:
-        raise _Bad(f"{what} at '{spec}' is {_kind(value)}, expected a string")
+        raise Unreadable(f"{what} at '{spec}' is {json_kind(value)}, expected a string")
     if value in ("", "-"):
         return None
     return value
@@ -515,8 +499,8 @@ def _text(value: Any, what: str, spec: str | None) -> str | None:
 
 def _headers(value: Any, spec: str) -> tuple[tuple[str, str], ...]:
     if type(value) is not dict:
-        raise _Bad(
-            f"headers at '{spec}' is {_kind(value)}, expected an object of header name to string or list of strings"
+        raise Unreadable(
+            f"headers at '{spec}' is {json_kind(value)}, expected an object of header name to string or list of strings"
         )
     pairs: list[tuple[str, str]] = []
     append = pairs.append
@@ -525,7 +509,9 @@ def _headers(value: Any, spec: str) -> tuple[tuple[str, str], ...]:
             values = [values]
         for item in values:
             if type(item) is not str:
-                raise _Bad(f"header {name!r} at '{spec}' is {_kind(item)}, expected a string or a list of strings")
+                raise Unreadable(
+                    f"header {name!r} at '{spec}' is {json_kind(item)}, expected a string or a list of strings"
+                )
             if item == _REDACTED and name.lower() in _CREDENTIAL_HEADERS:
                 continue
             append((name, item))
@@ -541,53 +527,35 @@ def _header_host(headers: tuple[tuple[str, str], ...]) -> str | None:
 
 # -- durations ---------------------------------------------------------------------------------
 def _duration_converter(unit: str) -> Callable[[Any, str], float | None]:
-    shift = {"s": 3, "ms": 0, "us": -3, "ns": -6}[unit]
+    power = {"s": 3, "ms": 0, "us": -3, "ns": -6}[unit]
 
     def to_ms(value: Any, spec: str) -> float | None:
         kind = type(value)
         if kind is float or kind is int:
             if value < 0:
-                raise _Bad(f"duration at '{spec}' is negative: got {value!r}; expected a time in {unit} >= 0")
-            if shift == 0:
+                raise Unreadable(f"duration at '{spec}' is negative: got {value!r}; expected a time in {unit} >= 0")
+            if power == 0:
                 return float(value)
-            if shift > 0:
-                ms = value * 10**shift
+            if power > 0:
+                ms = value * 10**power
                 return float(ms) if kind is int else round(ms, 6)
-            return value / 10**-shift
+            return value / 10**-power
         if kind is str:
             text = value.strip()
             if text in ("", "-"):
                 return None
-            scaled = _decimal(text)
+            scaled = decimal(text)
             if scaled is not None:
                 number, digits = scaled
                 if number < 0:
-                    raise _Bad(f"duration at '{spec}' is negative: got {value!r}; expected a time in {unit} >= 0")
-                return _shift(number, shift - digits)
-        raise _Bad(f"duration at '{spec}' is not a number: got {value!r}; expected a time in {unit}")
+                    raise Unreadable(f"duration at '{spec}' is negative: got {value!r}; expected a time in {unit} >= 0")
+                return shift(number, power - digits)
+        raise Unreadable(f"duration at '{spec}' is not a number: got {value!r}; expected a time in {unit}")
 
     return to_ms
 
 
 _DURATION_CONVERTERS = {unit: _duration_converter(unit) for unit in _DURATION_UNITS}
-
-
-def _decimal(text: str) -> tuple[int, int] | None:
-    """`"-12.345"` -> (-12345, 3): the exact value as an integer and its decimal places."""
-    match = _NUMERIC.fullmatch(text)
-    if match is None:
-        return None
-    sign, whole, frac = match.groups()
-    frac = frac or ""
-    number = int(whole + frac)
-    return (-number if sign == "-" else number), len(frac)
-
-
-def _shift(number: int, exponent: int) -> float:
-    """number * 10**exponent, correctly rounded to a float."""
-    if exponent >= 0:
-        return float(number * 10**exponent)
-    return number / 10**-exponent
 
 
 # -- times -------------------------------------------------------------------------------------
@@ -602,9 +570,9 @@ def _time_converter(time_format: str, spec: str) -> Callable[[Any], float]:
     return lambda value: _strptime(value, time_format, spec)
 
 
-def _bad_time(value: Any, spec: str, problem: str, detail: str = "") -> _Bad:
+def _bad_time(value: Any, spec: str, problem: str, detail: str = "") -> Unreadable:
     shown = repr(value) if not isinstance(value, str) else repr(value[:60])
-    return _Bad(f"time at '{spec}' {problem}: got {shown}" + (f"; {detail}" if detail else ""))
+    return Unreadable(f"time at '{spec}' {problem}: got {shown}" + (f"; {detail}" if detail else ""))
 
 
 def _auto_time(value: Any, spec: str) -> float:
@@ -624,12 +592,12 @@ def _auto_time(value: Any, spec: str) -> float:
         return value / 10**digits
     if kind is str:
         text = value.strip()
-        scaled = _decimal(text)
+        scaled = decimal(text)
         if scaled is not None:
             number, places = scaled
             magnitude = abs(number) // 10**places
             digits = 6 if magnitude > 10**14 else 3 if magnitude > 10**11 else 0
-            return _shift(number, -places - digits)
+            return shift(number, -places - digits)
         if _RFC3339.fullmatch(text):
             return _rfc3339(text, spec, need_offset=False)
         if _CLF_TIME.fullmatch(text):
@@ -650,10 +618,10 @@ def _epoch(value: Any, digits: int, spec: str, time_format: str) -> float:
     if kind is float and value == value and abs(value) != float("inf"):
         return value / 10**digits if digits else value
     if kind is str:
-        scaled = _decimal(value.strip())
+        scaled = decimal(value.strip())
         if scaled is not None:
             number, places = scaled
-            return _shift(number, -places - digits)
+            return shift(number, -places - digits)
     raise _bad_time(value, spec, f"is not a number ({time_format})")
 
 
@@ -683,7 +651,7 @@ def _clf_time(text: str, spec: str) -> float:
     match = _CLF_TIME.fullmatch(text)
     assert match is not None
     day, month_name, year, hour, minute, second, frac, sign, off_h, off_m = match.groups()
-    month = _MONTHS.get(month_name.lower())
+    month = MONTHS.get(month_name.lower())
     if month is None:
         raise _bad_time(text, spec, "has an unknown month name", "expected Jan to Dec")
     offset = (int(off_h) * 60 + int(off_m)) * 60
@@ -705,18 +673,13 @@ def _utc(
     offset: int,
 ) -> float:
     try:
-        days = date(year, month, day).toordinal() - _EPOCH_ORDINAL
-    except ValueError as exc:
-        raise _bad_time(value, spec, "is not a valid date", str(exc)) from None
-    if hour > 23 or minute > 59 or second > 60:
+        return utc_seconds(year, month, day, hour, minute, second, frac, offset)
+    except BadTimeOfDay:
         raise _bad_time(
             value, spec, "is not a valid time of day", "expected hour 00-23, minute 00-59, second 00-60"
-        )
-    whole = days * 86_400 + hour * 3_600 + minute * 60 + second - offset
-    if not frac:
-        return float(whole)
-    scale = 10 ** len(frac)
-    return (whole * scale + int(frac)) / scale
+        ) from None
+    except ValueError as exc:
+        raise _bad_time(value, spec, "is not a valid date", str(exc)) from None
 
 
 def _strptime(value: Any, pattern: str, spec: str) -> float:

@@ -32,14 +32,15 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ..record import BadLine, LogRecord, Parsed, Skipped
+from ..record import LogRecord, Parsed, Skipped
+from ._common import Memo, bad_line, check_choice, check_options, duration_ms, optional_count, show, utc_seconds
+from ._common import valid_time_of_day
 from .clf import EMPTY_REQUEST, request_target
 
 __all__ = ["NAME", "TIME_TAKEN_UNITS", "parse", "sniff"]
 
 NAME = "w3c"
 
-TEXT_CUT = 200
 TIME_TAKEN_UNITS = ("auto", "ms", "s")
 DIRECTIVE = "W3C directive"
 
@@ -47,7 +48,6 @@ _DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})\Z", re.ASCII)
 _TIME = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2})(\.\d*)?)?\Z", re.ASCII)
 _NUMBER = re.compile(r"\d+(?:\.\d*)?\Z", re.ASCII)
 _DIRECTIVES = ("#software:", "#version:", "#fields:")
-_CACHE_MAX = 1 << 16
 _HALF_DAY = 43200.0
 
 
@@ -59,12 +59,8 @@ def sniff(head: list[str]) -> bool:
 def parse(lines: Iterable[tuple[int, str]], source: str, *, time_taken_unit: str = "auto",
           **options: object) -> Iterator[Parsed]:
     """One `LogRecord`, `Skipped` or `BadLine` per line; see the module docstring for the fields."""
-    if options:
-        raise ValueError(f"unknown option(s) for the {NAME} reader: {', '.join(sorted(options))}; "
-                         f"known: time_taken_unit")
-    if time_taken_unit not in TIME_TAKEN_UNITS:
-        raise ValueError(f"time_taken_unit must be one of {', '.join(TIME_TAKEN_UNITS)}, "
-                         f"not {time_taken_unit!r}")
+    check_options(NAME, options, ("time_taken_unit",))
+    check_choice("time_taken_unit", time_taken_unit, TIME_TAKEN_UNITS)
     return _Reader(source, time_taken_unit).read(lines)
 
 
@@ -115,8 +111,8 @@ class _Reader:
         self.layout: _Layout | None = None
         self.day: float | None = None  # midnight of the latest #Date, for rows without a date
         self.last = 0.0  # the latest time given by a row without a date (or by #Date)
-        self.days: dict[str, float | str] = {}
-        self.times: dict[str, float | str] = {}
+        self.days = Memo(_parse_day)
+        self.times = Memo(_parse_time_of_day)
 
     def read(self, lines: Iterable[tuple[int, str]]) -> Iterator[Parsed]:
         for number, text in lines:
@@ -125,7 +121,7 @@ class _Reader:
             if line[:1] == "#":
                 yield self._directive(line, number, where, text)
             elif not line.strip():
-                yield BadLine("line is empty", where, text[:TEXT_CUT])
+                yield bad_line("line is empty", where, text)
             else:
                 yield self._row(line, where, text)
 
@@ -135,48 +131,46 @@ class _Reader:
         if name == "fields":
             names = value.split()
             if not names:
-                return BadLine("bad #Fields: the directive lists no fields (expected e.g. "
-                               "'#Fields: date time cs-method cs-uri-stem sc-status')", where, text[:TEXT_CUT])
+                return bad_line("bad #Fields: the directive lists no fields (expected e.g. "
+                                "'#Fields: date time cs-method cs-uri-stem sc-status')", where, text)
             self.layout = _Layout.of(names, number)
         elif name == "date":
             parts = value.split()
-            day = self._day(parts[0]) if len(parts) == 2 else None
-            tod = self._time_of_day(parts[1]) if len(parts) == 2 else None
+            day = self.days[parts[0]] if len(parts) == 2 else None
+            tod = self.times[parts[1]] if len(parts) == 2 else None
             if not isinstance(day, float) or not isinstance(tod, float):
-                return BadLine(f"bad #Date: expected '#Date: yyyy-mm-dd hh:mm:ss', found {_show(line)}",
-                               where, text[:TEXT_CUT])
+                return bad_line(f"bad #Date: expected '#Date: yyyy-mm-dd hh:mm:ss', found {show(line)}", where, text)
             self.day, self.last = day, day + tod
         return Skipped(DIRECTIVE, where)
 
     def _row(self, line: str, where: str, text: str) -> Parsed:
         layout = self.layout
         if layout is None:
-            return BadLine("no #Fields: expected a #Fields directive before the first data row",
-                           where, text[:TEXT_CUT])
+            return bad_line("no #Fields: expected a #Fields directive before the first data row", where, text)
         if '"' in line:
             values = _split_quoted(line)
             if isinstance(values, str):
-                return BadLine(values, where, text[:TEXT_CUT])
+                return bad_line(values, where, text)
         else:
             values = line.split()
         if len(values) != layout.count:
-            return BadLine(f"wrong field count: expected {layout.count} fields from the #Fields on line "
-                           f"{layout.line}, found {len(values)}", where, text[:TEXT_CUT])
+            return bad_line(f"wrong field count: expected {layout.count} fields from the #Fields on line "
+                            f"{layout.line}, found {len(values)}", where, text)
         if layout.unusable is not None:
-            return BadLine(layout.unusable, where, text[:TEXT_CUT])
+            return bad_line(layout.unusable, where, text)
 
         when = self._when(layout, values)
         if isinstance(when, str):
-            return BadLine(when, where, text[:TEXT_CUT])
+            return bad_line(when, where, text)
         status = _number(values, layout.status, "sc-status", 3)
         if isinstance(status, str):
-            return BadLine(status, where, text[:TEXT_CUT])
+            return bad_line(status, where, text)
         size = _number(values, layout.bytes, "sc-bytes", 20)
         if isinstance(size, str):
-            return BadLine(size, where, text[:TEXT_CUT])
+            return bad_line(size, where, text)
         taken = self._taken(values, layout.taken)
         if isinstance(taken, str):
-            return BadLine(taken, where, text[:TEXT_CUT])
+            return bad_line(taken, where, text)
 
         method = _value(values, layout.method)
         if layout.uri is not None and layout.stem is None:
@@ -202,11 +196,11 @@ class _Reader:
                          uri_host or _value(values, layout.host), tuple(headers))
 
     def _when(self, layout: _Layout, values: list[str]) -> float | str:
-        tod = self._time_of_day(values[layout.time])  # type: ignore[index]
+        tod = self.times[values[layout.time]]  # type: ignore[index]
         if isinstance(tod, str):
             return tod
         if layout.date is not None:
-            day = self._day(values[layout.date])
+            day = self.days[values[layout.date]]
             return day if isinstance(day, str) else day + tod
         if self.day is None:
             return ("no date: the row has a time but the #Fields list no date field and no #Date "
@@ -218,52 +212,37 @@ class _Reader:
         self.last = when
         return when
 
-    def _day(self, text: str) -> float | str:
-        day = self.days.get(text)
-        if day is None:
-            if len(self.days) >= _CACHE_MAX:
-                self.days.clear()
-            day = self.days[text] = _parse_day(text)
-        return day
-
-    def _time_of_day(self, text: str) -> float | str:
-        tod = self.times.get(text)
-        if tod is None:
-            if len(self.times) >= _CACHE_MAX:
-                self.times.clear()
-            tod = self.times[text] = _parse_time_of_day(text)
-        return tod
-
     def _taken(self, values: list[str], index: int | None) -> float | None | str:
         text = None if index is None else values[index]
         if text is None or text == "-":
             return None
         if _NUMBER.match(text) is None:
-            return f"bad time-taken: {_show(text)} is not a number (expected milliseconds or '-')"
-        unit = self.unit if self.unit != "auto" else ("s" if "." in text else "ms")
-        return round(float(text) * 1000.0, 3) if unit == "s" else float(text)
+            return f"bad time-taken: {show(text)} is not a number (expected milliseconds or '-')"
+        return duration_ms(text, self.unit, "ms")
 
 
 def _parse_day(text: str) -> float | str:
     m = _DATE.match(text)
     if m is None:
-        return f"bad date: {_show(text)} is not a yyyy-mm-dd date"
+        return f"bad date: {show(text)} is not a yyyy-mm-dd date"
     year, month, day = (int(part) for part in m.groups())
+    if year < 1:
+        return f"bad date: year {year:04d} is out of range (0001 to 9999) in {show(text)}"
     if not 1 <= month <= 12:
-        return f"bad date: month {month} is out of range (01-12) in {_show(text)}"
+        return f"bad date: month {month} is out of range (01-12) in {show(text)}"
     if not 1 <= day <= calendar.monthrange(year, month)[1]:
-        return f"bad date: day {day} is out of range for {year}-{month:02d} in {_show(text)}"
-    return float(calendar.timegm((year, month, day, 0, 0, 0, 0, 0, 0)))
+        return f"bad date: day {day} is out of range for {year}-{month:02d} in {show(text)}"
+    return utc_seconds(year, month, day, 0, 0, 0)
 
 
 def _parse_time_of_day(text: str) -> float | str:
     m = _TIME.match(text)
     if m is None:
-        return f"bad time: {_show(text)} is not a hh:mm:ss time"
+        return f"bad time: {show(text)} is not a hh:mm:ss time"
     hour, minute, second, fraction = m.groups()
     hh, mm, ss = int(hour), int(minute), int(second or 0)
-    if hh > 23 or mm > 59 or ss > 60:
-        return f"bad time: {_show(text)} is not a time of day (00:00:00 to 23:59:59)"
+    if not valid_time_of_day(hh, mm, ss):
+        return f"bad time: {show(text)} is not a time of day (00:00:00 to 23:59:59)"
     seconds = float(hh * 3600 + mm * 60 + ss)
     return seconds + float(fraction) if fraction and fraction != "." else seconds
 
@@ -316,12 +295,7 @@ def _number(values: list[str], index: int | None, name: str, digits: int) -> int
     if index is None:
         return None
     text = values[index]
-    if text == "-":
-        return None
-    if text.isascii() and text.isdigit() and len(text) <= digits:
-        return int(text)
-    return f"bad {name}: {_show(text)} is not a number"
-
-
-def _show(text: str) -> str:
-    return repr(text if len(text) <= 60 else text[:57] + "...")
+    try:
+        return optional_count(text, digits)
+    except ValueError:
+        return f"bad {name}: {show(text)} is not a number"

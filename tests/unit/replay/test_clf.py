@@ -582,3 +582,14 @@ def test_any_text_gives_one_result_per_line_and_never_raises(texts: list[str]) -
             assert item.target.startswith("/") and item.method == item.method.upper()
         if type(item) is BadLine:
             assert item.text == text[:200] and ": " in item.reason or item.reason == "line is empty"
+
+
+def test_year_zero_is_a_bad_line_not_a_crash() -> None:
+    from esr.replay.formats import clf, w3c
+
+    out = list(clf.parse([(1, '1.2.3.4 - - [10/Oct/0000:13:55:36 -0700] "GET / HTTP/1.0" 200 1')], "f"))
+    assert len(out) == 1 and out[0].reason.startswith("bad time: year 0000 is out of range")
+    out = list(w3c.parse([(1, "#Fields: date time cs-method cs-uri-stem sc-status"),
+                          (2, "0000-03-04 09:00:00 GET / 200")], "f"))
+    assert [type(o).__name__ for o in out] == ["Skipped", "BadLine"]
+    assert out[1].reason.startswith("bad date: year 0000 is out of range")
