@@ -424,14 +424,6 @@ class BotWorker:
 
 def run_bots(settings: KafkaSettings, *, http_client: str = "pooled") -> None:
     """Serve until SIGINT or SIGTERM (then leave the group, so shards move at once)."""
-    import signal
+    from . import serve_until_stopped
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await BotWorker(settings, http_client=http_client).serve(stop)
-
-    asyncio.run(main())
-
+    serve_until_stopped(BotWorker(settings, http_client=http_client).serve)

@@ -103,13 +103,6 @@ class ClockProducer:
 
 
 def run_clock_worker(settings: KafkaSettings) -> None:
-    import signal
+    from . import serve_until_stopped
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await ClockProducer(settings).serve(stop)
-
-    asyncio.run(main())
+    serve_until_stopped(ClockProducer(settings).serve)

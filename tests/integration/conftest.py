@@ -12,7 +12,9 @@ import pytest
 
 from esr.bus.kafka import KafkaSettings, ensure_topics
 
+from aiohttp import web
 from kafka_pipeline import Pipeline
+from recording_server import Recorder
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +42,17 @@ async def pipeline(kafka_settings: KafkaSettings, tmp_path: Path) -> AsyncIterat
     pipe = Pipeline(kafka_settings, tmp_path)
     yield pipe
     await pipe.close()
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[tuple[str, Recorder]]:
+    rec = Recorder()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", rec.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+    yield f"http://127.0.0.1:{port}", rec
+    await runner.cleanup()

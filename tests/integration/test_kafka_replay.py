@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from kafka_pipeline import Pipeline
-from test_replay import BASE, recorder, write_logs  # noqa: F401 - recorder is a fixture
+from test_replay import BASE, write_logs
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 

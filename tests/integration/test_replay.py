@@ -8,12 +8,10 @@ import asyncio
 import gzip
 import json
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp import web
+from recording_server import Recorder
 
 pytestmark = pytest.mark.integration
 
@@ -29,32 +27,6 @@ def clf_time(t: int) -> str:
 def combined(t: int, method: str, target: str, status: int = 200, client: str = "203.0.113.5") -> str:
     return (f'{client} - - [{clf_time(t)}] "{method} {target} HTTP/1.1" {status} 512 '
             f'"-" "Mozilla/5.0 (X11; Linux x86_64)"')
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.seen: list[dict[str, str]] = []
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.seen.append({"method": request.method, "target": request.raw_path,
-                          "sim_time": request.headers.get("X-ESR-Sim-Time", ""),
-                          "sim": request.headers.get("X-ESR-Sim", "")})
-        status = 500 if request.path.startswith("/broken") else 200
-        return web.Response(status=status, text="ok")
-
-
-@pytest.fixture
-async def recorder() -> AsyncIterator[tuple[str, Recorder]]:
-    rec = Recorder()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", rec.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
-    yield f"http://127.0.0.1:{port}", rec
-    await runner.cleanup()
 
 
 async def esr(*args: str) -> tuple[int, str, str]:

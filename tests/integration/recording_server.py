@@ -1,0 +1,19 @@
+"""A loopback HTTP server that records every request it gets (for replay tests)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+
+class Recorder:
+    """Answers 200 (500 under /broken) and keeps method, raw target and the sim-tag headers."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, str]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.seen.append({"method": request.method, "target": request.raw_path,
+                          "sim_time": request.headers.get("X-ESR-Sim-Time", ""),
+                          "sim": request.headers.get("X-ESR-Sim", "")})
+        status = 500 if request.path.startswith("/broken") else 200
+        return web.Response(status=status, text="ok")
