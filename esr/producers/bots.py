@@ -125,9 +125,10 @@ class ShardRun(Run):
 
     async def abort(self) -> None:
         """The run was aborted: cut every journey; the shard is done."""
-        for task in self._plays:
+        plays = [task for task in self._plays if task is not asyncio.current_task()]
+        for task in plays:
             task.cancel()
-        await asyncio.gather(*self._plays, return_exceptions=True)
+        await asyncio.gather(*plays, return_exceptions=True)
         await self._abort_tasks()
         for tally in self._ticks.values():
             tally.open = 0

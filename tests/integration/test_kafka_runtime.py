@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -218,3 +219,30 @@ async def test_the_broker_stopped_and_restarted_mid_run_never_gives_a_silent_pas
         assert planned + c["duplicates_dropped"] <= target.requests
         assert (c["results_lost"], c["shard_reports_missing"]) == (0, 0)
     assert code == {"PASS": 0, "FAIL": 1, "ERROR": 2}[verdict["verdict"]]
+
+
+async def test_ctrl_c_aborts_a_kafka_run_and_every_shard_stops(pipeline: Pipeline, demo_target: Any) -> None:
+    url, target = await demo_target()
+    await pipeline.start_all(bots=1)
+
+    async def interrupt(proc: Any) -> None:
+        await asyncio.sleep(3 + 4)  # 4 s into a 30 s run
+        proc.send_signal(signal.SIGINT)
+
+    code, verdict, err = await pipeline.run(single_request(rate=20, real_seconds=30), url, during=interrupt)
+
+    assert code == 3, err
+    assert verdict["verdict"] == "ABORTED" and "interrupted" in verdict["reason"]
+    sent_at_abort = target.requests
+    assert 0 < sent_at_abort < verdict["completeness"]["arrivals_planned"]
+    events = run_topic(pipeline.settings, verdict["run_id"])
+    finals = {e.shard for e in events if isinstance(e, ShardReport) and e.final}
+    for _ in range(50):  # the bots hear of it from the clock's aborted ticks and close their shards
+        if len(finals) == pipeline.settings.partitions:
+            break
+        await asyncio.sleep(0.2)
+        finals = {e.shard for e in run_topic(pipeline.settings, verdict["run_id"])
+                  if isinstance(e, ShardReport) and e.final}
+    assert finals == set(range(pipeline.settings.partitions))
+    await asyncio.sleep(2)
+    assert target.requests <= sent_at_abort + 20  # nothing more is sent after the abort
