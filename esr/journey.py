@@ -43,7 +43,7 @@ class PreparedRequest:
     headers: dict[str, str] = field(default_factory=dict)
     query: dict[str, str] = field(default_factory=dict)
     json: Any = None
-    body: str | None = None
+    body: str | bytes | None = None  # bytes are sent as they are (a replayed request's body)
     timeout: float | None = None
 
 

@@ -234,7 +234,7 @@ class PooledHttpSender:
             body = orjson.dumps(request.json)
             extra = "Content-Type: application/json\r\n"
         elif request.body is not None:
-            body = request.body.encode()
+            body = request.body if isinstance(request.body, bytes) else request.body.encode()
         lines = [f"{request.method} {target} HTTP/1.1\r\n", self._fixed, extra]
         for name, value in headers.items():
             lines.append(f"{name}: {value}\r\n")

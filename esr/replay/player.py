@@ -204,8 +204,7 @@ class ReplayRun:
         headers = {RUN_ID: self.run_id, SIM: "true",
                    SIM_TIME: datetime.fromtimestamp(record.time, timezone.utc).isoformat(timespec="milliseconds")}
         extra = sendable_headers(record.headers)
-        body = record.body.decode("utf-8", "replace") if record.body else None
-        request = PreparedRequest(record.method, record.target, label, "replay", headers=extra, body=body)
+        request = PreparedRequest(record.method, record.target, label, "replay", headers=extra, body=record.body)
         sent = _now()
         self.sent += 1
         try:

@@ -6,7 +6,7 @@ from aiohttp import web
 
 
 class Recorder:
-    """Answers 200 (500 under /broken) and keeps method, raw target and the sim-tag headers."""
+    """Answers 200 (500 under /broken) and keeps method, raw target, sim-tag headers and body."""
 
     def __init__(self) -> None:
         self.seen: list[dict[str, str]] = []
@@ -14,6 +14,7 @@ class Recorder:
     async def handle(self, request: web.Request) -> web.Response:
         self.seen.append({"method": request.method, "target": request.raw_path,
                           "sim_time": request.headers.get("X-ESR-Sim-Time", ""),
-                          "sim": request.headers.get("X-ESR-Sim", "")})
+                          "sim": request.headers.get("X-ESR-Sim", ""), "body": await request.read(),
+                          "content_type": request.headers.get("Content-Type", "")})
         status = 500 if request.path.startswith("/broken") else 200
         return web.Response(status=status, text="ok")

@@ -126,3 +126,25 @@ async def test_assertions_come_from_a_scenario_file_too(recorder: tuple[str, Rec
     assert [a["assertion"] for a in verdict["assertions"]] == ["error_rate < 0.1", "requests == 7"]
     assert [a["holds"] for a in verdict["assertions"]] == [False, True]  # 1 of 7 answered 500 now
     assert (code, verdict["verdict"]) == (1, "FAIL")
+
+
+async def test_a_goreplay_capture_is_replayed_with_its_exact_bodies(
+        recorder: tuple[str, Recorder], tmp_path: Path) -> None:
+    """Bodies that are not UTF-8 and hold CRLFs arrive byte for byte (with --allow-writes)."""
+    url, rec = recorder
+    binary = b"\x00\xff\xfe PNG\r\n\x1a\nline two\nend"
+    payloads = [
+        b"1 a1 1709542800000000000 0\n" + b"POST /upload HTTP/1.1\r\nHost: claims.example\r\n"
+        b"Content-Type: application/octet-stream\r\nContent-Length: " + str(len(binary)).encode() + b"\r\n\r\n"
+        + binary,
+        b"1 a2 1709542801000000000 0\n" + b"GET /claims?page=2 HTTP/1.1\r\nHost: claims.example\r\n\r\n",
+    ]
+    (tmp_path / "capture.gor").write_bytes(b"\n\xf0\x9f\x90\xb5\xf0\x9f\x99\x88\xf0\x9f\x99\x89\n".join(payloads)
+                                           + b"\n\xf0\x9f\x90\xb5\xf0\x9f\x99\x88\xf0\x9f\x99\x89\n")
+    code, out, err = await esr("replay", "--warp", "100", str(tmp_path / "capture.gor"), "--target", url,
+                               "--allow-writes", "--json")
+    assert code == 0, err
+    assert json.loads(out)["replay"]["read"]["files"] == {str(tmp_path / "capture.gor"): "gor"}
+    assert [(s["method"], s["target"], s["body"]) for s in rec.seen] == [
+        ("POST", "/upload", binary), ("GET", "/claims?page=2", b"")]
+    assert rec.seen[0]["content_type"] == "application/octet-stream"
