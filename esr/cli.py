@@ -55,6 +55,10 @@ _EPILOG_JUDGE = """examples:
   esr judge latest --scenario scenario.py     # custom metric functions from Python"""
 
 
+def _kafka_option(parser: argparse.ArgumentParser, help: str) -> None:  # noqa: A002 - argparse's name
+    parser.add_argument("--kafka", metavar="HOST:PORT", default=os.environ.get("ESR_KAFKA") or None, help=help)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="esr",
@@ -75,9 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--http-client", choices=HTTP_CLIENTS, default=os.environ.get("ESR_HTTP_CLIENT", "pooled"),
                      help="pooled: the lean keep-alive client (default); aiohttp: aiohttp's client "
                           "(env ESR_HTTP_CLIENT)")
-    run.add_argument("--kafka", metavar="HOST:PORT", default=os.environ.get("ESR_KAFKA") or None,
-                     help="run on the Kafka runtime through this broker (env ESR_KAFKA); needs "
-                          "`esr worker clock`, `bots` and `metrics` running")
+    _kafka_option(run, "run on the Kafka runtime through this broker (env ESR_KAFKA); needs "
+                       "`esr worker clock`, `bots` and `metrics` running")
 
     judge_p = sub.add_parser("judge", help="re-judge a finished run from its run log", epilog=_EPILOG_JUDGE,
                              formatter_class=raw)
@@ -116,16 +119,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=9700, help="port (default 9700)")
     serve.add_argument("--max-concurrent", type=int, default=1, help="runs played at once; the rest queue")
-    serve.add_argument("--kafka", metavar="HOST:PORT", default=os.environ.get("ESR_KAFKA") or None,
-                       help="play runs on the Kafka runtime through this broker (env ESR_KAFKA)")
+    _kafka_option(serve, "play runs on the Kafka runtime through this broker (env ESR_KAFKA)")
 
     worker = sub.add_parser("worker", help="a process of the Kafka runtime: clock, bots or metrics",
                             epilog=_EPILOG_WORKER, formatter_class=raw)
     worker.add_argument("role", choices=("clock", "bots", "metrics"),
                         help="clock: ticks per shard at the warp; bots: run the journeys of owned shards; "
                              "metrics: buckets, completeness and verdicts (Faust)")
-    worker.add_argument("--kafka", metavar="HOST:PORT", default=os.environ.get("ESR_KAFKA") or None,
-                        help="the broker (env ESR_KAFKA)")
+    _kafka_option(worker, "the broker (env ESR_KAFKA)")
     worker.add_argument("--http-client", choices=HTTP_CLIENTS, default=os.environ.get("ESR_HTTP_CLIENT", "pooled"),
                         help="bots: the HTTP client (default pooled)")
     worker.add_argument("--log-level", default="warn", choices=("debug", "info", "warn", "error"),
@@ -232,13 +233,13 @@ def _execute_kafka(scenario: Scenario, target: Any, args: argparse.Namespace, sc
     from .producers.runs import VerdictWatch, abort_run, start_run
 
     settings = KafkaSettings.from_env(args.kafka)
-    watch = VerdictWatch(settings)
+    watch = VerdictWatch(settings, progress=not args.quiet)
     started = start_run(settings, scenario, target, run_id=args.run_id, scenario_file=scenario_file)
     if not args.quiet:
         print(f"esr: run {started.run_id} on Kafka at {settings.bootstrap}: {started.shards} shards, "
               f"{started.arrivals_planned} journeys planned; waiting for the verdict", file=sys.stderr)
     try:
-        verdict = watch.wait(started.run_id, expected_end(started) - time.time() + 30)
+        verdict = watch.wait(started.run_id, expected_end(started) - time.time() + 30, progress=_kafka_progress)
     except KeyboardInterrupt:
         abort_run(settings, started, "interrupted (Ctrl-C)")
         verdict = watch.wait(started.run_id, 30)
@@ -334,6 +335,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
           f"run logs: {home / 'runs'} ({recovered} runs recovered)", file=sys.stderr)
     web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
     return 0
+
+
+def _kafka_progress(figures: dict[str, Any]) -> None:
+    """One line per metrics-worker update of a run on Kafka: where it stands so far."""
+    summary = figures.get("summary", {})
+    p95 = summary.get("latency_p95_ms")
+    held = sum(1 for a in figures.get("assertions", []) if a.get("holds"))
+    print(f"esr: sim {figures.get('sim_time', 0) / 3600:6.2f} h  {summary.get('requests', 0):8,.0f} requests  "
+          f"errors {summary.get('error_rate') or 0:.2%}  p95 {'-' if p95 is None else f'{p95:,.1f} ms'}  "
+          f"assertions holding so far {held}/{len(figures.get('assertions', []))}", file=sys.stderr, flush=True)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:

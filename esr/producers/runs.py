@@ -9,8 +9,11 @@ from there. Its verdict comes back on the verdict topic from the metrics worker.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
+
+import orjson
 
 from ..arrivals import ArrivalPlan
 from ..bus.kafka import (
@@ -53,27 +56,35 @@ def kafka_run_started(scenario: Scenario, target: Target, *, shards: int, run_id
 
 
 class VerdictWatch:
-    """Reads the verdict topic from now on; `wait(run_id)` returns that run's verdict."""
+    """Reads the verdict topic from now on; `wait(run_id)` returns that run's verdict. With
+    `progress`, it also reads the metrics worker's `run_progress` messages and hands that run's
+    to the callback `wait` is given."""
 
-    def __init__(self, settings: KafkaSettings) -> None:
+    def __init__(self, settings: KafkaSettings, *, progress: bool = False) -> None:
         from confluent_kafka import TopicPartition
 
         self.settings = settings
         self.consumer = make_consumer(settings, None)
-        topic = settings.topic("verdicts")
         partitions = []
-        for p in range(topic_partitions(settings, "verdicts")):
-            _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            partitions.append(TopicPartition(topic, p, high))
+        for name in ("verdicts", "metrics") if progress else ("verdicts",):
+            topic = settings.topic(name)
+            for p in range(topic_partitions(settings, name)):
+                _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                partitions.append(TopicPartition(topic, p, high))
         self.consumer.assign(partitions)
 
-    def wait(self, run_id: str, timeout: float, *, tick: Any = None) -> dict[str, Any] | None:
+    def wait(self, run_id: str, timeout: float, *,
+             progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any] | None:
         deadline = time.monotonic() + timeout
+        metrics = self.settings.topic("metrics")
         while time.monotonic() < deadline:
             msg = self.consumer.poll(0.25)
-            if tick is not None:
-                tick()
             if msg is None or msg.error() is not None:
+                continue
+            if msg.topic() == metrics:
+                figures = orjson.loads(msg.value())
+                if progress is not None and figures.get("run_id") == run_id:
+                    progress(figures)
                 continue
             event = decode_event(msg.value())
             if type(event) is VerdictIssued and event.run_id == run_id:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -63,9 +62,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--run-id", help="use this run id")
     p.add_argument("--timeout", type=float, default=10.0, help="per-request timeout in seconds (default 10)")
     p.add_argument("--max-in-flight", type=int, default=10_000, help="cap on concurrent requests")
-    p.add_argument("--kafka", metavar="HOST:PORT", default=os.environ.get("ESR_KAFKA") or None,
-                   help="replay on the Kafka runtime: requests go to esr.requests for the bot workers, the "
-                        "metrics worker judges (env ESR_KAFKA)")
+    from ..cli import _kafka_option
+
+    _kafka_option(p, "replay on the Kafka runtime: requests go to esr.requests for the bot workers, the "
+                     "metrics worker judges (env ESR_KAFKA)")
 
 
 def _when(value: str | None, flag: str) -> float | None:

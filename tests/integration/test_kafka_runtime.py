@@ -65,6 +65,8 @@ async def test_two_bot_workers_share_the_shards_and_every_result_counts_once(
 
     assert code == 0, err
     assert verdict["verdict"] == "PASS", verdict["reason"]
+    progress_lines = [line for line in err.splitlines() if line.startswith("esr: sim ")]
+    assert progress_lines and "assertions holding so far" in progress_lines[-1]  # a long run shows progress
     c = verdict["completeness"]
     planned = c["arrivals_planned"]
     assert 400 < planned < 560  # Poisson arrivals around 60/s for 8 s
