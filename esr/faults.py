@@ -11,18 +11,18 @@ faults is the fault injector's job.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from lark import Lark, Token, Transformer, UnexpectedInput
+from lark import Lark, Token, Transformer, UnexpectedInput, v_args
 from lark.exceptions import VisitError
 
 from .errors import FaultSyntaxError
 from .grammar import error_column, expected_tokens
 from .units import parse_duration
 
-__all__ = ["FaultSpec", "parse_fault"]
+__all__ = ["FaultSpec", "Seconds", "parse_fault"]
 
 _GRAMMAR = r"""
 start: NAME params? "@" when duration?
@@ -56,10 +56,25 @@ class FaultSpec:
     args: tuple[Any, ...] = ()
     kwargs: tuple[tuple[str, Any], ...] = ()
     text: str = ""
+    # 1-based column of each parameter (key: its position, or its name), for errors that
+    # checking the parameters finds after parsing
+    columns: tuple[tuple[int | str, int], ...] = field(default=(), compare=False, repr=False)
 
     @property
     def end_sim(self) -> float | None:
         return None if self.duration_sim is None else self.start_sim + self.duration_sim
+
+    def column_of(self, key: int | str) -> int:
+        """Where parameter `key` (an index or a name) is written; else just after the name."""
+        return dict(self.columns).get(key, len(self.name) + 1)
+
+    def error(self, key: int | str | None, message: str) -> FaultSyntaxError:
+        """A positioned error about this entry (its name when `key` is None)."""
+        return FaultSyntaxError(self.text, 1 if key is None else self.column_of(key), message)
+
+
+class Seconds(float):
+    """A parameter written as a duration (`500ms`), as opposed to a bare number."""
 
 
 class _BadValue(ValueError):
@@ -70,12 +85,12 @@ class _BadValue(ValueError):
 
 @cache
 def _parser() -> Lark:
-    return Lark(_GRAMMAR, parser="lalr")
+    return Lark(_GRAMMAR, parser="lalr", propagate_positions=True)
 
 
 class _Build(Transformer):
     def duration_value(self, items: list[Token]) -> float:
-        return parse_duration(str(items[0]))
+        return Seconds(parse_duration(str(items[0])))
 
     def number(self, items: list[Token]) -> float:
         value = float(items[0])
@@ -87,11 +102,12 @@ class _Build(Transformer):
     def string(self, items: list[Token]) -> str:
         return str(items[0])[1:-1]
 
-    def named(self, items: list) -> tuple[str, Any]:
-        return (str(items[0]), items[1])
+    def named(self, items: list) -> tuple[str, Any, int]:
+        return (str(items[0]), items[1], items[0].column)
 
-    def positional(self, items: list) -> tuple[None, Any]:
-        return (None, items[0])
+    @v_args(meta=True)
+    def positional(self, meta: Any, items: list) -> tuple[None, Any, int]:
+        return (None, items[0], meta.column)
 
     def params(self, items: list) -> list:
         return [i for i in items if i is not None]
@@ -134,6 +150,8 @@ def parse_fault(text: str) -> FaultSpec:
     rest = parts[2:] if params or (len(parts) > 1 and isinstance(parts[1], list)) else parts[1:]
     start = float(rest[0])
     duration = float(rest[1]) if len(rest) > 1 else None
-    args = tuple(v for k, v in params if k is None)
-    kwargs = tuple((k, v) for k, v in params if k is not None)
-    return FaultSpec(name, start, duration, args, kwargs, text)
+    args = tuple(v for k, v, _ in params if k is None)
+    kwargs = tuple((k, v) for k, v, _ in params if k is not None)
+    positions = [c for k, _, c in params if k is None]
+    columns = tuple(enumerate(positions)) + tuple((k, c) for k, _, c in params if k is not None)
+    return FaultSpec(name, start, duration, args, kwargs, text, columns)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from esr.errors import EsrError, FaultSyntaxError
-from esr.faults import FaultSpec, parse_fault
+from esr.faults import FaultSpec, Seconds, parse_fault
 
 HOUR = 3_600.0
 DAY = 86_400.0
@@ -16,7 +16,7 @@ DAY = 86_400.0
     [
         # the four forms of the module docstring
         ("db_down@hour12", "db_down", 12 * HOUR, None, (), ()),
-        ("latency(500ms)@hour3+1h", "latency", 3 * HOUR, HOUR, (0.5,), ()),
+        ("latency(500ms)@hour3+1h", "latency", 3 * HOUR, HOUR, (Seconds(0.5),), ()),
         ("errors(rate=0.2, status=503)@8:30+30m", "errors", 8.5 * HOUR, 1_800.0, (), (("rate", 0.2), ("status", 503))),
         ("caseworkers_out(3)@day 2 hour 9", "caseworkers_out", DAY + 9 * HOUR, None, (3,), ()),
         # variations
@@ -30,11 +30,11 @@ DAY = 86_400.0
         ("x@day 1 hour 0", "x", 0.0, None, (), ()),
         ("x@day 3 9", "x", 2 * DAY + 9 * HOUR, None, (), ()),  # "hour" is optional after day N
         ("x@day 2 hour 9.5+1h30m", "x", DAY + 9.5 * HOUR, 5_400.0, (), ()),
-        ("x(1h30m)@hour2", "x", 2 * HOUR, None, (5_400.0,), ()),
+        ("x(1h30m)@hour2", "x", 2 * HOUR, None, (Seconds(5_400.0),), ()),
         ("x(2.5)@hour2", "x", 2 * HOUR, None, (2.5,), ()),
         ("x(slow)@hour2", "x", 2 * HOUR, None, ("slow",), ()),
         ("x('a b', \"c\")@hour2", "x", 2 * HOUR, None, ("a b", "c"), ()),
-        ("x(3, mode=slow, wait=5m)@hour2", "x", 2 * HOUR, None, (3,), (("mode", "slow"), ("wait", 300.0))),
+        ("x(3, mode=slow, wait=5m)@hour2", "x", 2 * HOUR, None, (3,), (("mode", "slow"), ("wait", Seconds(300.0)))),
         ("x@hour2+500ms", "x", 2 * HOUR, 0.5, (), ()),
         ("x@hour2+2d", "x", 2 * HOUR, 2 * DAY, (), ()),
     ],
@@ -43,9 +43,10 @@ def test_valid_forms(text: str, name: str, start: float, duration: float | None,
     spec = parse_fault(text)
     assert spec == FaultSpec(name, start, duration, args, kwargs, text)
     assert type(spec.start_sim) is float
-    # 3 stays an int, 2.5 a float, 5m becomes seconds (a float)
+    # 3 stays an int, 2.5 a float, 5m becomes seconds (a float marked as a duration)
     assert [type(a) for a in spec.args] == [type(a) for a in args]
     assert [type(v) for _, v in spec.kwargs] == [type(v) for _, v in kwargs]
+
 
 
 def test_end_sim() -> None:
