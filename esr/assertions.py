@@ -5,6 +5,8 @@
     sla_48h_success_rate > 0.95 during hour 8..18
     cloud_cost / claims_processed < 0.05
     latency_p99_ms < 800 for endpoint "GET /claims/{claim_id}"
+    error_rate < 0.5 during db_down              while the fault db_down was active
+    recovery_time_s(db_down) < 600               back to the steady state within 10 simulated minutes
 
 `parse_assertion` checks the syntax and the metric names before anything runs; `evaluate`
 judges a parsed assertion against a `RunFold` and returns the observed value.
@@ -24,6 +26,7 @@ from lark import Lark, Token, Transformer, UnexpectedInput
 from .buckets import RunFold
 from .clock import SimClock
 from .errors import AssertionSyntaxError, JudgementError
+from .fault_windows import during, recovery_time_s
 from .grammar import error_column, expected_tokens
 from .metrics import MetricFunction, MetricsView, is_known_metric, is_request_metric, known_metric_names
 from .units import parse_duration
@@ -35,10 +38,12 @@ start: sum COMPARE sum scope*
 ?sum: product | sum ADD product -> binop
 ?product: atom | product MUL atom -> binop
 ?atom: NUMBER -> number
+     | NAME "(" NAME ")" -> call
      | NAME -> metric
      | "-" atom -> neg
      | "(" sum ")"
 scope: "during" "hour" NUMBER DOTDOT NUMBER -> during_hours
+     | "during" NAME -> during_fault
      | "in" "every" DURATION -> every
      | "for" "endpoint" STRING -> endpoint
 COMPARE: "<=" | ">=" | "==" | "!=" | "<" | ">"
@@ -73,7 +78,9 @@ class Assertion:
     to_hour: float | None = None
     every_s: float | None = None
     endpoint: str | None = None
+    fault: str | None = None  # `during db_down`: the windows in which that fault was active
     metrics: tuple[str, ...] = field(default=())
+    calls: tuple[tuple[str, str], ...] = field(default=())  # (function, fault), e.g. recovery_time_s(db_down)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +96,18 @@ class AssertionResult:
                 "threshold": self.threshold, "detail": self.detail}
 
 
+FAULT_FUNCTIONS = ("recovery_time_s",)
+
+
 class _Build(Transformer):
     def __init__(self) -> None:
         super().__init__()
         self.names: list[Token] = []
+        self.calls: list[tuple[Token, Token]] = []
+
+    def call(self, items: list[Token]) -> tuple:
+        self.calls.append((items[0], items[1]))
+        return ("call", f"{items[0]}({items[1]})")
 
     def number(self, items: list[Token]) -> tuple:
         return ("num", float(items[0]))
@@ -110,6 +125,9 @@ class _Build(Transformer):
     def during_hours(self, items: list[Token]) -> tuple:
         return ("during", float(items[0]), float(items[2]), items[0])
 
+    def during_fault(self, items: list[Token]) -> tuple:
+        return ("fault", str(items[0]), items[0])
+
     def every(self, items: list[Token]) -> tuple:
         return ("every", parse_duration(str(items[0])), items[0])
 
@@ -122,8 +140,10 @@ def parse_assertion(
     counters: frozenset[str] | set[str] = frozenset(),
     custom: Mapping[str, Any] | None = None,
     window_s: float = 60.0,
+    faults: frozenset[str] | set[str] | None = None,
 ) -> Assertion:
-    """Parse and check one assertion; raises AssertionSyntaxError naming the column."""
+    """Parse and check one assertion; raises AssertionSyntaxError naming the column.
+    `faults` are the fault names of the scenario (None: not checked)."""
     custom = custom or {}
     try:
         tree = _parser().parse(text, start="start")
@@ -139,10 +159,29 @@ def parse_assertion(
         if not is_known_metric(str(token), counters, custom):
             known = ", ".join(known_metric_names(counters, custom))
             raise AssertionSyntaxError(text, token.column, f"unknown metric {str(token)!r}; known metrics: {known}")
+    def check_fault(token: Token) -> None:
+        if faults is not None and str(token) not in faults:
+            known = ", ".join(sorted(faults)) or "none: add one to failure_injection"
+            raise AssertionSyntaxError(text, token.column, f"no fault named {str(token)!r} in failure_injection "
+                                                           f"(faults: {known})")
+
+    for function, fault in build.calls:
+        if str(function) not in FAULT_FUNCTIONS:
+            raise AssertionSyntaxError(text, function.column, f"unknown function {str(function)!r}; "
+                                                              f"known: {', '.join(FAULT_FUNCTIONS)}(FAULT)")
+        check_fault(fault)
     kwargs: dict[str, Any] = {}
+    kinds = [scope[0] for scope in scopes]
+    if "fault" in kinds and ("during" in kinds or "every" in kinds):
+        token = scopes[kinds.index("fault")][-1]
+        raise AssertionSyntaxError(text, token.column, "'during FAULT' cannot be combined with 'during hour' "
+                                                       "or 'in every'; write one scope")
     for scope in scopes:
         kind, *args, token = scope
-        if kind == "during":
+        if kind == "fault":
+            check_fault(token)
+            kwargs["fault"] = args[0]
+        elif kind == "during":
             if not args[0] < args[1]:
                 raise AssertionSyntaxError(text, token.column, f"hour range {args[0]:g}..{args[1]:g} is empty; write 'during hour 8..18'")
             kwargs["from_hour"], kwargs["to_hour"] = args
@@ -159,14 +198,15 @@ def parse_assertion(
                         text, name_token.column, f"'for endpoint' applies to request metrics (latency, requests, "
                         f"errors, throughput, bytes); {str(name_token)!r} is not one")
     names = tuple(dict.fromkeys(str(t) for t in build.names))
-    return Assertion(text, left, str(op), right, metrics=names, **kwargs)
+    calls = tuple(dict.fromkeys((str(f), str(a)) for f, a in build.calls))
+    return Assertion(text, left, str(op), right, metrics=names, calls=calls, **kwargs)
 
 
 def _value(node: tuple, view: MetricsView) -> float:
     kind = node[0]
     if kind == "num":
         return node[1]
-    if kind == "metric":
+    if kind in ("metric", "call"):
         return view[node[1]]
     if kind == "neg":
         return -_value(node[1], view)
@@ -194,17 +234,29 @@ def evaluate(
     start = assertion.from_hour * 3600 if assertion.from_hour is not None else 0.0
     end = assertion.to_hour * 3600 if assertion.to_hour is not None else None
     last = max(fold.last_sim_time, clock.load_end_sim)
+    extra: dict[str, float] = {}
 
     def view(lo: float, hi: float | None) -> MetricsView:
         bucket = fold.merged(from_sim=lo, to_sim=hi, endpoint=assertion.endpoint)
         if assertion.endpoint is not None and not bucket.requests:
             raise JudgementError(f"no requests to endpoint {assertion.endpoint!r}")
         span = clock.real_span(lo, min(hi if hi is not None else last, last))
-        return MetricsView(bucket, span, custom, counters)
+        return MetricsView(bucket, span, custom, counters, extra)
 
     try:
+        for function, fault in assertion.calls:  # only recovery_time_s so far
+            extra[f"{function}({fault})"] = recovery_time_s(fold, fault)
+        if assertion.fault is not None:
+            bucket, spans = during(fold, assertion.fault, assertion.endpoint)
+            if assertion.endpoint is not None and not bucket.requests:
+                raise JudgementError(f"no requests to endpoint {assertion.endpoint!r} during {assertion.fault}")
+            span = sum(clock.real_span(lo, hi) for lo, hi in spans)
+            holds, left, right = _judge_once(assertion, MetricsView(bucket, span, custom, counters, extra))
+            return AssertionResult(assertion.text, holds, left, right)
         if assertion.every_s is None:
             holds, left, right = _judge_once(assertion, view(start, end))
+            if math.isinf(left):
+                return AssertionResult(assertion.text, holds, None, right, "not recovered by the end of the run")
             return AssertionResult(assertion.text, holds, left, right)
         stop = end if end is not None else last
         worst: tuple[float, float, float] | None = None

@@ -15,6 +15,8 @@ from typing import Any
 from .events import (
     CounterAdded,
     Event,
+    FaultEnded,
+    FaultStarted,
     JourneyEnded,
     JourneyStarted,
     RequestResult,
@@ -26,6 +28,7 @@ from .events import (
     VerdictIssued,
 )
 from .errors import RunLogError
+from .fault_windows import FaultWindow
 from .sketch import LatencySketch
 
 __all__ = ["ERROR_KINDS", "JOURNEY_OUTCOMES", "Bucket", "RunFold"]
@@ -130,6 +133,7 @@ class RunFold:
         self.last_sim_time = 0.0
         self.last_real_time = 0.0
         self.events = 0
+        self.faults: dict[str, FaultWindow] = {}  # by failure_injection entry, in start order
         self._handlers = {
             RequestResult: self._on_result,
             JourneyStarted: self._on_journey_started,
@@ -140,6 +144,8 @@ class RunFold:
             RunFinished: self._on_finished,
             RunAborted: self._on_aborted,
             ShardReport: self._on_shard_report,
+            FaultStarted: self._on_fault_started,
+            FaultEnded: self._on_fault_ended,
             VerdictIssued: self._on_verdict,
         }
 
@@ -234,6 +240,16 @@ class RunFold:
 
     def _on_verdict(self, e: VerdictIssued) -> None:
         self.verdict = e
+
+    def _on_fault_started(self, e: FaultStarted) -> None:
+        self.faults[e.fault] = FaultWindow(e.fault, e.name, e.kind, e.start_sim, e.end_sim, e.ok, e.detail)
+
+    def _on_fault_ended(self, e: FaultEnded) -> None:
+        window = self.faults.get(e.fault)
+        if window is None:
+            raise RunLogError(f"fault_ended for {e.fault!r} (run {e.run_id!r}, seq {e.seq}) without its fault_started")
+        window.end_sim, window.ended, window.end_reason = e.end_sim, True, e.reason
+        window.recovered_ok, window.recovery_detail = e.ok, e.detail
 
     def _on_shard_report(self, e: ShardReport) -> None:
         """Bookkeeping of the Kafka runtime; its figures reach the verdict through run_finished."""

@@ -17,6 +17,8 @@ __all__ = [
     "CounterAdded",
     "Event",
     "EVENT_TYPES",
+    "FaultEnded",
+    "FaultStarted",
     "JourneyEnded",
     "JourneyStarted",
     "RequestResult",
@@ -72,6 +74,7 @@ class RequestResult(Event, frozen=True, kw_only=True, tag="result"):
     bytes: int
     error: str | None = None
     n: int = 0  # the request's number within its journey: (user, n) identifies a result in a run
+    faults: tuple[str, ...] = ()  # names of the faults active when it was sent
 
 
 class JourneyStarted(Event, frozen=True, kw_only=True, tag="journey_started"):
@@ -154,6 +157,32 @@ class ShardReport(Event, frozen=True, kw_only=True, tag="shard_report"):
     arrivals_not_started: int = 0
 
 
+class FaultStarted(Event, frozen=True, kw_only=True, tag="fault_started"):
+    """A scheduled fault was applied (`ok`) or could not be (`detail` says why).
+
+    `start_sim` and `end_sim` are the scheduled times (end None: until the run ends); `sim_time`
+    is when it was actually applied. Metrics during the fault use the scheduled window."""
+
+    fault: str  # the failure_injection entry, e.g. "db_down@hour12+2h": identifies the fault in a run
+    name: str  # e.g. db_down: what `during db_down` and `recovery_time_s(db_down)` refer to
+    kind: str  # proxy (a built-in fault of the fault proxy) or action (the system's own)
+    start_sim: float
+    end_sim: float | None = None
+    ok: bool = True
+    detail: str = ""
+
+
+class FaultEnded(Event, frozen=True, kw_only=True, tag="fault_ended"):
+    """A fault was removed: as scheduled, because the run ended, or because it was aborted."""
+
+    fault: str
+    name: str
+    reason: str  # scheduled, run_ended, aborted
+    end_sim: float  # the scheduled end, or when the run ended or was aborted
+    ok: bool = True  # the recovery action succeeded (always for proxy faults)
+    detail: str = ""
+
+
 class VerdictIssued(Event, frozen=True, kw_only=True, tag="verdict"):
     verdict: dict[str, Any]
 
@@ -170,6 +199,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunFinished,
         RunAborted,
         ShardReport,
+        FaultStarted,
+        FaultEnded,
         VerdictIssued,
     )
 }

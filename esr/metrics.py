@@ -85,14 +85,18 @@ class MetricsView(Mapping[str, float]):
         real_seconds: float,
         custom: Mapping[str, MetricFunction] | None = None,
         counters: frozenset[str] = frozenset(),
+        extra: Mapping[str, float] | None = None,
     ) -> None:
         self.bucket = bucket
         self.real_seconds = real_seconds
         self.custom = dict(custom or {})
         self.counters = counters | frozenset(bucket.counters)
+        self.extra = extra or {}  # values computed elsewhere, e.g. recovery_time_s(db_down)
 
     def __getitem__(self, name: str) -> float:
         b = self.bucket
+        if name in self.extra:
+            return self.extra[name]
         if name in self.custom:
             try:
                 return float(self.custom[name](self))

@@ -24,14 +24,16 @@ from pydantic.json_schema import SkipJsonSchema
 
 from .assertions import Assertion, expression_metric, parse_assertion
 from .errors import AssertionSyntaxError, EsrError, FaultSyntaxError, FieldError, ScenarioError
+from .fault_actions import FaultAction
 from .faults import FaultSpec, parse_fault
 from .journey_spec import Duration, JourneySpec, Model
 from .load_profile import LoadPoint, LoadProfile
+from .toxics import toxic_for
 from .metrics import MetricFunction
 from .units import parse_rate
 from .userdata import check_data_spec
 
-__all__ = ["LoadStep", "Scenario", "load_scenario", "scenario_json_schema"]
+__all__ = ["LoadStep", "Recovery", "Scenario", "load_scenario", "scenario_json_schema"]
 
 
 def _rate(value: Any) -> float:
@@ -59,6 +61,16 @@ class LoadStep(Model):
         return data
 
 
+class Recovery(Model):
+    """When the system counts as recovered after a fault (see docs/faults.md)."""
+
+    error_rate_margin: float = Field(default=0.01, ge=0, description="steady when a window's error rate is at most "
+                                                                      "the steady-state rate plus this")
+    latency_factor: float = Field(default=1.5, ge=1, description="steady when a window's p95 is at most the "
+                                                                 "steady-state p95 times this")
+    hold: Duration = Field(default=300.0, description="simulated time the steady state must hold to count")
+
+
 class Scenario(Model):
     """A simulation scenario. Create it from keywords, `Scenario.from_dict` or `load_scenario`."""
 
@@ -74,7 +86,13 @@ class Scenario(Model):
         default_factory=list, description="declarative journeys; none: the target's default journey")
     counters: list[str] = Field(default_factory=list, description="user counters that Python journeys add to")
     assertions: list[str] = Field(default_factory=list)
-    failure_injection: list[str] = Field(default_factory=list)
+    failure_injection: list[str] = Field(
+        default_factory=list, description="faults in simulated time, e.g. 'db_down@hour12+2h', "
+                                          "'latency(500ms)@hour3+1h' (see docs/faults.md)")
+    fault_actions: dict[str, FaultAction] = Field(
+        default_factory=dict, description="named faults of the system's own parts: HTTP calls that start and "
+                                          "recover them (commands only in the target registry)")
+    recovery: Recovery = Field(default_factory=Recovery)
     seed: int = 0
     sim_start: datetime | None = Field(default=None, description="simulated start; default midnight UTC today")
     window: Duration = Field(default=60.0, description="metric bucket width in simulated time; divides 1h")
@@ -103,6 +121,9 @@ class Scenario(Model):
         errors = _derived_errors(self.derived_metrics, self.counter_names, self.metrics)
         errors += _semantic_errors(self.assertions, self.failure_injection, self.counter_names,
                                    self.custom_metrics, self.window, self.duration_hours)
+        errors += [FieldError(f"fault_actions.{name}", "commands run only from the target registry, never from a "
+                                                      "scenario (which may arrive over the API); use an HTTP action")
+                   for name, action in self.fault_actions.items() if action.runs_commands]
         if self.journeys and not self.python_journeys:  # every SLA and endpoint is known here
             errors += _reference_errors(self)
         if errors:
@@ -182,10 +203,15 @@ class Scenario(Model):
         return derived | dict(self.metrics)
 
     def parsed_assertions(self) -> list[Assertion]:
-        return [parse_assertion(a, self.counter_names, self.custom_metrics, self.window) for a in self.assertions]
+        return [parse_assertion(a, self.counter_names, self.custom_metrics, self.window, self.fault_names)
+                for a in self.assertions]
 
     def faults(self) -> list[FaultSpec]:
         return [parse_fault(f) for f in self.failure_injection]
+
+    @property
+    def fault_names(self) -> frozenset[str]:
+        return frozenset(_fault_names(self.failure_injection))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (Python journeys and metric functions are referred to by name)."""
@@ -237,7 +263,8 @@ def _reference_errors(scenario: Scenario) -> list[FieldError]:
     errors = []
     for i, text in enumerate(scenario.assertions):
         try:
-            assertion = parse_assertion(text, scenario.counter_names, scenario.custom_metrics, scenario.window)
+            assertion = parse_assertion(text, scenario.counter_names, scenario.custom_metrics, scenario.window,
+                                        scenario.fault_names)
         except AssertionSyntaxError:
             continue  # reported already
         for name in assertion.metrics:
@@ -270,14 +297,16 @@ def _semantic_errors(
     metrics: Mapping[str, Any], window: float, duration_hours: float | None = None,
 ) -> list[FieldError]:
     errors = []
+    names = _fault_names(faults)
     for i, text in enumerate(assertions):
         try:
-            parse_assertion(text, counters, metrics, window)
+            parse_assertion(text, counters, metrics, window, names)
         except AssertionSyntaxError as exc:
             errors.append(FieldError(f"assertions[{i}]", str(exc)))
     for i, text in enumerate(faults):
         try:
             fault = parse_fault(text)
+            toxic_for(fault)  # a built-in fault's parameters
         except FaultSyntaxError as exc:
             errors.append(FieldError(f"failure_injection[{i}]", str(exc)))
             continue
@@ -285,6 +314,16 @@ def _semantic_errors(
             errors.append(FieldError(f"failure_injection[{i}]", f"{text!r} starts at simulated hour "
                                      f"{fault.start_sim / 3600:g}, after the load ends (duration_hours={duration_hours:g})"))
     return errors
+
+
+def _fault_names(faults: list[str]) -> set[str]:
+    names = set()
+    for text in faults:
+        try:
+            names.add(parse_fault(text).name)
+        except FaultSyntaxError:
+            continue  # reported by validation
+    return names
 
 
 def _semantic_errors_raw(data: Mapping[str, Any]) -> list[FieldError]:

@@ -4,7 +4,10 @@ A registry file (`$ESR_HOME/targets.json`, or the path in `ESR_TARGETS`) maps na
 URLs and, optionally, the target's default journey:
 
     {"targets": {"staging": {"url": "http://127.0.0.1:8080",
-                             "default_journey": {"name": "home", "steps": [...]}}}}
+                             "default_journey": {"name": "home", "steps": [...]},
+                             "faults": {"db_down": {"start": ..., "recover": ...}}}}}
+
+(`faults`: the target's own named faults, see `esr.fault_actions`.)
 
 A URL on 127.0.0.0/8 or ::1 (or `localhost`) is always allowed; anything else must be listed.
 """
@@ -20,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import EsrError, TargetRefused
+from .fault_actions import FaultAction
 from .journey_spec import DEFAULT_JOURNEY, JourneySpec
 
 __all__ = ["Target", "TargetRegistry", "is_loopback_url"]
@@ -31,6 +35,7 @@ class Target:
     url: str
     default_journey: JourneySpec = field(default=DEFAULT_JOURNEY)
     metrics: dict[str, str] = field(default_factory=dict)  # name -> expression over other metrics
+    faults: dict[str, FaultAction] = field(default_factory=dict)  # its own named faults, e.g. db_down
 
     def fill_in(self, data: dict[str, Any]) -> dict[str, Any]:
         """A scenario's JSON form with what this target supplies: its derived metrics (recorded
@@ -89,9 +94,13 @@ class TargetRegistry:
                 metrics = entry.get("metrics", {})
                 if not isinstance(metrics, dict) or not all(isinstance(v, str) for v in metrics.values()):
                     raise ValueError(f"{name}.metrics must map names to expressions such as \"a / b\"")
+                faults = entry.get("faults", {})
+                if not isinstance(faults, dict):
+                    raise ValueError(f"{name}.faults must map fault names to {{\"start\": ..., \"recover\": ...}}")
                 targets[name] = Target(
                     name, _check_url(entry["url"]),
-                    JourneySpec.model_validate(journey) if journey else DEFAULT_JOURNEY, dict(metrics))
+                    JourneySpec.model_validate(journey) if journey else DEFAULT_JOURNEY, dict(metrics),
+                    {fault: FaultAction.model_validate(action) for fault, action in faults.items()})
                 targets[name].metric_functions()  # a bad expression is an error now, not at judging
         except (ValueError, KeyError, TypeError, AttributeError, EsrError) as exc:
             raise TargetRefused(f"cannot read the target registry {path}: {exc}") from None

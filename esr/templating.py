@@ -36,14 +36,15 @@ class Template:
 
     @classmethod
     @cache
-    def compile(cls, text: str) -> Template:
+    def compile(cls, text: str, namespaces: tuple[str, ...] = NAMESPACES) -> Template:
+        """`namespaces` are the allowed first names (a fault action's are run, target, fault)."""
         names = []
         for match in _PLACEHOLDER.finditer(text):
             name = match.group(1)
-            if not _NAME.match(name) or name.split(".")[0] not in NAMESPACES:
+            if not _NAME.match(name) or name.split(".")[0] not in namespaces:
                 raise ValueError(
                     f"placeholder {{{{ {name} }}}} at column {match.start() + 1} must be a dotted"
-                    f" name starting with one of {', '.join(NAMESPACES)} (e.g. {{{{ user.ssn }}}})"
+                    f" name starting with one of {', '.join(namespaces)} (e.g. {{{{ {namespaces[0]}.id }}}})"
                 )
             names.append(name)
         if "{{" in _PLACEHOLDER.sub("", text):
@@ -77,25 +78,25 @@ def _lookup(context: Mapping[str, Any], name: str) -> Any:
     return value
 
 
-def render_value(value: Any, context: Mapping[str, Any]) -> Any:
+def render_value(value: Any, context: Mapping[str, Any], namespaces: tuple[str, ...] = NAMESPACES) -> Any:
     """Render every template string inside a JSON-like value (dicts, lists, strings)."""
     if isinstance(value, str):
-        return Template.compile(value).render(context) if "{{" in value else value
+        return Template.compile(value, namespaces).render(context) if "{{" in value else value
     if isinstance(value, dict):
-        return {k: render_value(v, context) for k, v in value.items()}
+        return {k: render_value(v, context, namespaces) for k, v in value.items()}
     if isinstance(value, list):
-        return [render_value(v, context) for v in value]
+        return [render_value(v, context, namespaces) for v in value]
     return value
 
 
-def template_names(value: Any) -> list[str]:
+def template_names(value: Any, namespaces: tuple[str, ...] = NAMESPACES) -> list[str]:
     """Every placeholder name inside a JSON-like value; raises ValueError on a bad one."""
     if isinstance(value, str):
-        return list(Template.compile(value).names)
+        return list(Template.compile(value, namespaces).names)
     if isinstance(value, dict):
-        return [n for v in value.values() for n in template_names(v)]
+        return [n for v in value.values() for n in template_names(v, namespaces)]
     if isinstance(value, list):
-        return [n for v in value for n in template_names(v)]
+        return [n for v in value for n in template_names(v, namespaces)]
     return []
 
 

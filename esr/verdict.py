@@ -1,7 +1,8 @@
 """The verdict: PASS, FAIL, ERROR or ABORTED, judged from a `RunFold` alone.
 
     ABORTED  the run was aborted, or its log ends without a finish (a crash or kill -9)
-    ERROR    the run cannot be judged: results are missing, or an assertion had no data
+    ERROR    the run cannot be judged: results are missing, a fault could not be applied, or an
+             assertion had no data
     FAIL     every figure was there and at least one assertion failed
     PASS     every figure was there and every assertion held
 
@@ -12,12 +13,13 @@ from the run log, or another verdict with other assertions.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .assertions import Assertion, AssertionResult, evaluate
 from .buckets import RunFold
 from .clock import SimClock
+from .fault_windows import fault_report
 from .metrics import MetricFunction, MetricsView
 
 __all__ = ["EXIT_CODES", "Verdict", "judge"]
@@ -37,6 +39,7 @@ class Verdict:
     generator: dict[str, Any]
     time: dict[str, Any]
     journey_failures: dict[str, int]
+    faults: dict[str, Any] = field(default_factory=dict)  # steady state, and each fault's window
 
     @property
     def exit_code(self) -> int:
@@ -53,6 +56,7 @@ class Verdict:
             "generator": self.generator,
             "time": self.time,
             "journey_failures": self.journey_failures,
+            "faults": self.faults,
         }
 
     @classmethod
@@ -60,7 +64,8 @@ class Verdict:
         """A verdict read back from JSON (the verdict topic, an API answer)."""
         return cls(data["run_id"], data["verdict"], data["reason"],
                    tuple(AssertionResult(**a) for a in data["assertions"]), data["summary"],
-                   data["completeness"], data["generator"], data["time"], data["journey_failures"])
+                   data["completeness"], data["generator"], data["time"], data["journey_failures"],
+                   data.get("faults", {}))
 
 
 def fold_clock(fold: RunFold) -> SimClock:
@@ -165,6 +170,9 @@ def judge(
         status, reason = "ABORTED", "the run log ends before the run finished (the process stopped)"
     elif not completeness["complete"]:
         status, reason = "ERROR", f"data incomplete: {_gap(completeness)}"
+    elif any(not w.ok for w in fold.faults.values()):
+        bad = next(w for w in fold.faults.values() if not w.ok)
+        status, reason = "ERROR", f"fault {bad.fault!r} could not be applied, so the rehearsal did not happen: {bad.detail}"
     elif any(r.holds is None for r in results):
         bad = next(r for r in results if r.holds is None)
         status, reason = "ERROR", f"cannot judge {bad.assertion!r}: {bad.detail}"
@@ -178,4 +186,4 @@ def judge(
                    f" than {fold.late_threshold_ms:g} ms late)")
     failures = dict(sorted(fold.failure_reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:10])
     return Verdict(run_id, status, reason, results, view.summary(), completeness, generator, _time(fold, clock),
-                   failures)
+                   failures, fault_report(fold, clock))

@@ -26,9 +26,10 @@ from ..bus import EmbeddedBus
 from ..buckets import RunFold
 from ..clock import SimClock
 from ..events import (
-    CounterAdded, Event, JourneyEnded, JourneyStarted, RequestResult, RunAborted, RunFinished,
-    RunStarted, SlaDecided, VerdictIssued,
+    CounterAdded, Event, FaultEnded, FaultStarted, JourneyEnded, JourneyStarted, RequestResult, RunAborted,
+    RunFinished, RunStarted, SlaDecided, VerdictIssued,
 )
+from ..fault_plan import PlannedFault, plan_faults
 from ..journey import Count, Decision, Journey, Outcome, Reply, Send, SlaBook, StepDone, WaitUntil
 from ..journey import PreparedRequest, declarative_journey, pick_journey, single_request, step_ok
 from ..journey_spec import JourneySpec
@@ -150,6 +151,11 @@ class Run:
         self.counts = GeneratorCounts()
         self._requests_in_flight = 0
         self._backlog: deque[Arrival] = deque()
+        # faults are resolved now, so an unknown one is an error before anything runs
+        self.faults: list[PlannedFault] = plan_faults(
+            scenario.failure_injection, {**target.faults, **scenario.fault_actions}, target.name, target.url)
+        self.injector: Any = None  # a FaultInjector while faults play
+        self.active_faults: tuple[str, ...] = ()
 
     # -- set-up ---------------------------------------------------------------------------
     def _journey_table(self) -> list[tuple[str, float, JourneySpec | type[Journey]]]:
@@ -221,8 +227,9 @@ class Run:
         """Play the scenario; on cancellation (Ctrl-C, abort) the log ends ABORTED."""
         self._loop = asyncio.get_running_loop()
         self._t0 = _now() + START_LEAD_S
+        base_url = await self._open_faults()
         self._sender_live = sender = self._sender or make_sender(
-            self.http_client, self.target.url, timeout=self.scenario.request_timeout,
+            self.http_client, base_url, timeout=self.scenario.request_timeout,
             max_connections=connection_budget(self.scenario.max_in_flight),
             keep_headers=any(not isinstance(j, JourneySpec) or j.reads_headers for _, _, j in self._journeys))
         log = RunLog(self.home, self.run_id)
@@ -232,12 +239,16 @@ class Run:
         gc.collect()
         gc.freeze()  # long-lived set-up objects leave the collector's young generations alone
         flusher = self._loop.create_task(self._flush_periodically(log, progress))
+        faults_task: asyncio.Task | None = None
         try:
             await self._start(sender)
+            if self.faults:
+                faults_task = self._loop.create_task(self._play_faults())
             await self._schedule()
             await self._sleep_until(self._t0 + self.clock.load_end_real)
             self.status = RunStatus.DRAINING
             await self._drain()
+            await self._end_faults(faults_task, "run_ended")
             now = _now()
             self._emit(RunFinished(
                 run_id=self.run_id, seq=self._next_seq(), sim_time=self.clock.sim_at(now - self._t0),
@@ -245,6 +256,7 @@ class Run:
             self.status = RunStatus.FINISHED
         except (asyncio.CancelledError, KeyboardInterrupt) as exc:
             await self._abort_tasks()
+            await self._end_faults(faults_task, "aborted")
             c = self.counts
             self._emit(RunAborted(
                 run_id=self.run_id, seq=self._next_seq(), sim_time=self._sim_now(), real_time=time.time(),
@@ -257,7 +269,82 @@ class Run:
             flusher.cancel()
             gc.unfreeze()
             await sender.close()
+            await self._close_faults()
         return self._finish_verdict(log)
+
+    # -- faults ---------------------------------------------------------------------------
+    async def _open_faults(self) -> str:
+        """Put the fault proxy in front of the target when a built-in fault is planned, and
+        the guard beside the run when a fault has a recovery action; the URL to send to."""
+        if not self.faults:
+            return self.target.url
+        from ..producers.fault_guard import FaultGuard
+        from ..producers.fault_injector import FaultInjector
+
+        proxy = guard = None
+        url = self.target.url
+        if any(f.toxic is not None for f in self.faults):
+            from urllib.parse import urlsplit
+
+            from ..producers.fault_proxy import FaultProxy
+
+            parts = urlsplit(self.target.url)
+            proxy = FaultProxy(parts.hostname or "127.0.0.1", parts.port or 80, seed=self.scenario.seed)
+            url = await proxy.start() + parts.path.rstrip("/")
+        if any(f.action is not None and f.action.recover is not None for f in self.faults):
+            guard = FaultGuard.spawn(self.run_id, self.target.url)
+        self.injector = FaultInjector(self.faults, run_id=self.run_id, target_url=self.target.url, proxy=proxy,
+                                      guard=guard, on_change=self._faults_changed)
+        return url
+
+    def _faults_changed(self, active: tuple[str, ...]) -> None:
+        self.active_faults = active
+
+    async def _play_faults(self) -> None:
+        """Start and end each fault at its simulated time."""
+        moments = sorted([(f.spec.start_sim, 1, i) for i, f in enumerate(self.faults)]
+                         + [(f.spec.end_sim, 0, i) for i, f in enumerate(self.faults) if f.spec.end_sim is not None])
+        for sim, starting, i in moments:
+            await self._sleep_until(self._loop_at_sim(sim))
+            fault = self.faults[i]
+            if starting:
+                await self._start_fault(fault)
+            elif self.injector.is_active(fault):
+                await self._end_fault(fault, "scheduled", sim)
+
+    async def _start_fault(self, fault: PlannedFault) -> None:
+        sim = self._sim_now()
+        ok, detail = await self.injector.start(fault, self._sim_iso(sim))
+        self._emit(FaultStarted(
+            run_id=self.run_id, seq=self._next_seq(), sim_time=sim, real_time=time.time(), fault=fault.key,
+            name=fault.name, kind=fault.kind, start_sim=fault.spec.start_sim, end_sim=fault.spec.end_sim,
+            ok=ok, detail=detail))
+
+    async def _end_fault(self, fault: PlannedFault, reason: str, end_sim: float) -> None:
+        ok, detail = await self.injector.end(fault, self._sim_iso(self._sim_now()))
+        self._emit(FaultEnded(
+            run_id=self.run_id, seq=self._next_seq(), sim_time=self._sim_now(), real_time=time.time(),
+            fault=fault.key, name=fault.name, reason=reason, end_sim=end_sim, ok=ok, detail=detail))
+
+    async def _end_faults(self, task: asyncio.Task | None, reason: str) -> None:
+        """Stop the fault timeline and undo every fault still active (at the run's end or abort)."""
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if self.injector is None:
+            return
+        now = self._sim_now()
+        for fault in self.faults:
+            if self.injector.is_active(fault):
+                await self._end_fault(fault, reason, now if fault.spec.end_sim is None else min(fault.spec.end_sim, now))
+
+    async def _close_faults(self) -> None:
+        if self.injector is None:
+            return
+        if self.injector.proxy is not None:
+            await self.injector.proxy.close()
+        if self.injector.guard is not None:
+            await asyncio.to_thread(self.injector.guard.close)
 
     async def _start(self, sender: Sender) -> None:
         """Count the plan, open connections, fix the clock origin and announce the run."""
@@ -478,7 +565,7 @@ class Run:
             run_id=self.run_id, seq=self._next_seq(), sim_time=sim, real_time=self._epoch(intended),
             user=user, journey=journey, step=request.step, endpoint=request.endpoint,
             status=response.status, latency_ms=latency, raw_latency_ms=(done - sent) * 1000,
-            bytes=len(response.body), error=response.error, n=n))
+            bytes=len(response.body), error=response.error, n=n, faults=self.active_faults))
         return Reply(response.status, response.headers, response.body, response.error, sim)
 
     async def _drain(self) -> None:

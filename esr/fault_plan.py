@@ -1,0 +1,73 @@
+"""`plan_faults`: a scenario's `failure_injection` resolved against what can apply each fault.
+
+A name is either a built-in fault of the fault proxy (`esr.toxics`) or a named fault of the
+system's own parts, declared in the scenario's `fault_actions` or the target registry (the
+scenario's declaration wins). Anything else is an error before launch, with the column of the
+name and the list of faults this target knows. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .errors import FaultSyntaxError, FieldError, ScenarioError
+from .fault_actions import FaultAction
+from .faults import FaultSpec, parse_fault
+from .toxics import PROXY_FAULTS, Toxic, toxic_for
+
+__all__ = ["PlannedFault", "plan_faults"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedFault:
+    spec: FaultSpec
+    toxic: Toxic | None = None  # a built-in fault of the proxy
+    action: FaultAction | None = None  # a fault of the system's own parts
+
+    @property
+    def key(self) -> str:
+        return self.spec.text
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def kind(self) -> str:
+        return "proxy" if self.toxic is not None else "action"
+
+
+def plan_faults(entries: list[str], actions: Mapping[str, FaultAction], target_name: str = "the target",
+                target_url: str = "") -> list[PlannedFault]:
+    """Every entry resolved, or a ScenarioError listing every entry that cannot be."""
+    planned, errors = [], []
+    seen: dict[str, int] = {}
+    for i, text in enumerate(entries):
+        where = f"failure_injection[{i}]"
+        try:
+            spec = parse_fault(text)
+            if text in seen:
+                raise spec.error(None, f"the same fault is listed twice (also failure_injection[{seen[text]}])")
+            seen[text] = i
+            toxic = toxic_for(spec)
+            if toxic is not None:
+                if spec.name in actions:
+                    raise spec.error(None, f"{spec.name!r} is a built-in fault of the proxy; name your own fault "
+                                           "differently in fault_actions")
+                if target_url.startswith("https://"):
+                    raise spec.error(None, f"the fault proxy speaks plain HTTP and {target_url} is HTTPS; "
+                                           "use an http:// target for built-in faults")
+                planned.append(PlannedFault(spec, toxic=toxic))
+            elif spec.name in actions:
+                planned.append(PlannedFault(spec, action=actions[spec.name]))
+            else:
+                own = ", ".join(sorted(actions)) or "none"
+                raise spec.error(None, f"unknown fault {spec.name!r}: built-in faults are "
+                                       f"{', '.join(PROXY_FAULTS)}; {target_name} defines: {own} "
+                                       "(declare more in the scenario's fault_actions or the target registry)")
+        except FaultSyntaxError as exc:
+            errors.append(FieldError(where, str(exc)))
+    if errors:
+        raise ScenarioError(errors)
+    return planned

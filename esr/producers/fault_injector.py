@@ -1,0 +1,135 @@
+"""`FaultInjector`: applies a run's faults and makes sure each one is undone.
+
+Built-in faults are switched on and off in the run's `FaultProxy`; the system's own faults run
+their start and recovery actions (`perform`). While a fault with a recovery action is active,
+the `FaultGuard` process holds that recovery, so that it still runs if this process dies
+(kill -9, a crash) before it could recover itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import orjson
+
+from ..fault_actions import ActionCall, fault_context, render_action
+from ..fault_plan import PlannedFault
+from ..targets import is_loopback_url
+from .fault_guard import FaultGuard
+
+if TYPE_CHECKING:
+    from .fault_proxy import FaultProxy
+
+__all__ = ["FaultInjector", "perform"]
+
+DETAIL_LIMIT = 300
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname or "", parts.port
+
+
+def perform(call: ActionCall, target_url: str = "") -> tuple[bool, str]:
+    """Run one action to completion (blocking); ok and a line saying what happened.
+
+    HTTP actions may only go to loopback or to the target's own origin (ESR's traffic rule)."""
+    if call.kind == "command":
+        try:
+            done = subprocess.run(call.argv, capture_output=True, timeout=call.timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return False, f"{call.describe()}: {exc}"[:DETAIL_LIMIT]
+        tail = (done.stderr or done.stdout).decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+        return done.returncode == 0, f"{call.describe()}: exit {done.returncode} {tail[0]}".strip()[:DETAIL_LIMIT]
+    if not (is_loopback_url(call.url) or (target_url and _origin(call.url) == _origin(target_url))):
+        return False, f"refusing {call.describe()}: fault actions call loopback or the target's own origin only"
+    body = orjson.dumps(call.body) if call.body is not None else None
+    headers = {"Content-Type": "application/json", "X-ESR-Sim": "true", **dict(call.headers)}
+    request = urllib.request.Request(call.url, data=body, method=call.method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=call.timeout) as response:  # noqa: S310 - URL checked above
+            return True, f"{call.describe()}: {response.status}"
+    except urllib.error.HTTPError as exc:
+        text = exc.read()[:200].decode("utf-8", "replace")
+        return False, f"{call.describe()}: {exc.code} {text}".strip()[:DETAIL_LIMIT]
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return False, f"{call.describe()}: {reason}"[:DETAIL_LIMIT]
+
+
+class FaultInjector:
+    """Starts and ends the faults of one run; `active` names those in effect."""
+
+    def __init__(self, faults: list[PlannedFault], *, run_id: str, target_url: str,
+                 proxy: FaultProxy | None = None, guard: FaultGuard | None = None,
+                 on_change: Callable[[tuple[str, ...]], None] | None = None) -> None:
+        self.faults = faults
+        self.run_id = run_id
+        self.target_url = target_url
+        self.proxy = proxy
+        self.guard = guard
+        self.on_change = on_change
+        self._recoveries: dict[str, ActionCall | None] = {}  # active faults -> their recovery
+        self._names: dict[str, str] = {}
+
+    @property
+    def active(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self._names.values()))
+
+    def is_active(self, fault: PlannedFault) -> bool:
+        return fault.key in self._names
+
+    async def start(self, fault: PlannedFault, sim_iso: str) -> tuple[bool, str]:
+        """Apply one fault; (False, why) when it could not be applied."""
+        if fault.toxic is not None:
+            if self.proxy is None:
+                return False, "no fault proxy in this run"
+            self.proxy.apply(fault.key, fault.toxic)
+            ok, detail = True, f"proxy {self.proxy.url}: {fault.toxic}"
+            recovery = None
+        else:
+            assert fault.action is not None
+            context = fault_context(fault.spec, self.run_id, self.target_url, sim_iso)
+            call = render_action(fault.action.start, fault.spec, context)
+            recovery = render_action(fault.action.recover, fault.spec, context) if fault.action.recover else None
+            if recovery is not None and self.guard is not None:
+                self.guard.arm(fault.key, recovery)  # before starting: a crash in between still recovers
+            ok, detail = await asyncio.to_thread(perform, call, self.target_url)
+        if ok:
+            self._recoveries[fault.key] = recovery
+            self._names[fault.key] = fault.name
+            self._changed()
+        elif recovery is not None and self.guard is not None:
+            self.guard.disarm(fault.key)
+        return ok, detail
+
+    async def end(self, fault: PlannedFault, sim_iso: str) -> tuple[bool, str]:
+        """Undo one active fault: its toxic off, or its recovery action run."""
+        if fault.key not in self._names:
+            return True, "not active"
+        del self._names[fault.key]
+        recovery = self._recoveries.pop(fault.key)
+        self._changed()
+        if fault.toxic is not None:
+            if self.proxy is not None:
+                self.proxy.clear(fault.key)
+            return True, "proxy fault removed"
+        if recovery is None:
+            return True, "no recovery action declared"
+        context = fault_context(fault.spec, self.run_id, self.target_url, sim_iso)
+        assert fault.action is not None and fault.action.recover is not None
+        call = render_action(fault.action.recover, fault.spec, context)  # with the sim time of the recovery
+        ok, detail = await asyncio.to_thread(perform, call, self.target_url)
+        if self.guard is not None:
+            self.guard.disarm(fault.key)
+        return ok, detail
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self.active)
