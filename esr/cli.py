@@ -424,9 +424,9 @@ async def _run_async(scenario: Scenario, target: Any, args: argparse.Namespace, 
 
     err.print(f"run {run.run_id}: {scenario.name} -> {target.url} "
               f"({scenario.duration_hours:g} simulated h at warp {scenario.time_warp:g})")
-    if scenario.failure_injection:
-        err.print("note: failure_injection is validated and planned but not applied to the target by this "
-                  "version; the run goes ahead without faults")
+    for fault in run.faults:
+        how = "through the fault proxy" if fault.toxic is not None else "by the target's own fault action"
+        err.print(f"fault {fault.key}: applied {how} at simulated hour {fault.spec.start_sim / 3600:g}")
     loop = asyncio.get_running_loop()
     task = loop.create_task(run.execute(progress if show else None))
     for sig, why in ((signal.SIGINT, "interrupted (Ctrl-C)"), (signal.SIGTERM, "terminated (SIGTERM)")):

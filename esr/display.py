@@ -76,12 +76,40 @@ def verdict_table(verdict: Verdict, log_path: str | None = None) -> list[Any]:
                                     f"  sent {_num(c.get('requests_sent'))}  recorded {_num(c.get('results_recorded'))}")
     figures.add_row("generator", f"late starts {_num(g['late_starts'])} ({g['late_start_rate']:.2%} over "
                                  f"{g['late_threshold_ms']:g} ms){'  SATURATED' if g['saturated'] else ''}")
+    faults = verdict.faults
+    if faults:
+        steady = faults["steady_state"]
+        if "error" in steady:
+            figures.add_row("steady state", steady["error"])
+        else:
+            figures.add_row("steady state", f"before hour {_num(steady['until_sim_hour'])}: error rate "
+                                            f"{_num(steady['error_rate'] * 100)} %  p95 {_num(steady['latency_p95_ms'])} ms")
+        for w in faults["windows"]:
+            figures.add_row(f"fault {w['fault']}", _fault_line(w))
     if verdict.time:
         figures.add_row("time", verdict.time["note"])
     if log_path:
         figures.add_row("run log", log_path)
     line = Text.assemble(("VERDICT ", "bold"), (verdict.status, _STYLE[verdict.status]), f"  {verdict.reason}")
     return [table, figures, line]
+
+
+def _fault_line(w: dict[str, Any]) -> str:
+    if not w["applied"]:
+        return f"NOT APPLIED: {w['detail']}"
+    d = w["during"]
+    rate = d.get("error_rate")
+    text = (f"h {_num(w['start_sim_hour'])}-{_num(w['end_sim_hour'])}: {_num(d.get('requests'))} requests, "
+            f"errors {_num(rate * 100 if rate is not None else None)} %, p95 {_num(d.get('latency_p95_ms'))} ms")
+    if w["recovered"] is True:
+        text += f"; recovered in {format_duration(w['recovery_time_s'])} simulated"
+    elif w["recovered"] is False:
+        text += "; NOT recovered by the end of the run"
+    elif w.get("note"):
+        text += f"; {w['note']}"
+    if not w["recovery_action_ok"]:
+        text += f"; RECOVERY ACTION FAILED: {w['recovery_detail']}"
+    return text
 
 
 def plan_table(plan: RunPlan) -> Table:

@@ -145,10 +145,11 @@ class RunManager:
 
     # -- operations -----------------------------------------------------------------------
     def submit(self, scenario: Scenario, target: Target) -> ManagedRun:
+        """Queue a run; a ScenarioError (e.g. a fault this target cannot apply) before anything is kept."""
         run_id = new_run_id()
         managed = ManagedRun(run_id, scenario.name, target.url, time.time())
-        self.runs[run_id] = managed
         if self.kafka is not None:
+            self.runs[run_id] = managed
             managed.task = asyncio.get_running_loop().create_task(self._play_kafka(managed, scenario, target))
             return managed
         managed.run = Run(scenario, target, run_id=run_id, home=self.home, http_client=self.http_client)

@@ -77,9 +77,9 @@ async def post_run(request: web.Request) -> web.Response:
         return _error(403, str(exc))
     try:  # the target's metrics (e.g. cost_per_claim) stand in for the client's Python functions
         scenario = Scenario.from_dict(target.fill_in(body))
+        managed = request.app[MANAGER].submit(scenario, target)
     except ScenarioError as exc:
         return _error(422, "invalid scenario", errors=[{"path": e.path, "message": e.message} for e in exc.errors])
-    managed = request.app[MANAGER].submit(scenario, target)
     return _json({"run_id": managed.run_id, "state": managed.state,
                   "summary_url": f"/run/{managed.run_id}/summary"}, 202)
 

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ..api.auth import Tokens
 from ..api.server import make_app
+from ..fault_actions import FaultAction
 from ..journey_spec import JourneySpec
 from ..runlog import esr_home
 from ..targets import Target, TargetRegistry
@@ -22,8 +23,19 @@ SANDBOX_NAMES = ("prod-like-staging.dol.gov", "sandbox")
 SANDBOX_METRICS = {"cost_per_claim": "cloud_cost / claims_processed"}
 
 
+def _admin_action(fault: str, description: str) -> FaultAction:
+    """Start with POST, recover with DELETE on the run's own fault switch (docs/sandbox.md)."""
+    url = "{{ target.url }}/_esr/runs/{{ run.id }}/faults/" + fault
+    return FaultAction.model_validate({"description": description, "start": {"http": {"method": "POST", "url": url}},
+                                       "recover": {"http": {"method": "DELETE", "url": url}}})
+
+
 def sandbox_target(name: str, url: str) -> Target:
-    return Target(name, url, JourneySpec.model_validate(CLAIM_JOURNEY), dict(SANDBOX_METRICS))
+    faults = {
+        "db_down": _admin_action("db_down", "the claims database is down: filings fail (mode=queue: are held)"),
+        "caseworkers_out": _admin_action("caseworkers_out", "n caseworkers take no new reviews"),
+    }
+    return Target(name, url, JourneySpec.model_validate(CLAIM_JOURNEY), dict(SANDBOX_METRICS), faults)
 
 
 async def _start_claims(service: ClaimsService, host: str, port: int) -> tuple[web.AppRunner, str]:

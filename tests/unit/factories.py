@@ -15,6 +15,8 @@ from esr.buckets import RunFold
 from esr.events import (
     CounterAdded,
     Event,
+    FaultEnded,
+    FaultStarted,
     JourneyEnded,
     JourneyStarted,
     RequestResult,
@@ -81,6 +83,16 @@ class RunEvents:
 
     def aborted(self, *, sim: float, reason: str = "operator abort", requests_sent: int = 0) -> RunAborted:
         return RunAborted(**self._envelope(sim), reason=reason, requests_sent=requests_sent)
+
+    def fault_started(self, *, fault: str, start: float, end: float | None, name: str | None = None,
+                      kind: str = "action", ok: bool = True, detail: str = "") -> FaultStarted:
+        return FaultStarted(**self._envelope(start), fault=fault, name=name or fault.split("@")[0].split("(")[0],
+                            kind=kind, start_sim=start, end_sim=end, ok=ok, detail=detail)
+
+    def fault_ended(self, *, fault: str, end: float, reason: str = "scheduled", name: str | None = None,
+                    ok: bool = True, detail: str = "") -> FaultEnded:
+        return FaultEnded(**self._envelope(end), fault=fault, name=name or fault.split("@")[0].split("(")[0],
+                          reason=reason, end_sim=end, ok=ok, detail=detail)
 
     def verdict(self, *, sim: float, verdict: dict[str, Any]) -> VerdictIssued:
         return VerdictIssued(**self._envelope(sim), verdict=verdict)

@@ -1,0 +1,152 @@
+"""Resolving failure_injection before launch: built-in proxy faults and their parameters, the
+system's own faults and their actions, and the errors a user sees (with the column)."""
+
+from __future__ import annotations
+
+import pytest
+
+from esr.errors import AssertionSyntaxError, FaultSyntaxError, ScenarioError
+from esr.fault_actions import ActionCall, FaultAction, fault_context, render_action
+from esr.fault_plan import plan_faults
+from esr.faults import parse_fault
+from esr.scenario import Scenario
+from esr.toxics import Bandwidth, Down, Errors, Latency, Reset, Timeout, toxic_for
+
+ADMIN = "{{ target.url }}/_esr/runs/{{ run.id }}/faults/db_down"
+DB_DOWN = FaultAction.model_validate({"start": {"http": {"url": ADMIN}},
+                                      "recover": {"http": {"method": "DELETE", "url": ADMIN}}})
+
+
+@pytest.mark.parametrize(("text", "toxic"), [
+    ("latency(500ms)@hour1", Latency(0.5)),
+    ("latency(500ms, jitter=100ms)@hour1", Latency(0.5, 0.1)),
+    ("latency(delay=2s, jitter=1s)@hour1", Latency(2.0, 1.0)),
+    ("errors@hour1", Errors()),
+    ("errors(0.2)@hour1", Errors(0.2, 503)),
+    ("errors(rate=0.2, status=500)@hour8+30m", Errors(0.2, 500)),
+    ("down@hour1+5m", Down()),
+    ("reset@hour1", Reset()),
+    ("reset(rate=0.5, after=100)@hour1", Reset(0.5, 100)),
+    ("timeout(0.1)@hour1", Timeout(0.1)),
+    ("bandwidth(64)@hour1", Bandwidth(64_000.0)),
+    ("bandwidth(kb_per_s=0.5)@hour1", Bandwidth(500.0)),
+])
+def test_built_in_faults(text: str, toxic: object) -> None:
+    assert toxic_for(parse_fault(text)) == toxic
+
+
+def test_other_names_are_not_built_in() -> None:
+    assert toxic_for(parse_fault("db_down@hour12")) is None
+
+
+@pytest.mark.parametrize(("text", "column", "message"), [
+    ("latency(500)@hour1", 9, "latency delay: expected a duration with a unit such as 500ms or 2s, got 500"),
+    ("latency@hour1", 1, "latency needs its delay; write latency(500ms) or latency(500ms, jitter=100ms)"),
+    ("latency(1s, jitter=5)@hour1", 13, "latency jitter: expected a duration"),
+    ("errors(rate=2)@hour1", 8, "errors rate: expected a share between 0 (exclusive) and 1"),
+    ("errors(rate=0)@hour1", 8, "errors rate: expected a share"),
+    ("errors(0.2, status=99)@hour1", 13, "errors status: expected an HTTP status from 100 to 599"),
+    ("errors(0.2, status=5xx)@hour1", 21, "unexpected input (expected ')', ',')"),  # the grammar's own check
+    ("errors(code=5)@hour1", 8, "errors has no parameter 'code' (parameters: rate, status)"),
+    ("errors(0.2, rate=0.3)@hour1", 13, "parameter 'rate' given twice"),
+    ("down(1)@hour1", 6, "down takes at most 0 parameters; write down"),
+    ("reset(after=-1)@hour1", 13, "unexpected input"),
+    ("reset(after=1.5)@hour1", 7, "reset after: expected a whole number of bytes"),
+    ("bandwidth(1, 2)@hour1", 14, "bandwidth takes at most 1 parameter; write bandwidth(64)"),
+    ("bandwidth@hour1", 1, "bandwidth needs its kb_per_s"),
+])
+def test_bad_parameters_name_the_column(text: str, column: int, message: str) -> None:
+    with pytest.raises(FaultSyntaxError) as caught:
+        toxic_for(parse_fault(text))
+    assert caught.value.column == column
+    assert message in caught.value.message
+
+
+def test_a_scenario_reports_bad_faults_and_fault_assertions_before_launch() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        Scenario(name="s", duration_hours=4, time_warp=60, load_profile=[(0, 1)],
+                 failure_injection=["latency(500)@hour1", "db_down@hour1+1h"],
+                 assertions=["error_rate < 0.5 during db_dwn", "recovery_time_s(db_down) < 600"])
+    paths = [e.path for e in caught.value.errors]
+    assert paths == ["assertions[0]", "failure_injection[0]"]
+    assert "no fault named 'db_dwn' in failure_injection (faults: db_down, latency)" in caught.value.errors[0].message
+    assert "column 9: latency delay" in caught.value.errors[1].message
+
+
+def test_scenario_fault_actions_are_http_only() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        Scenario(name="s", duration_hours=4, time_warp=60, load_profile=[(0, 1)], failure_injection=["x@hour1"],
+                 fault_actions={"x": {"start": {"command": ["touch", "/tmp/x"]}}})
+    assert [str(e) for e in caught.value.errors] == [
+        "fault_actions.x: commands run only from the target registry, never from a scenario (which may arrive "
+        "over the API); use an HTTP action"]
+
+
+def test_plan_resolves_built_ins_and_named_faults() -> None:
+    planned = plan_faults(["latency(200ms)@hour1+1h", "db_down@hour2+30m"], {"db_down": DB_DOWN})
+    assert [(p.key, p.name, p.kind) for p in planned] == [
+        ("latency(200ms)@hour1+1h", "latency", "proxy"), ("db_down@hour2+30m", "db_down", "action")]
+    assert planned[0].toxic == Latency(0.2) and planned[1].action is DB_DOWN
+
+
+def test_plan_errors_list_every_bad_entry_with_what_the_target_knows() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        plan_faults(["db_dwn@hour1", "latency(200ms)@hour1", "latency(200ms)@hour1", "errors@hour1"],
+                    {"db_down": DB_DOWN, "errors": DB_DOWN}, "prod-like-staging.dol.gov")
+    errors = [str(e) for e in caught.value.errors]
+    assert errors[0].startswith("failure_injection[0]: failure_injection 'db_dwn@hour1', column 1: unknown fault "
+                                "'db_dwn': built-in faults are latency, errors, down, reset, timeout, bandwidth; "
+                                "prod-like-staging.dol.gov defines: db_down, errors")
+    assert "the same fault is listed twice (also failure_injection[1])" in errors[1]
+    assert "'errors' is a built-in fault of the proxy" in errors[2]
+    assert len(errors) == 3
+
+
+def test_built_in_faults_need_a_plain_http_target() -> None:
+    with pytest.raises(ScenarioError, match="the fault proxy speaks plain HTTP"):
+        plan_faults(["down@hour1"], {}, "t", "https://127.0.0.1:8443")
+
+
+def test_actions_render_with_the_run_target_and_fault() -> None:
+    spec = parse_fault("caseworkers_out(3, mode=slow)@day 1 hour 9+4h")
+    context = fault_context(spec, "run-1", "http://127.0.0.1:9701", "2026-01-01T09:00:00+00:00")
+    start = render_action(DB_DOWN.start, spec, context)
+    assert start == ActionCall("http", "POST", "http://127.0.0.1:9701/_esr/runs/run-1/faults/db_down",
+                               {"run_id": "run-1", "fault": "caseworkers_out", "args": [3],
+                                "params": {"mode": "slow"}, "sim_time": "2026-01-01T09:00:00+00:00"})
+    assert ActionCall.from_dict(start.to_dict()) == start
+    command = FaultAction.model_validate({"start": {"command": ["out", "{{ fault.arg0 }}", "{{ fault.mode }}",
+                                                                "{{ run.id }}"], "timeout": "5s"}})
+    call = render_action(command.start, spec, context)
+    assert (call.argv, call.timeout) == (("out", "3", "slow", "run-1"), 5.0)
+    assert command.runs_commands and not DB_DOWN.runs_commands
+    body = FaultAction.model_validate({"start": {"http": {"url": "http://127.0.0.1:1/{{ fault.name }}",
+                                                          "json": {"n": "{{ fault.arg0 }}"}}}})
+    assert render_action(body.start, spec, context).body == {"n": 3}  # a whole placeholder keeps its type
+
+
+@pytest.mark.parametrize(("action", "message"), [
+    ({"start": {"http": {"url": "{{ user.x }}"}}}, "must be a dotted name starting with one of run, target, fault"),
+    ({"start": {}}, 'write either {"http": {"url": ...}} or {"command": ["argv", ...]}'),
+    ({"start": {"http": {"url": "http://x"}, "command": ["a"]}}, "write either"),
+    ({"start": {"command": []}}, "at least 1 item"),
+    ({"start": {"http": {"url": "http://x", "method": "post"}}}, "should match pattern"),
+])
+def test_bad_actions(action: dict, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        FaultAction.model_validate(action)
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "column", "message"), [
+    ("error_rate < 0.5 during db_dwn", 25, "no fault named 'db_dwn' in failure_injection (faults: db_down)"),
+    ("recovery_time_s(x) < 6", 17, "no fault named 'x'"),
+    ("recover(db_down) < 6", 1, "unknown function 'recover'; known: recovery_time_s(FAULT)"),
+    ("error_rate < 0.5 during db_down in every 1h", 25, "cannot be combined"),
+])
+def test_fault_assertion_errors(text: str, column: int, message: str) -> None:
+    from esr.assertions import parse_assertion
+
+    with pytest.raises(AssertionSyntaxError) as caught:
+        parse_assertion(text, faults={"db_down"})
+    assert caught.value.column == column and message in caught.value.message
