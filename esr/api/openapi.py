@@ -34,6 +34,8 @@ def openapi_spec() -> dict[str, Any]:
             "reason": {"type": "string"}, "assertions": {"type": "array", "items": {"type": "object"}},
             "summary": {"type": "object"}, "completeness": {"type": "object"}, "generator": {"type": "object"},
             "time": {"type": "object"}, "progress": {"type": "object"},
+            "faults": {"type": "object", "description": "steady state and each fault's window: metrics during it, "
+                                                        "recovery time (docs/faults.md)"},
         },
     }
     run_id = [{"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}]

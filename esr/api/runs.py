@@ -60,6 +60,7 @@ class ManagedRun:
         }
         if self.verdict:
             out |= {k: self.verdict[k] for k in ("reason", "assertions", "summary", "completeness", "generator", "time")}
+            out["faults"] = self.verdict.get("faults", {})
         elif live is not None and live.status in (RunStatus.RUNNING, RunStatus.DRAINING):
             out["progress"] = live.snapshot()
         elif started is not None and state == RunStatus.RUNNING.value:

@@ -1,0 +1,193 @@
+"""Faults in a real run on loopback: the system's own faults through its admin endpoint, built-in
+faults through the fault proxy, the timeline in the run log, and the cleanup paths."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from esr.buckets import RunFold
+from esr.engine.runner import Run
+from esr.events import FaultEnded, FaultStarted, RequestResult
+from esr.fault_actions import FaultAction
+from esr.runlog import read_events as read_log
+from esr.runlog import run_log_path
+from esr.scenario import Scenario
+from esr.targets import Target
+
+pytestmark = pytest.mark.integration
+
+HOUR = 3600.0
+
+
+class Switchboard:
+    """A system under test with one breakable part: while `broken`, GET /work answers 503.
+    POST/DELETE /admin/broken start and end the fault (the body ESR sends is kept)."""
+
+    def __init__(self, *, start_status: int = 200) -> None:
+        self.broken = False
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.start_status = start_status
+
+    async def work(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": not self.broken}, status=503 if self.broken else 200)
+
+    async def start(self, request: web.Request) -> web.Response:
+        self.calls.append(("start", await request.json()))
+        if self.start_status != 200:
+            return web.json_response({"error": "the switch is stuck"}, status=self.start_status)
+        self.broken = True
+        return web.json_response({"active": True})
+
+    async def recover(self, request: web.Request) -> web.Response:
+        self.calls.append(("recover", await request.json()))
+        self.broken = False
+        return web.json_response({"active": False})
+
+
+async def serve(board: Switchboard) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_get("/work", board.work)
+    app.router.add_post("/admin/broken", board.start)
+    app.router.add_delete("/admin/broken", board.recover)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]  # noqa: SLF001
+
+
+BROKEN = FaultAction.model_validate({
+    "start": {"http": {"method": "POST", "url": "{{ target.url }}/admin/broken"}},
+    "recover": {"http": {"method": "DELETE", "url": "{{ target.url }}/admin/broken"}}})
+
+
+@pytest.fixture
+async def board() -> AsyncIterator[tuple[Switchboard, Target]]:
+    system = Switchboard()
+    runner, url = await serve(system)
+    yield system, Target("switchboard", url, faults={"broken": BROKEN})
+    await runner.cleanup()
+
+
+def scenario(faults: list[str], assertions: list[str] | None = None, hours: float = 3, rate: float = 40,
+             warp: float = 3600) -> Scenario:
+    """One simulated hour per real second (at the default warp): 40 requests per simulated hour."""
+    return Scenario(name="faults", duration_hours=hours, time_warp=warp, load_profile=[(0, rate)], seed=3,
+                    journeys=[{"name": "work", "steps": [{"name": "get", "request": {"path": "/work"}}]}],
+                    failure_injection=faults, assertions=assertions or [], window=60)
+
+
+def read_events(home: Path, run_id: str) -> list[Any]:
+    return list(read_log(run_log_path(home, run_id)))
+
+
+def results(home: Path, run_id: str) -> list[RequestResult]:
+    return [e for e in read_events(home, run_id) if type(e) is RequestResult]
+
+
+async def test_a_system_fault_plays_on_the_timeline(board: tuple[Switchboard, Target], tmp_path: Path) -> None:
+    system, target = board
+    run = Run(scenario(["broken@hour1+1h"], ["error_rate > 0.99 during broken", "recovery_time_s(broken) < 600",
+                                             "error_rate < 0.01 during hour 0..1"]), target, home=tmp_path)
+    verdict = await run.execute()
+    assert verdict.status == "PASS", verdict.reason
+    events = read_events(tmp_path, run.run_id)
+    started = [e for e in events if type(e) is FaultStarted]
+    ended = [e for e in events if type(e) is FaultEnded]
+    assert [(e.fault, e.name, e.kind, e.start_sim, e.end_sim, e.ok) for e in started] == [
+        ("broken@hour1+1h", "broken", "action", HOUR, 2 * HOUR, True)]
+    assert started[0].detail == f"POST {target.url}/admin/broken: 200"
+    assert [(e.reason, e.end_sim, e.ok) for e in ended] == [("scheduled", 2 * HOUR, True)]
+    assert HOUR <= started[0].sim_time < HOUR + 60 and 2 * HOUR <= ended[0].sim_time < 2 * HOUR + 60
+    # the admin endpoint got the fault, its run and its simulated time
+    assert [kind for kind, _ in system.calls] == ["start", "recover"]
+    body = system.calls[0][1]
+    assert (body["run_id"], body["fault"], body["args"], body["params"]) == (run.run_id, "broken", [], {})
+    assert "T01:00:" in body["sim_time"]  # within the first simulated minute of hour 1
+    assert not system.broken
+    # every result records the faults active when it was sent, and they match what the system did
+    during = [r for r in results(tmp_path, run.run_id) if r.faults]
+    outside = [r for r in results(tmp_path, run.run_id) if not r.faults]
+    assert during and outside
+    assert {r.faults for r in during} == {("broken",)}
+    assert all(r.status == 503 for r in during if HOUR + 60 < r.sim_time < 2 * HOUR - 60)
+    assert all(r.status == 200 for r in outside if not HOUR - 60 < r.sim_time < 2 * HOUR + 60)
+    window = verdict.faults["windows"][0]
+    assert window["during"]["error_rate"] > 0.99 and window["recovered"] is True
+    assert verdict.faults["steady_state"]["error_rate"] == 0.0
+
+
+async def test_an_abort_recovers_the_system(board: tuple[Switchboard, Target], tmp_path: Path) -> None:
+    system, target = board
+    run = Run(scenario(["broken@hour1"], hours=20), target, home=tmp_path)
+    task = asyncio.get_running_loop().create_task(run.execute())
+    while not system.broken:
+        await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not system.broken
+    assert [kind for kind, _ in system.calls] == ["start", "recover"]
+    ended = [e for e in read_events(tmp_path, run.run_id) if type(e) is FaultEnded]
+    assert [(e.fault, e.reason, e.ok) for e in ended] == [("broken@hour1", "aborted", True)]
+    assert run.verdict is not None and run.verdict.status == "ABORTED"
+
+
+async def test_a_fault_until_the_run_ends_is_recovered_at_the_end(board: tuple[Switchboard, Target],
+                                                                  tmp_path: Path) -> None:
+    system, target = board
+    run = Run(scenario(["broken@hour2"]), target, home=tmp_path)
+    verdict = await run.execute()
+    assert not system.broken and [kind for kind, _ in system.calls] == ["start", "recover"]
+    ended = [e for e in read_events(tmp_path, run.run_id) if type(e) is FaultEnded]
+    assert [e.reason for e in ended] == ["run_ended"] and ended[0].end_sim >= 3 * HOUR
+    assert verdict.faults["windows"][0]["ended"] == "run_ended"
+
+
+async def test_a_fault_that_cannot_start_makes_the_verdict_error(tmp_path: Path) -> None:
+    system = Switchboard(start_status=500)
+    runner, url = await serve(system)
+    try:
+        run = Run(scenario(["broken@hour1+1h"], ["error_rate < 0.5"]), Target("s", url, faults={"broken": BROKEN}),
+                  home=tmp_path)
+        verdict = await run.execute()
+    finally:
+        await runner.cleanup()
+    assert verdict.status == "ERROR"
+    assert verdict.reason.startswith("fault 'broken@hour1+1h' could not be applied, so the rehearsal did not "
+                                     f"happen: POST {url}/admin/broken: 500")
+    assert [kind for kind, _ in system.calls] == ["start"]  # nothing to recover
+    assert not any(r.faults for r in results(tmp_path, run.run_id))
+
+
+async def test_an_unknown_fault_is_refused_before_launch(board: tuple[Switchboard, Target]) -> None:
+    from esr.errors import ScenarioError
+
+    _, target = board
+    with pytest.raises(ScenarioError, match="unknown fault 'brokn'.*switchboard defines: broken"):
+        Run(scenario(["brokn@hour1"]), target)
+
+
+async def test_proxy_faults_in_a_run(tmp_path: Path, board: tuple[Switchboard, Target]) -> None:
+    _, target = board
+    faults = ["errors(rate=1, status=502)@hour1+1h", "latency(300ms)@hour3+1h"]
+    run = Run(scenario(faults, ["errors_5xx > 0 during errors", "latency_p50_ms >= 300 during latency",
+                                "latency_p50_ms < 300 during hour 0..1"], hours=5), target, home=tmp_path)
+    verdict = await run.execute()
+    assert verdict.status == "PASS", verdict.reason
+    got = results(tmp_path, run.run_id)
+    in_errors = [r for r in got if r.faults == ("errors",)]
+    in_latency = [r for r in got if r.faults == ("latency",)]
+    assert in_errors and all(r.status == 502 for r in in_errors)
+    assert in_latency and min(r.latency_ms for r in in_latency) >= 300
+    assert all(r.status == 200 for r in got if not r.faults)
+    kinds = {e.fault: e.kind for e in read_events(tmp_path, run.run_id) if type(e) is FaultStarted}
+    assert kinds == {faults[0]: "proxy", faults[1]: "proxy"}
+    fold = RunFold().apply_all(read_events(tmp_path, run.run_id))
+    assert [w.end_reason for w in fold.faults.values()] == ["scheduled", "scheduled"]
