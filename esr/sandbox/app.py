@@ -1,25 +1,34 @@
 """The sample system under test over HTTP: the DOL claims service and a fake Treasury.
 
     POST /claims                 {"ssn": ..., "name": ...} -> 201 {"id", "status", "filed_at"}
-    GET  /claims/{id}            {"id", "status": in_review | approved | paid | denied, ...}
+                                 (db_down: 503, or 202 with status "queued" in mode queue)
+    GET  /claims/{id}            {"id", "status": queued | in_review | approved | paid | denied, ...}
     GET  /treasury/payments      the payments this run's claims were paid (never leaves the machine)
     DELETE /_esr/runs/{run_id}   purge a run's data fork (the ESR sandbox calls it when a run ends)
 
-It lives in the simulated time of the `X-ESR-Sim-Time` header, and keeps one `ClaimsOffice`
-(a fork of the wage records, its own queue and ledger) per `X-ESR-Run-Id`. Every response
-carries `X-Cost`, the cloud cost of serving it, which scenarios add up as `cloud_cost`.
+    POST   /_esr/runs/{run_id}/faults/{name}   start a fault: {"fault", "args", "params", "sim_time"}
+    DELETE /_esr/runs/{run_id}/faults/{name}   end it (again: 200, "was_active": false)
+    GET    /_esr/runs/{run_id}/faults          {"run_id", "active": {name: params}}
+
+It lives in the simulated time of the `X-ESR-Sim-Time` header (a fault call may carry it as
+`sim_time` in its body instead), and keeps one `ClaimsOffice` (a fork of the wage records, its
+own queue, ledger and faults) per `X-ESR-Run-Id`. Every claims and Treasury response carries
+`X-Cost`, the cloud cost of serving it, which scenarios add up as `cloud_cost`.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
 
 import orjson
 from aiohttp import web
 
 from ..sim_headers import RUN_ID, sim_time
-from .claims import ClaimsOffice, OfficeConfig
+from .claims import (OFFICE_FAULTS, BadFaultParameter, ClaimsDatabaseDown, ClaimsOffice, FaultActive, FaultError,
+                     OfficeConfig, UnknownFault, known_fault)
 
 __all__ = ["CLAIMS", "ClaimsService", "make_claims_app"]
 
@@ -74,9 +83,13 @@ class ClaimsService:
         office = self.office(request.headers.get(RUN_ID, NO_RUN))
         if ssn not in office.wage_records:
             office.wage_records[ssn] = reported_wages(ssn)
-        claim = office.file(ssn, sim_time(request.headers))
-        return self._reply({"id": claim.id, "status": claim.status_at(claim.filed),
-                            "filed_at": claim.filed.isoformat()}, self.costs.filing, 201)
+        try:
+            claim = office.file(ssn, sim_time(request.headers))
+        except ClaimsDatabaseDown as exc:
+            return self._reply({"error": str(exc)}, self.costs.lookup, 503)
+        status = claim.status_at(claim.filed)
+        return self._reply({"id": claim.id, "status": status, "filed_at": claim.filed.isoformat()},
+                           self.costs.filing, 202 if status == "queued" else 201)
 
     async def get_claim(self, request: web.Request) -> web.Response:
         office = self.office(request.headers.get(RUN_ID, NO_RUN))
@@ -100,6 +113,70 @@ class ClaimsService:
         purged = self.purge(request.match_info["run_id"])
         return web.json_response({"purged": purged}, status=200 if purged else 404)
 
+    # -- faults (called by ESR's failure injection; no X-Cost: not traffic) ----------------
+    async def start_fault(self, request: web.Request) -> web.Response:
+        run_id, name = request.match_info["run_id"], request.match_info["name"]
+        try:
+            now, args, params = await _fault_call(request, name)
+            checked = self.office(run_id).start_fault(name, now, args, params)
+        except FaultError as exc:
+            return _refused(run_id, name, exc)
+        return web.json_response({"run_id": run_id, "fault": name, "active": True, "params": checked})
+
+    async def end_fault(self, request: web.Request) -> web.Response:
+        """Idempotent: ESR may send a recovery twice (a normal end, then an abort)."""
+        run_id, name = request.match_info["run_id"], request.match_info["name"]
+        try:
+            now, _, _ = await _fault_call(request, name)
+            known_fault(name)
+            office = self.offices.get(run_id)  # none: nothing to recover, and no office to make
+            was_active = office is not None and office.end_fault(name, now)
+        except FaultError as exc:
+            return _refused(run_id, name, exc)
+        return web.json_response({"run_id": run_id, "fault": name, "active": False, "was_active": was_active})
+
+    async def list_faults(self, request: web.Request) -> web.Response:
+        run_id = request.match_info["run_id"]
+        office = self.offices.get(run_id)
+        return web.json_response({"run_id": run_id, "active": office.faults if office else {}})
+
+
+_FAULT_STATUS: dict[type[FaultError], int] = {UnknownFault: 404, BadFaultParameter: 400, FaultActive: 409}
+
+
+def _refused(run_id: str, name: str, exc: FaultError) -> web.Response:
+    body: dict[str, Any] = {"run_id": run_id, "fault": name, "error": str(exc)}
+    if isinstance(exc, UnknownFault):
+        body["known"] = list(OFFICE_FAULTS)
+    return web.json_response(body, status=_FAULT_STATUS[type(exc)])
+
+
+async def _fault_call(request: web.Request, name: str) -> tuple[datetime, list[Any], dict[str, Any]]:
+    """A fault call's simulated time, positional and named parameters, from the body ESR sends
+    (`{"fault", "args", "params", "sim_time", "run_id"}`, every key optional, or no body at all)."""
+    raw = await request.read()
+    try:
+        body = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError:
+        raise BadFaultParameter('send a JSON object {"fault", "args", "params", "sim_time"}, or no body') from None
+    if not isinstance(body, dict):
+        raise BadFaultParameter(f'the body must be a JSON object {{"fault", "args", "params", "sim_time"}}; got {body!r}')
+    for key, path_value in (("fault", name), ("run_id", request.match_info["run_id"])):
+        if body.get(key, path_value) != path_value:
+            raise BadFaultParameter(f"the body's {key} is {body[key]!r} but the path names {path_value!r}")
+    args, params = body.get("args"), body.get("params")
+    args, params = [] if args is None else args, {} if params is None else params
+    if not isinstance(args, list) or not isinstance(params, dict):
+        raise BadFaultParameter('"args" must be a JSON array and "params" a JSON object')
+    if "sim_time" not in body:
+        return sim_time(request.headers), args, params
+    try:
+        now = datetime.fromisoformat(body["sim_time"])
+    except (TypeError, ValueError):
+        raise BadFaultParameter(f'"sim_time" must be an ISO 8601 time, e.g. 2026-03-02T12:00:00+00:00; '
+                                f'got {body["sim_time"]!r}') from None
+    return (now if now.tzinfo else now.replace(tzinfo=timezone.utc)), args, params
+
 
 CLAIMS: web.AppKey[ClaimsService] = web.AppKey("claims", ClaimsService)
 
@@ -112,6 +189,9 @@ def make_claims_app(service: ClaimsService | None = None) -> web.Application:
     app.router.add_get("/claims/{claim_id}", service.get_claim)
     app.router.add_get("/treasury/payments", service.payments)
     app.router.add_delete("/_esr/runs/{run_id}", service.purge_run)
+    app.router.add_post("/_esr/runs/{run_id}/faults/{name}", service.start_fault)
+    app.router.add_delete("/_esr/runs/{run_id}/faults/{name}", service.end_fault)
+    app.router.add_get("/_esr/runs/{run_id}/faults", service.list_faults)
     return app
 
 
@@ -121,7 +201,7 @@ CLAIM_JOURNEY = {
     "steps": [
         {"name": "file", "request": {"method": "POST", "path": "/claims",
                                      "json": {"ssn": "{{ data.ssn }}", "name": "{{ data.name }}"}},
-         "expect": {"status": [201]}, "extract": {"claim_id": "$.id"},
+         "expect": {"status": [201, 202]}, "extract": {"claim_id": "$.id"},  # 202: held (db_down, mode queue)
          "counters": {"cloud_cost": "header:X-Cost"}},
         {"name": "decided", "request": {"path": "/claims/{{ vars.claim_id }}"},
          "poll": {"every": "1h", "until": "$.status in ['paid', 'denied']", "give_up_after": "72h"},
@@ -131,4 +211,5 @@ CLAIM_JOURNEY = {
     "sla": [{"from": "file", "to": "decided", "within": "48h"}],
 }
 """The sample system's default journey: file a claim, then poll it hourly (simulated) until it
-is paid or denied; the 48-hour SLA runs from filing to that decision."""
+is paid or denied; the 48-hour SLA runs from filing to that decision, so a claim held while the
+database is down counts against it."""
