@@ -22,8 +22,8 @@ import msgspec
 
 from .buckets import Bucket, RunFold
 from .events import (
-    EVENT_TYPES, CounterAdded, Event, JourneyEnded, JourneyStarted, RequestResult, RunAborted,
-    RunFinished, RunStarted, ShardReport, SlaDecided,
+    EVENT_TYPES, CounterAdded, Event, FaultEnded, FaultStarted, JourneyEnded, JourneyStarted, RequestResult,
+    RunAborted, RunFinished, RunStarted, ShardReport, SlaDecided,
 )
 from .plan import drain_bound_sim
 from .scenario import Scenario
@@ -225,11 +225,14 @@ class RunAssembly:
         self.aborted: RunAborted | None = None
         self.reports: dict[int, dict[str, ShardReport]] = {}  # shard -> attempt -> latest report
         self.parts: dict[Any, ShardFold] = {}
+        self.faults: dict[tuple[str, str], FaultStarted | FaultEnded] = {}  # (fault, type) -> from the clock
         self._expected_end: float | None = None
 
     def on_run_event(self, event: Event) -> None:
         kind = type(event)
-        if kind is RunStarted:
+        if kind is FaultStarted or kind is FaultEnded:
+            self.faults[(event.fault, kind.__name__)] = event  # type: ignore[attr-defined]
+        elif kind is RunStarted:
             self.started = event  # type: ignore[assignment]
         elif kind is ShardReport:
             by_attempt = self.reports.setdefault(event.shard, {})  # type: ignore[attr-defined]
@@ -271,7 +274,10 @@ class RunAssembly:
             final = any(r.final for r in reports.values())
             if not final or not covered.issuperset(range(ticks)):
                 missing += 1
-        return {"shard_reports_missing": missing, "results_lost": lost, "journey_events_lost": events_lost}
+        planned = self.started.scenario.get("failure_injection", [])
+        faults_missing = sum((text, "FaultStarted") not in self.faults for text in planned)
+        return {"shard_reports_missing": missing, "results_lost": lost, "journey_events_lost": events_lost,
+                "fault_events_missing": faults_missing}
 
     def complete(self) -> bool:
         if self.started is None:
@@ -293,11 +299,17 @@ class RunAssembly:
         fold.apply(self.started)
         for part in self.parts.values():
             fold.merge(part.fold)
+        self.apply_faults(fold)
         if self.aborted is not None:
             fold.apply(self.aborted)
             return fold
         fold.apply(self.finished(fold))
         return fold
+
+    def apply_faults(self, fold: RunFold) -> None:
+        """The clock's fault events, each start before its end."""
+        for event in sorted(self.faults.values(), key=lambda e: (type(e) is FaultEnded, e.sim_time)):
+            fold.apply(event)
 
     def finished(self, fold: RunFold) -> RunFinished:
         """The run's generator counts, summed over the final reports of its shards."""
@@ -327,5 +339,6 @@ class RunAssembly:
             results_lost=gaps["results_lost"],
             journey_events_lost=gaps["journey_events_lost"],
             shard_reports_missing=gaps["shard_reports_missing"],
+            fault_events_missing=gaps["fault_events_missing"],
             duplicates_dropped=sum(p.duplicates for p in self.parts.values()),
         )

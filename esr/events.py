@@ -124,6 +124,7 @@ class RunFinished(Event, frozen=True, kw_only=True, tag="run_finished"):
     journey_events_lost: int = 0  # Kafka runtime: journey starts, ends, SLA decisions, counts never received
     shard_reports_missing: int = 0  # Kafka runtime: shards that never reported their counts
     duplicates_dropped: int = 0  # Kafka runtime: results received twice (a shard re-run), counted once
+    fault_events_missing: int = 0  # Kafka runtime: planned faults whose start never reached the metrics side
 
 
 class RunAborted(Event, frozen=True, kw_only=True, tag="run_aborted"):

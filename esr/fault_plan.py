@@ -16,7 +16,7 @@ from .fault_actions import FaultAction
 from .faults import FaultSpec, parse_fault
 from .toxics import PROXY_FAULTS, Toxic, toxic_for
 
-__all__ = ["PlannedFault", "plan_faults"]
+__all__ = ["PlannedFault", "fault_moments", "plan_faults"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +71,11 @@ def plan_faults(entries: list[str], actions: Mapping[str, FaultAction], target_n
     if errors:
         raise ScenarioError(errors)
     return planned
+
+
+def fault_moments(faults: list[PlannedFault]) -> list[tuple[float, bool, PlannedFault]]:
+    """(simulated time, starting?, fault) in time order; at equal times a fault ends before
+    another starts. Faults without a duration have no end moment: they last until the run ends."""
+    moments = [(f.spec.start_sim, True, i) for i, f in enumerate(faults)]
+    moments += [(f.spec.end_sim, False, i) for i, f in enumerate(faults) if f.spec.end_sim is not None]
+    return [(sim, starting, faults[i]) for sim, starting, i in sorted(moments)]

@@ -86,6 +86,7 @@ def _completeness(fold: RunFold) -> dict[str, Any]:
         "results_lost": finished.results_lost if finished else 0,
         "journey_events_lost": finished.journey_events_lost if finished else 0,
         "shard_reports_missing": finished.shard_reports_missing if finished else 0,
+        "fault_events_missing": finished.fault_events_missing if finished else 0,
     }
     return {
         "arrivals_planned": fold.started.arrivals_planned if fold.started else None,
@@ -118,6 +119,9 @@ def _gap(c: dict[str, Any]) -> str:
     if c["shard_reports_missing"]:
         parts.append(f"{c['shard_reports_missing']} bot shards never reported their counts "
                      "(a bot worker or the broker was gone)")
+    if c["fault_events_missing"]:
+        parts.append(f"{c['fault_events_missing']} planned faults were never reported started "
+                     "(is `esr worker clock` running?)")
     return "; ".join(parts)
 
 

@@ -51,6 +51,7 @@ _EVENT_TOPIC = {
     "run_started": "runs", "run_finished": "runs", "run_aborted": "runs", "shard_report": "runs",
     "result": "results", "journey_started": "journeys", "journey_ended": "journeys",
     "sla_decided": "journeys", "counter": "journeys", "verdict": "verdicts",
+    "fault_started": "faults", "fault_ended": "faults",
 }
 
 

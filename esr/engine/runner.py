@@ -29,7 +29,7 @@ from ..events import (
     CounterAdded, Event, FaultEnded, FaultStarted, JourneyEnded, JourneyStarted, RequestResult, RunAborted,
     RunFinished, RunStarted, SlaDecided, VerdictIssued,
 )
-from ..fault_plan import PlannedFault, plan_faults
+from ..fault_plan import PlannedFault, fault_moments, plan_faults
 from ..journey import Count, Decision, Journey, Outcome, Reply, Send, SlaBook, StepDone, WaitUntil
 from ..journey import PreparedRequest, declarative_journey, pick_journey, single_request, step_ok
 from ..journey_spec import JourneySpec
@@ -302,11 +302,8 @@ class Run:
 
     async def _play_faults(self) -> None:
         """Start and end each fault at its simulated time."""
-        moments = sorted([(f.spec.start_sim, 1, i) for i, f in enumerate(self.faults)]
-                         + [(f.spec.end_sim, 0, i) for i, f in enumerate(self.faults) if f.spec.end_sim is not None])
-        for sim, starting, i in moments:
+        for sim, starting, fault in fault_moments(self.faults):
             await self._sleep_until(self._loop_at_sim(sim))
-            fault = self.faults[i]
             if starting:
                 await self._start_fault(fault)
             elif self.injector.is_active(fault):

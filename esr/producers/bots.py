@@ -30,6 +30,7 @@ from ..bus.kafka import KafkaSettings, decode_tick, encode, headers, make_consum
 from ..engine.runner import Run, RunStatus, _now
 from ..engine.sender import connection_budget, make_sender
 from ..events import Event, JourneyStarted, RequestResult, RunStarted, ShardReport
+from ..fault_plan import fault_moments
 from ..offsets import OffsetTracker
 from ..scenario import Scenario
 from ..targets import Target
@@ -89,14 +90,58 @@ class ShardRun(Run):
             keep_headers=any(j.reads_headers for j in self.scenario.journeys))
         self.status = RunStatus.RUNNING
         self._tasks.append(self._loop.create_task(self._flush_periodically_kafka()))
+        self._follow_faults()
+
+    def _follow_faults(self) -> None:
+        """Apply the run's built-in faults in this worker's own fault proxy, and mark results
+        with the faults active, both by the run's clock (the clock worker performs the system's
+        own faults and publishes the fault events)."""
+        self._proxy: Any = None
+        self._fault_timers: list[asyncio.TimerHandle] = []
+        if not self.faults:
+            return
+        if any(f.toxic is not None for f in self.faults):
+            from urllib.parse import urlsplit
+
+            from .fault_proxy import FaultProxy
+
+            parts = urlsplit(self.target.url)
+            self._proxy = FaultProxy(parts.hostname or "127.0.0.1", parts.port or 80, seed=self.scenario.seed)
+            # created before any tick's play task, so it runs first: no request goes around the proxy
+            self._tasks.append(self._loop.create_task(self._through_proxy(parts.path.rstrip("/"))))
+        active: dict[str, str] = {}
+
+        def switch(starting: bool, fault: Any) -> None:
+            if starting:
+                active[fault.key] = fault.name
+                if fault.toxic is not None:
+                    self._proxy.apply(fault.key, fault.toxic)
+            elif active.pop(fault.key, None) is not None and fault.toxic is not None:
+                self._proxy.clear(fault.key)
+            self.active_faults = tuple(dict.fromkeys(active.values()))
+
+        for sim, starting, fault in fault_moments(self.faults):
+            self._fault_timers.append(self._loop.call_at(self._loop_at_sim(sim), switch, starting, fault))
+
+    async def _through_proxy(self, path: str) -> None:
+        url = await self._proxy.start()
+        direct, self._sender_live = self._sender_live, make_sender(
+            self.http_client, url + path, timeout=self.scenario.request_timeout,
+            max_connections=connection_budget(self.scenario.max_in_flight),
+            keep_headers=any(j.reads_headers for j in self.scenario.journeys))
+        await direct.close()
 
     async def close(self) -> None:
         """Stop everything (the shard is done, or its partition went to another worker)."""
         for task in self._tasks + self._plays:
             task.cancel()
+        for timer in self._fault_timers:
+            timer.cancel()
         await self._abort_tasks()
         await asyncio.gather(*self._tasks, *self._plays, return_exceptions=True)
         await self._sender_live.close()
+        if self._proxy is not None:
+            await self._proxy.close()
 
     def on_tick(self, tick: Tick) -> None:
         if tick.tick <= self.last_seen or self.final:

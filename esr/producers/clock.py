@@ -6,6 +6,14 @@ simulated time begins, so the bot owning the shard can start each arrival on tim
 goes to partition `s % partitions` of the tick topic. An aborted run gets one more tick per
 shard, marked `aborted`. A restarted clock re-reads runs it had not finished ticking and sends
 only the ticks still due; bots ignore a tick number they have seen.
+
+It also plays each run's fault timeline: at a fault's simulated start it performs the fault's
+start action (the system's own faults; built-in faults are applied by every bot worker's fault
+proxy) and publishes `fault_started` to the faults topic; at its end, the recovery action and
+`fault_ended`. Faults without a duration end when the run's verdict appears on the verdict
+topic, or when the run is aborted. A guard process holds the recovery actions meanwhile, so a
+clock killed mid-fault still restores the target. A restarted clock does not re-apply faults
+that started before it.
 """
 
 from __future__ import annotations
@@ -13,12 +21,22 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from ..bus.kafka import KafkaSettings, decode_event, encode, headers, make_consumer, make_producer, shard_key
-from ..events import RunAborted, RunStarted
+from ..assembly import GRACE_S, expected_end
+from ..bus.kafka import (
+    KafkaSettings, decode_event, encode, headers, make_consumer, make_producer, shard_key, topic_of,
+)
+from ..events import Event, FaultEnded, FaultStarted, RunAborted, RunStarted
+from ..fault_plan import PlannedFault, fault_moments, plan_faults
 from ..offsets import OffsetTracker
-from ..ticks import Tick, tick_count, tick_for
+from ..scenario import Scenario
+from ..ticks import Tick, run_clock, tick_count, tick_for
+from .fault_guard import FaultGuard
+from .fault_injector import FaultInjector
 
 __all__ = ["ClockProducer", "run_clock_worker"]
 
@@ -30,12 +48,17 @@ class ClockProducer:
         self.lead_s = lead_s
         self._runs: dict[str, tuple[asyncio.Task, RunStarted, int]] = {}  # run id -> (task, start, next tick)
         self._offsets = OffsetTracker()
+        self._faults: dict[str, _RunFaults] = {}  # runs whose faults are playing
 
     async def serve(self, stop: asyncio.Event) -> None:
         self.producer = make_producer(self.settings)
         consumer = make_consumer(self.settings, self.group)
         consumer.subscribe([self.settings.topic("runs")], on_assign=lambda _, parts: print(
             f"esr worker clock: owns partitions {sorted(p.partition for p in parts)}", file=sys.stderr, flush=True))
+        # verdicts end the faults that last until the run ends (read from now on, never committed)
+        verdicts = make_consumer(self.settings, f"{self.group}-verdicts-{uuid.uuid4().hex[:8]}",
+                                 **{"auto.offset.reset": "latest"})
+        verdicts.subscribe([self.settings.topic("verdicts")])
         loop = asyncio.get_running_loop()
         try:
             while not stop.is_set():
@@ -43,6 +66,9 @@ class ClockProducer:
                 for msg in msgs:
                     if msg.error() is None:
                         self._on_message(loop, msg)
+                for msg in verdicts.consume(100, 0) if self._faults else ():
+                    if msg.error() is None and msg.key() and msg.key().decode() in self._faults:
+                        self._faults[msg.key().decode()].run_ended.set()
                 commits = self._offsets.committable()
                 if commits:
                     from confluent_kafka import TopicPartition
@@ -54,7 +80,11 @@ class ClockProducer:
         finally:
             for task, _, _ in self._runs.values():
                 task.cancel()
+            for faults in list(self._faults.values()):  # the clock stops: nothing may stay broken
+                faults.task.cancel()
+            await asyncio.gather(*(f.task for f in self._faults.values()), return_exceptions=True)
             consumer.close()
+            verdicts.close()
             self.producer.flush(10)
 
     def _on_message(self, loop: asyncio.AbstractEventLoop, msg: Any) -> None:
@@ -65,13 +95,22 @@ class ClockProducer:
             pass  # `esr replay` sends a replay's ticks itself, with its requests
         elif type(event) is RunStarted and event.run_id not in self._runs:
             task = loop.create_task(self._tick(event))
-            task.add_done_callback(lambda _: self._offsets.done(partition, offset))
             self._runs[event.run_id] = (task, event, 0)
+            if event.scenario.get("failure_injection"):
+                faults = _RunFaults(event, loop.create_task(self._play_faults(event)))
+                self._faults[event.run_id] = faults
+                done = asyncio.gather(task, faults.task, return_exceptions=True)
+                done.add_done_callback(lambda _: self._offsets.done(partition, offset))
+            else:
+                task.add_done_callback(lambda _: self._offsets.done(partition, offset))
             return
         if type(event) is RunAborted and event.run_id in self._runs:
             task, started, _ = self._runs[event.run_id]
             task.cancel()  # no more ticks; the bots still draining hear of it from the aborted tick
             self._send_aborted(started)
+            if event.run_id in self._faults:
+                self._faults[event.run_id].aborted = True
+                self._faults[event.run_id].task.cancel()
         self._offsets.done(partition, offset)
 
     async def _tick(self, started: RunStarted) -> None:
@@ -89,6 +128,71 @@ class ClockProducer:
             self._runs[started.run_id] = (task, started, k + 1)
         await asyncio.to_thread(self.producer.flush, 30)
 
+    # -- faults ---------------------------------------------------------------------------
+    async def _play_faults(self, started: RunStarted) -> None:
+        """The run's fault timeline (see the module docstring)."""
+        scenario = Scenario.from_dict(started.scenario)
+        faults = plan_faults(scenario.failure_injection, scenario.fault_actions, started.target, started.target)
+        clock = run_clock(started)
+        state = self._faults[started.run_id]
+        guard = None
+        if any(f.action is not None and f.action.recover is not None for f in faults):
+            guard = await asyncio.to_thread(FaultGuard.spawn, started.run_id, started.target)
+        injector = FaultInjector(faults, run_id=started.run_id, target_url=started.target, guard=guard)
+        state.injector = injector
+        reason = "run_ended"
+        try:
+            for sim, starting, fault in fault_moments(faults):
+                due = started.real_time + clock.real_at(sim)
+                if starting and time.time() > due + started.tick_s * 4:
+                    continue  # long past (a restart): not applied again
+                if await _set_within(state.run_ended, due - time.time()):
+                    break  # the run is over before this moment
+                if starting:
+                    await self._start_fault(started, injector, fault, sim)
+                elif fault.key in state.started:
+                    await self._end_fault(started, injector, fault, sim, "scheduled")
+            if any(f.key in state.started and f.key not in state.ended for f in faults):
+                await _set_within(state.run_ended, expected_end(started) + GRACE_S - time.time())
+        except asyncio.CancelledError:
+            reason = "aborted" if state.aborted else "clock_stopped"
+        finally:
+            sim_now = clock.sim_at(max(0.0, time.time() - started.real_time))
+            for fault in faults:
+                if fault.key in state.started and fault.key not in state.ended:
+                    end = sim_now if fault.spec.end_sim is None else min(fault.spec.end_sim, sim_now)
+                    await self._end_fault(started, injector, fault, end, reason)
+            if guard is not None:
+                await asyncio.to_thread(guard.close)
+            await asyncio.to_thread(self.producer.flush, 10)
+            self._faults.pop(started.run_id, None)
+
+    async def _start_fault(self, started: RunStarted, injector: FaultInjector, fault: PlannedFault, sim: float) -> None:
+        if fault.toxic is not None:  # every bot worker's proxy applies it by the same clock
+            ok, detail = True, f"applied by each bot worker's fault proxy: {fault.toxic}"
+        else:
+            ok, detail = await injector.start(fault, _sim_iso(started, sim))
+        self._faults[started.run_id].started.add(fault.key)
+        self._publish(FaultStarted(
+            run_id=started.run_id, seq=0, sim_time=sim, real_time=time.time(), fault=fault.key, name=fault.name,
+            kind=fault.kind, start_sim=fault.spec.start_sim, end_sim=fault.spec.end_sim, ok=ok, detail=detail))
+        if not ok:
+            self._faults[started.run_id].ended.add(fault.key)  # nothing to undo
+
+    async def _end_fault(self, started: RunStarted, injector: FaultInjector, fault: PlannedFault, sim: float,
+                         reason: str) -> None:
+        self._faults[started.run_id].ended.add(fault.key)
+        ok, detail = (True, "removed from each bot worker's fault proxy") if fault.toxic is not None else \
+            await injector.end(fault, _sim_iso(started, sim))
+        self._publish(FaultEnded(
+            run_id=started.run_id, seq=0, sim_time=sim, real_time=time.time(), fault=fault.key, name=fault.name,
+            reason=reason, end_sim=sim, ok=ok, detail=detail))
+
+    def _publish(self, event: Event) -> None:
+        self.producer.produce(topic_of(event, self.settings), key=event.run_id.encode(), value=encode(event),
+                              headers=headers(type(event).__struct_config__.tag, event.run_id))  # type: ignore[attr-defined]
+        self.producer.poll(0)
+
     def _send_aborted(self, started: RunStarted) -> None:
         _, _, next_tick = self._runs[started.run_id]
         for shard in range(started.shards):
@@ -100,6 +204,30 @@ class ClockProducer:
     def _send(self, tick: Tick) -> None:
         self.producer.produce(self.settings.topic("ticks"), key=shard_key(tick.run_id, tick.shard), value=encode(tick),
                               partition=tick.shard % self.settings.partitions, headers=headers("tick", tick.run_id))
+
+
+@dataclass(slots=True)
+class _RunFaults:
+    started_event: RunStarted
+    task: asyncio.Task
+    injector: FaultInjector | None = None
+    started: set[str] = field(default_factory=set)
+    ended: set[str] = field(default_factory=set)
+    aborted: bool = False
+    run_ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def _set_within(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to `seconds` for `event`; whether it is set."""
+    try:
+        await asyncio.wait_for(event.wait(), max(0.0, seconds))
+    except asyncio.TimeoutError:
+        pass
+    return event.is_set()
+
+
+def _sim_iso(started: RunStarted, sim: float) -> str:
+    return (datetime.fromisoformat(started.sim_start) + timedelta(seconds=sim)).isoformat(timespec="milliseconds")
 
 
 def run_clock_worker(settings: KafkaSettings) -> None:

@@ -21,8 +21,9 @@ from ..bus.kafka import (
     topic_partitions,
 )
 from ..clock import SimClock
-from ..errors import ScenarioError
+from ..errors import FieldError, ScenarioError
 from ..events import RunAborted, RunStarted, VerdictIssued
+from ..fault_plan import plan_faults
 from ..runlog import new_run_id
 from ..scenario import Scenario
 from ..targets import Target
@@ -38,12 +39,15 @@ def kafka_run_started(scenario: Scenario, target: Target, *, shards: int, run_id
     """The run's start as the bots will read it: every journey spelled out (the target's
     default journey too), since a bot worker knows nothing else about the target."""
     if scenario.python_journeys:
-        raise ScenarioError("Python journeys run on the embedded runtime only: bot workers on Kafka take "
-                            "declarative journeys (JSON), which they can rebuild from the run's start")
+        raise ScenarioError([FieldError("journeys", "Python journeys run on the embedded runtime only: bot workers "
+                                                    "on Kafka take declarative journeys (JSON), which they can rebuild "
+                                                    "from the run's start")])
     data = scenario.to_dict()
     if not scenario.journeys:
         data["journeys"] = [target.default_journey.model_dump(mode="json", exclude_none=True)]
+    data["fault_actions"] = _fault_actions(scenario, target)
     scenario = Scenario.from_dict(data)
+    plan_faults(scenario.failure_injection, scenario.fault_actions, target.name, target.url)  # before anything runs
     start = scenario.sim_start or datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     start = start if start.tzinfo else start.replace(tzinfo=timezone.utc)
     clock = SimClock(scenario.time_warp, scenario.duration_hours * 3600, scenario.effective_drain_warp)
@@ -53,6 +57,21 @@ def kafka_run_started(scenario: Scenario, target: Target, *, shards: int, run_id
         time_warp=clock.time_warp, drain_warp=clock.drain_warp, load_end_sim=clock.load_end_sim,
         window_s=scenario.window, arrivals_planned=ArrivalPlan(scenario.profile, clock, scenario.seed).count(),
         scenario_file=scenario_file, shards=shards, tick_s=tick_s)
+
+
+def _fault_actions(scenario: Scenario, target: Target) -> dict[str, Any]:
+    """The target's fault actions this run uses, spelled out in the scenario: the clock worker
+    performs them and knows nothing else about the target. Commands stay on the embedded
+    runtime: a command travelling over the runs topic would run wherever a clock reads it."""
+    names = scenario.fault_names
+    actions = {name: a for name, a in target.faults.items() if name in names} | scenario.fault_actions
+    commands = sorted(name for name, action in actions.items() if action.runs_commands)
+    if commands:
+        raise ScenarioError([FieldError("failure_injection", f"fault {name!r} of target {target.name!r} runs a "
+                                                             "command; command actions run on the embedded runtime "
+                                                             "only (drop --kafka, or give the fault an HTTP action)")
+                             for name in commands])
+    return {name: action.model_dump(mode="json", by_alias=True, exclude_none=True) for name, action in actions.items()}
 
 
 class VerdictWatch:

@@ -12,7 +12,8 @@ State lives in three tables with changelogs, rebuilt on restart:
                    offsets folded), "w<N>" (the buckets of simulated-time window N) and "t<K>"
                    (de-duplication of the users who arrived in tick K); only changed pieces
                    are written
-    esr-runs       run id -> the run's start, shard reports and abort
+    esr-runs       run id -> the run's start, shard reports, abort and fault events (from
+                   `esr.faults`, published by the clock worker)
     esr-verdicts   run id -> the verdict, once published
 
 While a run plays, its figures so far (summary metrics, each assertion's value) go to
@@ -38,7 +39,7 @@ from ..assembly import RunAssembly, ShardFold
 from ..assertions import evaluate
 from ..buckets import RunFold
 from ..bus.kafka import KafkaSettings, decode_batch, decode_event, encode, headers
-from ..events import RunAborted, RunStarted, ShardReport, VerdictIssued
+from ..events import FaultEnded, FaultStarted, RunAborted, RunStarted, ShardReport, VerdictIssued
 from ..metrics import MetricsView
 from ..scenario import Scenario
 from ..ticks import run_clock
@@ -47,7 +48,8 @@ from ..verdict import judge
 __all__ = ["create_app", "run_metrics_worker"]
 
 log = logging.getLogger("esr.metrics")
-_run_events = msgspec.json.Decoder(list[RunStarted | ShardReport | RunAborted])
+_RUN_EVENTS = (RunStarted, ShardReport, RunAborted, FaultStarted, FaultEnded)
+_run_events = msgspec.json.Decoder(list[RunStarted | ShardReport | RunAborted | FaultStarted | FaultEnded])
 
 
 def _broker_urls(bootstrap: str) -> list[str]:
@@ -78,7 +80,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw",
            "partitions": settings.partitions}
     events_topic = app.topic(settings.topic("results"), settings.topic("journeys"), **raw)
-    runs_topic = app.topic(settings.topic("runs"), **raw)
+    runs_topic = app.topic(settings.topic("runs"), settings.topic("faults"), **raw)
     verdicts_topic = app.topic(settings.topic("verdicts"), **raw)
     metrics_topic = app.topic(settings.topic("metrics"), **raw)
     progress_at: dict[str, float] = {}
@@ -142,13 +144,14 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
             except msgspec.DecodeError as exc:
                 log.warning("%s: not an event (%s)", runs_topic, exc)
                 continue
-            if type(event) not in (RunStarted, ShardReport, RunAborted):
+            if type(event) not in _RUN_EVENTS:
                 continue
             run = assembly(event.run_id)
             run.on_run_event(event)
             kept = [run.started] if run.started else []
             kept += [r for reports in run.reports.values() for r in reports.values()]
             kept += [run.aborted] if run.aborted else []
+            kept += list(run.faults.values())
             runs[event.run_id] = msgspec.json.encode(kept)
 
     @app.timer(0.5)
@@ -187,6 +190,7 @@ def progress_of(run: RunAssembly) -> dict[str, Any]:
     fold.apply(run.started)
     for part in run.parts.values():
         fold.merge(part.fold)
+    run.apply_faults(fold)
     scenario = Scenario.from_dict(run.started.scenario)
     clock = run_clock(run.started)
     custom, counters = scenario.custom_metrics, scenario.counter_names

@@ -9,62 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from esr.buckets import RunFold
 from esr.engine.runner import Run
 from esr.events import FaultEnded, FaultStarted, RequestResult
-from esr.fault_actions import FaultAction
 from esr.runlog import read_events as read_log
 from esr.runlog import run_log_path
 from esr.scenario import Scenario
 from esr.targets import Target
 
+from switchboard import BROKEN, Switchboard, serve
+
 pytestmark = pytest.mark.integration
 
 HOUR = 3600.0
-
-
-class Switchboard:
-    """A system under test with one breakable part: while `broken`, GET /work answers 503.
-    POST/DELETE /admin/broken start and end the fault (the body ESR sends is kept)."""
-
-    def __init__(self, *, start_status: int = 200) -> None:
-        self.broken = False
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.start_status = start_status
-
-    async def work(self, request: web.Request) -> web.Response:
-        return web.json_response({"ok": not self.broken}, status=503 if self.broken else 200)
-
-    async def start(self, request: web.Request) -> web.Response:
-        self.calls.append(("start", await request.json()))
-        if self.start_status != 200:
-            return web.json_response({"error": "the switch is stuck"}, status=self.start_status)
-        self.broken = True
-        return web.json_response({"active": True})
-
-    async def recover(self, request: web.Request) -> web.Response:
-        self.calls.append(("recover", await request.json()))
-        self.broken = False
-        return web.json_response({"active": False})
-
-
-async def serve(board: Switchboard) -> tuple[web.AppRunner, str]:
-    app = web.Application()
-    app.router.add_get("/work", board.work)
-    app.router.add_post("/admin/broken", board.start)
-    app.router.add_delete("/admin/broken", board.recover)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]  # noqa: SLF001
-
-
-BROKEN = FaultAction.model_validate({
-    "start": {"http": {"method": "POST", "url": "{{ target.url }}/admin/broken"}},
-    "recover": {"http": {"method": "DELETE", "url": "{{ target.url }}/admin/broken"}}})
 
 
 @pytest.fixture

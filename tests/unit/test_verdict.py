@@ -50,7 +50,7 @@ def test_pass() -> None:
     assert v.completeness == {"arrivals_planned": 40, "journeys_started": 40, "requests_sent": 40,
                               "results_recorded": 40, "requests_abandoned": 0, "sla_undecided": 0,
                               "arrivals_not_started": 0, "results_lost": 0, "journey_events_lost": 0,
-                              "shard_reports_missing": 0,
+                              "shard_reports_missing": 0, "fault_events_missing": 0,
                               "duplicates_dropped": 0, "complete": True}
     assert v.run_id == RUN_ID
 
