@@ -248,7 +248,7 @@ class RunFold:
         window = self.faults.get(e.fault)
         if window is None:
             raise RunLogError(f"fault_ended for {e.fault!r} (run {e.run_id!r}, seq {e.seq}) without its fault_started")
-        window.end_sim, window.ended, window.end_reason = e.end_sim, True, e.reason
+        window.ended_sim, window.end_reason = e.end_sim, e.reason
         window.recovered_ok, window.recovery_detail = e.ok, e.detail
 
     def _on_shard_report(self, e: ShardReport) -> None:

@@ -34,17 +34,24 @@ class FaultWindow:
     name: str
     kind: str
     start_sim: float
-    end_sim: float | None  # scheduled; None: until the run ends (then the end event's time)
+    end_sim: float | None  # scheduled; None: until the run ends
     ok: bool = True
     detail: str = ""
-    ended: bool = False
+    ended_sim: float | None = None  # when fault_ended says it ended
     end_reason: str = ""
     recovered_ok: bool = True
     recovery_detail: str = ""
 
+    @property
+    def ended_as_scheduled(self) -> bool:
+        """It has a scheduled end, and nothing (an abort, the run's end) cut it short."""
+        return self.end_sim is not None and self.end_reason in ("", "scheduled")
+
     def until(self, last_sim: float) -> float:
-        """The window's end: scheduled, else when the run ended."""
-        return self.end_sim if self.end_sim is not None else last_sim
+        """The window's end: as scheduled, else when it was ended, else when the run ended."""
+        if self.ended_as_scheduled:
+            return self.end_sim  # type: ignore[return-value]
+        return self.ended_sim if self.ended_sim is not None else last_sim
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +116,9 @@ def _recovery(fold: RunFold, window: FaultWindow, steady: SteadyState, policy: R
     if window.end_sim is None:
         raise JudgementError(f"{window.fault!r} lasts until the run ends, so there is no recovery to measure; "
                              "give it a duration such as +2h")
+    if not window.ended_as_scheduled:
+        raise JudgementError(f"{window.fault!r} was ended early ({window.end_reason}), so there is no recovery "
+                             "to measure")
     width = fold.window_s
     per_window: dict[int, Any] = {}
     from .buckets import Bucket
@@ -116,7 +126,8 @@ def _recovery(fold: RunFold, window: FaultWindow, steady: SteadyState, policy: R
     for (index, label), bucket in fold.buckets.items():
         if bucket.requests and label:
             per_window.setdefault(index, Bucket()).merge(bucket)
-    first = int(window.end_sim // width)
+    end = window.end_sim
+    first = int(end // width)
     indexes = sorted(i for i in per_window if i >= first)
     hold_windows = max(1, math.ceil(policy.hold_s / width))
     run_start: int | None = None
@@ -132,7 +143,7 @@ def _recovery(fold: RunFold, window: FaultWindow, steady: SteadyState, policy: R
             run_start = None
     if run_start is None:
         return math.inf
-    return max(0.0, run_start * width - window.end_sim)
+    return max(0.0, run_start * width - end)
 
 
 def recovery_time_s(fold: RunFold, name: str, policy: RecoveryPolicy | None = None) -> float:
@@ -173,7 +184,7 @@ def fault_report(fold: RunFold, clock: Any) -> dict[str, Any]:
         faults.append({
             "fault": w.fault, "name": w.name, "kind": w.kind, "applied": w.ok, "detail": w.detail,
             "start_sim_hour": w.start_sim / 3600, "end_sim_hour": end / 3600,
-            "ended": w.end_reason or "still active", "recovery_action_ok": w.recovered_ok,
+            "ended": w.end_reason or ("not reported" if fold.finished or fold.aborted else "still active"), "recovery_action_ok": w.recovered_ok,
             "recovery_detail": w.recovery_detail,
             "during": {name: view.get_or_none(name) for name in (
                 "requests", "errors", "error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms")}

@@ -253,7 +253,6 @@ class Run:
             self._emit(RunFinished(
                 run_id=self.run_id, seq=self._next_seq(), sim_time=self.clock.sim_at(now - self._t0),
                 real_time=self._epoch(now), **asdict(self.counts)))
-            self.status = RunStatus.FINISHED
         except (asyncio.CancelledError, KeyboardInterrupt) as exc:
             await self._abort_tasks()
             await self._end_faults(faults_task, "aborted")
@@ -270,7 +269,9 @@ class Run:
             gc.unfreeze()
             await sender.close()
             await self._close_faults()
-        return self._finish_verdict(log)
+        verdict = self._finish_verdict(log)
+        self.status = RunStatus.FINISHED  # only now: a FINISHED run always has its verdict
+        return verdict
 
     # -- faults ---------------------------------------------------------------------------
     async def _open_faults(self) -> str:

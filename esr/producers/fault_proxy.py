@@ -109,7 +109,6 @@ class _Request:
     data: bytes  # re-framed for the upstream
     head: bool
     keep_alive: bool
-    received_at: float  # loop time when its last byte arrived
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +276,7 @@ class _Client(asyncio.Protocol):
         length = [b"Content-Length: %d\r\n" % len(body)] if self.framed or body else []
         head = b"%s %s HTTP/%s\r\n" % (method, self.url, self.parser.get_http_version().encode())
         data = b"".join([head, *self.headers, *length, b"\r\n", body])
-        self._queue(_Request(data, method == b"HEAD", self.parser.should_keep_alive(), self.loop.time()))
+        self._queue(_Request(data, method == b"HEAD", self.parser.should_keep_alive()))
 
     # serving
     def _queue(self, item: _Request | _Bad) -> None:
@@ -315,7 +314,7 @@ class _Client(asyncio.Protocol):
             data, keep = _answer(plan.status, ERRORS_BODY, keep_alive=request.keep_alive, fault="errors"), True
         else:
             data, keep = await self._forward(request)
-        return await self._deliver(data, plan, request.received_at) and keep and request.keep_alive
+        return await self._deliver(data, plan) and keep and request.keep_alive
 
     async def _forward(self, request: _Request) -> tuple[bytes, bool]:
         stats = self.proxy.stats
@@ -353,12 +352,12 @@ class _Client(asyncio.Protocol):
         body = b'{"error": "bad gateway: %s (%s)"}' % (_json_text(why), where.encode())
         return _answer(502, body, keep_alive=keep_alive)
 
-    async def _deliver(self, data: bytes, plan: Plan, received_at: float) -> bool:
+    async def _deliver(self, data: bytes, plan: Plan) -> bool:
         """Write a response as the plan shapes it; False when the connection was reset."""
         stats = self.proxy.stats
         if plan.delay_s > 0:
             stats["delayed"] += 1
-            await asyncio.sleep(max(0.0, received_at + plan.delay_s - self.loop.time()))
+            await asyncio.sleep(plan.delay_s)  # on top of the upstream's own time, as Toxiproxy adds it
         cut = reset_cut(plan.reset, len(data)) if plan.reset is not None else None
         payload = data if cut is None else data[:cut]
         if plan.bytes_per_s:

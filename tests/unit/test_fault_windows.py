@@ -177,3 +177,26 @@ def test_a_fault_end_without_its_start_is_a_log_error() -> None:
     ev = RunEvents()
     with pytest.raises(RunLogError, match="without its fault_started"):
         fold([ev.started(), ev.fault_ended(fault=FAULT, end=HOUR)])
+
+
+@pytest.mark.parametrize(("scheduled_end", "reason", "note"), [
+    (None, "run_ended", "lasts until the run ends"),
+    (3 * HOUR, "aborted", "was ended early (aborted)"),
+    (5 * HOUR, "run_ended", "was ended early (run_ended)"),
+])
+def test_a_fault_cut_short_has_no_recovery_time(scheduled_end: float | None, reason: str, note: str) -> None:
+    ev = RunEvents(load_end_sim=4 * HOUR)
+    events: list[Event] = [ev.started()]
+    for t in range(0, 4 * 60):
+        events += minute(ev, t * MINUTE, **(BAD if t >= 60 else {}))
+    events.insert(1 + 60 * 10, ev.fault_started(fault="db_down@hour1", start=HOUR, end=scheduled_end))
+    events.append(ev.fault_ended(fault="db_down@hour1", end=2 * HOUR if reason == "aborted" else 4 * HOUR,
+                                 reason=reason))
+    events.append(ev.finished(requests_sent=4 * 60 * 10))
+    f = fold(events)
+    window = judge(f, []).faults["windows"][0]
+    assert (window["recovered"], window["recovery_time_s"], window["ended"]) == (None, None, reason)
+    assert note in window["note"]
+    assert window["end_sim_hour"] == (2.0 if reason == "aborted" else 4.0)
+    result = evaluate(parse_assertion("recovery_time_s(db_down) < 600", faults={"db_down"}), f, fold_clock(f))
+    assert result.holds is None and note in result.detail
