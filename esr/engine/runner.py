@@ -634,6 +634,7 @@ class Run:
             "open_journeys": len(self._active),
             "duration_hours": self.scenario.duration_hours,
             "active_faults": list(self.active_faults),
+            "fault_proxy": self.injector.proxy.url if self.injector is not None and self.injector.proxy else None,
             "faults": [{"fault": w.fault, "name": w.name, "start_sim_hour": w.start_sim / 3600,
                         "end_sim_hour": None if w.end_sim is None else w.end_sim / 3600, "applied": w.ok,
                         "ended": w.end_reason or None} for w in self.fold.faults.values()],
