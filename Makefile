@@ -59,6 +59,8 @@ bench: install
 	$(BIN)/python benchmarks/bench_fidelity.py
 	$(BIN)/python benchmarks/bench_rate.py
 	deploy/kafka/with-broker.sh $(BIN)/python benchmarks/bench_kafka.py
+	$(BIN)/python benchmarks/bench_replay.py
+	$(BIN)/python benchmarks/bench_fault_proxy.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .kafka deploy/kafka/lib

@@ -292,3 +292,7 @@ def test_the_walk_through_runs_end_to_end(esr_home: Path) -> None:
     assert window["start_sim_hour"] == 12.0 and window["during"]["error_rate"] > 0.3
     assert window["during"]["errors_5xx"] == judged["summary"]["errors"]  # every error fell in the outage
     assert window["recovery_action_ok"] is True
+    # re-judged from the log with assertions scoped to the fault
+    again = json.loads(esr("judge", "latest", "--json", "--assert", "error_rate > 0.3 during db_down",
+                           "--assert", "error_rate == 0 during hour 0..12", check=True).stdout)
+    assert again["verdict"] == "PASS" and again["assertions"][0]["observed"] == window["during"]["error_rate"]
