@@ -11,18 +11,22 @@
 Names and semantics follow Toxiproxy's toxics (latency, down, reset_peer, timeout, bandwidth);
 `errors` is HTTP-aware, which a TCP proxy cannot be. `toxic_for` turns a parsed
 `failure_injection` entry into one of these, with a positioned error for a bad parameter.
-This module is pure: the proxy in `esr.producers.fault_proxy` applies them.
+`plan_request` decides what the active faults do to one request. This module is pure: the
+proxy in `esr.producers.fault_proxy` carries the bytes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Union
 
 from .faults import FaultSpec, Seconds
 
-__all__ = ["PROXY_FAULTS", "Bandwidth", "Down", "Errors", "Latency", "Reset", "Timeout", "Toxic", "toxic_for"]
+__all__ = ["PROXY_FAULTS", "Action", "Bandwidth", "Down", "Errors", "Latency", "Plan", "Reset", "Timeout", "Toxic",
+           "plan_request", "reset_cut", "toxic_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,3 +152,60 @@ def toxic_for(spec: FaultSpec) -> Toxic | None:
             except _Bad as exc:
                 raise spec.error(where, f"{spec.name} {name}: {exc}") from None
     return kind.make(**fields)
+
+
+class Action(Enum):
+    FORWARD = "forward"
+    ERROR = "error"  # answered by the proxy with the plan's status
+    SWALLOW = "swallow"  # never answered
+    DROP = "drop"  # the proxy is going down: close the connection
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What happens to one request; an answer (forwarded or injected) is then delayed, paced
+    and maybe reset."""
+
+    action: Action
+    status: int = 0
+    delay_s: float = 0.0
+    bytes_per_s: float | None = None
+    reset: Reset | None = None
+
+
+def plan_request(toxics: Iterable[Toxic], rng: random.Random) -> Plan:
+    """The faults that hit one request. Draws happen in a fixed order (errors, timeout, latency
+    jitter, reset; each active toxic in the order it was applied), so a seed replays a run."""
+    active = list(toxics)
+    if not active:
+        return _FORWARD
+    if any(isinstance(t, Down) for t in active):
+        return Plan(Action.DROP)
+    for toxic in active:
+        if isinstance(toxic, Errors) and rng.random() < toxic.rate:
+            return _shape(Plan(Action.ERROR, toxic.status), active, rng)
+    if any(isinstance(t, Timeout) and rng.random() < t.rate for t in active):
+        return Plan(Action.SWALLOW)
+    return _shape(_FORWARD, active, rng)
+
+
+_FORWARD = Plan(Action.FORWARD)
+
+
+def _shape(plan: Plan, active: list[Toxic], rng: random.Random) -> Plan:
+    delay = 0.0
+    for toxic in active:
+        if isinstance(toxic, Latency):
+            jitter = rng.uniform(-toxic.jitter_s, toxic.jitter_s) if toxic.jitter_s else 0.0
+            delay += max(0.0, toxic.delay_s + jitter)
+    rates = [t.bytes_per_s for t in active if isinstance(t, Bandwidth)]
+    reset = next((t for t in active if isinstance(t, Reset) and rng.random() < t.rate), None)
+    return Plan(plan.action, plan.status, delay, min(rates) if rates else None, reset)
+
+
+def reset_cut(reset: Reset, size: int) -> int:
+    """How many bytes of a `size`-byte response go out before the reset: `after_bytes`, else
+    half the response and at least one byte."""
+    if reset.after_bytes is not None:
+        return min(reset.after_bytes, size)
+    return min(size, max(1, size // 2))

@@ -6,8 +6,8 @@ response boundaries with httptools, so every fault acts on whole requests and re
     client --request--> [buffer whole request] --plan_request(toxics, rng)--> error | swallow | forward
     client <--shaped--- [latency, bandwidth, reset] <--whole response-- upstream
 
-`plan_request` is the pure part: which faults hit one request, drawn from the proxy's seeded
-`random.Random`. The protocols below only carry bytes. Requests on one connection are served
+`esr.toxics.plan_request` is the pure part: which faults hit one request, drawn from the proxy's
+seeded `random.Random`. The protocols here only carry bytes. Requests on one connection are served
 strictly in order; the request is re-framed with a Content-Length, the response is forwarded as
 the upstream sent it. `docs/faults.md` ("The fault proxy") states each fault's exact effect.
 """
@@ -18,77 +18,19 @@ import asyncio
 import random
 import socket
 from collections import deque
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from enum import Enum
 from http import HTTPStatus
 from typing import Any
 
 import httptools
 
-from ..toxics import Bandwidth, Down, Errors, Latency, Reset, Timeout, Toxic
+from ..toxics import Action, Down, Plan, Toxic, plan_request, reset_cut
 
-__all__ = ["Action", "FaultProxy", "Plan", "plan_request", "reset_cut"]
+__all__ = ["FaultProxy"]
 
 PACE_SLICE_S = 0.05  # bandwidth pacing writes one slice of the response every 1/20 s
 ERRORS_BODY = b'{"error": "injected by ESR: errors fault"}'
-
-
-class Action(Enum):
-    FORWARD = "forward"
-    ERROR = "error"  # answered by the proxy with the plan's status
-    SWALLOW = "swallow"  # never answered
-    DROP = "drop"  # the proxy is going down: close the connection
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """What happens to one request; an answer (forwarded or injected) is then delayed, paced
-    and maybe reset."""
-
-    action: Action
-    status: int = 0
-    delay_s: float = 0.0
-    bytes_per_s: float | None = None
-    reset: Reset | None = None
-
-
-def plan_request(toxics: Iterable[Toxic], rng: random.Random) -> Plan:
-    """The faults that hit one request. Draws happen in a fixed order (errors, timeout, latency
-    jitter, reset; each active toxic in the order it was applied), so a seed replays a run."""
-    active = list(toxics)
-    if not active:
-        return _FORWARD
-    if any(isinstance(t, Down) for t in active):
-        return Plan(Action.DROP)
-    for toxic in active:
-        if isinstance(toxic, Errors) and rng.random() < toxic.rate:
-            return _shape(Plan(Action.ERROR, toxic.status), active, rng)
-    if any(isinstance(t, Timeout) and rng.random() < t.rate for t in active):
-        return Plan(Action.SWALLOW)
-    return _shape(_FORWARD, active, rng)
-
-
-_FORWARD = Plan(Action.FORWARD)
-
-
-def _shape(plan: Plan, active: list[Toxic], rng: random.Random) -> Plan:
-    delay = 0.0
-    for toxic in active:
-        if isinstance(toxic, Latency):
-            jitter = rng.uniform(-toxic.jitter_s, toxic.jitter_s) if toxic.jitter_s else 0.0
-            delay += max(0.0, toxic.delay_s + jitter)
-    rates = [t.bytes_per_s for t in active if isinstance(t, Bandwidth)]
-    reset = next((t for t in active if isinstance(t, Reset) and rng.random() < t.rate), None)
-    return Plan(plan.action, plan.status, delay, min(rates) if rates else None, reset)
-
-
-def reset_cut(reset: Reset, size: int) -> int:
-    """How many bytes of a `size`-byte response go out before the reset: `after_bytes`, else
-    half the response and at least one byte."""
-    if reset.after_bytes is not None:
-        return min(reset.after_bytes, size)
-    return min(size, max(1, size // 2))
 
 
 def _answer(status: int, body: bytes, *, keep_alive: bool, fault: str | None = None) -> bytes:
