@@ -97,6 +97,7 @@ class AssertionResult:
 
 
 FAULT_FUNCTIONS = ("recovery_time_s",)
+_SCOPE_WORDS = {"fault": "during", "during": "during", "every": "in every", "endpoint": "for endpoint"}
 
 
 class _Build(Transformer):
@@ -172,6 +173,13 @@ def parse_assertion(
         check_fault(fault)
     kwargs: dict[str, Any] = {}
     kinds = [scope[0] for scope in scopes]
+    for i, kind in enumerate(kinds):
+        if kind in kinds[:i] or (kind == "fault" and "during" in kinds[:i]) or (kind == "during" and "fault" in kinds[:i]):
+            raise AssertionSyntaxError(text, scopes[i][-1].column, "one scope of each kind: a second "
+                                                                   f"'{_SCOPE_WORDS[kind]}' scope")
+    if build.calls and scopes:
+        raise AssertionSyntaxError(text, scopes[0][-1].column, f"{build.calls[0][0]}(...) is a figure of the "
+                                                               "whole run; write it without scopes")
     if "fault" in kinds and ("during" in kinds or "every" in kinds):
         token = scopes[kinds.index("fault")][-1]
         raise AssertionSyntaxError(text, token.column, "'during FAULT' cannot be combined with 'during hour' "
@@ -223,6 +231,14 @@ def _judge_once(a: Assertion, view: MetricsView) -> tuple[bool, float, float]:
     return bool(_COMPARE[a.op](left, right)), left, right
 
 
+def _result(a: Assertion, holds: bool, left: float, right: float, detail: str = "") -> AssertionResult:
+    """An infinite value is a recovery that never came: reported in words (JSON has no inf)."""
+    if math.isinf(left):
+        return AssertionResult(a.text, holds, None, None if math.isinf(right) else right,
+                               "not recovered by the end of the run")
+    return AssertionResult(a.text, holds, left, right, detail)
+
+
 def evaluate(
     assertion: Assertion,
     fold: RunFold,
@@ -251,13 +267,9 @@ def evaluate(
             if assertion.endpoint is not None and not bucket.requests:
                 raise JudgementError(f"no requests to endpoint {assertion.endpoint!r} during {assertion.fault}")
             span = sum(clock.real_span(lo, hi) for lo, hi in spans)
-            holds, left, right = _judge_once(assertion, MetricsView(bucket, span, custom, counters, extra))
-            return AssertionResult(assertion.text, holds, left, right)
+            return _result(assertion, *_judge_once(assertion, MetricsView(bucket, span, custom, counters, extra)))
         if assertion.every_s is None:
-            holds, left, right = _judge_once(assertion, view(start, end))
-            if math.isinf(left):
-                return AssertionResult(assertion.text, holds, None, right, "not recovered by the end of the run")
-            return AssertionResult(assertion.text, holds, left, right)
+            return _result(assertion, *_judge_once(assertion, view(start, end)))
         stop = end if end is not None else last
         worst: tuple[float, float, float] | None = None
         windows = judged = 0
@@ -277,8 +289,7 @@ def evaluate(
             raise JudgementError("no window had data")
         if worst is not None:
             hour = worst[0] / 3600
-            return AssertionResult(assertion.text, False, worst[1], worst[2],
-                                   f"first failing window starts at sim hour {hour:g}")
+            return _result(assertion, False, worst[1], worst[2], f"first failing window starts at sim hour {hour:g}")
         return AssertionResult(assertion.text, True, None, None,
                                f"held in all {judged} windows with data ({windows} in scope)")
     except JudgementError as exc:

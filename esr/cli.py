@@ -444,6 +444,8 @@ async def _run_async(scenario: Scenario, target: Any, args: argparse.Namespace, 
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        if task.cancelled() or run.status.value == "ABORTED":
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a late second Ctrl-C must not cut the report short
     args.log_path = str(run.log_path)
     if run.verdict is None:  # cancelled before the log was opened
         raise KeyboardInterrupt

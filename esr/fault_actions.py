@@ -26,11 +26,13 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from urllib.parse import urlsplit
+
 from .faults import FaultSpec
 from .journey_spec import Duration, Model
 from .templating import render_value, template_names
 
-__all__ = ["ActionCall", "CommandAction", "FaultAction", "HttpAction", "fault_context", "render_action"]
+__all__ = ["ActionCall", "CommandAction", "FaultAction", "HttpAction", "allowed_url", "fault_context", "render_action"]
 
 ACTION_NAMESPACES = ("run", "target", "fault")
 
@@ -113,6 +115,18 @@ class ActionCall:
     def from_dict(cls, data: dict[str, Any]) -> ActionCall:
         return cls(data["kind"], data["method"], data["url"], data["body"],
                    tuple((k, v) for k, v in data["headers"]), tuple(data["argv"]), float(data["timeout"]))
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def allowed_url(url: str, target_url: str) -> bool:
+    """HTTP fault actions go where all of ESR's traffic may: loopback, or the target's origin."""
+    from .targets import is_loopback_url  # targets declare fault actions: imported late
+
+    return is_loopback_url(url) or bool(target_url) and _origin(url) == _origin(target_url)
 
 
 def fault_context(spec: FaultSpec, run_id: str, target_url: str, sim_iso: str) -> dict[str, Any]:

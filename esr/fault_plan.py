@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import FaultSyntaxError, FieldError, ScenarioError
-from .fault_actions import FaultAction
+from .fault_actions import FaultAction, allowed_url, fault_context, render_action
 from .faults import FaultSpec, parse_fault
 from .toxics import PROXY_FAULTS, Toxic, toxic_for
 
@@ -60,6 +60,11 @@ def plan_faults(entries: list[str], actions: Mapping[str, FaultAction], target_n
                                            "use an http:// target for built-in faults")
                 planned.append(PlannedFault(spec, toxic=toxic))
             elif spec.name in actions:
+                _check_action(spec, actions[spec.name], target_url)
+                clash = next((p for p in planned if p.name == spec.name and _overlap(p.spec, spec)), None)
+                if clash is not None:
+                    raise spec.error(None, f"overlaps {clash.key!r}: the system's own fault {spec.name!r} can be on "
+                                           "only once at a time (its recovery would end both)")
                 planned.append(PlannedFault(spec, action=actions[spec.name]))
             else:
                 own = ", ".join(sorted(actions)) or "none"
@@ -71,6 +76,31 @@ def plan_faults(entries: list[str], actions: Mapping[str, FaultAction], target_n
     if errors:
         raise ScenarioError(errors)
     return planned
+
+
+def _overlap(a: FaultSpec, b: FaultSpec) -> bool:
+    a_end = a.end_sim if a.end_sim is not None else float("inf")
+    b_end = b.end_sim if b.end_sim is not None else float("inf")
+    return a.start_sim < b_end and b.start_sim < a_end
+
+
+def _check_action(spec: FaultSpec, action: FaultAction, target_url: str) -> None:
+    """Render the actions now, so a placeholder without a value or a URL ESR may not call is an
+    error before launch rather than at the fault's start."""
+    context = fault_context(spec, "RUN", target_url or "http://127.0.0.1", "SIM")
+    for what, step in (("start", action.start), ("recover", action.recover)):
+        if step is None:
+            continue
+        try:
+            call = render_action(step, spec, context)
+        except KeyError as exc:
+            name = str(exc.args[0]).split("}}")[0].strip("{ ")
+            raise spec.error(None, f"{spec.name}'s {what} action uses {{{{ {name} }}}}, which this entry does not "
+                                   "give (positional parameters are fault.arg0, fault.arg1..., named ones "
+                                   "fault.NAME)") from None
+        if call.kind == "http" and target_url and not allowed_url(call.url, target_url):
+            raise spec.error(None, f"{spec.name}'s {what} action calls {call.url}: fault actions call loopback or "
+                                   f"the target's own origin ({target_url}) only")
 
 
 def fault_moments(faults: list[PlannedFault]) -> list[tuple[float, bool, PlannedFault]]:

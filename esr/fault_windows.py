@@ -10,7 +10,8 @@ fault:
     a window is steady when its error rate <= e0 + error_rate_margin
                         and its p95        <= p0 * latency_factor
     recovered at the start of the first window at or after the fault's end from which every
-    window with requests is steady for `hold` simulated seconds (or until the load's data ends)
+    window with requests is steady for `hold` simulated seconds (or until the data ends; no
+    requests at all after the end: no recovery to measure)
     recovery_time_s = that moment - the fault's end  (inf: not recovered by the end of the run)
 """
 
@@ -127,8 +128,11 @@ def _recovery(fold: RunFold, window: FaultWindow, steady: SteadyState, policy: R
         if bucket.requests and label:
             per_window.setdefault(index, Bucket()).merge(bucket)
     end = window.end_sim
-    first = int(end // width)
+    first = math.ceil(end / width - 1e-9)  # the first window that starts at or after the end
     indexes = sorted(i for i in per_window if i >= first)
+    if not indexes:
+        raise JudgementError(f"no requests after {window.fault!r} ended, so there is no recovery to measure; "
+                             "end the fault before the load does")
     hold_windows = max(1, math.ceil(policy.hold_s / width))
     run_start: int | None = None
     steady_count = 0

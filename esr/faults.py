@@ -73,6 +73,9 @@ class FaultSpec:
         return FaultSyntaxError(self.text, 1 if key is None else self.column_of(key), message)
 
 
+RESERVED = frozenset({"hour", "day", "during", "in", "every", "for", "endpoint"})
+
+
 class Seconds(float):
     """A parameter written as a duration (`500ms`), as opposed to a bare number."""
 
@@ -119,16 +122,23 @@ class _Build(Transformer):
         hours, minutes = str(items[0]).split(":")
         if int(minutes) >= 60:
             raise _BadValue(items[0], f"minutes must be below 60 in {items[0]}")
+        if int(hours) >= 24:
+            raise _BadValue(items[0], f"{items[0]} is not a time of day; write 'hour {hours}' or 'day D hour H'")
         return int(hours) * 3600 + int(minutes) * 60
 
     def at_day_hour(self, items: list[Token]) -> float:
         day = int(items[0])
         if day < 1:
             raise _BadValue(items[0], "days count from 1 (day 1 is the first simulated day)")
+        if float(items[1]) >= 24:
+            raise _BadValue(items[1], f"the hour of a day is below 24, got {items[1]}")
         return (day - 1) * 86400 + float(items[1]) * 3600
 
     def duration(self, items: list[Token]) -> float:
-        return parse_duration(str(items[0]))
+        value = parse_duration(str(items[0]))
+        if value <= 0:
+            raise _BadValue(items[0], "a fault's duration must be above zero; leave it out to last until the run ends")
+        return value
 
 
 def parse_fault(text: str) -> FaultSpec:
@@ -146,6 +156,9 @@ def parse_fault(text: str) -> FaultSpec:
         column = cause.token.column if isinstance(cause, _BadValue) else 1
         raise FaultSyntaxError(text, column, str(cause)) from None
     name = str(parts[0])
+    if name in RESERVED:
+        raise FaultSyntaxError(text, 1, f"{name!r} is a word of the assertion grammar ('during hour 8..18'); "
+                                        "give the fault another name")
     params: list = parts[1] if len(parts) > 1 and isinstance(parts[1], list) else []
     rest = parts[2:] if params or (len(parts) > 1 and isinstance(parts[1], list)) else parts[1:]
     start = float(rest[0])

@@ -75,8 +75,13 @@ def _duration(value: Any) -> float:
     return value
 
 
+def _number(value: Any) -> bool:
+    """A plain number: not a duration (500ms), a word or a flag."""
+    return isinstance(value, (int, float)) and not isinstance(value, (bool, Seconds))
+
+
 def _rate(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+    if not _number(value) or not 0 < value <= 1:
         raise _Bad(f"expected a share between 0 (exclusive) and 1, such as 0.2, got {value!r}")
     return float(value)
 
@@ -94,7 +99,7 @@ def _bytes(value: Any) -> int:
 
 
 def _kb_per_s(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if not _number(value) or value <= 0:
         raise _Bad(f"expected kilobytes (1,000 bytes) per second above 0, such as 64, got {value!r}")
     return float(value) * 1000
 

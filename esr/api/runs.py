@@ -150,6 +150,9 @@ class RunManager:
         run_id = new_run_id()
         managed = ManagedRun(run_id, scenario.name, target.url, time.time())
         if self.kafka is not None:
+            from ..producers.runs import kafka_scenario
+
+            kafka_scenario(scenario, target)  # what it cannot run is a 422 now, not a run stuck QUEUED
             self.runs[run_id] = managed
             managed.task = asyncio.get_running_loop().create_task(self._play_kafka(managed, scenario, target))
             return managed
@@ -203,6 +206,8 @@ class RunManager:
                 except asyncio.TimeoutError:
                     verdict = _no_verdict(managed.run_id, "no verdict arrived from the metrics worker "
                                                           "(is `esr worker metrics` running?)", "ERROR")
+        except Exception as exc:  # noqa: BLE001 - e.g. the broker is gone: the run ends ERROR, not QUEUED forever
+            verdict = _no_verdict(managed.run_id, f"the run could not start on Kafka: {exc}", "ERROR")
         except asyncio.CancelledError:
             if started is not None:
                 await asyncio.to_thread(abort_run, self.kafka, started, "aborted through the API")

@@ -30,6 +30,7 @@ from ..events import (
     RunFinished, RunStarted, SlaDecided, VerdictIssued,
 )
 from ..fault_plan import PlannedFault, fault_moments, plan_faults
+from ..producers.fault_injector import wait_set
 from ..journey import Count, Decision, Journey, Outcome, Reply, Send, SlaBook, StepDone, WaitUntil
 from ..journey import PreparedRequest, declarative_journey, pick_journey, single_request, step_ok
 from ..journey_spec import JourneySpec
@@ -52,6 +53,18 @@ _NO_DEADLINES = SlaBook()  # shared by journeys that can open none; never opened
 _now = time.monotonic
 START_LEAD_S = 0.1  # real seconds between planning and the first arrival
 CATCH_UP_MIN_S = 10.0  # after the load, waiting arrivals may still start for max(load time, this)
+
+
+async def _uninterrupted(coro: Any) -> Any:
+    """Run `coro` to its end even if the caller is cancelled again meanwhile (a second Ctrl-C or
+    abort while the first one is being handled): cleanup is not to be cut short."""
+    task = asyncio.ensure_future(coro)
+    while True:
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                return task.result()
 
 
 class RunStatus(str, enum.Enum):
@@ -155,6 +168,7 @@ class Run:
         self.faults: list[PlannedFault] = plan_faults(
             scenario.failure_injection, {**target.faults, **scenario.fault_actions}, target.name, target.url)
         self.injector: Any = None  # a FaultInjector while faults play
+        self._faults_stop = asyncio.Event()
         self.active_faults: tuple[str, ...] = ()
 
     # -- set-up ---------------------------------------------------------------------------
@@ -228,11 +242,15 @@ class Run:
         self._loop = asyncio.get_running_loop()
         self._t0 = _now() + START_LEAD_S
         base_url = await self._open_faults()
-        self._sender_live = sender = self._sender or make_sender(
-            self.http_client, base_url, timeout=self.scenario.request_timeout,
-            max_connections=connection_budget(self.scenario.max_in_flight),
-            keep_headers=any(not isinstance(j, JourneySpec) or j.reads_headers for _, _, j in self._journeys))
-        log = RunLog(self.home, self.run_id)
+        try:
+            self._sender_live = sender = self._sender or make_sender(
+                self.http_client, base_url, timeout=self.scenario.request_timeout,
+                max_connections=connection_budget(self.scenario.max_in_flight),
+                keep_headers=any(not isinstance(j, JourneySpec) or j.reads_headers for _, _, j in self._journeys))
+            log = RunLog(self.home, self.run_id)
+        except BaseException:
+            await self._close_faults()
+            raise
         self.bus.subscribe(self.fold.apply)
         self.bus.subscribe(log.append)
         self.log_path = log.path
@@ -250,28 +268,36 @@ class Run:
             await self._drain()
             await self._end_faults(faults_task, "run_ended")
             now = _now()
+            missing = sum(f.key not in self.fold.faults for f in self.faults)
             self._emit(RunFinished(
                 run_id=self.run_id, seq=self._next_seq(), sim_time=self.clock.sim_at(now - self._t0),
-                real_time=self._epoch(now), **asdict(self.counts)))
+                real_time=self._epoch(now), fault_events_missing=missing, **asdict(self.counts)))
         except (asyncio.CancelledError, KeyboardInterrupt) as exc:
-            await self._abort_tasks()
-            await self._end_faults(faults_task, "aborted")
-            c = self.counts
-            self._emit(RunAborted(
-                run_id=self.run_id, seq=self._next_seq(), sim_time=self._sim_now(), real_time=time.time(),
-                reason=str(exc) or "interrupted (Ctrl-C or abort)", arrivals_planned=c.arrivals_planned,
-                journeys_started=c.journeys_started, requests_sent=c.requests_sent, late_starts=c.late_starts))
-            self.status = RunStatus.ABORTED
-            self._finish_verdict(log)
+            await _uninterrupted(self._aborted(faults_task, exc, log))  # a second Ctrl-C waits for this
             raise
         finally:
             flusher.cancel()
             gc.unfreeze()
-            await sender.close()
-            await self._close_faults()
+            await _uninterrupted(self._close(sender))
         verdict = self._finish_verdict(log)
         self.status = RunStatus.FINISHED  # only now: a FINISHED run always has its verdict
         return verdict
+
+    async def _aborted(self, faults_task: asyncio.Task | None, exc: BaseException, log: RunLog) -> None:
+        """Cut the journeys, undo the faults, then record the abort and its verdict."""
+        await self._abort_tasks()
+        await self._end_faults(faults_task, "aborted")
+        c = self.counts
+        self._emit(RunAborted(
+            run_id=self.run_id, seq=self._next_seq(), sim_time=self._sim_now(), real_time=time.time(),
+            reason=str(exc) or "interrupted (Ctrl-C or abort)", arrivals_planned=c.arrivals_planned,
+            journeys_started=c.journeys_started, requests_sent=c.requests_sent, late_starts=c.late_starts))
+        self.status = RunStatus.ABORTED
+        self._finish_verdict(log)
+
+    async def _close(self, sender: Sender) -> None:
+        await sender.close()
+        await self._close_faults()
 
     # -- faults ---------------------------------------------------------------------------
     async def _open_faults(self) -> str:
@@ -302,9 +328,11 @@ class Run:
         self.active_faults = active
 
     async def _play_faults(self) -> None:
-        """Start and end each fault at its simulated time."""
+        """Start and end each fault at its simulated time, until the run ends or is aborted
+        (`_faults_stop`): an action under way is finished, never cut off half-done."""
         for sim, starting, fault in fault_moments(self.faults):
-            await self._sleep_until(self._loop_at_sim(sim))
+            if await wait_set(self._faults_stop, self._loop_at_sim(sim) - _now()):
+                return
             if starting:
                 await self._start_fault(fault)
             elif self.injector.is_active(fault):
@@ -312,22 +340,28 @@ class Run:
 
     async def _start_fault(self, fault: PlannedFault) -> None:
         sim = self._sim_now()
-        ok, detail = await self.injector.start(fault, self._sim_iso(sim))
+        try:
+            ok, detail = await self.injector.start(fault, self._sim_iso(sim))
+        except Exception as exc:  # noqa: BLE001 - recorded: the verdict says the fault was not applied
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
         self._emit(FaultStarted(
             run_id=self.run_id, seq=self._next_seq(), sim_time=sim, real_time=time.time(), fault=fault.key,
             name=fault.name, kind=fault.kind, start_sim=fault.spec.start_sim, end_sim=fault.spec.end_sim,
             ok=ok, detail=detail))
 
     async def _end_fault(self, fault: PlannedFault, reason: str, end_sim: float) -> None:
-        ok, detail = await self.injector.end(fault, self._sim_iso(self._sim_now()))
+        try:
+            ok, detail = await self.injector.end(fault, self._sim_iso(self._sim_now()))
+        except Exception as exc:  # noqa: BLE001 - recorded; the guard still holds its recovery
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
         self._emit(FaultEnded(
             run_id=self.run_id, seq=self._next_seq(), sim_time=self._sim_now(), real_time=time.time(),
             fault=fault.key, name=fault.name, reason=reason, end_sim=end_sim, ok=ok, detail=detail))
 
     async def _end_faults(self, task: asyncio.Task | None, reason: str) -> None:
-        """Stop the fault timeline and undo every fault still active (at the run's end or abort)."""
+        """Stop the fault timeline (after the action under way) and undo every fault still on."""
         if task is not None:
-            task.cancel()
+            self._faults_stop.set()
             await asyncio.gather(task, return_exceptions=True)
         if self.injector is None:
             return
@@ -534,6 +568,7 @@ class Run:
         if sim is None:
             sim = self.clock.sim_at(intended - self._t0)
         headers = {RUN_ID: self.run_id, SIM: "true", SIM_TIME: self._sim_iso(sim)}
+        faults = self.active_faults  # those on when it was sent
         if self._stopping:  # the drain ended: this journey is being cut
             raise asyncio.CancelledError
         active = self._active.get(user)
@@ -563,7 +598,7 @@ class Run:
             run_id=self.run_id, seq=self._next_seq(), sim_time=sim, real_time=self._epoch(intended),
             user=user, journey=journey, step=request.step, endpoint=request.endpoint,
             status=response.status, latency_ms=latency, raw_latency_ms=(done - sent) * 1000,
-            bytes=len(response.body), error=response.error, n=n, faults=self.active_faults))
+            bytes=len(response.body), error=response.error, n=n, faults=faults))
         return Reply(response.status, response.headers, response.body, response.error, sim)
 
     async def _drain(self) -> None:

@@ -12,8 +12,8 @@ start action (the system's own faults; built-in faults are applied by every bot 
 proxy) and publishes `fault_started` to the faults topic; at its end, the recovery action and
 `fault_ended`. Faults without a duration end when the run's verdict appears on the verdict
 topic, or when the run is aborted. A guard process holds the recovery actions meanwhile, so a
-clock killed mid-fault still restores the target. A restarted clock does not re-apply faults
-that started before it.
+clock killed mid-fault still restores the target; a restarted clock applies again the faults
+whose window is not over.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from ..offsets import OffsetTracker
 from ..scenario import Scenario
 from ..ticks import Tick, run_clock, tick_count, tick_for
 from .fault_guard import FaultGuard
-from .fault_injector import FaultInjector
+from .fault_injector import FaultInjector, wait_set
 
 __all__ = ["ClockProducer", "run_clock_worker"]
 
@@ -66,9 +66,9 @@ class ClockProducer:
                 for msg in msgs:
                     if msg.error() is None:
                         self._on_message(loop, msg)
-                for msg in verdicts.consume(100, 0) if self._faults else ():
+                for msg in verdicts.consume(100, 0):  # read always, so the group's start position is now
                     if msg.error() is None and msg.key() and msg.key().decode() in self._faults:
-                        self._faults[msg.key().decode()].run_ended.set()
+                        self._faults[msg.key().decode()].stop("run_ended")
                 commits = self._offsets.committable()
                 if commits:
                     from confluent_kafka import TopicPartition
@@ -81,8 +81,8 @@ class ClockProducer:
             for task, _, _ in self._runs.values():
                 task.cancel()
             for faults in list(self._faults.values()):  # the clock stops: nothing may stay broken
-                faults.task.cancel()
-            await asyncio.gather(*(f.task for f in self._faults.values()), return_exceptions=True)
+                faults.stop("clock_stopped")
+            await asyncio.gather(*(f.task for f in list(self._faults.values())), return_exceptions=True)
             consumer.close()
             verdicts.close()
             self.producer.flush(10)
@@ -109,8 +109,7 @@ class ClockProducer:
             task.cancel()  # no more ticks; the bots still draining hear of it from the aborted tick
             self._send_aborted(started)
             if event.run_id in self._faults:
-                self._faults[event.run_id].aborted = True
-                self._faults[event.run_id].task.cancel()
+                self._faults[event.run_id].stop("aborted")
         self._offsets.done(partition, offset)
 
     async def _tick(self, started: RunStarted) -> None:
@@ -140,28 +139,26 @@ class ClockProducer:
             guard = await asyncio.to_thread(FaultGuard.spawn, started.run_id, started.target)
         injector = FaultInjector(faults, run_id=started.run_id, target_url=started.target, guard=guard)
         state.injector = injector
-        reason = "run_ended"
         try:
             for sim, starting, fault in fault_moments(faults):
                 due = started.real_time + clock.real_at(sim)
-                if starting and time.time() > due + started.tick_s * 4:
-                    continue  # long past (a restart): not applied again
-                if await _set_within(state.run_ended, due - time.time()):
-                    break  # the run is over before this moment
+                end = fault.spec.end_sim
+                if starting and end is not None and time.time() > started.real_time + clock.real_at(end):
+                    continue  # its whole window is past (a restarted clock): not applied any more
+                if await wait_set(state.stopped, due - time.time()):
+                    break  # the run ended or was aborted before this moment
                 if starting:
                     await self._start_fault(started, injector, fault, sim)
                 elif fault.key in state.started:
                     await self._end_fault(started, injector, fault, sim, "scheduled")
             if any(f.key in state.started and f.key not in state.ended for f in faults):
-                await _set_within(state.run_ended, expected_end(started) + GRACE_S - time.time())
-        except asyncio.CancelledError:
-            reason = "aborted" if state.aborted else "clock_stopped"
-        finally:
+                await wait_set(state.stopped, expected_end(started) + GRACE_S - time.time())
+        finally:  # an action under way was finished first: nothing is cut off half-done
             sim_now = clock.sim_at(max(0.0, time.time() - started.real_time))
             for fault in faults:
                 if fault.key in state.started and fault.key not in state.ended:
                     end = sim_now if fault.spec.end_sim is None else min(fault.spec.end_sim, sim_now)
-                    await self._end_fault(started, injector, fault, end, reason)
+                    await self._end_fault(started, injector, fault, end, state.reason)
             if guard is not None:
                 await asyncio.to_thread(guard.close)
             await asyncio.to_thread(self.producer.flush, 10)
@@ -171,7 +168,10 @@ class ClockProducer:
         if fault.toxic is not None:  # every bot worker's proxy applies it by the same clock
             ok, detail = True, f"applied by each bot worker's fault proxy: {fault.toxic}"
         else:
-            ok, detail = await injector.start(fault, _sim_iso(started, sim))
+            try:
+                ok, detail = await injector.start(fault, _sim_iso(started, sim))
+            except Exception as exc:  # noqa: BLE001 - recorded: the verdict says it was not applied
+                ok, detail = False, f"{type(exc).__name__}: {exc}"
         self._faults[started.run_id].started.add(fault.key)
         self._publish(FaultStarted(
             run_id=started.run_id, seq=0, sim_time=sim, real_time=time.time(), fault=fault.key, name=fault.name,
@@ -182,8 +182,12 @@ class ClockProducer:
     async def _end_fault(self, started: RunStarted, injector: FaultInjector, fault: PlannedFault, sim: float,
                          reason: str) -> None:
         self._faults[started.run_id].ended.add(fault.key)
-        ok, detail = (True, "removed from each bot worker's fault proxy") if fault.toxic is not None else \
-            await injector.end(fault, _sim_iso(started, sim))
+        ok, detail = True, "removed from each bot worker's fault proxy"
+        if fault.toxic is None:
+            try:
+                ok, detail = await injector.end(fault, _sim_iso(started, sim))
+            except Exception as exc:  # noqa: BLE001 - recorded; the guard still holds its recovery
+                ok, detail = False, f"{type(exc).__name__}: {exc}"
         self._publish(FaultEnded(
             run_id=started.run_id, seq=0, sim_time=sim, real_time=time.time(), fault=fault.key, name=fault.name,
             reason=reason, end_sim=sim, ok=ok, detail=detail))
@@ -213,17 +217,13 @@ class _RunFaults:
     injector: FaultInjector | None = None
     started: set[str] = field(default_factory=set)
     ended: set[str] = field(default_factory=set)
-    aborted: bool = False
-    run_ended: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: str = "run_ended"  # why the faults still on are ended: run_ended, aborted, clock_stopped
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
-
-async def _set_within(event: asyncio.Event, seconds: float) -> bool:
-    """Wait up to `seconds` for `event`; whether it is set."""
-    try:
-        await asyncio.wait_for(event.wait(), max(0.0, seconds))
-    except asyncio.TimeoutError:
-        pass
-    return event.is_set()
+    def stop(self, reason: str) -> None:
+        if not self.stopped.is_set():
+            self.reason = reason
+            self.stopped.set()
 
 
 def _sim_iso(started: RunStarted, sim: float) -> str:

@@ -6,7 +6,7 @@ disarms it after recovering. The guard reads these messages on its stdin; when s
 in its own session and ignores Ctrl-C, so a signal to the run's process group cannot stop it
 before it has done its work.
 
-    python -m esr.producers.fault_guard        (started by FaultGuard.spawn, not by hand)
+Started by `FaultGuard.spawn` (`python -c` calling `main`), not by hand.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from ..fault_actions import ActionCall
 __all__ = ["FaultGuard"]
 
 
+_ENTRY = "import sys; from esr.producers.fault_guard import main; sys.exit(main(sys.argv[1:]))"
+
+
 class FaultGuard:
     """The run's side of the guard: a pipe to the watchdog process."""
 
@@ -33,7 +36,7 @@ class FaultGuard:
     @classmethod
     def spawn(cls, run_id: str, target_url: str) -> FaultGuard:
         process = subprocess.Popen(
-            [sys.executable, "-m", "esr.producers.fault_guard", run_id, target_url],
+            [sys.executable, "-c", _ENTRY, run_id, target_url],
             stdin=subprocess.PIPE, start_new_session=True)
         return cls(process, target_url)
 

@@ -14,26 +14,29 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import orjson
 
-from ..fault_actions import ActionCall, fault_context, render_action
+from ..fault_actions import ActionCall, allowed_url, fault_context, render_action
 from ..fault_plan import PlannedFault
-from ..targets import is_loopback_url
 from .fault_guard import FaultGuard
 
 if TYPE_CHECKING:
     from .fault_proxy import FaultProxy
 
-__all__ = ["FaultInjector", "perform"]
+__all__ = ["FaultInjector", "perform", "wait_set"]
 
 DETAIL_LIMIT = 300
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    return parts.scheme, parts.hostname or "", parts.port
+class _Refuse(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not a place to go: it could leave the allowed origins."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_Refuse)
 
 
 def perform(call: ActionCall, target_url: str = "") -> tuple[bool, str]:
@@ -47,13 +50,13 @@ def perform(call: ActionCall, target_url: str = "") -> tuple[bool, str]:
             return False, f"{call.describe()}: {exc}"[:DETAIL_LIMIT]
         tail = (done.stderr or done.stdout).decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
         return done.returncode == 0, f"{call.describe()}: exit {done.returncode} {tail[0]}".strip()[:DETAIL_LIMIT]
-    if not (is_loopback_url(call.url) or (target_url and _origin(call.url) == _origin(target_url))):
+    if not allowed_url(call.url, target_url):
         return False, f"refusing {call.describe()}: fault actions call loopback or the target's own origin only"
     body = orjson.dumps(call.body) if call.body is not None else None
     headers = {"Content-Type": "application/json", "X-ESR-Sim": "true", **dict(call.headers)}
     request = urllib.request.Request(call.url, data=body, method=call.method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=call.timeout) as response:  # noqa: S310 - URL checked above
+        with _NO_REDIRECTS.open(request, timeout=call.timeout) as response:  # URL checked above
             return True, f"{call.describe()}: {response.status}"
     except urllib.error.HTTPError as exc:
         text = exc.read()[:200].decode("utf-8", "replace")
@@ -61,6 +64,16 @@ def perform(call: ActionCall, target_url: str = "") -> tuple[bool, str]:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         return False, f"{call.describe()}: {reason}"[:DETAIL_LIMIT]
+
+
+async def wait_set(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to `seconds` for `event`; whether it is set (a stop, while waiting for a moment)."""
+    if not event.is_set() and seconds > 0:
+        try:
+            await asyncio.wait_for(event.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+    return event.is_set()
 
 
 class FaultInjector:
@@ -91,44 +104,52 @@ class FaultInjector:
             if self.proxy is None:
                 return False, "no fault proxy in this run"
             self.proxy.apply(fault.key, fault.toxic)
-            ok, detail = True, f"proxy {self.proxy.url}: {fault.toxic}"
-            recovery = None
-        else:
-            assert fault.action is not None
-            context = fault_context(fault.spec, self.run_id, self.target_url, sim_iso)
-            call = render_action(fault.action.start, fault.spec, context)
-            recovery = render_action(fault.action.recover, fault.spec, context) if fault.action.recover else None
-            if recovery is not None and self.guard is not None:
-                self.guard.arm(fault.key, recovery)  # before starting: a crash in between still recovers
-            ok, detail = await asyncio.to_thread(perform, call, self.target_url)
+            self._on(fault, None)
+            return True, f"proxy {self.proxy.url}: {fault.toxic}"
+        assert fault.action is not None
+        context = fault_context(fault.spec, self.run_id, self.target_url, sim_iso)
+        call = render_action(fault.action.start, fault.spec, context)
+        recovery = render_action(fault.action.recover, fault.spec, context) if fault.action.recover else None
+        if recovery is not None and self.guard is not None:
+            self.guard.arm(fault.key, recovery)  # before starting: a crash in between still recovers
+        ok, detail = await asyncio.to_thread(perform, call, self.target_url)
         if ok:
-            self._recoveries[fault.key] = recovery
-            self._names[fault.key] = fault.name
-            self._changed()
-        elif recovery is not None and self.guard is not None:
-            self.guard.disarm(fault.key)
+            self._on(fault, recovery)
+        elif recovery is not None:  # it may have taken effect before failing (a timeout): undo it to be sure
+            undone, how = await asyncio.to_thread(perform, recovery, self.target_url)
+            detail += f"; recovery run to be sure: {how}"
+            if undone and self.guard is not None:
+                self.guard.disarm(fault.key)  # else the guard tries again when the run ends
         return ok, detail
 
     async def end(self, fault: PlannedFault, sim_iso: str) -> tuple[bool, str]:
-        """Undo one active fault: its toxic off, or its recovery action run."""
+        """Undo one active fault: its toxic off, or its recovery action run. It counts as on
+        until then; a failed recovery stays with the guard, which tries again when the run ends."""
         if fault.key not in self._names:
             return True, "not active"
-        del self._names[fault.key]
-        recovery = self._recoveries.pop(fault.key)
-        self._changed()
+        recovery = self._recoveries[fault.key]
         if fault.toxic is not None:
             if self.proxy is not None:
                 self.proxy.clear(fault.key)
-            return True, "proxy fault removed"
-        if recovery is None:
-            return True, "no recovery action declared"
-        context = fault_context(fault.spec, self.run_id, self.target_url, sim_iso)
-        assert fault.action is not None and fault.action.recover is not None
-        call = render_action(fault.action.recover, fault.spec, context)  # with the sim time of the recovery
-        ok, detail = await asyncio.to_thread(perform, call, self.target_url)
-        if self.guard is not None:
-            self.guard.disarm(fault.key)
+            ok, detail = True, "proxy fault removed"
+        elif recovery is None:
+            ok, detail = True, "no recovery action declared"
+        else:
+            assert fault.action is not None and fault.action.recover is not None
+            context = fault_context(fault.spec, self.run_id, self.target_url, sim_iso)
+            call = render_action(fault.action.recover, fault.spec, context)  # with the sim time of the recovery
+            ok, detail = await asyncio.to_thread(perform, call, self.target_url)
+            if ok and self.guard is not None:
+                self.guard.disarm(fault.key)
+        del self._names[fault.key]
+        del self._recoveries[fault.key]
+        self._changed()
         return ok, detail
+
+    def _on(self, fault: PlannedFault, recovery: ActionCall | None) -> None:
+        self._recoveries[fault.key] = recovery
+        self._names[fault.key] = fault.name
+        self._changed()
 
     def _changed(self) -> None:
         if self.on_change is not None:

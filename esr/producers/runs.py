@@ -28,16 +28,16 @@ from ..runlog import new_run_id
 from ..scenario import Scenario
 from ..targets import Target
 
-__all__ = ["KAFKA_START_LEAD_S", "VerdictWatch", "abort_run", "kafka_run_started", "start_run"]
+__all__ = ["KAFKA_START_LEAD_S", "VerdictWatch", "abort_run", "kafka_run_started", "kafka_scenario", "start_run"]
 
 KAFKA_START_LEAD_S = 3.0  # real seconds between the request and the run's start: ticks reach the bots first
 
 
-def kafka_run_started(scenario: Scenario, target: Target, *, shards: int, run_id: str | None = None,
-                      scenario_file: str | None = None, lead_s: float = KAFKA_START_LEAD_S,
-                      tick_s: float = 0.5) -> RunStarted:
-    """The run's start as the bots will read it: every journey spelled out (the target's
-    default journey too), since a bot worker knows nothing else about the target."""
+def kafka_scenario(scenario: Scenario, target: Target) -> Scenario:
+    """The scenario as bot workers and the clock will rebuild it from the run's start: every
+    journey spelled out (the target's default journey too) and the target's fault actions,
+    since a worker knows nothing else about the target. A ScenarioError for what the Kafka
+    runtime cannot run."""
     if scenario.python_journeys:
         raise ScenarioError([FieldError("journeys", "Python journeys run on the embedded runtime only: bot workers "
                                                     "on Kafka take declarative journeys (JSON), which they can rebuild "
@@ -48,6 +48,14 @@ def kafka_run_started(scenario: Scenario, target: Target, *, shards: int, run_id
     data["fault_actions"] = _fault_actions(scenario, target)
     scenario = Scenario.from_dict(data)
     plan_faults(scenario.failure_injection, scenario.fault_actions, target.name, target.url)  # before anything runs
+    return scenario
+
+
+def kafka_run_started(scenario: Scenario, target: Target, *, shards: int, run_id: str | None = None,
+                      scenario_file: str | None = None, lead_s: float = KAFKA_START_LEAD_S,
+                      tick_s: float = 0.5) -> RunStarted:
+    """The run's start as the bots will read it (see `kafka_scenario`)."""
+    scenario = kafka_scenario(scenario, target)
     start = scenario.sim_start or datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     start = start if start.tzinfo else start.replace(tzinfo=timezone.utc)
     clock = SimClock(scenario.time_warp, scenario.duration_hours * 3600, scenario.effective_drain_warp)

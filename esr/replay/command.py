@@ -138,6 +138,9 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
         from ..scenario import load_scenario
 
         source = load_scenario(args.scenario)
+        if source.failure_injection:
+            raise EsrError(f"{args.scenario}: esr replay applies no faults (failure_injection); replay without "
+                           "them, or rehearse the faults with `esr run`")
         assertions = list(source.assertions) + assertions
         derived = dict(source.derived_metrics)
     scenario = replay_scenario(plan, assertions, derived_metrics=derived)

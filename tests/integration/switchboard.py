@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -13,10 +14,12 @@ class Switchboard:
     """A system under test with one breakable part: while `broken`, GET /work answers 503.
     POST/DELETE /admin/broken start and end the fault (the body ESR sends is kept)."""
 
-    def __init__(self, *, start_status: int = 200) -> None:
+    def __init__(self, *, start_status: int = 200, start_delay_s: float = 0.0, recover_failures: int = 0) -> None:
         self.broken = False
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.start_status = start_status
+        self.start_delay_s = start_delay_s  # breaks at once, answers this much later
+        self.recover_failures = recover_failures  # the first recoveries answer 500 and change nothing
 
     async def work(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": not self.broken}, status=503 if self.broken else 200)
@@ -26,10 +29,14 @@ class Switchboard:
         if self.start_status != 200:
             return web.json_response({"error": "the switch is stuck"}, status=self.start_status)
         self.broken = True
+        await asyncio.sleep(self.start_delay_s)
         return web.json_response({"active": True})
 
     async def recover(self, request: web.Request) -> web.Response:
         self.calls.append(("recover", await request.json()))
+        if self.recover_failures > 0:
+            self.recover_failures -= 1
+            return web.json_response({"error": "try again"}, status=500)
         self.broken = False
         return web.json_response({"active": False})
 

@@ -140,3 +140,20 @@ async def test_an_abort_through_the_server_restores_the_target(claims: tuple[Cla
             "db_down@hour1": "aborted", "latency(50ms)@hour1": "aborted"}
     finally:
         await runner.cleanup()
+
+
+async def test_a_second_ctrl_c_waits_for_the_cleanup(claims: tuple[ClaimsService, str], tmp_path: Path) -> None:
+    service, url = claims
+    run_id = "20260101-000000-ctrlc2"
+    proc = await esr_run(tmp_path, url, run_id)
+    await until(lambda: db_down(service, run_id))
+    proc.send_signal(signal.SIGINT)
+    await asyncio.sleep(0.02)
+    proc.send_signal(signal.SIGINT)  # impatient: the recovery and the log's end still happen
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 3, err.decode()
+    assert not db_down(service, run_id)
+    verdict = json.loads(out)
+    assert verdict["verdict"] == "ABORTED"
+    assert {w["fault"]: w["ended"] for w in verdict["faults"]["windows"]} == {
+        "db_down@hour1": "aborted", "latency(50ms)@hour1": "aborted"}

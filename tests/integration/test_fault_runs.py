@@ -20,6 +20,8 @@ from esr.targets import Target
 
 from switchboard import BROKEN, Switchboard, serve
 
+from esr.fault_actions import FaultAction
+
 pytestmark = pytest.mark.integration
 
 HOUR = 3600.0
@@ -120,7 +122,7 @@ async def test_a_fault_that_cannot_start_makes_the_verdict_error(tmp_path: Path)
     assert verdict.status == "ERROR"
     assert verdict.reason.startswith("fault 'broken@hour1+1h' could not be applied, so the rehearsal did not "
                                      f"happen: POST {url}/admin/broken: 500")
-    assert [kind for kind, _ in system.calls] == ["start"]  # nothing to recover
+    assert [kind for kind, _ in system.calls] == ["start", "recover"]  # undone to be sure
     assert not any(r.faults for r in results(tmp_path, run.run_id))
 
 
@@ -142,10 +144,55 @@ async def test_proxy_faults_in_a_run(tmp_path: Path, board: tuple[Switchboard, T
     got = results(tmp_path, run.run_id)
     in_errors = [r for r in got if r.faults == ("errors",)]
     in_latency = [r for r in got if r.faults == ("latency",)]
-    assert in_errors and all(r.status == 502 for r in in_errors)
-    assert in_latency and min(r.latency_ms for r in in_latency) >= 300
-    assert all(r.status == 200 for r in got if not r.faults)
+    # a request sent in the fault's last instant may reach the proxy just after it: a minute's margin
+    assert in_errors and all(r.status == 502 for r in in_errors if r.sim_time < 2 * HOUR - 60)
+    assert in_latency and min(r.latency_ms for r in in_latency if r.sim_time < 4 * HOUR - 60) >= 300
+    assert all(r.status == 200 for r in got if not r.faults and not HOUR - 60 < r.sim_time < HOUR + 60)
     kinds = {e.fault: e.kind for e in read_events(tmp_path, run.run_id) if type(e) is FaultStarted}
     assert kinds == {faults[0]: "proxy", faults[1]: "proxy"}
     fold = RunFold().apply_all(read_events(tmp_path, run.run_id))
     assert [w.end_reason for w in fold.faults.values()] == ["scheduled", "scheduled"]
+
+
+async def test_a_start_that_times_out_after_taking_effect_is_undone(tmp_path: Path) -> None:
+    system = Switchboard(start_delay_s=2.0)
+    runner, url = await serve(system)
+    slow = FaultAction.model_validate({
+        "start": {"http": {"method": "POST", "url": "{{ target.url }}/admin/broken", "timeout": "0.5s"}},
+        "recover": {"http": {"method": "DELETE", "url": "{{ target.url }}/admin/broken"}}})
+    try:
+        run = Run(scenario(["broken@hour1+1h"]), Target("s", url, faults={"broken": slow}), home=tmp_path)
+        verdict = await run.execute()
+    finally:
+        await runner.cleanup()
+    assert verdict.status == "ERROR" and "could not be applied" in verdict.reason
+    assert "timed out" in verdict.reason and "recovery run to be sure" in verdict.reason
+    assert [kind for kind, _ in system.calls] == ["start", "recover"] and not system.broken
+
+
+async def test_a_failed_recovery_is_tried_again_by_the_guard(tmp_path: Path) -> None:
+    system = Switchboard(recover_failures=1)
+    runner, url = await serve(system)
+    try:
+        run = Run(scenario(["broken@hour1+1h"]), Target("s", url, faults={"broken": BROKEN}), home=tmp_path)
+        verdict = await run.execute()
+        for _ in range(100):  # the guard process retries when the run ends
+            if not system.broken:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await runner.cleanup()
+    window = verdict.faults["windows"][0]
+    assert window["recovery_action_ok"] is False and "500" in window["recovery_detail"]
+    assert [kind for kind, _ in system.calls] == ["start", "recover", "recover"] and not system.broken
+
+
+async def test_results_record_the_faults_on_when_they_were_sent(board: tuple[Switchboard, Target],
+                                                                 tmp_path: Path) -> None:
+    _, target = board
+    hang = scenario(["timeout(rate=1)@hour1+1h"], hours=3).model_copy(update={"request_timeout": 0.3})
+    run = Run(hang, target, home=tmp_path)
+    await run.execute()
+    timed_out = [r for r in results(tmp_path, run.run_id) if r.error == "timeout"]
+    assert timed_out and all(r.faults == ("timeout",) for r in timed_out)
+    assert all(HOUR <= r.sim_time < 2 * HOUR for r in timed_out)

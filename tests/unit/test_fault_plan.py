@@ -150,3 +150,54 @@ def test_fault_assertion_errors(text: str, column: int, message: str) -> None:
     with pytest.raises(AssertionSyntaxError) as caught:
         parse_assertion(text, faults={"db_down"})
     assert caught.value.column == column and message in caught.value.message
+
+
+@pytest.mark.parametrize(("text", "column", "message"), [
+    ("x@hour1+0s", 9, "a fault's duration must be above zero"),
+    ("x@99:00", 3, "99:00 is not a time of day"),
+    ("x@day 1 hour 30", 14, "the hour of a day is below 24, got 30"),
+    ("hour@hour1", 1, "'hour' is a word of the assertion grammar"),
+    ("during@hour1", 1, "'during' is a word of the assertion grammar"),
+    ("errors(rate=500ms)@hour1", 8, "errors rate: expected a share"),
+    ("bandwidth(2s)@hour1", 11, "bandwidth kb_per_s: expected kilobytes"),
+])
+def test_entries_that_read_but_mean_nothing(text: str, column: int, message: str) -> None:
+    with pytest.raises(FaultSyntaxError) as caught:
+        toxic_for(parse_fault(text))
+    assert caught.value.column == column and message in caught.value.message
+
+
+def test_plan_renders_actions_before_launch() -> None:
+    uses_arg = FaultAction.model_validate({"start": {"http": {"url": "{{ target.url }}/out/{{ fault.arg0 }}"}}})
+    with pytest.raises(ScenarioError, match=r"uses \{\{ fault.arg0 \}\}, which this entry does not give"):
+        plan_faults(["out@hour1"], {"out": uses_arg}, "t", "http://127.0.0.1:9")
+    assert plan_faults(["out(3)@hour1"], {"out": uses_arg}, "t", "http://127.0.0.1:9")[0].name == "out"
+    elsewhere = FaultAction.model_validate({"start": {"http": {"url": "http://192.0.2.1/x"}}})
+    with pytest.raises(ScenarioError, match=r"calls http://192.0.2.1/x: fault actions call loopback or the "
+                                            r"target's own origin \(http://staging.example:80\) only"):
+        plan_faults(["x@hour1"], {"x": elsewhere}, "t", "http://staging.example:80")
+    same_origin = FaultAction.model_validate({"start": {"http": {"url": "http://staging.example/admin"}}})
+    assert plan_faults(["x@hour1"], {"x": same_origin}, "t", "http://staging.example:80")  # port 80 is the default
+
+
+def test_the_same_system_fault_cannot_overlap_itself() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        plan_faults(["db_down@hour2+2h", "db_down @ hour3+2h"], {"db_down": DB_DOWN})
+    assert "overlaps 'db_down@hour2+2h'" in str(caught.value.errors[0])
+    with pytest.raises(ScenarioError, match="overlaps"):
+        plan_faults(["db_down@hour2", "db_down@hour9+1h"], {"db_down": DB_DOWN})  # the first never ends
+    back_to_back = plan_faults(["db_down@hour2+1h", "db_down@hour3+1h"], {"db_down": DB_DOWN})
+    assert [p.key for p in back_to_back] == ["db_down@hour2+1h", "db_down@hour3+1h"]
+
+
+def test_recovery_time_takes_no_scope_and_scopes_come_once() -> None:
+    from esr.assertions import parse_assertion
+
+    for text, message in [
+        ("recovery_time_s(db_down) < 600 during hour 0..6", "is a figure of the whole run; write it without scopes"),
+        ("recovery_time_s(db_down) < 600 for endpoint \"GET /\"", "is a figure of the whole run"),
+        ("error_rate < 1 during db_down during hour 1..2", "a second 'during' scope"),
+        ("error_rate < 1 in every 1h in every 2h", "a second 'in every' scope"),
+    ]:
+        with pytest.raises(AssertionSyntaxError, match=message):
+            parse_assertion(text, faults={"db_down"})

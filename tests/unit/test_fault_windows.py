@@ -200,3 +200,17 @@ def test_a_fault_cut_short_has_no_recovery_time(scheduled_end: float | None, rea
     assert window["end_sim_hour"] == (2.0 if reason == "aborted" else 4.0)
     result = evaluate(parse_assertion("recovery_time_s(db_down) < 600", faults={"db_down"}), f, fold_clock(f))
     assert result.holds is None and note in result.detail
+
+
+def test_no_requests_after_the_fault_means_no_recovery_to_measure() -> None:
+    events, _ = timeline({(3, 4): BAD}, faults=[("db_down@hour3+1h", 3 * HOUR, 4 * HOUR, 4 * HOUR)])
+    f = fold(events)
+    with pytest.raises(JudgementError, match="no requests after 'db_down@hour3\\+1h' ended"):
+        recovery_time_s(f, "db_down")
+
+
+def test_recovery_counts_windows_starting_at_or_after_an_unaligned_end() -> None:
+    # the fault ends 30 s into a minute that is still bad: that minute is not "after" the fault
+    end = 1.5 * HOUR + 30
+    events, _ = timeline({(1, 1.5 + 1 / 60): BAD}, faults=[("db_down@hour1+30m30s", HOUR, end, end)])
+    assert recovery_time_s(fold(events), "db_down") == pytest.approx(30.0)
