@@ -278,7 +278,9 @@ def test_the_walk_through_runs_end_to_end(esr_home: Path) -> None:
     # every filing after noon fails, so the rehearsal fails on its error rate
     assert lines[1].startswith("run ") and lines[2] == "FAIL"
     assert "registered as prod-like-staging.dol.gov" in done.stderr
-    judged = json.loads(esr("judge", "latest", "--json", check=True).stdout)
+    rejudged = esr("judge", "latest", "--json")
+    assert rejudged.returncode == 1, rejudged.stderr  # FAIL
+    judged = json.loads(rejudged.stdout)
     assert judged["verdict"] == "FAIL" and judged["reason"] == "failed: error_rate < 0.01"
     held = {a["assertion"]: a["holds"] for a in judged["assertions"]}
     assert held == {"sla_48h_success_rate > 0.95": True, "cost_per_claim < 0.05": True, "error_rate < 0.01": False}

@@ -67,8 +67,8 @@ async def test_counts_are_exact_and_headers_carry_the_sim_tag(demo_target: Any, 
     assert v.completeness == {"arrivals_planned": planned, "journeys_started": planned,
                               "requests_sent": planned, "results_recorded": planned, "requests_abandoned": 0,
                               "sla_undecided": 0, "arrivals_not_started": 0, "results_lost": 0,
-                              "journey_events_lost": 0, "shard_reports_missing": 0, "duplicates_dropped": 0,
-                              "complete": True}
+                              "journey_events_lost": 0, "shard_reports_missing": 0, "fault_events_missing": 0,
+                              "duplicates_dropped": 0, "complete": True}
     assert target.requests == planned
     assert v.summary["requests"] == planned and v.summary["journeys_completed"] == planned
     seen = target.seen_headers[0]
