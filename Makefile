@@ -8,11 +8,12 @@ STAMP  := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml deploy/compose-schema/package-lock.json
+$(STAMP): pyproject.toml deploy/compose-schema/package-lock.json deploy/dashboard/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	npm ci --prefix deploy/compose-schema --no-audit --no-fund --loglevel=error  # the Compose spec's JSON Schema
+	npm ci --prefix deploy/dashboard --no-audit --no-fund --loglevel=error  # uPlot, for the dashboard and reports
 	touch $(STAMP)
 
 ## The walk-through: the sandbox (ESR server + sample DOL claims system) and the DOL 48-hour

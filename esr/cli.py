@@ -90,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
     judge_p.add_argument("--scenario", help="Python scenario file providing custom metric functions")
     judge_p.add_argument("--json", action="store_true", help="print the verdict as JSON")
 
+    report = sub.add_parser("report", help="a finished run's charts, verdict, faults and decisions: HTML or JSON",
+                            epilog="examples:\n  esr report latest --html report.html   # one file, opens with no network\n"
+                                   "  esr report 20261127-090512-3f9a1c --json > run.json", formatter_class=raw)
+    report.add_argument("run_id", help="run id, or `latest`")
+    report.add_argument("--html", metavar="FILE", help="write a self-contained HTML page to FILE")
+    report.add_argument("--json", action="store_true", help="print the timeline and the verdict as JSON")
+
     validate = sub.add_parser("validate", help="check a scenario file and list every error",
                               epilog="example:\n  esr validate scenario.json", formatter_class=raw)
     validate.add_argument("scenario", help="scenario file (JSON, or Python defining `scenario`)")
@@ -312,6 +319,30 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     return _report(verdict, args, str(path))
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .timeline import finished_timeline
+
+    if not args.html and not args.json:
+        raise EsrError("say what to write: --html FILE (a page) or --json (on stdout)")
+    path = run_log_path(esr_home(), args.run_id)
+    fold = RunFold().apply_all(read_events(path))
+    if fold.started is None:
+        raise EsrError(f"{path}: the log has no run_started event")
+    timeline = finished_timeline(fold)
+    if args.html:
+        from .web.pages import report_html
+
+        page = report_html(timeline)  # rendered first: a missing asset leaves no half-written file
+        target = Path(args.html)
+        partial = target.with_name(target.name + ".partial")
+        partial.write_text(page, encoding="utf-8")
+        partial.replace(target)
+        print(f"{target}: report of run {fold.started.run_id} ({len(page) // 1024} KB, self-contained)", file=sys.stderr)
+    if args.json:
+        print(json.dumps(timeline, indent=1))
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -386,7 +417,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
 _COMMANDS = {
     "run": _cmd_run, "judge": _cmd_judge, "validate": _cmd_validate, "schema": _cmd_schema,
     "plan": _cmd_plan, "demo": _cmd_demo, "demo-target": _cmd_demo_target, "serve": _cmd_serve,
-    "sandbox": _cmd_sandbox, "worker": _cmd_worker, "replay": _cmd_replay,
+    "sandbox": _cmd_sandbox, "worker": _cmd_worker, "replay": _cmd_replay, "report": _cmd_report,
 }
 
 

@@ -1,18 +1,27 @@
-"""Bearer tokens: one that may launch and abort runs, one read-only observer token.
+"""Bearer tokens: one that may launch and abort runs, one read-only observer token, and
+signed, expiring link tokens for one run.
 
 Unset tokens are generated when the server starts and written to files under ESR_HOME (mode
-0600), where the local client finds them, as Jupyter does.
+0600), where the local client finds them, as Jupyter does. A link token
+(`esr1.RUN_ID.EXPIRES.ROLE.SIGNATURE`, HMAC-SHA256 keyed by the launch token) goes in an
+observer or trainee URL: it opens that run's dashboard and nothing else, and a
+state-changing request with it gets 403 like any observer's.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Tokens", "mask", "read_token"]
+__all__ = ["LinkToken", "Tokens", "mask", "read_token"]
+
+LINK_ROLES = ("observer", "trainee")
 
 TOKEN_FILE = "token"
 OBSERVER_FILE = "observer-token"
@@ -57,12 +66,46 @@ class Tokens:
                    _load_or_create(home, "ESR_OBSERVER_TOKEN", OBSERVER_FILE))
 
     def role(self, header: str | None) -> str | None:
-        """'admin', 'observer' or None for an Authorization header."""
+        """'admin', 'observer' or None for an Authorization header (a link token counts as an
+        observer here: it never launches or aborts)."""
         if not header or not header.startswith("Bearer "):
             return None
-        given = header[7:].strip()
+        token = self.check(header[7:].strip())
+        return None if token is None else ("admin" if token.role == "admin" else "observer")
+
+    def check(self, given: str, now: float | None = None) -> LinkToken | None:
+        """What a token allows: the static tokens any run, a link token its run until it expires."""
         if hmac.compare_digest(given, self.admin):
-            return "admin"
+            return LinkToken("*", "admin", 0)
         if hmac.compare_digest(given, self.observer):
-            return "observer"
-        return None
+            return LinkToken("*", "observer", 0)
+        parts = given.split(".")
+        if len(parts) != 5 or parts[0] != "esr1" or parts[3] not in LINK_ROLES:
+            return None
+        _, run_id, expires, role, signature = parts
+        if not hmac.compare_digest(signature, self._sign(run_id, expires, role)):
+            return None
+        if not expires.isdigit() or int(expires) < (time.time() if now is None else now):
+            return None
+        return LinkToken(run_id, role, int(expires))
+
+    def link(self, run_id: str, role: str, ttl_s: float = 7 * 86400, now: float | None = None) -> str:
+        """A signed token for one run's dashboard, valid for `ttl_s` seconds."""
+        if role not in LINK_ROLES:
+            raise ValueError(f"a link is for one of {', '.join(LINK_ROLES)}, not {role!r}")
+        expires = str(int((time.time() if now is None else now) + ttl_s))
+        return f"esr1.{run_id}.{expires}.{role}.{self._sign(run_id, expires, role)}"
+
+    def _sign(self, run_id: str, expires: str, role: str) -> str:
+        digest = hmac.new(self.admin.encode(), f"{run_id}|{expires}|{role}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkToken:
+    run_id: str  # "*": every run
+    role: str  # admin, observer or trainee
+    expires: int  # Unix seconds; 0: never
+
+    def allows(self, run_id: str) -> bool:
+        return self.run_id in ("*", run_id)

@@ -5,6 +5,7 @@
     GET  /run/{id}/summary    state, verdict, assertion results, summary metrics         (token or observer)
     POST /run/{id}/abort      abort a queued or playing run                              (token)
     GET  /openapi.json        this API described
+    GET  /, /dashboard/{id}   runs and live dashboards (see esr.api.dashboard)              (token or link)
 
 Errors are JSON with a message a user can act on: 401 without a valid token, 403 for an
 observer token on a launch or an unregistered target, 404 for an unknown run, 422 (with
@@ -24,6 +25,7 @@ from ..errors import ScenarioError, TargetRefused
 from ..scenario import Scenario
 from ..targets import TargetRegistry
 from .auth import Tokens
+from .dashboard import add_dashboard_routes
 from .openapi import openapi_spec
 from ..bus.kafka import KafkaSettings
 from .runs import RunManager, UnknownRun
@@ -134,6 +136,7 @@ def make_app(home: Path, *, registry: TargetRegistry, tokens: Tokens, max_concur
     app.router.add_get("/run/{run_id}/summary", get_summary)
     app.router.add_post("/run/{run_id}/abort", post_abort)
     app.router.add_get("/openapi.json", get_openapi)
+    add_dashboard_routes(app, manager, tokens, home)
 
     async def stop_runs(app: web.Application) -> None:
         await app[MANAGER].close()

@@ -667,6 +667,7 @@ class Run:
             "sla_met": self.live.sla_met,
             "sla_missed": self.live.sla_missed,
             "open_journeys": len(self._active),
+            "sla_open": sum(a.book.open_count for a in self._active.values()),
             "duration_hours": self.scenario.duration_hours,
             "active_faults": list(self.active_faults),
             "fault_proxy": self.injector.proxy.url if self.injector is not None and self.injector.proxy else None,

@@ -1,0 +1,219 @@
+"""The dashboard routes: pages people open in a browser, and the data they follow.
+
+    GET /                        every run with its state, verdict and dashboard link
+    GET /dashboard/{id}          the run's live dashboard (server-sent events; never reloads)
+    GET /run/{id}/timeline       the timeline the dashboard draws (JSON)
+    GET /run/{id}/events         server-sent events: `timeline` once a second, `end` when it ended
+    GET /run/{id}/report.html    the self-contained report page
+    GET /run/{id}/links          signed observer and trainee URLs for the run    (launch token)
+    GET /assets/{name}           the charting library and our chart script
+
+A browser cannot send an Authorization header when following a link, so these pages also
+take the token as `?token=`: the launch or observer token, or a signed link token for that run.
+Timelines are computed at most once per interval per run and shared by every viewer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ..buckets import RunFold
+from ..errors import EsrError
+from ..runlog import read_events, run_log_path
+from ..timeline import finished_timeline, run_timeline
+from ..web.assets import ASSET_FILES, asset, charts_script
+from ..web.pages import dashboard_html, report_html
+from .auth import LinkToken, Tokens
+from .runs import ManagedRun, RunManager, UnknownRun
+
+__all__ = ["add_dashboard_routes"]
+
+PUSH_EVERY_S = 1.0
+_CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
+
+
+class Timelines:
+    """One timeline per run, recomputed at most every `PUSH_EVERY_S / 2` while it plays and
+    kept once it ended (a finished run's timeline never changes)."""
+
+    def __init__(self, manager: RunManager, home: Path) -> None:
+        self.manager = manager
+        self.home = home
+        self._cache: dict[str, tuple[float, bytes, bool]] = {}  # run id -> (made at, JSON, final)
+
+    def get(self, run_id: str) -> tuple[bytes, bool]:
+        """The timeline as JSON, and whether the run has ended."""
+        cached = self._cache.get(run_id)
+        now = time.monotonic()
+        if cached is not None and (cached[2] or now - cached[0] < PUSH_EVERY_S / 2):
+            return cached[1], cached[2]
+        managed = self.manager.get(run_id)  # UnknownRun for a run this server does not know
+        data, final = self._build(managed)
+        body = orjson.dumps(data)
+        self._cache[run_id] = (now, body, final)
+        return body, final
+
+    def _build(self, managed: ManagedRun) -> tuple[dict[str, Any], bool]:
+        run = managed.run
+        if run is not None and managed.verdict is None:
+            live = run.snapshot() if run.status.value in ("RUNNING", "DRAINING") else {"status": run.status.value}
+            live["assertions"] = _assertions_so_far(run)
+            return run_timeline(run.fold, live=live), False
+        if run is not None:
+            return run_timeline(run.fold, verdict=managed.verdict), True
+        path = run_log_path(self.home, managed.run_id)
+        if not path.exists():
+            return {"run": {"run_id": managed.run_id}, "t": [], "verdict": managed.verdict}, managed.verdict is not None
+        return finished_timeline(RunFold().apply_all(read_events(path))), managed.verdict is not None
+
+
+def _assertions_so_far(run: Any) -> list[dict[str, Any]]:
+    from ..assertions import evaluate
+    from ..verdict import fold_clock
+
+    if run.fold.started is None:
+        return []
+    clock = fold_clock(run.fold)
+    scenario = run.scenario
+    try:
+        return [evaluate(a, run.fold, clock, scenario.custom_metrics, scenario.counter_names).to_dict()
+                for a in scenario.parsed_assertions()]
+    except EsrError:
+        return []
+
+
+_TIMELINES: web.AppKey[Timelines] = web.AppKey("timelines", Timelines)
+
+
+def _token(request: web.Request, tokens: Tokens) -> LinkToken | None:
+    given = request.query.get("token", "")
+    header = request.headers.get("Authorization", "")
+    if not given and header.startswith("Bearer "):
+        given = header[7:].strip()
+    return tokens.check(given) if given else None
+
+
+def _denied(request: web.Request, run_id: str | None, tokens: Tokens) -> web.Response | None:
+    token = _token(request, tokens)
+    if token is None:
+        return web.Response(status=401, content_type="text/html", text=(
+            "<!doctype html><title>ESR: token needed</title><p>Open this page with the link you were given "
+            "(it carries <code>?token=...</code>), or add <code>?token=</code> with the observer token from "
+            "<code>$ESR_HOME/observer-token</code>.</p>"))
+    if run_id is not None and not token.allows(run_id):
+        return web.Response(status=403, text=f"this link is for run {token.run_id}, not {run_id}")
+    if run_id is None and token.run_id != "*":
+        return web.Response(status=403, text=f"this link is for run {token.run_id} only")
+    return None
+
+
+def add_dashboard_routes(app: web.Application, manager: RunManager, tokens: Tokens, home: Path) -> None:
+    app[_TIMELINES] = Timelines(manager, home)
+
+    def run_or_404(request: web.Request) -> str:
+        run_id = request.match_info["run_id"]
+        try:
+            manager.get(run_id)
+        except UnknownRun:
+            raise web.HTTPNotFound(text=f"no run {run_id!r}; / lists them") from None
+        return run_id
+
+    async def index(request: web.Request) -> web.Response:
+        denied = _denied(request, None, tokens)
+        if denied is not None:
+            return denied
+        query = f"?token={html.escape(request.query.get('token', ''))}" if request.query.get("token") else ""
+        rows = "".join(
+            f"<tr data-run='{html.escape(r['run_id'])}'><td><a href='/dashboard/{html.escape(r['run_id'])}{query}'>"
+            f"{html.escape(r['run_id'])}</a></td><td>{html.escape(r['scenario'])}</td><td>{html.escape(r['state'])}</td>"
+            f"<td>{html.escape(r['verdict'] or '-')}</td></tr>" for r in manager.listing())
+        return web.Response(content_type="text/html", text=(
+            "<!doctype html><html><head><meta charset='utf-8'><title>ESR runs</title></head><body><h1>ESR runs</h1>"
+            "<table><tr><th>run</th><th>scenario</th><th>state</th><th>verdict</th></tr>"
+            f"{rows}</table></body></html>"))
+
+    async def dashboard(request: web.Request) -> web.Response:
+        run_id = run_or_404(request)
+        denied = _denied(request, run_id, tokens)
+        if denied is not None:
+            return denied
+        body, _ = app[_TIMELINES].get(run_id)
+        token = request.query.get("token", "")
+        query = f"?token={token}" if token else ""
+        page = dashboard_html(orjson.loads(body), events_url=f"/run/{run_id}/events{query}",
+                              report_url=f"/run/{run_id}/report.html{query}", token=token)
+        return web.Response(content_type="text/html", text=page)
+
+    async def timeline(request: web.Request) -> web.Response:
+        run_id = run_or_404(request)
+        denied = _denied(request, run_id, tokens)
+        if denied is not None:
+            return denied
+        body, _ = app[_TIMELINES].get(run_id)
+        return web.Response(body=body, content_type="application/json")
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        run_id = run_or_404(request)
+        denied = _denied(request, run_id, tokens)
+        if denied is not None:
+            return denied
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                               "X-Accel-Buffering": "no"})
+        await response.prepare(request)
+        try:
+            while True:  # ends with the run (or when the viewer goes away)
+                body, final = app[_TIMELINES].get(run_id)
+                await response.write(b"event: timeline\ndata: " + body + b"\n\n")
+                if final:
+                    await response.write(b"event: end\ndata: {}\n\n")
+                    break
+                await asyncio.sleep(PUSH_EVERY_S)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return response
+
+    async def report(request: web.Request) -> web.Response:
+        run_id = run_or_404(request)
+        denied = _denied(request, run_id, tokens)
+        if denied is not None:
+            return denied
+        body, _ = app[_TIMELINES].get(run_id)
+        return web.Response(content_type="text/html", text=report_html(orjson.loads(body)))
+
+    async def links(request: web.Request) -> web.Response:
+        run_id = run_or_404(request)
+        token = _token(request, tokens)
+        if token is None or token.role != "admin":
+            return web.json_response({"error": "minting links needs the launch token"}, status=403 if token else 401)
+        ttl = float(request.query.get("ttl_s", 7 * 86400))
+        base = f"{request.scheme}://{request.host}"
+        return web.json_response({role: f"{base}/dashboard/{run_id}?token={tokens.link(run_id, role, ttl)}"
+                                  for role in ("observer", "trainee")} | {"expires_in_s": ttl})
+
+    async def static(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name == "charts.js":
+            return web.Response(body=charts_script(), content_type="text/javascript")
+        if name not in ASSET_FILES:
+            raise web.HTTPNotFound(text=f"no asset {name!r}")
+        try:
+            body = asset(name)
+        except EsrError as exc:
+            return web.Response(status=500, text=str(exc))
+        return web.Response(body=body, content_type=_CONTENT_TYPES[Path(name).suffix],
+                            headers={"Cache-Control": "max-age=3600"})
+
+    app.router.add_get("/", index)
+    app.router.add_get("/dashboard/{run_id}", dashboard)
+    app.router.add_get("/run/{run_id}/timeline", timeline)
+    app.router.add_get("/run/{run_id}/events", events)
+    app.router.add_get("/run/{run_id}/report.html", report)
+    app.router.add_get("/run/{run_id}/links", links)
+    app.router.add_get("/assets/{name}", static)

@@ -1,0 +1,219 @@
+/* HMS-ESR charts: draws a run's timeline (esr/timeline.py) with uPlot.
+ *
+ * ESR.render(root, data)   build the page's panels and charts inside `root`
+ * ESR.update(data)         new data for the same run: charts, tables and banner follow
+ * ESR.follow(url)          server-sent events from `url`: each message is a whole timeline
+ *
+ * Faults are shaded bands on every chart and trainee decisions vertical lines; each chart's
+ * container carries data-points and data-bands so tests (and people) can read what is drawn.
+ */
+(function () {
+  "use strict";
+
+  var charts = [];
+  var current = null;
+  var COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"];
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function hours(data) { return data.t.map(function (s) { return s / 3600; }); }
+
+  function fmt(v, digits) {
+    if (v === null || v === undefined) return "-";
+    if (typeof v !== "number") return String(v);
+    return Math.abs(v) >= 100 || Number.isInteger(v) ? v.toLocaleString("en") : v.toFixed(digits === undefined ? 3 : digits);
+  }
+
+  function simClock(data) {
+    var start = data.run.sim_start ? new Date(data.run.sim_start) : null;
+    var sim = data.clock.sim_seconds || 0;
+    if (!start) return "h " + (sim / 3600).toFixed(2);
+    return new Date(start.getTime() + sim * 1000).toISOString().slice(0, 16).replace("T", " ") +
+      " (h " + (sim / 3600).toFixed(2) + ")";
+  }
+
+  /* shaded fault bands and decision lines, drawn under the series */
+  function overlays() {
+    return {
+      hooks: {
+        drawClear: function (u) {
+          var ctx = u.ctx, top = u.bbox.top, height = u.bbox.height;
+          ctx.save();
+          (current.faults || []).forEach(function (f, i) {
+            var x0 = u.valToPos(f.start_sim / 3600, "x", true);
+            var x1 = u.valToPos((f.end_sim === null ? current.clock.sim_seconds : f.end_sim) / 3600, "x", true);
+            ctx.fillStyle = i % 2 ? "rgba(214,39,40,0.12)" : "rgba(255,127,14,0.15)";
+            ctx.fillRect(Math.min(x0, x1), top, Math.abs(x1 - x0), height);
+          });
+          (current.decisions || []).forEach(function (d) {
+            var x = u.valToPos(d.sim_time / 3600, "x", true);
+            ctx.strokeStyle = "#6a3d9a";
+            ctx.lineWidth = 2;
+            ctx.beginPath();
+            ctx.moveTo(x, top);
+            ctx.lineTo(x, top + height);
+            ctx.stroke();
+          });
+          ctx.restore();
+        }
+      }
+    };
+  }
+
+  function seriesOf(spec, data) {
+    return spec.map(function (s) { return s.values(data); });
+  }
+
+  var SPECS = [
+    {id: "chart-rate", title: "rate: planned journey starts/s vs achieved requests/s", series: [
+      {label: "planned", values: function (d) { return d.rate_planned; }},
+      {label: "achieved", values: function (d) { return d.rate_achieved; }}]},
+    {id: "chart-latency", title: "latency per window (ms)", series: [
+      {label: "p50", values: function (d) { return d.p50; }},
+      {label: "p95", values: function (d) { return d.p95; }},
+      {label: "p99", values: function (d) { return d.p99; }}]},
+    {id: "chart-errors", title: "error rate by kind", series: null},
+    {id: "chart-sla", title: "SLA deadlines decided (by window opened)", series: [
+      {label: "met", values: function (d) { return d.sla_met; }},
+      {label: "missed", values: function (d) { return d.sla_missed; }}]}
+  ];
+
+  function errorSpec(data) {
+    var kinds = Object.keys(data.errors_by_kind || {}).sort();
+    var spec = [{label: "all", values: function (d) { return d.error_rate; }}];
+    kinds.forEach(function (k) { spec.push({label: k, values: function (d) { return (d.errors_by_kind || {})[k] || []; }}); });
+    return spec;
+  }
+
+  function makeChart(box, spec, data, width) {
+    var opts = {
+      title: spec.title, width: width, height: 220,
+      scales: {x: {time: false}},
+      axes: [{label: "simulated hour"}, {}],
+      series: [{label: "h"}].concat(spec.series.map(function (s, i) {
+        return {label: s.label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false};
+      })),
+      plugins: [overlays()]
+    };
+    return new uPlot(opts, [hours(data)].concat(seriesOf(spec.series, data)), box);
+  }
+
+  function drawCharts(root, data) {
+    charts.forEach(function (c) { c.plot.destroy(); });
+    charts = [];
+    var width = Math.max(320, Math.min(1100, (root.clientWidth || 1000) - 20));
+    SPECS.forEach(function (base) {
+      var spec = {id: base.id, title: base.title, series: base.series || errorSpec(data)};
+      var box = root.querySelector("#" + spec.id);
+      box.innerHTML = "";
+      charts.push({spec: spec, box: box, plot: makeChart(box, spec, data, width),
+                   kinds: Object.keys(data.errors_by_kind || {}).join(",")});
+    });
+  }
+
+  function mark(data) {
+    charts.forEach(function (c) {
+      c.box.setAttribute("data-points", String(data.t.length));
+      c.box.setAttribute("data-bands", String((data.faults || []).length));
+      c.box.setAttribute("data-decisions", String((data.decisions || []).length));
+    });
+  }
+
+  function table(rows, head) {
+    var t = el("table");
+    var tr = el("tr");
+    head.forEach(function (h) { tr.appendChild(el("th", {}, h)); });
+    t.appendChild(tr);
+    rows.forEach(function (r) {
+      var row = el("tr", r.attrs || {});
+      r.cells.forEach(function (c) { row.appendChild(el("td", {}, c)); });
+      t.appendChild(row);
+    });
+    return t;
+  }
+
+  function panels(root, data) {
+    var banner = root.querySelector("#esr-verdict");
+    if (data.verdict) {
+      banner.className = "verdict " + data.verdict.verdict;
+      banner.textContent = "VERDICT " + data.verdict.verdict + ": " + data.verdict.reason;
+      banner.hidden = false;
+    } else {
+      banner.hidden = true;
+    }
+    var c = data.clock || {};
+    root.querySelector("#esr-clock").textContent =
+      "sim " + simClock(data) + "  |  real " + (c.real_seconds === null || c.real_seconds === undefined ? "-" :
+      c.real_seconds.toFixed(1) + " s") + "  |  warp " + data.run.time_warp + (c.state ? "  |  " + c.state : "");
+    var a = root.querySelector("#esr-assertions");
+    a.innerHTML = "";
+    a.appendChild(table((data.assertions || []).map(function (x) {
+      var state = x.holds === true ? "holds" : x.holds === false ? "FAILS" : "no data yet";
+      return {attrs: {"data-holds": String(x.holds)}, cells: [x.assertion, fmt(x.observed), fmt(x.threshold), state]};
+    }), ["assertion", "now", "threshold", "so far"]));
+    var s = data.sla || {};
+    root.querySelector("#esr-sla").textContent = "SLA deadlines: met " + fmt(s.met) + ", missed " + fmt(s.missed) +
+      ", still open " + fmt(s.open);
+    var comp = data.completeness || {};
+    root.querySelector("#esr-completeness").textContent = Object.keys(comp).length ?
+      "completeness: " + (comp.complete ? "complete" : "INCOMPLETE") + " (planned " + fmt(comp.arrivals_planned) +
+      ", sent " + fmt(comp.requests_sent) + ", recorded " + fmt(comp.results_recorded) + ")" :
+      "completeness: judged when the run ends";
+    var f = root.querySelector("#esr-faults");
+    f.innerHTML = "";
+    (data.faults || []).forEach(function (x) {
+      f.appendChild(el("li", {"data-fault": x.name}, x.fault + ": h " + (x.start_sim / 3600).toFixed(2) + " to " +
+        (x.end_sim === null ? "now" : "h " + (x.end_sim / 3600).toFixed(2)) + (x.applied ? "" : " (NOT applied)") +
+        (x.ended ? ", " + x.ended : "")));
+    });
+    var d = root.querySelector("#esr-decisions");
+    d.innerHTML = "";
+    (data.decisions || []).forEach(function (x) {
+      d.appendChild(el("li", {"data-decision": x.decision}, "h " + (x.sim_time / 3600).toFixed(2) + " " + x.author +
+        ": " + x.decision + (x.applied ? " (" + x.applied + ")" : "")));
+    });
+  }
+
+  var ESR = {
+    render: function (root, data) {
+      current = data;
+      root.innerHTML = [
+        '<div id="esr-verdict" class="verdict" hidden></div>',
+        '<h1>' + (data.run.scenario || "run") + ' <small>' + (data.run.run_id || "") + '</small></h1>',
+        '<p id="esr-clock" class="clock"></p>',
+        '<div id="chart-rate" class="chart"></div><div id="chart-latency" class="chart"></div>',
+        '<div id="chart-errors" class="chart"></div><div id="chart-sla" class="chart"></div>',
+        '<p id="esr-sla"></p><h2>assertions</h2><div id="esr-assertions"></div>',
+        '<p id="esr-completeness"></p><h2>faults</h2><ul id="esr-faults"></ul>',
+        '<h2>decisions</h2><ul id="esr-decisions"></ul>'
+      ].join("");
+      drawCharts(root, data);
+      panels(root, data);
+      mark(data);
+      ESR.root = root;
+    },
+    update: function (data) {
+      var kinds = Object.keys(data.errors_by_kind || {}).join(",");
+      current = data;
+      if (charts.length !== SPECS.length || charts[2].kinds !== kinds) {
+        drawCharts(ESR.root, data);
+      } else {
+        charts.forEach(function (c) { c.plot.setData([hours(data)].concat(seriesOf(c.spec.series, data))); });
+      }
+      panels(ESR.root, data);
+      mark(data);
+    },
+    follow: function (url) {
+      var source = new EventSource(url);
+      source.addEventListener("timeline", function (e) { ESR.update(JSON.parse(e.data)); });
+      source.addEventListener("end", function () { source.close(); });
+      return source;
+    }
+  };
+  window.ESR = ESR;
+})();
