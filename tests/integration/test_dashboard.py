@@ -1,0 +1,210 @@
+"""The dashboard over real HTTP on loopback, and in Debian's headless Chromium (Playwright):
+signed links, read-only observers, server-sent timelines, a finished run after a restart, and
+a live sandbox run with a fault drawn as it plays."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp import web
+
+from esr.api.auth import Tokens
+from esr.api.server import make_app
+from esr.sandbox.app import ClaimsService, make_claims_app
+from esr.sandbox.serve import sandbox_target
+from esr.targets import TargetRegistry
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKENS = Tokens(admin="launch-token", observer="observer-token")
+ADMIN = {"Authorization": "Bearer launch-token"}
+CHROMIUM = "/usr/bin/chromium"
+# 8 simulated hours at 1,800: 16 real seconds of load; the database is down from hour 3 to 4
+DAY = {"name": "dashboard_day", "duration_hours": 8, "time_warp": 1800, "drain_warp": 86400, "seed": 4,
+       "load_profile": [[0, 10]], "failure_injection": ["db_down@hour3+1h"],
+       "assertions": ["error_rate < 0.5", "errors_5xx > 10 during db_down"], "target": "dol"}
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]  # noqa: SLF001
+
+
+@pytest.fixture
+async def sandbox(esr_home: Path) -> AsyncIterator[Any]:
+    """The claims system and an ESR server with it registered as `dol`; `restart()` gives a
+    second server on the same home, as after a restart."""
+    runners = []
+    claims_runner, sut = await serve(make_claims_app(ClaimsService()))
+    runners.append(claims_runner)
+
+    async def server() -> str:
+        registry = TargetRegistry()
+        registry.register(sandbox_target("dol", sut))
+        runner, url = await serve(make_app(esr_home, registry=registry, tokens=TOKENS))
+        runners.append(runner)
+        return url
+
+    yield server
+    for runner in reversed(runners):
+        await runner.cleanup()
+
+
+async def call(method: str, url: str, headers: dict[str, str] | None = None, body: Any = None) -> tuple[int, bytes]:
+    async with aiohttp.ClientSession() as session:
+        async with session.request(method, url, headers=headers, json=body) as response:
+            return response.status, await response.read()
+
+
+async def launch(url: str, scenario: dict[str, Any]) -> str:
+    status, body = await call("POST", f"{url}/run", ADMIN, scenario)
+    assert status == 202, body
+    return orjson.loads(body)["run_id"]
+
+
+async def links(url: str, run_id: str) -> dict[str, str]:
+    status, body = await call("GET", f"{url}/run/{run_id}/links", ADMIN)
+    assert status == 200, body
+    return {role: link.split("token=")[1] for role, link in orjson.loads(body).items() if role != "expires_in_s"}
+
+
+async def ended(url: str, run_id: str, limit_s: float = 90) -> dict[str, Any]:
+    for _ in range(int(limit_s * 10)):
+        status, body = await call("GET", f"{url}/run/{run_id}/summary", ADMIN)
+        summary = orjson.loads(body)
+        if summary["state"] in ("FINISHED", "ABORTED"):
+            return summary
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"run {run_id} did not end")
+
+
+SHORT = DAY | {"duration_hours": 2, "time_warp": 3600, "failure_injection": [], "assertions": ["error_rate < 0.5"]}
+
+
+async def test_links_open_one_run_read_only(sandbox: Any) -> None:
+    url = await sandbox()
+    run_id = await launch(url, SHORT)
+    other = await launch(url, SHORT)
+    token = (await links(url, run_id))["observer"]
+    assert token.startswith(f"esr1.{run_id}.") and token.split(".")[3] == "observer"
+    status, page = await call("GET", f"{url}/dashboard/{run_id}?token={token}")
+    assert status == 200 and b"/assets/uPlot.iife.min.js" in page and b"ESR.follow" in page
+    assert (await call("GET", f"{url}/run/{run_id}/timeline?token={token}"))[0] == 200
+    assert (await call("GET", f"{url}/dashboard/{other}?token={token}"))[0] == 403  # another run
+    assert (await call("GET", f"{url}/?token={token}"))[0] == 403  # the list of all runs
+    assert (await call("GET", f"{url}/dashboard/{run_id}?token={token[:-2]}xx"))[0] == 401  # tampered
+    expired = TOKENS.link(run_id, "observer", ttl_s=-1)
+    assert (await call("GET", f"{url}/dashboard/{run_id}?token={expired}"))[0] == 401
+    assert (await call("GET", f"{url}/dashboard/{run_id}"))[0] == 401
+    # anything that changes state, with a link token: 403
+    for role_token in (await links(url, run_id)).values():
+        bearer = {"Authorization": f"Bearer {role_token}"}
+        assert (await call("POST", f"{url}/run/{run_id}/abort", bearer))[0] == 403
+        assert (await call("POST", f"{url}/run", bearer, SHORT))[0] == 403
+        assert (await call("GET", f"{url}/run/{run_id}/links", bearer))[0] == 403
+    status, listing = await call("GET", f"{url}/?token=observer-token")
+    assert status == 200 and run_id.encode() in listing and other.encode() in listing
+    assert (await call("GET", f"{url}/assets/uPlot.iife.min.js"))[0] == 200
+    assert (await call("GET", f"{url}/assets/nothing.js"))[0] == 404
+    await ended(url, run_id)
+    await ended(url, other)
+
+
+async def test_events_push_the_timeline_until_the_run_ends_and_a_restart_rebuilds_it(sandbox: Any) -> None:
+    url = await sandbox()
+    run_id = await launch(url, SHORT | {"duration_hours": 4})
+    seen: list[dict[str, Any]] = []
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{url}/run/{run_id}/events?token=observer-token") as response:
+            assert response.headers["Content-Type"] == "text/event-stream"
+            event = ""
+            async for line in response.content:
+                if line.startswith(b"event: "):
+                    event = line[7:].strip().decode()
+                elif line.startswith(b"data: ") and event == "timeline":
+                    seen.append(orjson.loads(line[6:]))
+                elif event == "end":
+                    break
+                assert len(seen) < 200, "the stream must end with the run"
+    assert len(seen) >= 3
+    requests = [sum(t["requests"]) for t in seen]
+    assert requests == sorted(requests) and requests[-1] > requests[0]
+    final = seen[-1]
+    assert final["verdict"]["verdict"] == "PASS"
+    summary = await ended(url, run_id)
+    assert sum(final["requests"]) == summary["summary"]["requests"]
+    # a server restarted on the same home rebuilds the finished run's page from its log
+    restarted = await sandbox()
+    status, body = await call("GET", f"{restarted}/run/{run_id}/timeline?token=observer-token")
+    assert status == 200
+    again = orjson.loads(body)
+    for key in ("t", "requests", "p95", "error_rate", "sla_met", "faults", "verdict", "completeness"):
+        assert again[key] == final[key], key
+
+
+def _chromium() -> None:
+    if shutil.which(CHROMIUM) is None:
+        reason = "no headless browser: `apt-get install chromium` (make system-deps does)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason + "; CI=true, so the browser tests may not skip")
+        pytest.skip(reason)
+
+
+async def test_a_live_run_in_the_browser(sandbox: Any) -> None:
+    _chromium()
+    from playwright.async_api import async_playwright
+
+    url = await sandbox()
+    run_id = await launch(url, DAY)
+    token = (await links(url, run_id))["observer"]
+    errors: list[str] = []
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = await browser.new_page(viewport={"width": 1200, "height": 1500})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            requests: list[str] = []
+            page.on("request", lambda r: requests.append(r.url))
+            await page.goto(f"{url}/dashboard/{run_id}?token={token}")
+            await page.wait_for_selector("#chart-rate canvas")
+            points = []
+            for _ in range(3):  # the charts gain points while the run plays, the page never reloads
+                before = int(await page.get_attribute("#chart-latency", "data-points") or 0)
+                await page.wait_for_function(
+                    f"Number(document.querySelector('#chart-latency').dataset.points) > {before}", timeout=20_000)
+                points.append(int(await page.get_attribute("#chart-latency", "data-points") or 0))
+            assert points == sorted(points) and points[0] < points[-1]
+            await page.wait_for_function("document.querySelector('#chart-errors').dataset.bands === '1'",
+                                         timeout=30_000)
+            assert "db_down@hour3+1h" in (await page.text_content("#esr-faults") or "")
+            await page.wait_for_selector("#esr-verdict:not([hidden])", timeout=60_000)
+            banner = await page.text_content("#esr-verdict") or ""
+            assert banner.startswith("VERDICT PASS"), banner
+            # nothing an observer could use to change the run
+            assert await page.locator("button, form, input, select, textarea").count() == 0
+            out = ROOT / "test-output"
+            out.mkdir(exist_ok=True)
+            shot = out / "dashboard.png"
+            await page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 20_000
+            navigations = [r for r in requests if r.startswith(f"{url}/dashboard/")]
+            assert len(navigations) == 1, navigations  # pushed, never reloaded
+            assert all(r.startswith(url) for r in requests), "everything comes from the ESR server"
+        finally:
+            await browser.close()
+    assert errors == []
+    summary = await ended(url, run_id)
+    assert summary["verdict"] == "PASS"
