@@ -81,5 +81,7 @@ def openapi_spec() -> dict[str, Any]:
                     "schema": {"$ref": "#/components/schemas/RunSummary"}}}},
                     "401": _error("no valid token"), "403": _error("observer token"), "404": _error("unknown run")}}},
             "/openapi.json": {"get": {"summary": "This description", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics of every run, labelled sim=\"true\" (docs/server.md)",
+                                 "responses": {"200": {"description": "Prometheus text or OpenMetrics format"}}}},
         },
     }

@@ -27,6 +27,7 @@ from ..targets import TargetRegistry
 from .auth import Tokens
 from .dashboard import add_dashboard_routes
 from .openapi import openapi_spec
+from .prom import add_metrics_route
 from ..bus.kafka import KafkaSettings
 from .runs import RunManager, UnknownRun
 
@@ -136,6 +137,7 @@ def make_app(home: Path, *, registry: TargetRegistry, tokens: Tokens, max_concur
     app.router.add_get("/run/{run_id}/summary", get_summary)
     app.router.add_post("/run/{run_id}/abort", post_abort)
     app.router.add_get("/openapi.json", get_openapi)
+    add_metrics_route(app, manager)  # GET /metrics for Prometheus (esr/api/prom.py)
     add_dashboard_routes(app, manager, tokens, home)
 
     async def stop_runs(app: web.Application) -> None:

@@ -28,6 +28,7 @@ exactly what its tables lack, and `ShardFold` skips what they already have.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from typing import Any
@@ -35,6 +36,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from ..api.prom import WorkerCollector, metrics_port_from_env, serve_worker_metrics
 from ..assembly import RunAssembly, ShardFold
 from ..assertions import evaluate
 from ..buckets import RunFold
@@ -56,7 +58,9 @@ def _broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
 
 
-def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str | None = None) -> Any:
+def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str | None = None,
+               metrics_port: int | None = None) -> Any:
+    """With `metrics_port`, Prometheus metrics of the runs are served on 127.0.0.1:metrics_port."""
     import faust
 
     app_id = settings.group("metrics")
@@ -92,6 +96,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
     assemblies: dict[str, RunAssembly] = {}
     unacked: dict[str, list[Any]] = {}  # partial key -> events folded but not yet stored
     stored_at: dict[str, float] = {}
+    exporter: list[WorkerCollector] = []  # Prometheus, once the loop runs
 
     def assembly(run_id: str) -> RunAssembly:
         """The run's assembly, rebuilt from the tables the first time it is needed."""
@@ -170,6 +175,8 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
                 continue
             progress_at.pop(run_id, None)
             verdict = judge_assembly(run)
+            for collector in exporter:
+                collector.ended(run, verdict.verdict)
             await verdicts_topic.send(key=run_id.encode(), value=encode(verdict),
                                       headers=headers("verdict", run_id))
             verdicts[run_id] = encode(verdict)
@@ -177,6 +184,8 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
 
     @app.task
     async def announce() -> None:  # agents start after the tables are recovered
+        if metrics_port is not None:
+            exporter.append(serve_worker_metrics(metrics_port, assemblies, verdicts, runs))
         print(f"esr worker metrics: ready ({app_id})", file=sys.stderr, flush=True)
 
     return app
@@ -217,8 +226,9 @@ def judge_assembly(run: RunAssembly) -> VerdictIssued:
 
 
 def run_metrics_worker(settings: KafkaSettings, *, loglevel: str = "warn") -> None:
-    """Serve until SIGINT or SIGTERM (Faust's worker handles both)."""
+    """Serve until SIGINT or SIGTERM (Faust's worker handles both); `ESR_METRICS_PORT` set: with
+    Prometheus metrics on 127.0.0.1:ESR_METRICS_PORT/metrics."""
     import faust
 
-    app = create_app(settings)
+    app = create_app(settings, metrics_port=metrics_port_from_env(os.environ))
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
