@@ -26,12 +26,16 @@ quickstart: install
 	$(BIN)/esr demo
 
 ## System packages the tests use, from Debian (run as root, as .ci/run does): the broker's
-## Java and Maven, and kcat, a Kafka client written by others that one test reads verdicts with.
+## Java and Maven, kcat, a Kafka client written by others that one test reads verdicts with,
+## Prometheus, which a test scrapes GET /metrics with (on a port of its own; the package's
+## service is not needed), and Chromium, the headless browser of the dashboard tests.
 system-deps:
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v kcat >/dev/null || missing="$$missing kcat"; \
+	test -x /usr/bin/prometheus || missing="$$missing prometheus"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
 
 ## The whole test suite (unit + integration on loopback), with a throw-away Apache Kafka

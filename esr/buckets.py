@@ -14,6 +14,7 @@ from typing import Any
 
 from .events import (
     CounterAdded,
+    DecisionRecorded,
     Event,
     FaultEnded,
     FaultStarted,
@@ -134,6 +135,7 @@ class RunFold:
         self.last_real_time = 0.0
         self.events = 0
         self.faults: dict[str, FaultWindow] = {}  # by failure_injection entry, in start order
+        self.decisions: list[DecisionRecorded] = []  # training mode, in time order
         self._handlers = {
             RequestResult: self._on_result,
             JourneyStarted: self._on_journey_started,
@@ -146,6 +148,7 @@ class RunFold:
             ShardReport: self._on_shard_report,
             FaultStarted: self._on_fault_started,
             FaultEnded: self._on_fault_ended,
+            DecisionRecorded: self.decisions.append,
             VerdictIssued: self._on_verdict,
         }
 

@@ -15,6 +15,7 @@ import msgspec
 
 __all__ = [
     "CounterAdded",
+    "DecisionRecorded",
     "Event",
     "EVENT_TYPES",
     "FaultEnded",
@@ -184,6 +185,17 @@ class FaultEnded(Event, frozen=True, kw_only=True, tag="fault_ended"):
     detail: str = ""
 
 
+class DecisionRecorded(Event, frozen=True, kw_only=True, tag="decision"):
+    """A trainee's decision on the run's timeline (training mode): "page on-call", or an action
+    of the system under test such as add_caseworkers(5), which `applied` says was carried out."""
+
+    author: str
+    decision: str  # as the trainee wrote it
+    action: str | None = None  # the target's action it named, if any
+    applied: bool | None = None  # None: a note, nothing to apply
+    detail: str = ""
+
+
 class VerdictIssued(Event, frozen=True, kw_only=True, tag="verdict"):
     verdict: dict[str, Any]
 
@@ -202,6 +214,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ShardReport,
         FaultStarted,
         FaultEnded,
+        DecisionRecorded,
         VerdictIssued,
     )
 }

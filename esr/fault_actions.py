@@ -32,7 +32,8 @@ from .faults import FaultSpec
 from .journey_spec import Duration, Model
 from .templating import render_value, template_names
 
-__all__ = ["ActionCall", "CommandAction", "FaultAction", "HttpAction", "allowed_url", "fault_context", "render_action"]
+__all__ = ["ActionCall", "ActionStep", "CommandAction", "FaultAction", "HttpAction", "allowed_url", "fault_context",
+           "render_action"]
 
 ACTION_NAMESPACES = ("run", "target", "fault")
 

@@ -22,10 +22,11 @@ from .errors import FaultSyntaxError
 from .grammar import error_column, expected_tokens
 from .units import parse_duration
 
-__all__ = ["FaultSpec", "Seconds", "parse_fault"]
+__all__ = ["FaultSpec", "Seconds", "parse_call", "parse_fault"]
 
 _GRAMMAR = r"""
 start: NAME params? "@" when duration?
+call: NAME params?
 params: "(" [param ("," param)*] ")"
 ?param: NAME "=" value -> named
       | value          -> positional
@@ -88,7 +89,7 @@ class _BadValue(ValueError):
 
 @cache
 def _parser() -> Lark:
-    return Lark(_GRAMMAR, parser="lalr", propagate_positions=True)
+    return Lark(_GRAMMAR, parser="lalr", propagate_positions=True, start=["start", "call"])
 
 
 class _Build(Transformer):
@@ -144,7 +145,7 @@ class _Build(Transformer):
 def parse_fault(text: str) -> FaultSpec:
     """Parse one entry; raises FaultSyntaxError with the column of the problem."""
     try:
-        tree = _parser().parse(text)
+        tree = _parser().parse(text, start="start")
     except UnexpectedInput as exc:
         hint = "; write e.g. 'db_down@hour12', 'latency(500ms)@hour3+1h' or 'x@day 2 hour 9'"
         raise FaultSyntaxError(text, error_column(exc, text),
@@ -168,3 +169,17 @@ def parse_fault(text: str) -> FaultSpec:
     positions = [c for k, _, c in params if k is None]
     columns = tuple(enumerate(positions)) + tuple((k, c) for k, _, c in params if k is not None)
     return FaultSpec(name, start, duration, args, kwargs, text, columns)
+
+
+def parse_call(text: str) -> FaultSpec | None:
+    """`add_caseworkers(5)` or `pause_intake`: a named action with parameters (a trainee's
+    decision), as a FaultSpec without a time; None when the text is not such a call (a note)."""
+    try:
+        tree = _parser().parse(text.strip(), start="call")
+        parts = _Build().transform(tree).children
+    except (UnexpectedInput, VisitError):
+        return None
+    params: list = parts[1] if len(parts) > 1 else []
+    args = tuple(v for k, v, _ in params if k is None)
+    kwargs = tuple((k, v) for k, v, _ in params if k is not None)
+    return FaultSpec(str(parts[0]), 0.0, None, args, kwargs, text.strip())

@@ -7,7 +7,8 @@ URLs and, optionally, the target's default journey:
                              "default_journey": {"name": "home", "steps": [...]},
                              "faults": {"db_down": {"start": ..., "recover": ...}}}}}
 
-(`faults`: the target's own named faults, see `esr.fault_actions`.)
+(`faults`: the target's own named faults, see `esr.fault_actions`; `decisions`: actions a
+trainee may take from the dashboard, e.g. `{"add_caseworkers": {"http": {"url": ...}}}`.)
 
 A URL on 127.0.0.0/8 or ::1 (or `localhost`) is always allowed; anything else must be listed.
 """
@@ -23,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import EsrError, TargetRefused
-from .fault_actions import FaultAction
+from .fault_actions import ActionStep, FaultAction
 from .journey_spec import DEFAULT_JOURNEY, JourneySpec
 
 __all__ = ["Target", "TargetRegistry", "is_loopback_url"]
@@ -36,6 +37,7 @@ class Target:
     default_journey: JourneySpec = field(default=DEFAULT_JOURNEY)
     metrics: dict[str, str] = field(default_factory=dict)  # name -> expression over other metrics
     faults: dict[str, FaultAction] = field(default_factory=dict)  # its own named faults, e.g. db_down
+    decisions: dict[str, ActionStep] = field(default_factory=dict)  # what trainees may do, e.g. add_caseworkers
 
     def fill_in(self, data: dict[str, Any]) -> dict[str, Any]:
         """A scenario's JSON form with what this target supplies: its derived metrics (recorded
@@ -100,7 +102,8 @@ class TargetRegistry:
                 targets[name] = Target(
                     name, _check_url(entry["url"]),
                     JourneySpec.model_validate(journey) if journey else DEFAULT_JOURNEY, dict(metrics),
-                    {fault: FaultAction.model_validate(action) for fault, action in faults.items()})
+                    {fault: FaultAction.model_validate(action) for fault, action in faults.items()},
+                    {name: ActionStep.model_validate(action) for name, action in entry.get("decisions", {}).items()})
                 targets[name].metric_functions()  # a bad expression is an error now, not at judging
         except (ValueError, KeyError, TypeError, AttributeError, EsrError) as exc:
             raise TargetRefused(f"cannot read the target registry {path}: {exc}") from None

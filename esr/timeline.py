@@ -51,6 +51,21 @@ def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None or math.isnan(value) else round(value, digits)
 
 
+def _hour(fold: RunFold, start: float, end: float) -> dict[str, Any]:
+    b = fold.merged(from_sim=start, to_sim=end)
+    return {"requests": b.requests, "error_rate": _round(b.error_count / b.requests, 5) if b.requests else None,
+            "latency_p95_ms": _round(b.latency.quantile(0.95)), "sla_met": sum(b.sla_met.values()),
+            "sla_missed": sum(b.sla_missed.values())}
+
+
+def _decision(fold: RunFold, d: Any) -> dict[str, Any]:
+    """A decision with what the metrics did in the simulated hour before it and the hour after."""
+    start = (d.sim_time // fold.window_s) * fold.window_s
+    return {"sim_time": d.sim_time, "author": d.author, "decision": d.decision, "action": d.action,
+            "applied": d.applied, "detail": d.detail, "hour_before": _hour(fold, start - 3600, start),
+            "hour_after": _hour(fold, start, start + 3600)}
+
+
 def run_timeline(fold: RunFold, *, verdict: dict[str, Any] | None = None,
                  live: dict[str, Any] | None = None,
                  decisions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -86,6 +101,8 @@ def run_timeline(fold: RunFold, *, verdict: dict[str, Any] | None = None,
             by_kind[kind].append(_round(b.errors.get(kind, 0) / b.requests, 5) if b.requests else None)
         series["sla_met"].append(sum(b.sla_met.values()))
         series["sla_missed"].append(sum(b.sla_missed.values()))
+    if decisions is None:
+        decisions = [_decision(fold, d) for d in fold.decisions]
     faults = [{"fault": w.fault, "name": w.name, "kind": w.kind, "start_sim": w.start_sim,
                "end_sim": w.until(fold.last_sim_time),
                "applied": w.ok, "ended": w.end_reason or None} for w in fold.faults.values()]

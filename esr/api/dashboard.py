@@ -6,6 +6,7 @@
     GET /run/{id}/events         server-sent events: `timeline` once a second, `end` when it ended
     GET /run/{id}/report.html    the self-contained report page
     GET /run/{id}/links          signed observer and trainee URLs for the run    (launch token)
+    POST /run/{id}/decisions     a trainee's decision on the run's timeline      (trainee link or launch token)
     GET /assets/{name}           the charting library and our chart script
 
 A browser cannot send an Authorization header when following a link, so these pages also
@@ -144,11 +145,16 @@ def add_dashboard_routes(app: web.Application, manager: RunManager, tokens: Toke
         denied = _denied(request, run_id, tokens)
         if denied is not None:
             return denied
-        body, _ = app[_TIMELINES].get(run_id)
+        body, final = app[_TIMELINES].get(run_id)
         token = request.query.get("token", "")
         query = f"?token={token}" if token else ""
+        role = _token(request, tokens).role  # type: ignore[union-attr]  # checked by _denied
+        run = manager.get(run_id).run
+        trains = role in ("trainee", "admin") and run is not None and not final
         page = dashboard_html(orjson.loads(body), events_url=f"/run/{run_id}/events{query}",
-                              report_url=f"/run/{run_id}/report.html{query}", token=token)
+                              report_url=f"/run/{run_id}/report.html{query}", token=token,
+                              decide_url=f"/run/{run_id}/decisions{query}" if trains else None,
+                              actions=sorted(run.target.decisions) if trains and run is not None else None)
         return web.Response(content_type="text/html", text=page)
 
     async def timeline(request: web.Request) -> web.Response:
@@ -197,6 +203,31 @@ def add_dashboard_routes(app: web.Application, manager: RunManager, tokens: Toke
         return web.json_response({role: f"{base}/dashboard/{run_id}?token={tokens.link(run_id, role, ttl)}"
                                   for role in ("observer", "trainee")} | {"expires_in_s": ttl})
 
+    async def decide(request: web.Request) -> web.Response:
+        run_id = run_or_404(request)
+        token = _token(request, tokens)
+        if token is None:
+            return web.json_response({"error": "a trainee link or the launch token is needed"}, status=401)
+        if token.role not in ("trainee", "admin") or not token.allows(run_id):
+            return web.json_response({"error": "an observer link is read-only; decisions need the trainee link "
+                                               "of this run"}, status=403)
+        run = manager.get(run_id).run
+        if run is None or run.status.value not in ("RUNNING", "DRAINING"):
+            return web.json_response({"error": f"run {run_id} is not playing here; decisions go on a live "
+                                               "run's timeline"}, status=409)
+        try:
+            body = orjson.loads(await request.read())
+            decision = str(body["decision"]).strip()
+            author = str(body.get("author") or "trainee").strip()[:80]
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            return web.json_response({"error": 'send JSON {"decision": "...", "author": "..."}'}, status=400)
+        if not 0 < len(decision) <= 200:
+            return web.json_response({"error": "a decision is 1 to 200 characters"}, status=400)
+        event = await run.record_decision(decision, author)
+        return web.json_response({"sim_time": event.sim_time, "author": event.author, "decision": event.decision,
+                                  "action": event.action, "applied": event.applied, "detail": event.detail},
+                                 status=201)
+
     async def static(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name == "charts.js":
@@ -216,4 +247,5 @@ def add_dashboard_routes(app: web.Application, manager: RunManager, tokens: Toke
     app.router.add_get("/run/{run_id}/events", events)
     app.router.add_get("/run/{run_id}/report.html", report)
     app.router.add_get("/run/{run_id}/links", links)
+    app.router.add_post("/run/{run_id}/decisions", decide)
     app.router.add_get("/assets/{name}", static)

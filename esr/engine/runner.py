@@ -26,7 +26,7 @@ from ..bus import EmbeddedBus
 from ..buckets import RunFold
 from ..clock import SimClock
 from ..events import (
-    CounterAdded, Event, FaultEnded, FaultStarted, JourneyEnded, JourneyStarted, RequestResult, RunAborted,
+    CounterAdded, DecisionRecorded, Event, FaultEnded, FaultStarted, JourneyEnded, JourneyStarted, RequestResult, RunAborted,
     RunFinished, RunStarted, SlaDecided, VerdictIssued,
 )
 from ..fault_plan import PlannedFault, fault_moments, plan_faults
@@ -369,6 +369,32 @@ class Run:
         for fault in self.faults:
             if self.injector.is_active(fault):
                 await self._end_fault(fault, reason, now if fault.spec.end_sim is None else min(fault.spec.end_sim, now))
+
+    async def record_decision(self, decision: str, author: str) -> DecisionRecorded:
+        """A trainee's decision at the simulated time now (training mode). One that names an
+        action the target offers (`add_caseworkers(5)`) is carried out; anything else is a note
+        on the timeline ("paged on-call")."""
+        from ..fault_actions import fault_context, render_action
+        from ..faults import parse_call
+        from ..producers.fault_injector import perform
+
+        sim = self._sim_now()
+        spec = parse_call(decision)
+        action = spec.name if spec is not None and spec.name in self.target.decisions else None
+        applied: bool | None = None
+        detail = ""
+        if spec is not None and action is not None:
+            try:
+                context = fault_context(spec, self.run_id, self.target.url, self._sim_iso(sim))
+                call = render_action(self.target.decisions[action], spec, context)
+                applied, detail = await asyncio.to_thread(perform, call, self.target.url)
+            except Exception as exc:  # noqa: BLE001 - a decision that cannot be applied is recorded as such
+                applied, detail = False, f"{type(exc).__name__}: {exc}"
+        event = DecisionRecorded(
+            run_id=self.run_id, seq=self._next_seq(), sim_time=sim, real_time=time.time(), author=author,
+            decision=decision, action=action, applied=applied, detail=detail)
+        self._emit(event)
+        return event
 
     async def _close_faults(self) -> None:
         if self.injector is None:

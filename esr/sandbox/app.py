@@ -27,8 +27,8 @@ import orjson
 from aiohttp import web
 
 from ..sim_headers import RUN_ID, sim_time
-from .claims import (OFFICE_FAULTS, BadFaultParameter, ClaimsDatabaseDown, ClaimsOffice, FaultActive, FaultError,
-                     OfficeConfig, UnknownFault, known_fault)
+from .claims import (OFFICE_ACTIONS, OFFICE_FAULTS, BadFaultParameter, ClaimsDatabaseDown, ClaimsOffice, FaultActive,
+                     FaultError, IntakePaused, OfficeConfig, UnknownFault, known_fault)
 
 __all__ = ["CLAIMS", "ClaimsService", "make_claims_app"]
 
@@ -85,7 +85,7 @@ class ClaimsService:
             office.wage_records[ssn] = reported_wages(ssn)
         try:
             claim = office.file(ssn, sim_time(request.headers))
-        except ClaimsDatabaseDown as exc:
+        except (ClaimsDatabaseDown, IntakePaused) as exc:
             return self._reply({"error": str(exc)}, self.costs.lookup, 503)
         status = claim.status_at(claim.filed)
         return self._reply({"id": claim.id, "status": status, "filed_at": claim.filed.isoformat()},
@@ -134,6 +134,18 @@ class ClaimsService:
         except FaultError as exc:
             return _refused(run_id, name, exc)
         return web.json_response({"run_id": run_id, "fault": name, "active": False, "was_active": was_active})
+
+    async def act(self, request: web.Request) -> web.Response:
+        """A trainee's decision (training mode): add_caseworkers(n), pause_intake, resume_intake."""
+        run_id, name = request.match_info["run_id"], request.match_info["name"]
+        try:
+            now, args, params = await _fault_call(request, name)
+            state = self.office(run_id).act(name, now, args, params)
+        except FaultError as exc:
+            body = {"run_id": run_id, "action": name, "error": str(exc)}
+            return web.json_response(body | ({"known": list(OFFICE_ACTIONS)} if isinstance(exc, UnknownFault) else {}),
+                                     status=_FAULT_STATUS[type(exc)])
+        return web.json_response({"run_id": run_id, "action": name, **state})
 
     async def list_faults(self, request: web.Request) -> web.Response:
         run_id = request.match_info["run_id"]
@@ -192,6 +204,7 @@ def make_claims_app(service: ClaimsService | None = None) -> web.Application:
     app.router.add_post("/_esr/runs/{run_id}/faults/{name}", service.start_fault)
     app.router.add_delete("/_esr/runs/{run_id}/faults/{name}", service.end_fault)
     app.router.add_get("/_esr/runs/{run_id}/faults", service.list_faults)
+    app.router.add_post("/_esr/runs/{run_id}/actions/{name}", service.act)
     return app
 
 

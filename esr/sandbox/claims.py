@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -127,6 +127,18 @@ _KINDS: dict[str, _FaultKind] = {
 
 OFFICE_FAULTS = tuple(_KINDS)
 
+# what a trainee may decide during a run (training mode): these stay, they are not undone
+_ACTIONS: dict[str, _FaultKind | None] = {
+    "add_caseworkers": _FaultKind("n", None, lambda v: type(v) is int and v > 0, "a positive whole number of caseworkers"),
+    "pause_intake": None,
+    "resume_intake": None,
+}
+OFFICE_ACTIONS = tuple(_ACTIONS)
+
+
+class IntakePaused(RuntimeError):
+    """A filing while intake is paused (a trainee's decision): nothing was filed."""
+
 
 def known_fault(name: str) -> None:
     """Raises UnknownFault, listing the known ones, unless the office has a fault `name`."""
@@ -134,11 +146,27 @@ def known_fault(name: str) -> None:
         raise UnknownFault(f"the claims office has no fault {name!r}; known: {', '.join(OFFICE_FAULTS)}")
 
 
+def action_params(name: str, args: Sequence[Any] = (), params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The checked parameters of action `name`; UnknownFault or BadFaultParameter otherwise."""
+    if name not in _ACTIONS:
+        raise UnknownFault(f"the claims office has no action {name!r}; known: {', '.join(OFFICE_ACTIONS)}")
+    kind = _ACTIONS[name]
+    if kind is None:
+        if args or params:
+            raise BadFaultParameter(f"{name} takes no parameters")
+        return {}
+    return _checked(name, kind, args, params)
+
+
 def fault_params(name: str, args: Sequence[Any] = (), params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The checked parameters of fault `name` (`failure_injection` entry `name(*args, **params)`),
     defaults filled in; raises UnknownFault or BadFaultParameter naming what to send."""
     known_fault(name)
-    kind, params = _KINDS[name], params or {}
+    return _checked(name, _KINDS[name], args, params)
+
+
+def _checked(name: str, kind: _FaultKind, args: Sequence[Any], params: Mapping[str, Any] | None) -> dict[str, Any]:
+    params = params or {}
     where = f"{name}: parameter {kind.param!r}"
     unknown = sorted(set(params) - {kind.param})
     if unknown:
@@ -167,10 +195,14 @@ class ClaimsOffice:
     _db_mode: str | None = None  # db_down's mode while the claims database is down
     _out: int = 0  # caseworkers out
     _held: list[Claim] = field(default_factory=list)  # filed while the database was down (mode queue)
+    _intake_paused: bool = False  # a trainee paused intake
 
     def file(self, ssn: str, now: datetime) -> Claim:
-        """File a claim at `now`; raises ClaimsDatabaseDown while `db_down` (mode fail) is on."""
+        """File a claim at `now`; raises ClaimsDatabaseDown while `db_down` (mode fail) is on,
+        IntakePaused while intake is paused."""
         claim_id = len(self.claims) + 1
+        if self._intake_paused:
+            raise IntakePaused("claims intake is paused")
         if self._db_mode is not None:
             if self._db_mode == "fail":
                 raise ClaimsDatabaseDown("claims database unavailable")
@@ -240,6 +272,19 @@ class ClaimsOffice:
             self._out = 0
             self._reschedule(now, self.config.caseworkers)
         return True
+
+    # -- decisions (training mode) ---------------------------------------------------------
+    def act(self, name: str, now: datetime, args: Sequence[Any] = (),
+            params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A trainee's decision at simulated time `now`: add_caseworkers(n) (they take reviews
+        from `now`), pause_intake, resume_intake. What the office looks like after it."""
+        checked = action_params(name, args, params)
+        if name == "add_caseworkers":
+            self.config = replace(self.config, caseworkers=self.config.caseworkers + checked["n"])
+            self._reschedule(now, max(self.config.caseworkers - self._out, 0))
+        else:
+            self._intake_paused = name == "pause_intake"
+        return {"caseworkers": self.config.caseworkers, "intake_paused": self._intake_paused}
 
     def _reschedule(self, now: datetime, present: int) -> None:
         """From `now` on, `present` caseworkers work the queue: each review under way finishes

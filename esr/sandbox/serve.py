@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..api.auth import Tokens
 from ..api.server import make_app
-from ..fault_actions import FaultAction
+from ..fault_actions import ActionStep, FaultAction
 from ..journey_spec import JourneySpec
 from ..runlog import esr_home
 from ..targets import Target, TargetRegistry
@@ -35,7 +35,10 @@ def sandbox_target(name: str, url: str) -> Target:
         "db_down": _admin_action("db_down", "the claims database is down: filings fail (mode=queue: are held)"),
         "caseworkers_out": _admin_action("caseworkers_out", "n caseworkers take no new reviews"),
     }
-    return Target(name, url, JourneySpec.model_validate(CLAIM_JOURNEY), dict(SANDBOX_METRICS), faults)
+    decisions = {action: ActionStep.model_validate({"http": {
+        "method": "POST", "url": "{{ target.url }}/_esr/runs/{{ run.id }}/actions/" + action}})
+        for action in ("add_caseworkers", "pause_intake", "resume_intake")}
+    return Target(name, url, JourneySpec.model_validate(CLAIM_JOURNEY), dict(SANDBOX_METRICS), faults, decisions)
 
 
 async def _start_claims(service: ClaimsService, host: str, port: int) -> tuple[web.AppRunner, str]:

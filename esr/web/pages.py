@@ -37,15 +37,20 @@ def report_html(timeline: dict[str, Any]) -> str:
             "JSON.parse(document.getElementById('esr-data').textContent));</script></body></html>")
 
 
-def dashboard_html(timeline: dict[str, Any], *, events_url: str, report_url: str, token: str = "") -> str:
+def dashboard_html(timeline: dict[str, Any], *, events_url: str, report_url: str, token: str = "",
+                   decide_url: str | None = None, actions: list[str] | None = None) -> str:
     """The live page: the library and our script from the server's /assets, the timeline so far
-    inline, then server-sent events."""
+    inline, then server-sent events. With `decide_url` (a trainee's page) a form records
+    decisions; an observer's page has no control that changes anything."""
     run_id = html.escape(str(timeline["run"].get("run_id") or ""))
     query = f"?token={html.escape(token)}" if token else ""
+    decide = "" if decide_url is None else (
+        f"<h2>your decision</h2><div id='esr-decide'></div><script>ESR.decide({_json(decide_url)},{_json(actions or [])});"
+        "</script>")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>ESR dashboard {run_id}</title>"
             f"<link rel='stylesheet' href='/assets/uPlot.min.css'><style>{_STYLE}</style></head><body>"
             f"<nav><a href='/{query}'>all runs</a><a id='esr-report' href='{html.escape(report_url)}'>report</a></nav>"
             "<div id='esr'></div><script src='/assets/uPlot.iife.min.js'></script><script src='/assets/charts.js'></script>"
             f"<script id='esr-data' type='application/json'>{_json(timeline)}</script>"
             "<script>ESR.render(document.getElementById('esr'),JSON.parse(document.getElementById('esr-data').textContent));"
-            f"ESR.follow({_json(events_url)});</script></body></html>")
+            f"ESR.follow({_json(events_url)});</script>{decide}</body></html>")

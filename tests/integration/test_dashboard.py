@@ -47,7 +47,8 @@ async def sandbox(esr_home: Path) -> AsyncIterator[Any]:
     """The claims system and an ESR server with it registered as `dol`; `restart()` gives a
     second server on the same home, as after a restart."""
     runners = []
-    claims_runner, sut = await serve(make_claims_app(ClaimsService()))
+    service = ClaimsService()
+    claims_runner, sut = await serve(make_claims_app(service))
     runners.append(claims_runner)
 
     async def server() -> str:
@@ -57,6 +58,7 @@ async def sandbox(esr_home: Path) -> AsyncIterator[Any]:
         runners.append(runner)
         return url
 
+    server.service = service  # type: ignore[attr-defined]
     yield server
     for runner in reversed(runners):
         await runner.cleanup()
@@ -208,3 +210,70 @@ async def test_a_live_run_in_the_browser(sandbox: Any) -> None:
     assert errors == []
     summary = await ended(url, run_id)
     assert summary["verdict"] == "PASS"
+
+
+async def test_trainee_decisions_are_applied_and_drawn(sandbox: Any, esr_home: Path) -> None:
+    url = await sandbox()
+    run_id = await launch(url, DAY | {"failure_injection": [], "assertions": []})
+    tokens = await links(url, run_id)
+    decide = f"{url}/run/{run_id}/decisions"
+    for _ in range(100):  # the office exists once the first claim is filed
+        if run_id in sandbox.service.offices:
+            break
+        await asyncio.sleep(0.05)
+    office = sandbox.service.offices[run_id]
+    before = office.config.caseworkers
+    status, body = await call("POST", f"{decide}?token={tokens['trainee']}", None,
+                              {"decision": "add_caseworkers(5)", "author": "Jane"})
+    assert status == 201, body
+    made = orjson.loads(body)
+    assert (made["action"], made["applied"], made["author"]) == ("add_caseworkers", True, "Jane")
+    assert office.config.caseworkers == before + 5
+    status, body = await call("POST", f"{decide}?token={tokens['trainee']}", None, {"decision": "page on-call"})
+    assert status == 201 and orjson.loads(body)["applied"] is None  # a note
+    status, body = await call("POST", f"{decide}?token={tokens['trainee']}", None, {"decision": "pause_intake"})
+    assert status == 201 and orjson.loads(body)["applied"] is True and office._intake_paused  # noqa: SLF001
+    # observers and other runs may not decide; bad bodies are refused with what to send
+    assert (await call("POST", f"{decide}?token={tokens['observer']}", None, {"decision": "x"}))[0] == 403
+    assert (await call("POST", decide, None, {"decision": "x"}))[0] == 401
+    status, body = await call("POST", f"{decide}?token={tokens['trainee']}", None, {"nope": 1})
+    assert status == 400 and 'send JSON {"decision"' in orjson.loads(body)["error"]
+    summary = await ended(url, run_id)
+    assert summary["summary"]["errors"] > 0  # filings were refused while intake was paused
+    assert (await call("POST", f"{decide}?token={tokens['trainee']}", None, {"decision": "x"}))[0] == 409
+    status, body = await call("GET", f"{url}/run/{run_id}/timeline?token=observer-token")
+    decisions = orjson.loads(body)["decisions"]
+    assert [(d["author"], d["decision"], d["applied"]) for d in decisions] == [
+        ("Jane", "add_caseworkers(5)", True), ("trainee", "page on-call", None), ("trainee", "pause_intake", True)]
+    assert decisions[0]["hour_after"]["requests"] > 0 and "error_rate" in decisions[0]["hour_after"]
+    assert decisions[0]["sim_time"] <= decisions[1]["sim_time"] <= decisions[2]["sim_time"]
+
+
+async def test_a_trainee_records_a_decision_from_the_page(sandbox: Any) -> None:
+    _chromium()
+    from playwright.async_api import async_playwright
+
+    url = await sandbox()
+    run_id = await launch(url, DAY | {"failure_injection": [], "assertions": []})
+    tokens = await links(url, run_id)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{url}/dashboard/{run_id}?token={tokens['trainee']}")
+            await page.fill("#esr-author", "Sam")
+            await page.fill("#esr-decision", "page on-call")
+            await page.click("#esr-decide-submit")
+            await page.click("button[data-action=add_caseworkers]")  # no parameter: refused, and says so
+            await page.wait_for_function("document.querySelector('#chart-rate').dataset.decisions === '2'",
+                                         timeout=20_000)
+            listed = await page.text_content("#esr-decisions") or ""
+            assert "Sam: page on-call" in listed and "add_caseworkers (NOT applied" in listed
+            observer = await browser.new_page()
+            await observer.goto(f"{url}/dashboard/{run_id}?token={tokens['observer']}")
+            await observer.wait_for_selector("#chart-rate canvas")
+            assert await observer.locator("button, form, input, select, textarea").count() == 0
+        finally:
+            await browser.close()
+    await ended(url, run_id)

@@ -12,6 +12,7 @@ from esr.events import (
     EVENT_TYPES,
     SCHEMA_VERSION,
     CounterAdded,
+    DecisionRecorded,
     Event,
     FaultEnded,
     FaultStarted,
@@ -54,6 +55,9 @@ SAMPLES: list[Event] = [
                  detail="no proxy"),
     FaultEnded(**ENV, seq=14, fault="db_down@hour12+2h", name="db_down", reason="aborted", end_sim=45_000.5,
                ok=False, detail="DELETE ...: connection refused"),
+    DecisionRecorded(**ENV, seq=15, author="Jane (trainee)", decision="add_caseworkers(5)", action="add_caseworkers",
+                     applied=True, detail="POST http://127.0.0.1:9701/_esr/runs/r-1/actions/add_caseworkers: 200"),
+    DecisionRecorded(**ENV, seq=16, author="Jane (trainee)", decision="page on-call"),
     VerdictIssued(**ENV, seq=10, verdict={"verdict": "PASS", "assertions": [{"holds": True, "observed": 0.5}]}),
 ]
 

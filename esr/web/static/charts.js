@@ -174,8 +174,12 @@
     var d = root.querySelector("#esr-decisions");
     d.innerHTML = "";
     (data.decisions || []).forEach(function (x) {
+      var how = x.applied === true ? " (applied)" : x.applied === false ? " (NOT applied: " + x.detail + ")" : "";
+      var after = x.hour_after ? "; the hour after: error rate " + fmt(x.hour_after.error_rate) + ", p95 " +
+        fmt(x.hour_after.latency_p95_ms) + " ms, SLA met " + fmt(x.hour_after.sla_met) + " / missed " +
+        fmt(x.hour_after.sla_missed) : "";
       d.appendChild(el("li", {"data-decision": x.decision}, "h " + (x.sim_time / 3600).toFixed(2) + " " + x.author +
-        ": " + x.decision + (x.applied ? " (" + x.applied + ")" : "")));
+        ": " + x.decision + how + after));
     });
   }
 
@@ -207,6 +211,36 @@
       }
       panels(ESR.root, data);
       mark(data);
+    },
+    /* training mode: a form that records decisions on the run's timeline */
+    decide: function (url, actions) {
+      var box = document.getElementById("esr-decide");
+      var form = el("form", {id: "esr-decide-form"});
+      var text = el("input", {id: "esr-decision", name: "decision", size: "40", required: "required",
+                              placeholder: "what you decide, e.g. page on-call, or add_caseworkers(5)"});
+      var author = el("input", {id: "esr-author", name: "author", size: "16", placeholder: "your name"});
+      form.appendChild(text);
+      form.appendChild(author);
+      form.appendChild(el("button", {type: "submit", id: "esr-decide-submit"}, "record decision"));
+      var status = el("span", {id: "esr-decide-status"});
+      function send(decision) {
+        fetch(url, {method: "POST", headers: {"Content-Type": "application/json"},
+                    body: JSON.stringify({decision: decision, author: author.value || "trainee"})})
+          .then(function (r) { return r.json().then(function (b) { return [r.status, b]; }); })
+          .then(function (res) {
+            status.textContent = res[0] === 201 ? "recorded at h " + (res[1].sim_time / 3600).toFixed(2) +
+              (res[1].applied === true ? ", applied" : res[1].applied === false ? ", NOT applied" : "") :
+              "refused: " + (res[1].error || res[0]);
+          });
+      }
+      form.addEventListener("submit", function (e) { e.preventDefault(); send(text.value); text.value = ""; });
+      box.appendChild(form);
+      (actions || []).forEach(function (a) {
+        var b = el("button", {type: "button", "data-action": a}, a);
+        b.addEventListener("click", function () { send(a); });
+        box.appendChild(b);
+      });
+      box.appendChild(status);
     },
     follow: function (url) {
       var source = new EventSource(url);
