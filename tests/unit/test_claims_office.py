@@ -277,3 +277,25 @@ def test_faults_are_deterministic() -> None:
     runs = [play(office(caseworkers=5, review_minutes=90), arrivals, faults) for _ in range(2)]
     assert runs[0] == runs[1]
     assert runs[0] != play(office(caseworkers=5, review_minutes=90), arrivals, [])
+
+
+def test_trainee_actions_change_capacity_and_intake() -> None:
+    from esr.sandbox.claims import IntakePaused, UnknownFault
+
+    office = ClaimsOffice(OfficeConfig(caseworkers=2, review_minutes=60), {f"s{i}": 5000 for i in range(10)})
+    nine = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
+    claims = [office.file(f"s{i}", nine) for i in range(6)]
+    assert [c.decided.hour for c in claims] == [10, 10, 11, 11, 12, 12]
+    assert office.act("add_caseworkers", nine, [2]) == {"caseworkers": 4, "intake_paused": False}
+    assert [c.decided.hour for c in claims] == [10, 10, 10, 10, 11, 11]  # the waiting claims re-dealt
+    assert office.act("pause_intake", nine)["intake_paused"] is True
+    with pytest.raises(IntakePaused, match="claims intake is paused"):
+        office.file("s7", nine)
+    assert office.act("resume_intake", nine)["intake_paused"] is False
+    assert office.file("s7", nine).status == "in_review"
+    with pytest.raises(BadFaultParameter, match="add_caseworkers: parameter 'n' is required"):
+        office.act("add_caseworkers", nine)
+    with pytest.raises(BadFaultParameter, match="pause_intake takes no parameters"):
+        office.act("pause_intake", nine, [1])
+    with pytest.raises(UnknownFault, match="no action 'hire'; known: add_caseworkers, pause_intake, resume_intake"):
+        office.act("hire", nine)
