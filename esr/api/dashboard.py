@@ -70,9 +70,12 @@ class Timelines:
         if run is not None:
             return run_timeline(run.fold, verdict=managed.verdict), True
         path = run_log_path(self.home, managed.run_id)
-        if not path.exists():
-            return {"run": {"run_id": managed.run_id}, "t": [], "verdict": managed.verdict}, managed.verdict is not None
-        return finished_timeline(RunFold().apply_all(read_events(path))), managed.verdict is not None
+        if not path.exists():  # queued on the Kafka runtime: nothing logged yet
+            return run_timeline(RunFold(), verdict=managed.verdict), managed.verdict is not None
+        fold = RunFold().apply_all(read_events(path))
+        if managed.verdict is None:  # playing on the Kafka runtime: its figures are the workers'
+            return run_timeline(fold, live=managed.summary().get("progress")), False
+        return finished_timeline(fold), True
 
 
 def _assertions_so_far(run: Any) -> list[dict[str, Any]]:
