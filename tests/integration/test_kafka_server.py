@@ -62,6 +62,9 @@ async def test_the_server_plays_runs_on_the_workers_and_keeps_their_verdicts(
                 states.append(summary["state"])
                 if summary["state"] == "RUNNING":
                     assert summary["progress"]["runtime"] == "kafka"
+                    async with http.get(f"{base}/run/{run_id}/timeline") as resp:
+                        live = await resp.json()
+                    assert live["verdict"] is None and live["run"]["run_id"] == run_id  # no verdict before its time
                 if summary["verdict"]:
                     break
                 await asyncio.sleep(0.1)
@@ -81,6 +84,9 @@ async def test_the_server_plays_runs_on_the_workers_and_keeps_their_verdicts(
             async with http.get(f"{base}/runs") as resp:
                 listed = (await resp.json())["runs"]
         assert [(r["run_id"], r["state"], r["verdict"]) for r in listed] == [(run_id, "FINISHED", "PASS")]
+        async with aiohttp.ClientSession(headers=auth) as http:
+            async with http.get(f"{base}/run/{run_id}/timeline") as resp:
+                assert (await resp.json())["verdict"]["verdict"] == "PASS"
     finally:
         again.terminate()
         await again.wait()
