@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import html
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,15 +144,22 @@ def add_dashboard_routes(app: web.Application, manager: RunManager, tokens: Toke
             "<table><tr><th>run</th><th>scenario</th><th>state</th><th>verdict</th></tr>"
             f"{rows}</table></body></html>"))
 
-    async def dashboard(request: web.Request) -> web.Response:
-        run_id = run_or_404(request)
-        denied = _denied(request, run_id, tokens)
-        if denied is not None:
-            return denied
+    def viewer(handler: Callable[[web.Request, str, LinkToken], Awaitable[web.StreamResponse]]) -> Any:
+        """A page or data of one run: the run must exist and the token must open it."""
+        async def checked(request: web.Request) -> web.StreamResponse:
+            run_id = run_or_404(request)
+            denied = _denied(request, run_id, tokens)
+            if denied is not None:
+                return denied
+            return await handler(request, run_id, _token(request, tokens))  # type: ignore[arg-type]
+        return checked
+
+    @viewer
+    async def dashboard(request: web.Request, run_id: str, token_: LinkToken) -> web.Response:
         body, final = app[_TIMELINES].get(run_id)
         token = request.query.get("token", "")
         query = f"?token={token}" if token else ""
-        role = _token(request, tokens).role  # type: ignore[union-attr]  # checked by _denied
+        role = token_.role
         run = manager.get(run_id).run
         trains = role in ("trainee", "admin") and run is not None and not final
         page = dashboard_html(orjson.loads(body), events_url=f"/run/{run_id}/events{query}",
@@ -160,19 +168,13 @@ def add_dashboard_routes(app: web.Application, manager: RunManager, tokens: Toke
                               actions=sorted(run.target.decisions) if trains and run is not None else None)
         return web.Response(content_type="text/html", text=page)
 
-    async def timeline(request: web.Request) -> web.Response:
-        run_id = run_or_404(request)
-        denied = _denied(request, run_id, tokens)
-        if denied is not None:
-            return denied
-        body, _ = app[_TIMELINES].get(run_id)
+    @viewer
+    async def timeline(request: web.Request, run_id: str, _: LinkToken) -> web.Response:
+        body, _final = app[_TIMELINES].get(run_id)
         return web.Response(body=body, content_type="application/json")
 
-    async def events(request: web.Request) -> web.StreamResponse:
-        run_id = run_or_404(request)
-        denied = _denied(request, run_id, tokens)
-        if denied is not None:
-            return denied
+    @viewer
+    async def events(request: web.Request, run_id: str, _: LinkToken) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                                "X-Accel-Buffering": "no"})
         await response.prepare(request)
@@ -188,12 +190,9 @@ def add_dashboard_routes(app: web.Application, manager: RunManager, tokens: Toke
             pass
         return response
 
-    async def report(request: web.Request) -> web.Response:
-        run_id = run_or_404(request)
-        denied = _denied(request, run_id, tokens)
-        if denied is not None:
-            return denied
-        body, _ = app[_TIMELINES].get(run_id)
+    @viewer
+    async def report(request: web.Request, run_id: str, _: LinkToken) -> web.Response:
+        body, _final = app[_TIMELINES].get(run_id)
         return web.Response(content_type="text/html", text=report_html(orjson.loads(body)))
 
     async def links(request: web.Request) -> web.Response:
@@ -201,7 +200,10 @@ def add_dashboard_routes(app: web.Application, manager: RunManager, tokens: Toke
         token = _token(request, tokens)
         if token is None or token.role != "admin":
             return web.json_response({"error": "minting links needs the launch token"}, status=403 if token else 401)
-        ttl = float(request.query.get("ttl_s", 7 * 86400))
+        try:
+            ttl = float(request.query.get("ttl_s", 7 * 86400))
+        except ValueError:
+            return web.json_response({"error": "ttl_s is a number of seconds, e.g. 86400"}, status=400)
         base = f"{request.scheme}://{request.host}"
         return web.json_response({role: f"{base}/dashboard/{run_id}?token={tokens.link(run_id, role, ttl)}"
                                   for role in ("observer", "trainee")} | {"expires_in_s": ttl})

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from aiohttp import web
+from loopback import serve as serve_app
 
 from esr.fault_actions import FaultAction
 
@@ -46,11 +47,7 @@ async def serve(board: Switchboard) -> tuple[web.AppRunner, str]:
     app.router.add_get("/work", board.work)
     app.router.add_post("/admin/broken", board.start)
     app.router.add_delete("/admin/broken", board.recover)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]  # noqa: SLF001
+    return await serve_app(app)
 
 
 BROKEN = FaultAction.model_validate({

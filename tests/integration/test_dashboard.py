@@ -14,7 +14,8 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from aiohttp import web
+
+from loopback import serve
 
 from esr.api.auth import Tokens
 from esr.api.server import make_app
@@ -32,14 +33,6 @@ CHROMIUM = "/usr/bin/chromium"
 DAY = {"name": "dashboard_day", "duration_hours": 8, "time_warp": 1800, "drain_warp": 86400, "seed": 4,
        "load_profile": [[0, 10]], "failure_injection": ["db_down@hour3+1h"],
        "assertions": ["error_rate < 0.5", "errors_5xx > 10 during db_down"], "target": "dol"}
-
-
-async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]  # noqa: SLF001
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
+
+from loopback import serve
 
 from esr.api.auth import Tokens
 from esr.api.server import make_app
@@ -28,14 +29,6 @@ ADMIN = {"Authorization": "Bearer launch-token"}
 # a long day (30 simulated hours at one per real second): the faults are on when the test acts
 DAY = {"name": "outage", "duration_hours": 30, "time_warp": 3600, "load_profile": [[0, 20]], "seed": 8,
        "failure_injection": ["db_down@hour1", "latency(50ms)@hour1"]}
-
-
-async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]  # noqa: SLF001
 
 
 @pytest.fixture
