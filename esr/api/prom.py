@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from .runs import ManagedRun, RunManager
 
 __all__ = ["LATENCY_BOUNDS_MS", "EndpointSeries", "RunSeries", "add_metrics_route", "families", "fold_series",
-           "latency_buckets", "metrics_port_from_env", "serve_worker_metrics", "verdict_series"]
+           "latency_buckets", "live_fold", "metrics_port_from_env", "serve_worker_metrics", "verdict_series"]
 
 LATENCY_BOUNDS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 _MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)  # the key mapping of LatencySketch's DDSketch
@@ -325,7 +325,8 @@ def metrics_port_from_env(environ: Mapping[str, str]) -> int | None:
     return int(text)
 
 
-def _live_fold(run: RunAssembly) -> RunFold:
+def live_fold(run: RunAssembly) -> RunFold:
+    """A playing run's fold so far: its start, its partitions' folds merged, the clock's faults."""
     assert run.started is not None
     fold = RunFold()
     fold.apply(run.started)
@@ -337,16 +338,21 @@ def _live_fold(run: RunAssembly) -> RunFold:
 
 class WorkerCollector(Collector):
     """The metrics worker's runs. Scrapes come on the exporter's thread; the worker's state
-    belongs to its event loop, so the series are built there."""
+    belongs to its event loop, so the series are built there. Until `attach`: no runs."""
 
-    def __init__(self, assemblies: Mapping[str, RunAssembly], verdicts: Mapping[str, bytes | None],
-                 runs: Mapping[str, bytes | None], loop: asyncio.AbstractEventLoop) -> None:
-        self.assemblies = assemblies  # run id -> the runs being assembled
-        self.verdicts = verdicts  # run id -> its verdict event, once published (a Faust table)
-        self.runs = runs  # run id -> its run events (a Faust table)
-        self.loop = loop
+    def __init__(self) -> None:
+        self.assemblies: Mapping[str, RunAssembly] = {}  # run id -> the runs being assembled
+        self.verdicts: Mapping[str, bytes | None] = {}  # run id -> its verdict event, once published
+        self.runs: Mapping[str, bytes | None] = {}  # run id -> its run events
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._ended: dict[str, RunSeries] = {}
         self._plans = _Plans()
+
+    def attach(self, assemblies: Mapping[str, RunAssembly], verdicts: Mapping[str, bytes | None],
+               runs: Mapping[str, bytes | None]) -> None:
+        """Read the worker's state (its Faust tables and assemblies); call on its running loop."""
+        self.assemblies, self.verdicts, self.runs = assemblies, verdicts, runs
+        self.loop = asyncio.get_running_loop()
 
     def ended(self, run: RunAssembly, verdict: Mapping[str, Any]) -> None:
         """Keep a judged run's final numbers (call on the loop, as its verdict is published)."""
@@ -356,6 +362,8 @@ class WorkerCollector(Collector):
         self._plans.drop(run.run_id)
 
     def collect(self) -> Iterable[Metric]:
+        if self.loop is None:
+            return families(())
         future = asyncio.run_coroutine_threadsafe(self._series(), self.loop)
         return families(future.result(SCRAPE_TIMEOUT_S))
 
@@ -377,7 +385,7 @@ class WorkerCollector(Collector):
             if started is None or run_id in self._ended:
                 continue
             scenario, assertions = self._plans.get(run_id, lambda: Scenario.from_dict(started.scenario))
-            fold = _live_fold(run)
+            fold = live_fold(run)
             progress = kafka_progress(started)
             active = [w.name for w in fold.faults.values() if w.ok and w.ended_sim is None]
             out.append(live_series(fold, scenario, assertions, run_clock(started), run_id=run_id,
@@ -395,10 +403,9 @@ def _ended_state(verdict: Mapping[str, Any]) -> str:
     return "ABORTED" if verdict.get("verdict") == "ABORTED" else "FINISHED"
 
 
-def serve_worker_metrics(port: int, assemblies: Mapping[str, RunAssembly], verdicts: Mapping[str, bytes | None],
-                         runs: Mapping[str, bytes | None]) -> WorkerCollector:
-    """Serve /metrics on 127.0.0.1:`port` from a thread (call on the worker's running loop)."""
-    collector = WorkerCollector(assemblies, verdicts, runs, asyncio.get_running_loop())
+def serve_worker_metrics(port: int) -> WorkerCollector:
+    """Serve /metrics on 127.0.0.1:`port` from a thread, now; `attach` the worker's state later."""
+    collector = WorkerCollector()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     try:

@@ -36,10 +36,9 @@ from typing import Any
 import msgspec
 import orjson
 
-from ..api.prom import WorkerCollector, metrics_port_from_env, serve_worker_metrics
+from ..api.prom import WorkerCollector, live_fold, metrics_port_from_env, serve_worker_metrics
 from ..assembly import RunAssembly, ShardFold
 from ..assertions import evaluate
-from ..buckets import RunFold
 from ..bus.kafka import KafkaSettings, decode_batch, decode_event, encode, headers
 from ..events import FaultEnded, FaultStarted, RunAborted, RunStarted, ShardReport, VerdictIssued
 from ..metrics import MetricsView
@@ -59,8 +58,8 @@ def _broker_urls(bootstrap: str) -> list[str]:
 
 
 def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str | None = None,
-               metrics_port: int | None = None) -> Any:
-    """With `metrics_port`, Prometheus metrics of the runs are served on 127.0.0.1:metrics_port."""
+               exporter: WorkerCollector | None = None) -> Any:
+    """With an `exporter` (`serve_worker_metrics`), Prometheus reads the runs through it."""
     import faust
 
     app_id = settings.group("metrics")
@@ -96,7 +95,6 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
     assemblies: dict[str, RunAssembly] = {}
     unacked: dict[str, list[Any]] = {}  # partial key -> events folded but not yet stored
     stored_at: dict[str, float] = {}
-    exporter: list[WorkerCollector] = []  # Prometheus, once the loop runs
 
     def assembly(run_id: str) -> RunAssembly:
         """The run's assembly, rebuilt from the tables the first time it is needed."""
@@ -175,8 +173,8 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
                 continue
             progress_at.pop(run_id, None)
             verdict = judge_assembly(run)
-            for collector in exporter:
-                collector.ended(run, verdict.verdict)
+            if exporter is not None:
+                exporter.ended(run, verdict.verdict)
             await verdicts_topic.send(key=run_id.encode(), value=encode(verdict),
                                       headers=headers("verdict", run_id))
             verdicts[run_id] = encode(verdict)
@@ -184,8 +182,8 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
 
     @app.task
     async def announce() -> None:  # agents start after the tables are recovered
-        if metrics_port is not None:
-            exporter.append(serve_worker_metrics(metrics_port, assemblies, verdicts, runs))
+        if exporter is not None:
+            exporter.attach(assemblies, verdicts, runs)
         print(f"esr worker metrics: ready ({app_id})", file=sys.stderr, flush=True)
 
     return app
@@ -195,11 +193,7 @@ def progress_of(run: RunAssembly) -> dict[str, Any]:
     """A running run's figures so far, for dashboards: the summary metrics, each assertion's
     value and whether it holds so far, and what is still missing."""
     assert run.started is not None
-    fold = RunFold()
-    fold.apply(run.started)
-    for part in run.parts.values():
-        fold.merge(part.fold)
-    run.apply_faults(fold)
+    fold = live_fold(run)
     scenario = Scenario.from_dict(run.started.scenario)
     clock = run_clock(run.started)
     custom, counters = scenario.custom_metrics, scenario.counter_names
@@ -230,5 +224,6 @@ def run_metrics_worker(settings: KafkaSettings, *, loglevel: str = "warn") -> No
     Prometheus metrics on 127.0.0.1:ESR_METRICS_PORT/metrics."""
     import faust
 
-    app = create_app(settings, metrics_port=metrics_port_from_env(os.environ))
+    port = metrics_port_from_env(os.environ)
+    app = create_app(settings, exporter=serve_worker_metrics(port) if port is not None else None)
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
