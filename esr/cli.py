@@ -55,6 +55,18 @@ _EPILOG_JUDGE = """examples:
   esr judge latest --scenario scenario.py     # custom metric functions from Python"""
 
 
+_GRAFANA_DIR = "deploy/grafana/provisioning/dashboards"
+_GRAFANA_URL = "http://127.0.0.1:3000"
+_EPILOG_GRAFANA = f"""examples:
+  esr grafana write                 # regenerate {_GRAFANA_DIR}/*.json
+  ESR_GRAFANA_TOKEN=glsa_... esr grafana push
+  esr grafana push --url http://127.0.0.1:3000 --token glsa_... --run 20261127-090512-3f9a1c
+
+push upserts "ESR overview" and "ESR run drill-down" into the folder "ESR (simulated)" and
+replaces each run's annotations (start, end, faults, decisions, verdict; tags sim=true, run_id:ID).
+environment: ESR_GRAFANA_URL (loopback only; another host only as --url), ESR_GRAFANA_TOKEN, ESR_HOME"""
+
+
 def _kafka_option(parser: argparse.ArgumentParser, help: str) -> None:  # noqa: A002 - argparse's name
     parser.add_argument("--kafka", metavar="HOST:PORT", default=os.environ.get("ESR_KAFKA") or None, help=help)
 
@@ -150,6 +162,17 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--sut-port", type=int, default=9701, help="claims system port (default 9701)")
     sandbox.add_argument("--max-concurrent", type=int, default=1, help="runs played at once; the rest queue")
     sandbox.add_argument("--caseworkers", type=int, default=110, help="review capacity of the claims office")
+
+    grafana = sub.add_parser("grafana", help="Grafana dashboards for GET /metrics: write the files, or push them "
+                                        "with annotations of the runs", epilog=_EPILOG_GRAFANA, formatter_class=raw)
+    grafana_sub = grafana.add_subparsers(dest="grafana_command", required=True, metavar="ACTION")
+    write = grafana_sub.add_parser("write", help="write the dashboards' JSON files (the provisioned copies)")
+    write.add_argument("dir", nargs="?", default=_GRAFANA_DIR, help=f"folder (default {_GRAFANA_DIR})")
+    push = grafana_sub.add_parser("push", help="upsert the dashboards and post the runs' annotations")
+    push.add_argument("--url", help=f"Grafana's root URL (env ESR_GRAFANA_URL: loopback only; default {_GRAFANA_URL})")
+    push.add_argument("--token", help="service account token, Editor role (env ESR_GRAFANA_TOKEN, better than a flag)")
+    push.add_argument("--run", dest="runs", action="extend", nargs="+", metavar="RUN_ID", default=[],
+                      help="annotate these runs only (default: every run under $ESR_HOME/runs)")
 
     from .replay.command import add_parser as add_replay
 
@@ -414,10 +437,39 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_grafana(args: argparse.Namespace) -> int:
+    from . import grafana
+
+    if args.grafana_command == "write":
+        for path in grafana.write_dashboards(Path(args.dir)):
+            print(f"wrote {path}", file=sys.stderr)
+        return 0
+    source = "--url" if args.url else "ESR_GRAFANA_URL"
+    url = grafana.check_url(args.url or os.environ.get("ESR_GRAFANA_URL") or _GRAFANA_URL, source=source,
+                            explicit=bool(args.url))
+    token = grafana.check_token(args.token or os.environ.get("ESR_GRAFANA_TOKEN"),
+                                source="--token" if args.token else "ESR_GRAFANA_TOKEN")
+    folds, skipped = grafana.read_runs(esr_home(), args.runs)
+    report = grafana.push(url, token, folds)
+    print(f"Grafana {report.version} at {url}, folder {grafana.FOLDER_TITLE!r}:", file=sys.stderr)
+    for uid, path in report.dashboards.items():
+        print(f"  dashboard {uid}: {url}{path}", file=sys.stderr)
+    for uid in report.provisioned:
+        print(f"  dashboard {uid}: provisioned from files on that Grafana, left as it is", file=sys.stderr)
+    for run_id, (posted, replaced) in report.annotations.items():
+        print(f"  run {run_id}: {posted} annotations ({replaced} replaced)", file=sys.stderr)
+    for path in skipped:
+        print(f"  skipped {path}: no run_started event", file=sys.stderr)
+    if not folds:
+        print(f"  no run logs under {esr_home() / 'runs'}: dashboards only", file=sys.stderr)
+    return 0
+
+
 _COMMANDS = {
     "run": _cmd_run, "judge": _cmd_judge, "validate": _cmd_validate, "schema": _cmd_schema,
     "plan": _cmd_plan, "demo": _cmd_demo, "demo-target": _cmd_demo_target, "serve": _cmd_serve,
     "sandbox": _cmd_sandbox, "worker": _cmd_worker, "replay": _cmd_replay, "report": _cmd_report,
+    "grafana": _cmd_grafana,
 }
 
 
