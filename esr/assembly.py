@@ -293,13 +293,19 @@ class RunAssembly:
         return self.aborted is not None or self.complete() or now >= self._expected_end
 
     # -- the fold the verdict reads ------------------------------------------------------
-    def run_fold(self) -> RunFold:
+    def live_fold(self) -> RunFold:
+        """The run so far: its start, its partitions' folds merged, the clock's faults."""
         assert self.started is not None
         fold = RunFold()
         fold.apply(self.started)
         for part in self.parts.values():
             fold.merge(part.fold)
         self.apply_faults(fold)
+        return fold
+
+    def run_fold(self) -> RunFold:
+        """The fold the verdict reads: the run so far, with its end."""
+        fold = self.live_fold()
         if self.aborted is not None:
             fold.apply(self.aborted)
             return fold

@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from .runs import ManagedRun, RunManager
 
 __all__ = ["LATENCY_BOUNDS_MS", "EndpointSeries", "RunSeries", "add_metrics_route", "families", "fold_series",
-           "latency_buckets", "live_fold", "metrics_port_from_env", "serve_worker_metrics", "verdict_series"]
+           "latency_buckets", "metrics_port_from_env", "serve_worker_metrics", "verdict_series"]
 
 LATENCY_BOUNDS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 _MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)  # the key mapping of LatencySketch's DDSketch
@@ -325,17 +325,6 @@ def metrics_port_from_env(environ: Mapping[str, str]) -> int | None:
     return int(text)
 
 
-def live_fold(run: RunAssembly) -> RunFold:
-    """A playing run's fold so far: its start, its partitions' folds merged, the clock's faults."""
-    assert run.started is not None
-    fold = RunFold()
-    fold.apply(run.started)
-    for part in run.parts.values():
-        fold.merge(part.fold)
-    run.apply_faults(fold)
-    return fold
-
-
 class WorkerCollector(Collector):
     """The metrics worker's runs. Scrapes come on the exporter's thread; the worker's state
     belongs to its event loop, so the series are built there. Until `attach`: no runs."""
@@ -385,7 +374,7 @@ class WorkerCollector(Collector):
             if started is None or run_id in self._ended:
                 continue
             scenario, assertions = self._plans.get(run_id, lambda: Scenario.from_dict(started.scenario))
-            fold = live_fold(run)
+            fold = run.live_fold()
             progress = kafka_progress(started)
             active = [w.name for w in fold.faults.values() if w.ok and w.ended_sim is None]
             out.append(live_series(fold, scenario, assertions, run_clock(started), run_id=run_id,

@@ -36,7 +36,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from ..api.prom import WorkerCollector, live_fold, metrics_port_from_env, serve_worker_metrics
+from ..api.prom import WorkerCollector, metrics_port_from_env, serve_worker_metrics
 from ..assembly import RunAssembly, ShardFold
 from ..assertions import evaluate
 from ..bus.kafka import KafkaSettings, decode_batch, decode_event, encode, headers
@@ -193,7 +193,7 @@ def progress_of(run: RunAssembly) -> dict[str, Any]:
     """A running run's figures so far, for dashboards: the summary metrics, each assertion's
     value and whether it holds so far, and what is still missing."""
     assert run.started is not None
-    fold = live_fold(run)
+    fold = run.live_fold()
     scenario = Scenario.from_dict(run.started.scenario)
     clock = run_clock(run.started)
     custom, counters = scenario.custom_metrics, scenario.counter_names
