@@ -33,7 +33,7 @@ from ..timeline import finished_timeline, run_timeline
 from ..web.assets import ASSET_FILES, asset, charts_script
 from ..web.pages import dashboard_html, report_html
 from .auth import LinkToken, Tokens
-from .runs import ManagedRun, RunManager, UnknownRun
+from .runs import ManagedRun, RunManager, UnknownRun, timeline_path
 
 __all__ = ["add_dashboard_routes"]
 
@@ -48,21 +48,26 @@ class Timelines:
     def __init__(self, manager: RunManager, home: Path) -> None:
         self.manager = manager
         self.home = home
-        self._cache: dict[str, tuple[float, bytes, bool]] = {}  # run id -> (made at, JSON, final)
+        self._cache: dict[str, tuple[float, bytes, bool, int]] = {}  # run id -> (made at, JSON, final, version)
 
     def get(self, run_id: str) -> tuple[bytes, bool]:
         """The timeline as JSON, and whether the run has ended."""
+        managed = self.manager.get(run_id)  # UnknownRun for a run this server does not know
+        version = managed.extra.get("timeline_seq", 0)  # a Kafka run's timeline from the metrics worker
         cached = self._cache.get(run_id)
         now = time.monotonic()
-        if cached is not None and (cached[2] or now - cached[0] < PUSH_EVERY_S / 2):
+        if cached is not None and cached[3] == version and (cached[2] or now - cached[0] < PUSH_EVERY_S / 2):
             return cached[1], cached[2]
-        managed = self.manager.get(run_id)  # UnknownRun for a run this server does not know
         data, final = self._build(managed)
         body = orjson.dumps(data)
-        self._cache[run_id] = (now, body, final)
+        self._cache[run_id] = (now, body, final, version)
         return body, final
 
     def _build(self, managed: ManagedRun) -> tuple[dict[str, Any], bool]:
+        if managed.run is None:
+            kafka = self._kafka(managed)
+            if kafka is not None:
+                return kafka
         run = managed.run
         if run is not None and managed.verdict is None:
             live = run.snapshot() if run.status.value in ("RUNNING", "DRAINING") else {"status": run.status.value}
@@ -77,6 +82,21 @@ class Timelines:
         if managed.verdict is None:  # playing on the Kafka runtime: its figures are the workers'
             return run_timeline(fold, live=managed.summary().get("progress")), False
         return finished_timeline(fold), True
+
+
+    def _kafka(self, managed: ManagedRun) -> tuple[dict[str, Any], bool] | None:
+        """A Kafka run's timeline as the metrics worker drew it: live from its progress
+        messages, final from the copy kept beside the log."""
+        timeline = managed.extra.get("timeline")
+        if timeline is None:
+            path = timeline_path(self.home, managed.run_id)
+            if not path.exists():
+                return None
+            timeline = managed.extra["timeline"] = orjson.loads(path.read_bytes())
+        if managed.verdict is not None:
+            timeline = {**timeline, "verdict": {"verdict": managed.verdict.get("verdict"),
+                                                "reason": managed.verdict.get("reason")}}
+        return timeline, managed.verdict is not None
 
 
 def _assertions_so_far(run: Any) -> list[dict[str, Any]]:

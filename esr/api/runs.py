@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ..assembly import expected_end
 from ..buckets import RunFold
 from ..bus.kafka import KafkaSettings
@@ -25,13 +27,18 @@ from ..codec import encode
 from ..engine.runner import Run, RunStatus
 from ..errors import RunLogError
 from ..events import RunAborted, RunStarted, VerdictIssued
-from ..runlog import LOG_NAME, RunLog, new_run_id, read_events
+from ..runlog import LOG_NAME, RunLog, new_run_id, read_events, run_log_path
 from ..scenario import Scenario
 from ..targets import Target
 from ..ticks import run_clock
 from ..verdict import Verdict, judge
 
 __all__ = ["ManagedRun", "RunManager", "UnknownRun"]
+
+
+def timeline_path(home: Path, run_id: str) -> Path:
+    """Where a Kafka run's final timeline is kept (its log holds only its start and verdict)."""
+    return run_log_path(home, run_id).with_name("timeline.json")
 
 
 class UnknownRun(KeyError):
@@ -234,7 +241,8 @@ class RunManager:
         from ..producers.runs import VerdictWatch
 
         assert self.kafka is not None
-        watch = await asyncio.to_thread(VerdictWatch, self.kafka)
+        watch = await asyncio.to_thread(VerdictWatch, self.kafka, progress=True)
+        metrics = self.kafka.topic("metrics")
         self._feed_ready.set()
         try:
             while True:
@@ -242,12 +250,30 @@ class RunManager:
                 for msg in messages:
                     if msg.error() is not None:
                         continue
+                    if msg.topic() == metrics:
+                        self._on_progress(orjson.loads(msg.value()))
+                        continue
                     event = decode_event(msg.value())
                     waiting = self._waiting.get(event.run_id)
                     if type(event) is VerdictIssued and waiting is not None and not waiting.done():
                         waiting.set_result(event.verdict)
         finally:
             await asyncio.to_thread(watch.close)
+
+    def _on_progress(self, figures: dict[str, Any]) -> None:
+        """The metrics worker's timeline of a Kafka run, for its dashboard; the final one is
+        kept beside the run's log, so the page survives a restart."""
+        managed = self.runs.get(str(figures.get("run_id")))
+        timeline = figures.get("timeline")
+        if managed is None or not isinstance(timeline, dict):
+            return
+        managed.extra["timeline"] = timeline
+        managed.extra["timeline_seq"] = managed.extra.get("timeline_seq", 0) + 1
+        if figures.get("final"):
+            path = timeline_path(self.home, managed.run_id)
+            partial = path.with_name(path.name + ".partial")
+            partial.write_bytes(orjson.dumps(timeline))
+            partial.replace(path)
 
     def get(self, run_id: str) -> ManagedRun:
         try:

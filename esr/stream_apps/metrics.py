@@ -44,6 +44,7 @@ from ..events import FaultEnded, FaultStarted, RunAborted, RunStarted, ShardRepo
 from ..metrics import MetricsView
 from ..scenario import Scenario
 from ..ticks import run_clock
+from ..timeline import run_timeline
 from ..verdict import judge
 
 __all__ = ["create_app", "run_metrics_worker"]
@@ -175,6 +176,10 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
             verdict = judge_assembly(run)
             if exporter is not None:
                 exporter.ended(run, verdict.verdict)
+            final = {"type": "run_progress", "run_id": run_id, "sim": True, "final": True,  # for dashboards
+                     "timeline": run_timeline(run.run_fold(), verdict=verdict.verdict)}
+            await metrics_topic.send(key=run_id.encode(), value=orjson.dumps(final),
+                                     headers=headers("run_progress", run_id))
             await verdicts_topic.send(key=run_id.encode(), value=encode(verdict),
                                       headers=headers("verdict", run_id))
             verdicts[run_id] = encode(verdict)
@@ -198,12 +203,17 @@ def progress_of(run: RunAssembly) -> dict[str, Any]:
     clock = run_clock(run.started)
     custom, counters = scenario.custom_metrics, scenario.counter_names
     view = MetricsView(fold.merged(), clock.real_span(0.0, fold.last_sim_time), custom, counters)
+    assertions = [evaluate(a, fold, clock, custom, counters).to_dict() for a in scenario.parsed_assertions()]
+    real = max(0.0, time.time() - run.started.real_time)
+    live = {"status": "RUNNING" if real < clock.load_end_real else "DRAINING", "sim_hours": clock.sim_at(real) / 3600,
+            "real_seconds": real, "assertions": assertions}
     return {
         "type": "run_progress", "run_id": run.run_id, "sim": True, "sim_time": fold.last_sim_time,
         "real_time": time.time(), "summary": view.summary(),
-        "assertions": [evaluate(a, fold, clock, custom, counters).to_dict() for a in scenario.parsed_assertions()],
+        "assertions": assertions,
         "duplicates_dropped": sum(p.duplicates for p in run.parts.values()),
         **run.gaps(),
+        "timeline": run_timeline(fold, live=live),
     }
 
 
