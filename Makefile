@@ -66,6 +66,7 @@ bench: install
 	deploy/kafka/with-broker.sh $(BIN)/python benchmarks/bench_kafka.py
 	$(BIN)/python benchmarks/bench_replay.py
 	$(BIN)/python benchmarks/bench_fault_proxy.py
+	$(BIN)/python benchmarks/bench_dashboard.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .kafka deploy/kafka/lib
