@@ -43,10 +43,11 @@ MAX_REASONS = 100  # distinct failure reasons kept; more are counted in the outc
 class Bucket:
     __slots__ = (
         "requests", "errors", "bytes", "latency", "raw_latency",
-        "journeys_started", "journeys", "late_starts", "sla_met", "sla_missed", "counters",
+        "journeys_started", "journeys", "late_starts", "sla_met", "sla_missed", "counters", "version",
     )
 
     def __init__(self) -> None:
+        self.version = 0  # bumped by every change: readers that keep derived figures know when to redo them
         self.requests = 0
         self.errors: dict[str, int] = {}
         self.bytes = 0
@@ -60,6 +61,7 @@ class Bucket:
         self.counters: dict[str, float] = {}
 
     def add_result(self, r: RequestResult) -> None:
+        self.version += 1
         self.requests += 1
         self.bytes += r.bytes
         self.latency.add(r.latency_ms)
@@ -68,6 +70,7 @@ class Bucket:
             self.errors[r.error] = self.errors.get(r.error, 0) + 1
 
     def merge(self, other: Bucket) -> None:
+        self.version += 1
         self.requests += other.requests
         self.bytes += other.bytes
         self.latency.merge(other.latency)
@@ -136,6 +139,7 @@ class RunFold:
         self.events = 0
         self.faults: dict[str, FaultWindow] = {}  # by failure_injection entry, in start order
         self.decisions: list[DecisionRecorded] = []  # training mode, in time order
+        self._whole_cache: dict[str | None, tuple[dict, Bucket, dict]] = {}
         self._handlers = {
             RequestResult: self._on_result,
             JourneyStarted: self._on_journey_started,
@@ -182,7 +186,11 @@ class RunFold:
         to_sim: float | None = None,
         endpoint: str | None = None,
     ) -> Bucket:
-        """One bucket for the windows starting in [from_sim, to_sim), optionally one endpoint."""
+        """One bucket for the windows starting in [from_sim, to_sim), optionally one endpoint.
+        The whole run's (no bounds) is kept up to date incrementally: dashboards and scrapes
+        ask for it every second while the run plays."""
+        if (from_sim is None or from_sim <= 0) and to_sim is None:
+            return self._whole(endpoint)
         total = Bucket()
         for (window, label), bucket in self.buckets.items():
             start = window * self.window_s
@@ -193,6 +201,24 @@ class RunFold:
             if endpoint is not None and label != endpoint:
                 continue
             total.merge(bucket)
+        return total
+
+    def _whole(self, endpoint: str | None) -> Bucket:
+        """Windows unchanged since the last call join a kept aggregate (merged once); the
+        others are merged afresh. A kept window that changes again (a late answer) resets it."""
+        kept, aggregate, last = self._whole_cache.get(endpoint, ({}, Bucket(), {}))
+        now = {key: b.version for key, b in self.buckets.items() if endpoint is None or key[1] == endpoint}
+        if any(now.get(key) != version for key, version in kept.items()):
+            kept, aggregate = {}, Bucket()
+        for key, version in now.items():
+            if key not in kept and last.get(key) == version:
+                aggregate.merge(self.buckets[key])
+                kept[key] = version
+        total = Bucket()
+        total.merge(aggregate)
+        for key in now.keys() - kept.keys():
+            total.merge(self.buckets[key])
+        self._whole_cache[endpoint] = (kept, aggregate, now)
         return total
 
     @property
@@ -206,12 +232,15 @@ class RunFold:
 
     def _on_journey_started(self, e: JourneyStarted) -> None:
         bucket = self.bucket(e.sim_time, JOURNEY_LABEL)
+        bucket.version += 1
         bucket.journeys_started += 1
         if e.late_ms > self.late_threshold_ms:
             bucket.late_starts += 1
 
     def _on_journey_ended(self, e: JourneyEnded) -> None:
-        journeys = self.bucket(e.sim_time, JOURNEY_LABEL).journeys
+        bucket = self.bucket(e.sim_time, JOURNEY_LABEL)
+        bucket.version += 1
+        journeys = bucket.journeys
         journeys[e.outcome] = journeys.get(e.outcome, 0) + 1
         if e.outcome in ("failed", "gave_up") and e.detail:
             reason = f"{e.journey}: {e.detail}"
@@ -221,11 +250,14 @@ class RunFold:
     def _on_sla(self, e: SlaDecided) -> None:
         # An SLA is counted in the window where it was opened: "claims filed at 9 a.m."
         bucket = self.bucket(e.opened_sim, JOURNEY_LABEL)
+        bucket.version += 1
         tally = bucket.sla_met if e.met else bucket.sla_missed
         tally[e.sla] = tally.get(e.sla, 0) + 1
 
     def _on_counter(self, e: CounterAdded) -> None:
-        counters = self.bucket(e.sim_time, JOURNEY_LABEL).counters
+        bucket = self.bucket(e.sim_time, JOURNEY_LABEL)
+        bucket.version += 1
+        counters = bucket.counters
         counters[e.name] = counters.get(e.name, 0) + e.value
 
     def _on_run_started(self, e: RunStarted) -> None:

@@ -367,10 +367,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from .api.auth import Tokens
-    from .api.server import MANAGER, make_app
+    from .api.server import MANAGER, make_app, serve_app
 
     home = esr_home()
     tokens = Tokens.from_environment(home)
@@ -387,7 +385,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
           f"launch token:   {tokens.admin}\n"
           f"observer token: {tokens.observer}\n"
           f"run logs: {home / 'runs'} ({recovered} runs recovered)", file=sys.stderr)
-    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    serve_app(app, args.host, args.port)
     return 0
 
 

@@ -18,6 +18,7 @@ callers pass the fold (and, for a live run, the figures only it knows).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from .buckets import ERROR_KINDS, Bucket, RunFold
@@ -40,11 +41,41 @@ def _profile(scenario: dict[str, Any]) -> LoadProfile | None:
         return None
 
 
-def _per_window(fold: RunFold) -> dict[int, Bucket]:
-    merged: dict[int, Bucket] = {}
-    for (index, _label), bucket in fold.buckets.items():
-        merged.setdefault(index, Bucket()).merge(bucket)
-    return merged
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One window's figures, kept with the versions of the buckets they came from."""
+
+    versions: tuple[tuple[str, int], ...]
+    requests: int
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    error_rate: float | None
+    errors: tuple[tuple[str, int], ...]
+    sla_met: int
+    sla_missed: int
+
+
+def _rows(fold: RunFold, cache: dict[int, _Row]) -> dict[int, _Row]:
+    """Each window's row; a window whose buckets did not change since `cache` was filled is
+    taken from it (a playing run changes only its last windows between two pushes)."""
+    keys: dict[int, list[tuple[str, Bucket]]] = {}
+    for (index, label), bucket in fold.buckets.items():
+        keys.setdefault(index, []).append((label, bucket))
+    rows = {}
+    for index, parts in keys.items():
+        versions = tuple(sorted((label, b.version) for label, b in parts))
+        row = cache.get(index)
+        if row is None or row.versions != versions:
+            b = Bucket()
+            for _, part in parts:
+                b.merge(part)
+            row = cache[index] = _Row(
+                versions, b.requests, *(_round(b.latency.quantile(q)) for q in (0.5, 0.95, 0.99)),
+                _round(b.error_count / b.requests, 5) if b.requests else None, tuple(sorted(b.errors.items())),
+                sum(b.sla_met.values()), sum(b.sla_missed.values()))
+        rows[index] = row
+    return rows
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:
@@ -68,39 +99,44 @@ def _decision(fold: RunFold, d: Any) -> dict[str, Any]:
 
 def run_timeline(fold: RunFold, *, verdict: dict[str, Any] | None = None,
                  live: dict[str, Any] | None = None,
-                 decisions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                 decisions: list[dict[str, Any]] | None = None,
+                 cache: dict[int, Any] | None = None) -> dict[str, Any]:
     """The run's charts as JSON-ready data. `verdict`: the run's verdict dict once it ended;
-    `live`: a playing run's snapshot (sim and real clock, open SLAs, assertions so far)."""
+    `live`: a playing run's snapshot (sim and real clock, open SLAs, assertions so far);
+    `cache`: a dict the caller keeps between calls for the same run, so that only the windows
+    that changed are computed again."""
     started = fold.started
     clock = fold_clock(fold)
     scenario = started.scenario if started else {}
     width = fold.window_s
-    windows = _per_window(fold)
+    windows = _rows(fold, {} if cache is None else cache)
     last = max(windows, default=-1)
     profile = _profile(scenario)
     t: list[float] = []
     series: dict[str, list[Any]] = {name: [] for name in (
         "requests", "rate_planned", "rate_achieved", "p50", "p95", "p99", "error_rate", "sla_met", "sla_missed")}
-    kinds = sorted({kind for b in windows.values() for kind in b.errors} & set(ERROR_KINDS))
+    kinds = sorted({kind for row in windows.values() for kind, _ in row.errors} & set(ERROR_KINDS))
     by_kind: dict[str, list[float | None]] = {kind: [] for kind in kinds}
-    empty = Bucket()
+    empty = _Row((), 0, None, None, None, None, (), 0, 0)
     for index in range(last + 1):
         start = index * width
-        b = windows.get(index, empty)
+        row = windows.get(index, empty)
         t.append(start)
-        series["requests"].append(b.requests)
+        series["requests"].append(row.requests)
         hour = start / 3600
         planned = profile.rate_at(hour) if profile is not None and start < clock.load_end_sim else 0.0
         series["rate_planned"].append(_round(planned))
         real = clock.real_span(start, start + width)
-        series["rate_achieved"].append(_round(b.requests / real) if real > 0 else None)
-        for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
-            series[name].append(_round(b.latency.quantile(q)))
-        series["error_rate"].append(_round(b.error_count / b.requests, 5) if b.requests else None)
+        series["rate_achieved"].append(_round(row.requests / real) if real > 0 else None)
+        series["p50"].append(row.p50)
+        series["p95"].append(row.p95)
+        series["p99"].append(row.p99)
+        series["error_rate"].append(row.error_rate)
+        errors = dict(row.errors)
         for kind in kinds:
-            by_kind[kind].append(_round(b.errors.get(kind, 0) / b.requests, 5) if b.requests else None)
-        series["sla_met"].append(sum(b.sla_met.values()))
-        series["sla_missed"].append(sum(b.sla_missed.values()))
+            by_kind[kind].append(_round(errors.get(kind, 0) / row.requests, 5) if row.requests else None)
+        series["sla_met"].append(row.sla_met)
+        series["sla_missed"].append(row.sla_missed)
     if decisions is None:
         decisions = [_decision(fold, d) for d in fold.decisions]
     faults = [{"fault": w.fault, "name": w.name, "kind": w.kind, "start_sim": w.start_sim,

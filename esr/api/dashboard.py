@@ -49,6 +49,7 @@ class Timelines:
         self.manager = manager
         self.home = home
         self._cache: dict[str, tuple[float, bytes, bool, int]] = {}  # run id -> (made at, JSON, final, version)
+        self._rows: dict[str, dict[int, Any]] = {}  # run id -> its windows' rows, redone when they change
 
     def get(self, run_id: str) -> tuple[bytes, bool]:
         """The timeline as JSON, and whether the run has ended."""
@@ -72,8 +73,9 @@ class Timelines:
         if run is not None and managed.verdict is None:
             live = run.snapshot() if run.status.value in ("RUNNING", "DRAINING") else {"status": run.status.value}
             live["assertions"] = _assertions_so_far(run)
-            return run_timeline(run.fold, live=live), False
+            return run_timeline(run.fold, live=live, cache=self._rows.setdefault(managed.run_id, {})), False
         if run is not None:
+            self._rows.pop(managed.run_id, None)
             return run_timeline(run.fold, verdict=managed.verdict), True
         path = run_log_path(self.home, managed.run_id)
         if not path.exists():  # queued on the Kafka runtime: nothing logged yet

@@ -125,10 +125,9 @@ def _endpoint(label: str, bucket: Bucket) -> EndpointSeries:
 def fold_series(fold: RunFold, *, run_id: str, scenario: str, state: str, sim_time_s: float,
                 assertions: Iterable[Mapping[str, Any]], faults: Mapping[str, bool],
                 verdict: str | None = None) -> RunSeries:
-    """The run's numbers from its fold: each endpoint's buckets merged once."""
-    merged: dict[str, Bucket] = {}
-    for (_, label), bucket in fold.buckets.items():
-        merged.setdefault(label, Bucket()).merge(bucket)
+    """The run's numbers from its fold: each endpoint's whole-run bucket (kept up to date by
+    the fold, so a scrape of a playing run merges only the windows that changed)."""
+    merged = {label: fold.merged(endpoint=label) for label in {label for _, label in fold.buckets}}
     journeys = merged.pop(JOURNEY_LABEL, Bucket())
     return RunSeries(
         run_id, scenario, state, verdict, sim_time_s,

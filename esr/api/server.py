@@ -31,7 +31,7 @@ from .prom import add_metrics_route
 from ..bus.kafka import KafkaSettings
 from .runs import RunManager, UnknownRun
 
-__all__ = ["MANAGER", "make_app"]
+__all__ = ["MANAGER", "make_app", "serve_app"]
 
 MANAGER: web.AppKey[RunManager] = web.AppKey("manager", RunManager)
 _TOKENS: web.AppKey[Tokens] = web.AppKey("tokens", Tokens)
@@ -145,3 +145,16 @@ def make_app(home: Path, *, registry: TargetRegistry, tokens: Tokens, max_concur
 
     app.on_shutdown.append(stop_runs)
     return app
+
+
+def serve_app(app: web.Application, host: str, port: int) -> None:
+    """Serve until interrupted, on uvloop as `esr run` plays: runs, pages and scrapes share
+    this loop, and its cheaper I/O leaves more of it to the runs."""
+    loop = None
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+        pass
+    web.run_app(app, host=host, port=port, print=None, access_log=None, loop=loop)

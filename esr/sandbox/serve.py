@@ -9,7 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ..api.auth import Tokens
-from ..api.server import make_app
+from ..api.server import make_app, serve_app
 from ..fault_actions import ActionStep, FaultAction
 from ..journey_spec import JourneySpec
 from ..runlog import esr_home
@@ -74,4 +74,4 @@ def serve_sandbox(host: str = "127.0.0.1", port: int = 9700, sut_port: int = 970
     app = make_app(home, registry=registry, tokens=tokens, max_concurrent=max_concurrent, on_end=service.purge)
     app.on_startup.append(start_sut)
     app.on_cleanup.append(stop_sut)
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    serve_app(app, host, port)
