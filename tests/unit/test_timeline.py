@@ -65,3 +65,13 @@ def test_an_empty_run_has_no_windows() -> None:
     ev = RunEvents()
     t = run_timeline(fold([ev.started(scenario=SCENARIO)]))
     assert t["t"] == [] and t["requests"] == [] and t["faults"] == []
+
+
+def test_a_kept_cache_gives_the_same_timeline_as_none() -> None:
+    evs, ev = events()
+    f = fold(evs[:3])
+    cache: dict = {}
+    assert run_timeline(f, cache=cache) == run_timeline(f)
+    for event in evs[3:] + [ev.result(sim=30.0, latency_ms=900.0)]:  # including a change to a kept window
+        f.apply(event)
+        assert run_timeline(f, cache=cache) == run_timeline(f)
