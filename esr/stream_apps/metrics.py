@@ -176,8 +176,8 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
             verdict = judge_assembly(run)
             if exporter is not None:
                 exporter.ended(run, verdict.verdict)
-            final = {"type": "run_progress", "run_id": run_id, "sim": True, "final": True,  # for dashboards
-                     "timeline": run_timeline(run.run_fold(), verdict=verdict.verdict)}
+            final = progress_of(run) | {"final": True,  # the figures at the end, and the dashboards' last picture
+                                        "timeline": run_timeline(run.run_fold(), verdict=verdict.verdict)}
             await metrics_topic.send(key=run_id.encode(), value=orjson.dumps(final),
                                      headers=headers("run_progress", run_id))
             await verdicts_topic.send(key=run_id.encode(), value=encode(verdict),

@@ -86,7 +86,7 @@ async def test_ctrl_c_restores_the_target(claims: tuple[ClaimsService, str], tmp
     verdict = json.loads(out)
     assert verdict["verdict"] == "ABORTED"
     ended = {w["fault"]: w["ended"] for w in verdict["faults"]["windows"]}
-    assert ended == {"db_down@hour1": "aborted", "latency(50ms)@hour1": "aborted"}
+    assert ended["db_down@hour1"] == "aborted" and set(ended.values()) == {"aborted"}  # latency may not have begun
 
 
 async def test_kill_9_leaves_the_guard_to_restore_the_target(claims: tuple[ClaimsService, str],
@@ -148,5 +148,5 @@ async def test_a_second_ctrl_c_waits_for_the_cleanup(claims: tuple[ClaimsService
     assert not db_down(service, run_id)
     verdict = json.loads(out)
     assert verdict["verdict"] == "ABORTED"
-    assert {w["fault"]: w["ended"] for w in verdict["faults"]["windows"]} == {
-        "db_down@hour1": "aborted", "latency(50ms)@hour1": "aborted"}
+    ended = {w["fault"]: w["ended"] for w in verdict["faults"]["windows"]}
+    assert ended["db_down@hour1"] == "aborted" and set(ended.values()) == {"aborted"}  # latency may not have begun

@@ -92,6 +92,9 @@ async def test_two_bot_workers_share_the_shards_and_every_result_counts_once(
     assert all(p["type"] == "run_progress" and p["sim"] is True for p in progress)
     requests = [p["summary"]["requests"] for p in progress]
     assert requests == sorted(requests) and 0 < requests[-1] <= planned
+    final = progress[-1]  # the last picture, for dashboards, comes with the verdict
+    assert final.get("final") is True and sum(final["timeline"]["requests"]) == planned
+    assert final["timeline"]["verdict"]["verdict"] == "PASS"
     assert [a["assertion"] for a in progress[-1]["assertions"]] == ["error_rate < 0.01", "latency_p95_ms < 1000"]
 
 
