@@ -173,14 +173,18 @@ class ShardFold:
                                     if w == window])
 
     def take_dirty(self) -> dict[str, bytes]:
-        """Entries changed since the last call: "meta", "w<window>", "t<tick>" -> bytes."""
+        """Entries changed since the last call, to write in this order: first "last", all of
+        them in one value, then each on its own ("meta", "w<window>", "t<tick>"). A table
+        writes each entry as one changelog message; a worker killed halfway through the
+        separate ones still left the whole change in "last", which `from_entries` lays over
+        them, so a restarted worker never sees half a batch."""
         out = {"meta": self._meta()}
         for window in self._dirty_windows:
             out[f"w{window}"] = self._window(window)
         for tick in self._dirty_ticks:
             out[f"t{tick}"] = msgspec.json.encode(self.ticks[tick].to_dict())
         self._dirty_windows, self._dirty_ticks = set(), set()
-        return out
+        return {"last": msgspec.json.encode({name: data.decode() for name, data in out.items()}), **out}
 
     def entries(self) -> dict[str, bytes]:
         """All entries (what `from_entries` rebuilds from)."""
@@ -190,6 +194,10 @@ class ShardFold:
 
     @classmethod
     def from_entries(cls, entries: dict[str, bytes]) -> ShardFold:
+        if "last" in entries:  # the latest change whole: it wins over separate entries it holds
+            last = msgspec.json.decode(entries["last"])
+            entries = {**{k: v for k, v in entries.items() if k != "last"},
+                       **{name: data.encode() for name, data in last.items()}}
         meta = msgspec.json.decode(entries["meta"])
         part = cls(meta["window_s"], meta["late_threshold_ms"])
         f = part.fold

@@ -197,7 +197,7 @@ def test_a_batch_read_again_after_a_restart_is_skipped() -> None:
     assert part.apply(first, "results/0", 5) is False  # the same message again
     assert part.apply(batch([result(7, 0)], attempt="b"), "results/0", 3) is False  # an older one
     assert state(part) == before  # nothing counted, not even in `received`
-    assert set(part.take_dirty()) == {"meta"}
+    assert set(part.take_dirty()) == {"last", "meta"}
     assert part.apply(batch([result(7, 0)], attempt="b"), "results/1", 0) is True  # sources are independent
     assert part.apply(batch([result(1, 2)], attempt="a"), "results/0", 6) is True
     assert part.offsets == {"results/0": 6, "results/1": 0}
@@ -258,13 +258,13 @@ def test_take_dirty_gives_the_changed_windows_and_ticks_and_meta() -> None:
     part = ShardFold(window_s=60.0)
     part.apply(batch([result(1, 0, sim=10.0), result(2, 0, sim=130.0)], tick=0))
     dirty = part.take_dirty()
-    assert set(dirty) == {"meta", "w0", "w2", "t0"}
+    assert set(dirty) == {"last", "meta", "w0", "w2", "t0"}
     assert msgspec.json.decode(dirty["w2"]) == [["POST /claims", part.fold.buckets[(2, "POST /claims")].to_dict()]]
-    assert set(part.take_dirty()) == {"meta"}  # nothing changed since
+    assert set(part.take_dirty()) == {"last", "meta"}  # nothing changed since
     part.apply(batch([result(3, 0, sim=250.0)], tick=1))
-    assert set(part.take_dirty()) == {"meta", "w4", "t1"}
+    assert set(part.take_dirty()) == {"last", "meta", "w4", "t1"}
     part.apply(batch([result(3, 0, sim=250.0)], tick=1, attempt="b"))  # a duplicate: only `received` changes
-    assert set(part.take_dirty()) == {"meta", "t1"}
+    assert set(part.take_dirty()) == {"last", "meta", "t1"}
     meta = msgspec.json.decode(part.take_dirty()["meta"])
     assert (meta["results_recorded"], meta["duplicates"], meta["window_s"]) == (3, 1, 60.0)
 
@@ -274,7 +274,7 @@ def test_take_dirty_names_the_window_an_sla_is_counted_in() -> None:
     part.take_dirty()
     part.apply(batch([EV.sla(opened=70.0, decided=400.0, met=True, user=1)], tick=2))
     dirty = part.take_dirty()
-    assert {"meta", "w1", "t2"} <= set(dirty) <= {"meta", "w1", "w6", "t2"}
+    assert {"meta", "w1", "t2"} <= set(dirty) <= {"last", "meta", "w1", "w6", "t2"}
     assert msgspec.json.decode(dirty["w1"])[0][1]["sla_met"] == {"48h": 1}
 
 
@@ -313,7 +313,7 @@ def test_a_rebuilt_fold_still_drops_duplicates_and_re_read_batches() -> None:
 
 def test_entries_of_an_empty_fold_rebuild_an_empty_fold() -> None:
     part = ShardFold(window_s=30.0, late_threshold_ms=5.0)
-    assert set(part.entries()) == {"meta"}
+    assert set(part.entries()) == {"last", "meta"}
     assert state(ShardFold.from_entries(part.entries())) == state(part)
 
 
@@ -325,6 +325,21 @@ def test_a_table_kept_from_take_dirty_rebuilds_the_fold() -> None:
     part.apply(batch(journey(0, 0, results=3), attempt="b", tick=0))
     table.update(part.take_dirty())
     assert state(ShardFold.from_entries(table)) == state(part)
+
+
+def test_a_worker_killed_halfway_through_writing_a_change_loses_nothing() -> None:
+    """The table got "last" and only some of the separate entries of the latest change (a
+    kill -9 between changelog messages): the rebuilt fold is the whole fold, not half of it."""
+    part, table = ShardFold(), {}
+    for tick in range(3):
+        part.apply(batch(journey(tick, tick, results=2), tick=tick), "results/0", tick)
+        table.update(part.take_dirty())
+    part.apply(batch(journey(7, 2, results=3), tick=2), "journeys/0", 10)
+    dirty = part.take_dirty()
+    for cut in range(1, len(dirty) + 1):  # "last" first, then each separate entry in order
+        written = dict(table)
+        written.update(dict(list(dirty.items())[:cut]))
+        assert state(ShardFold.from_entries(written)) == state(part), f"cut after {cut} entries"
 
 
 def interleave(rng: random.Random, queues: list[list[Any]]) -> list[Any]:
