@@ -142,9 +142,7 @@ class ClaimsService:
             now, args, params = await _fault_call(request, name)
             state = self.office(run_id).act(name, now, args, params)
         except FaultError as exc:
-            body = {"run_id": run_id, "action": name, "error": str(exc)}
-            return web.json_response(body | ({"known": list(OFFICE_ACTIONS)} if isinstance(exc, UnknownFault) else {}),
-                                     status=_FAULT_STATUS[type(exc)])
+            return _refused(run_id, name, exc, kind="action", known=OFFICE_ACTIONS)
         return web.json_response({"run_id": run_id, "action": name, **state})
 
     async def list_faults(self, request: web.Request) -> web.Response:
@@ -156,10 +154,12 @@ class ClaimsService:
 _FAULT_STATUS: dict[type[FaultError], int] = {UnknownFault: 404, BadFaultParameter: 400, FaultActive: 409}
 
 
-def _refused(run_id: str, name: str, exc: FaultError) -> web.Response:
-    body: dict[str, Any] = {"run_id": run_id, "fault": name, "error": str(exc)}
+def _refused(run_id: str, name: str, exc: FaultError, *, kind: str = "fault",
+             known: tuple[str, ...] = OFFICE_FAULTS) -> web.Response:
+    """A refused fault (or trainee action) call: the status its error calls for, and why."""
+    body: dict[str, Any] = {"run_id": run_id, kind: name, "error": str(exc)}
     if isinstance(exc, UnknownFault):
-        body["known"] = list(OFFICE_FAULTS)
+        body["known"] = list(known)
     return web.json_response(body, status=_FAULT_STATUS[type(exc)])
 
 

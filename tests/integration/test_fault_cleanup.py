@@ -74,12 +74,17 @@ async def esr_run(tmp_path: Path, url: str, run_id: str) -> asyncio.subprocess.P
         "--quiet", "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
 
 
-async def test_ctrl_c_restores_the_target(claims: tuple[ClaimsService, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("presses", [1, 2], ids=["ctrl-c", "impatient-second-ctrl-c"])
+async def test_ctrl_c_restores_the_target(claims: tuple[ClaimsService, str], tmp_path: Path, presses: int) -> None:
+    """A second Ctrl-C soon after the first waits for the cleanup: recovery and the log's end still happen."""
     service, url = claims
-    run_id = "20260101-000000-ctrlc1"
+    run_id = f"20260101-000000-ctrlc{presses}"
     proc = await esr_run(tmp_path, url, run_id)
     await until(lambda: db_down(service, run_id))
-    proc.send_signal(signal.SIGINT)
+    for press in range(presses):
+        if press:
+            await asyncio.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 3, err.decode()
     assert not db_down(service, run_id), "Ctrl-C must run db_down's recovery"
@@ -133,20 +138,3 @@ async def test_an_abort_through_the_server_restores_the_target(claims: tuple[Cla
             "db_down@hour1": "aborted", "latency(50ms)@hour1": "aborted"}
     finally:
         await runner.cleanup()
-
-
-async def test_a_second_ctrl_c_waits_for_the_cleanup(claims: tuple[ClaimsService, str], tmp_path: Path) -> None:
-    service, url = claims
-    run_id = "20260101-000000-ctrlc2"
-    proc = await esr_run(tmp_path, url, run_id)
-    await until(lambda: db_down(service, run_id))
-    proc.send_signal(signal.SIGINT)
-    await asyncio.sleep(0.02)
-    proc.send_signal(signal.SIGINT)  # impatient: the recovery and the log's end still happen
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 3, err.decode()
-    assert not db_down(service, run_id)
-    verdict = json.loads(out)
-    assert verdict["verdict"] == "ABORTED"
-    ended = {w["fault"]: w["ended"] for w in verdict["faults"]["windows"]}
-    assert ended["db_down@hour1"] == "aborted" and set(ended.values()) == {"aborted"}  # latency may not have begun
