@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .buckets import RunFold
 from .engine.sender import HTTP_CLIENTS
@@ -21,6 +21,12 @@ from .runlog import check_run_id, esr_home, read_events, run_log_path
 from .scenario import Scenario, load_scenario, read_scenario_json, scenario_json_schema
 from .targets import TargetRegistry
 from .verdict import EXIT_CODES, Verdict, judge
+
+if TYPE_CHECKING:
+    from .bus.kafka import KafkaSettings
+    from .events import RunStarted
+    from .producers.runs import VerdictWatch
+    from .stop_signals import StopSignals
 
 __all__ = ["main"]
 
@@ -257,28 +263,63 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _execute_kafka(scenario: Scenario, target: Any, args: argparse.Namespace, scenario_file: str) -> int:
-    """Publish the run's start, then wait for the metrics worker's verdict (Ctrl-C aborts)."""
+    """Publish the run's start, then wait for the metrics worker's verdict. Ctrl-C or SIGTERM
+    at any moment after the start publishes the abort and waits for the ABORTED verdict (a
+    second one stops waiting); before the start, nothing was sent and the command just ends."""
     from .assembly import expected_end
     from .bus.kafka import KafkaSettings
-    from .producers.runs import VerdictWatch, abort_run, start_run
+    from .producers.runs import VerdictWatch, start_run
+    from .stop_signals import Interrupted, StopSignals
 
     settings = KafkaSettings.from_env(args.kafka)
-    watch = VerdictWatch(settings, progress=not args.quiet)
-    started = start_run(settings, scenario, target, run_id=args.run_id, scenario_file=scenario_file)
-    if not args.quiet:
-        print(f"esr: run {started.run_id} on Kafka at {settings.bootstrap}: {started.shards} shards, "
-              f"{started.arrivals_planned} journeys planned; waiting for the verdict", file=sys.stderr)
-    try:
-        verdict = watch.wait(started.run_id, expected_end(started) - time.time() + 30, progress=_kafka_progress)
-    except KeyboardInterrupt:
-        abort_run(settings, started, "interrupted (Ctrl-C)")
-        verdict = watch.wait(started.run_id, 30)
-    finally:
-        watch.close()
+    started = None
+    watch = None
+    with StopSignals() as stop:
+        try:
+            watch = VerdictWatch(settings, progress=True)  # the worker's progress also says it is still at work
+            with stop.held():  # the start is published whole, then a held signal aborts it
+                started = start_run(settings, scenario, target, run_id=args.run_id, scenario_file=scenario_file)
+            if not args.quiet:
+                print(f"esr: run {started.run_id} on Kafka at {settings.bootstrap}: {started.shards} shards, "
+                      f"{started.arrivals_planned} journeys planned; waiting for the verdict", file=sys.stderr,
+                      flush=True)
+            verdict = watch.wait(started.run_id, expected_end(started) - time.time() + 30,
+                                 progress=None if args.quiet else _kafka_progress)
+        except Interrupted as exc:
+            if started is None:
+                print(f"esr: {exc.reason} before the run started; nothing was sent", file=sys.stderr)
+                return EXIT_CODES["ABORTED"]
+            verdict = _abort_kafka_run(settings, started, exc.reason, watch, stop)
+            if verdict is None:
+                return EXIT_CODES["ABORTED"]
+        finally:
+            if watch is not None:
+                watch.close()
     if verdict is None:
         raise EsrError(f"no verdict for run {started.run_id} arrived on {settings.topic('verdicts')}: "
                        "is `esr worker metrics` running?")
     return _report(Verdict.from_dict(verdict), args)
+
+
+def _abort_kafka_run(settings: KafkaSettings, started: RunStarted, reason: str, watch: VerdictWatch,
+                     stop: StopSignals) -> dict[str, Any] | None:
+    """Publish the abort, then wait (30 s, or until another signal) for the ABORTED verdict."""
+    from .producers.runs import abort_run
+    from .stop_signals import Interrupted
+
+    abort_run(settings, started, reason)  # further signals do not cut this short
+    print(f"esr: run {started.run_id} {reason}: the abort is published; waiting for its verdict "
+          "(press Ctrl-C again to stop waiting)", file=sys.stderr, flush=True)
+    verdict: dict[str, Any] | None = None
+    try:
+        with stop.again():
+            verdict = watch.wait(started.run_id, 30)
+    except Interrupted:
+        pass  # a second signal: the abort is out, stop waiting for its verdict
+    if verdict is None:
+        print(f"esr: run {started.run_id} aborted; its verdict did not arrive on {settings.topic('verdicts')} "
+              "(is `esr worker metrics` running?)", file=sys.stderr)
+    return verdict
 
 
 def _scenario_target(path: Path) -> str | None:

@@ -100,8 +100,11 @@ class VerdictWatch:
                 partitions.append(TopicPartition(topic, p, high))
         self.consumer.assign(partitions)
 
-    def wait(self, run_id: str, timeout: float, *,
-             progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any] | None:
+    def wait(self, run_id: str, timeout: float, *, progress: Callable[[dict[str, Any]], None] | None = None,
+             alive_s: float = 30.0) -> dict[str, Any] | None:
+        """The run's verdict, or None after `timeout` seconds; while the metrics worker keeps
+        sending this run's progress (a slow or busy worker still judging), the wait goes on
+        until `alive_s` seconds after the latest one."""
         deadline = time.monotonic() + timeout
         metrics = self.settings.topic("metrics")
         while time.monotonic() < deadline:
@@ -110,8 +113,10 @@ class VerdictWatch:
                 continue
             if msg.topic() == metrics:
                 figures = orjson.loads(msg.value())
-                if progress is not None and figures.get("run_id") == run_id:
-                    progress(figures)
+                if figures.get("run_id") == run_id:
+                    deadline = max(deadline, time.monotonic() + alive_s)
+                    if progress is not None:
+                        progress(figures)
                 continue
             event = decode_event(msg.value())
             if type(event) is VerdictIssued and event.run_id == run_id:

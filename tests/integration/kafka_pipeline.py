@@ -26,7 +26,7 @@ class Worker:
     def text(self) -> str:
         return self.log.read_text(errors="replace")
 
-    async def wait_for(self, needle: str, timeout: float = 60.0, *, count: int = 1) -> None:
+    async def wait_for(self, needle: str, timeout: float = 120.0, *, count: int = 1) -> None:
         deadline = time.monotonic() + timeout
         while self.text().count(needle) < count:
             if self.proc.returncode is not None:
@@ -46,6 +46,60 @@ class Worker:
             except asyncio.TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
+
+
+@dataclass
+class RunProcess:
+    """A running `esr run --kafka`, with the lines it has written to stderr so far."""
+
+    proc: asyncio.subprocess.Process
+    lines: list[str] = field(default_factory=list)
+
+    async def read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        async for line in self.proc.stderr:
+            self.lines.append(line.decode(errors="replace").rstrip("\n"))
+
+    def stderr(self) -> str:
+        return "\n".join(self.lines)
+
+    def send_signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    async def wait_for_line(self, matches: Any, timeout: float = 120.0) -> str:
+        """The first stderr line for which `matches(line)` holds (waiting for it to be written)."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for line in self.lines[seen:]:
+                if matches(line):
+                    return line
+            seen = len(self.lines)
+            if self.proc.returncode is not None:
+                raise AssertionError(f"esr run exited ({self.proc.returncode}) first:\n{self.stderr()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"esr run: no such line within {timeout}s:\n{self.stderr()[-3000:]}")
+            await asyncio.sleep(0.05)
+
+
+async def until(holds: Any, what: str, timeout: float = 120.0) -> None:
+    """Wait until `holds()` is true, polling; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not holds():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        await asyncio.sleep(0.05)
+
+
+def progress_requests(line: str) -> int | None:
+    """The request count of one of `esr run --kafka`'s progress lines (None for other lines)."""
+    found = re.match(r"esr: sim +[\d.]+ h +([\d,]+) requests", line)
+    return int(found.group(1).replace(",", "")) if found else None
+
+
+def progress_sim_hours(line: str) -> float | None:
+    found = re.match(r"esr: sim +([\d.]+) h ", line)
+    return float(found.group(1)) if found else None
 
 
 @dataclass
@@ -74,12 +128,12 @@ class Pipeline:
         metrics = await self.start("metrics")
         clock = await self.start("clock")
         started = [await self.start("bots") for _ in range(bots)]
-        await metrics.wait_for("esr worker metrics: ready", 90)
+        await metrics.wait_for("esr worker metrics: ready", 180)
         await clock.wait_for("owns partitions")
         await self.wait_bots_balanced(started)
         return started
 
-    async def wait_bots_balanced(self, bots: list[Worker], timeout: float = 60.0) -> None:
+    async def wait_bots_balanced(self, bots: list[Worker], timeout: float = 120.0) -> None:
         """Until every live bot's latest assignment is non-empty and together they own all."""
         deadline = time.monotonic() + timeout
         while True:
@@ -94,19 +148,32 @@ class Pipeline:
                 raise AssertionError(f"bot workers never shared the partitions: {owned}")
             await asyncio.sleep(0.2)
 
-    async def run(self, scenario: dict[str, Any], target: str, *extra: str,
-                  during: Any = None) -> tuple[int, dict[str, Any], str]:
-        """`esr run --kafka` on `scenario`; `during(proc)` runs while it waits for the verdict."""
+    async def run(self, scenario: dict[str, Any], target: str, *extra: str, during: Any = None,
+                  sigint_ignored: bool = False) -> tuple[int, dict[str, Any], str]:
+        """`esr run --kafka` on `scenario`; `during(run)` runs while it waits for the verdict and
+        can wait on its progress (`RunProcess.wait_for_line`). With `sigint_ignored` it starts
+        the way a shell starts a background job: with SIGINT ignored."""
         path = self.folder / f"scenario-{len(list(self.folder.glob('scenario-*')))}.json"
         path.write_text(json.dumps(scenario))
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "esr.cli", "run", str(path), "--target", target, "--json", *extra,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=self.env)
-        if during is not None:
-            await during(proc)
-        out, err = await asyncio.wait_for(proc.communicate(), 300)
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=self.env,
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None)
+        run = RunProcess(proc)
+        reading = asyncio.ensure_future(run.read_stderr())
+        try:
+            if during is not None:
+                await during(run)
+            out = await asyncio.wait_for(proc.stdout.read(), 300)  # type: ignore[union-attr]
+            await asyncio.wait_for(proc.wait(), 60)
+            await reading
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            reading.cancel()
         verdict = json.loads(out) if out.strip() else {}
-        return proc.returncode or 0, verdict, err.decode(errors="replace")
+        return proc.returncode or 0, verdict, run.stderr()
 
     async def close(self) -> None:
         for worker in self.workers:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from kafka_pipeline import Pipeline
+from kafka_pipeline import Pipeline, RunProcess, until
 from switchboard import Switchboard, serve
 from test_kafka_runtime import run_topic
 
@@ -70,19 +70,16 @@ async def test_an_aborted_kafka_run_recovers_the_target(pipeline: Pipeline, boar
     system, url = board
     await pipeline.start_all(bots=1)
 
-    async def interrupt(proc: Any) -> None:
-        while not system.broken:
-            await asyncio.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+    async def interrupt(run: RunProcess) -> None:
+        await until(lambda: system.broken, "the fault started")
+        run.send_signal(signal.SIGINT)
 
-    code, verdict, err = await pipeline.run(work(30, ["broken@hour1"], []), url, during=interrupt)
+    code, verdict, err = await pipeline.run(work(30, ["broken@hour1"], []), url, during=interrupt,
+                                            sigint_ignored=True)
 
     assert code == 3, err
     assert verdict["verdict"] == "ABORTED"
-    for _ in range(100):  # the clock hears of the abort and runs the recovery
-        if not system.broken:
-            break
-        await asyncio.sleep(0.1)
+    await until(lambda: not system.broken, "the clock heard of the abort and ran the recovery")
     assert not system.broken and [kind for kind, _ in system.calls] == ["start", "recover"]
     ended = [e for e in run_topic(pipeline.settings, verdict["run_id"], "faults") if isinstance(e, FaultEnded)]
     assert [(e.fault, e.reason, e.ok) for e in ended] == [("broken@hour1", "aborted", True)]
@@ -95,15 +92,11 @@ async def test_a_killed_clock_worker_leaves_its_guard_to_recover(pipeline: Pipel
     clock = next(w for w in pipeline.workers if w.role == "clock")
     assert clock not in workers
 
-    async def kill_clock(proc: Any) -> None:
-        while not system.broken:
-            await asyncio.sleep(0.05)
+    async def kill_clock(run: RunProcess) -> None:
+        await until(lambda: system.broken, "the fault started")
         clock.kill()  # kill -9: the clock cannot recover anything itself
-        for _ in range(100):
-            if not system.broken:
-                break
-            await asyncio.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
+        await until(lambda: not system.broken, "the killed clock's guard recovered the target")
+        run.send_signal(signal.SIGINT)
 
     code, verdict, err = await pipeline.run(work(30, ["broken@hour1"], []), url, during=kill_clock)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import aiohttp
 import pytest
-from kafka_pipeline import Pipeline
+from kafka_pipeline import Pipeline, RunProcess
 from prometheus_client.parser import text_string_to_metric_families
 from test_kafka_runtime import single_request
 from test_prometheus import free_port
@@ -36,14 +37,15 @@ async def test_the_metrics_worker_serves_the_same_series(pipeline: Pipeline, dem
     await pipeline.start_all()
     live: list[Samples] = []
 
-    async def while_playing(proc: Any) -> None:
-        for _ in range(200):  # bounded: until a scrape shows the run playing with requests counted
+    async def while_playing(run: RunProcess) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until a scrape shows the run playing with requests counted
             samples = await scrape(port)
             states = {labels["state"] for n, labels, _ in samples if n == "esr_run_info"}
             if states & {"RUNNING", "DRAINING"} and total(samples, "esr_requests_total") > 0:
                 live.append(samples)
                 return
-            if proc.returncode is not None:
+            if run.proc.returncode is not None:
                 return
             await asyncio.sleep(0.1)
 

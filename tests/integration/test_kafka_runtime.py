@@ -7,15 +7,17 @@ import asyncio
 import json
 import signal
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import TopicPartition
-from kafka_pipeline import Pipeline
+from kafka_pipeline import Pipeline, RunProcess, progress_requests, progress_sim_hours, until
 
 from esr.bus.kafka import KafkaSettings, decode_event, ensure_topics, make_consumer
-from esr.events import RunStarted, ShardReport
+from esr.events import RunAborted, RunStarted, ShardReport
+from esr.stop_signals import REASONS
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -103,9 +105,9 @@ async def test_a_bot_worker_killed_mid_run_loses_nothing_and_counts_nothing_twic
     url, target = await demo_target()
     bots = await pipeline.start_all(bots=2)
 
-    async def kill_one(_: Any) -> None:
+    async def kill_one(_: RunProcess) -> None:  # a quarter of the way into the run
         await bots[0].wait_for("owns partitions")
-        await asyncio.sleep(3 + 4)  # the run starts ~3 s after the request; kill 4 s into its 16 s
+        await until(lambda: target.requests >= 160, "a quarter of the requests sent")
         bots[0].kill()
 
     code, verdict, err = await pipeline.run(single_request(rate=40, real_seconds=16), url, during=kill_one)
@@ -140,12 +142,12 @@ async def test_a_metrics_worker_killed_and_restarted_mid_run_gives_the_same_verd
     metrics = pipeline.workers[0]
     assert metrics.role == "metrics"
 
-    async def restart_metrics(_: Any) -> None:
-        await asyncio.sleep(3 + 6)  # 6 s into the 14 s run: several batches folded and stored
+    async def restart_metrics(run: RunProcess) -> None:  # several batches folded and stored, 560 planned
+        await run.wait_for_line(lambda line: (progress_requests(line) or 0) >= 150)
         metrics.kill()
         await metrics.proc.wait()
         again = await pipeline.start("metrics")
-        await again.wait_for("esr worker metrics: ready", 90)
+        await again.wait_for("esr worker metrics: ready", 180)
 
     code, verdict, err = await pipeline.run(single_request(rate=40, real_seconds=14), url, during=restart_metrics)
 
@@ -200,10 +202,10 @@ async def test_the_broker_stopped_and_restarted_mid_run_never_gives_a_silent_pas
         url, target = await demo_target()
         await pipe.start_all(bots=1)
 
-        async def outage(_: Any) -> None:
-            await asyncio.sleep(3 + 5)
+        async def outage(_: RunProcess) -> None:  # a quarter of the way into the run (600 planned)
+            await until(lambda: target.requests >= 150, "a quarter of the requests sent")
             await kafka_sh("stop", str(data))
-            await asyncio.sleep(2)
+            await asyncio.sleep(2)  # the outage's length, not a wait for anything
             await kafka_sh("start", str(data), str(port))
 
         scenario = single_request(rate=30, real_seconds=20, assertions=["error_rate < 0.01"])
@@ -226,28 +228,93 @@ async def test_the_broker_stopped_and_restarted_mid_run_never_gives_a_silent_pas
     assert code == {"PASS": 0, "FAIL": 1, "ERROR": 2}[verdict["verdict"]]
 
 
-async def test_ctrl_c_aborts_a_kafka_run_and_every_shard_stops(pipeline: Pipeline, demo_target: Any) -> None:
+def claims_with_drain(warp: float = 3600.0) -> dict[str, Any]:
+    """One simulated hour of claims, then a drain of up to 60 simulated hours while their polls
+    wait for 'paid' (the demo target pays 12 to 60 simulated hours after filing)."""
+    return {
+        "name": "kafka_drain", "duration_hours": 1, "time_warp": warp, "seed": 3, "load_profile": [[0, 10]],
+        "journeys": [{"name": "claim", "steps": [
+            {"name": "file", "request": {"method": "POST", "path": "/claims", "json": {"n": 1}},
+             "expect": {"status": [201]}, "extract": {"claim_id": "$.id"}},
+            {"name": "paid", "request": {"path": "/claims/{{ vars.claim_id }}"},
+             "poll": {"every": "1h", "until": "$.status == 'paid'", "give_up_after": "72h"}}],
+            "sla": [{"from": "file", "to": "paid", "within": "48h"}]}],
+        "assertions": ["sla_48h_success_rate > 0.5"],
+    }
+
+
+def aborted_on_the_runs_topic(settings: KafkaSettings, run_id: str) -> list[str]:
+    return [e.reason for e in run_topic(settings, run_id) if isinstance(e, RunAborted)]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+async def test_a_signal_before_any_worker_ticks_aborts_the_run(pipeline: Pipeline, demo_target: Any,
+                                                                sig: signal.Signals) -> None:
+    """Waiting for workers, before the first tick: no clock and no bots are running yet, only
+    the metrics worker that judges. SIGINT is inherited ignored, as a shell's background job has it."""
+    url, target = await demo_target()
+    metrics = await pipeline.start("metrics")
+    await metrics.wait_for("esr worker metrics: ready", 180)
+
+    async def interrupt(run: RunProcess) -> None:
+        await run.wait_for_line(lambda line: "waiting for the verdict" in line)
+        run.send_signal(sig)
+
+    code, verdict, err = await pipeline.run(single_request(rate=20, real_seconds=10), url, during=interrupt,
+                                            sigint_ignored=True)
+
+    reason = REASONS[sig]
+    assert code == 3, err
+    assert (verdict["verdict"], verdict["reason"]) == ("ABORTED", f"the run was aborted: {reason}")
+    assert aborted_on_the_runs_topic(pipeline.settings, verdict["run_id"]) == [reason]
+    assert target.requests == 0
+    assert verdict["completeness"]["results_recorded"] == 0
+
+
+async def test_ctrl_c_while_playing_aborts_a_kafka_run_and_every_shard_stops(pipeline: Pipeline,
+                                                                              demo_target: Any) -> None:
     url, target = await demo_target()
     await pipeline.start_all(bots=1)
 
-    async def interrupt(proc: Any) -> None:
-        await asyncio.sleep(3 + 4)  # 4 s into a 30 s run
-        proc.send_signal(signal.SIGINT)
+    async def interrupt(run: RunProcess) -> None:  # once the metrics worker has counted requests
+        await run.wait_for_line(lambda line: (progress_requests(line) or 0) > 0)
+        run.send_signal(signal.SIGINT)
 
-    code, verdict, err = await pipeline.run(single_request(rate=20, real_seconds=30), url, during=interrupt)
+    code, verdict, err = await pipeline.run(single_request(rate=20, real_seconds=60), url, during=interrupt,
+                                            sigint_ignored=True)
 
     assert code == 3, err
-    assert verdict["verdict"] == "ABORTED" and "interrupted" in verdict["reason"]
+    assert (verdict["verdict"], verdict["reason"]) == ("ABORTED", "the run was aborted: interrupted (Ctrl-C)")
+    assert aborted_on_the_runs_topic(pipeline.settings, verdict["run_id"]) == ["interrupted (Ctrl-C)"]
     sent_at_abort = target.requests
     assert 0 < sent_at_abort < verdict["completeness"]["arrivals_planned"]
-    events = run_topic(pipeline.settings, verdict["run_id"])
-    finals = {e.shard for e in events if isinstance(e, ShardReport) and e.final}
-    for _ in range(50):  # the bots hear of it from the clock's aborted ticks and close their shards
-        if len(finals) == pipeline.settings.partitions:
-            break
+    deadline = time.monotonic() + 60  # the bots hear of it from the clock's aborted ticks and close their shards
+    finals: set[int] = set()
+    while len(finals) < pipeline.settings.partitions and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
         finals = {e.shard for e in run_topic(pipeline.settings, verdict["run_id"])
                   if isinstance(e, ShardReport) and e.final}
     assert finals == set(range(pipeline.settings.partitions))
-    await asyncio.sleep(2)
-    assert target.requests <= sent_at_abort + 20  # nothing more is sent after the abort
+    # every shard is closed, so nothing more goes out; a short look to catch one that would
+    closed_at = target.requests
+    await asyncio.sleep(1)
+    assert target.requests == closed_at <= sent_at_abort + 20
+
+
+async def test_sigterm_while_waiting_for_the_verdict_aborts_the_drain(pipeline: Pipeline, demo_target: Any) -> None:
+    """After the load, while the claims' polls wait for 'paid' and no verdict has come yet."""
+    url, target = await demo_target()
+    await pipeline.start_all(bots=1)
+
+    async def terminate(run: RunProcess) -> None:  # the load ended at simulated hour 1
+        await run.wait_for_line(lambda line: (progress_sim_hours(line) or 0) > 3)
+        run.send_signal(signal.SIGTERM)
+
+    code, verdict, err = await pipeline.run(claims_with_drain(), url, during=terminate)
+
+    assert code == 3, err
+    assert (verdict["verdict"], verdict["reason"]) == ("ABORTED", "the run was aborted: terminated (SIGTERM)")
+    assert aborted_on_the_runs_topic(pipeline.settings, verdict["run_id"]) == ["terminated (SIGTERM)"]
+    filed = len(target.claims)
+    assert filed == verdict["completeness"]["arrivals_planned"] > 0  # the load had ended
+    assert target.requests > filed  # polls had begun

@@ -111,7 +111,7 @@ async def test_embedded_and_faust_folds_give_equal_buckets_and_verdicts(
     assert sum(isinstance(e, RequestResult) for e in events) > 500
 
     metrics = await pipeline.start("metrics")
-    await metrics.wait_for("esr worker metrics: ready", 90)
+    await metrics.wait_for("esr worker metrics: ready", 180)
     watch = VerdictWatch(pipeline.settings)
     publish_as_one_shard(pipeline, events)
     verdict = watch.wait(run.run_id, 60)
