@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .buckets import RunFold
 from .engine.sender import HTTP_CLIENTS
@@ -21,12 +21,6 @@ from .runlog import check_run_id, esr_home, read_events, run_log_path
 from .scenario import Scenario, load_scenario, read_scenario_json, scenario_json_schema
 from .targets import TargetRegistry
 from .verdict import EXIT_CODES, Verdict, judge
-
-if TYPE_CHECKING:
-    from .bus.kafka import KafkaSettings
-    from .events import RunStarted
-    from .producers.runs import VerdictWatch
-    from .stop_signals import StopSignals
 
 __all__ = ["main"]
 
@@ -268,7 +262,7 @@ def _execute_kafka(scenario: Scenario, target: Any, args: argparse.Namespace, sc
     second one stops waiting); before the start, nothing was sent and the command just ends."""
     from .assembly import expected_end
     from .bus.kafka import KafkaSettings
-    from .producers.runs import VerdictWatch, start_run
+    from .producers.runs import VerdictWatch, abort_and_wait, start_run
     from .stop_signals import Interrupted, StopSignals
 
     settings = KafkaSettings.from_env(args.kafka)
@@ -289,7 +283,7 @@ def _execute_kafka(scenario: Scenario, target: Any, args: argparse.Namespace, sc
             if started is None:
                 print(f"esr: {exc.reason} before the run started; nothing was sent", file=sys.stderr)
                 return EXIT_CODES["ABORTED"]
-            verdict = _abort_kafka_run(settings, started, exc.reason, watch, stop)
+            verdict = abort_and_wait(settings, started, exc.reason, watch, stop)
             if verdict is None:
                 return EXIT_CODES["ABORTED"]
         finally:
@@ -299,27 +293,6 @@ def _execute_kafka(scenario: Scenario, target: Any, args: argparse.Namespace, sc
         raise EsrError(f"no verdict for run {started.run_id} arrived on {settings.topic('verdicts')}: "
                        "is `esr worker metrics` running?")
     return _report(Verdict.from_dict(verdict), args)
-
-
-def _abort_kafka_run(settings: KafkaSettings, started: RunStarted, reason: str, watch: VerdictWatch,
-                     stop: StopSignals) -> dict[str, Any] | None:
-    """Publish the abort, then wait (30 s, or until another signal) for the ABORTED verdict."""
-    from .producers.runs import abort_run
-    from .stop_signals import Interrupted
-
-    abort_run(settings, started, reason)  # further signals do not cut this short
-    print(f"esr: run {started.run_id} {reason}: the abort is published; waiting for its verdict "
-          "(press Ctrl-C again to stop waiting)", file=sys.stderr, flush=True)
-    verdict: dict[str, Any] | None = None
-    try:
-        with stop.again():
-            verdict = watch.wait(started.run_id, 30)
-    except Interrupted:
-        pass  # a second signal: the abort is out, stop waiting for its verdict
-    if verdict is None:
-        print(f"esr: run {started.run_id} aborted; its verdict did not arrive on {settings.topic('verdicts')} "
-              "(is `esr worker metrics` running?)", file=sys.stderr)
-    return verdict
 
 
 def _scenario_target(path: Path) -> str | None:

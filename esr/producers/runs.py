@@ -8,6 +8,7 @@ from there. Its verdict comes back on the verdict topic from the metrics worker.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -26,9 +27,10 @@ from ..events import RunAborted, RunStarted, VerdictIssued
 from ..fault_plan import plan_faults
 from ..runlog import new_run_id
 from ..scenario import Scenario
+from ..stop_signals import Interrupted, StopSignals
 from ..targets import Target
 
-__all__ = ["KAFKA_START_LEAD_S", "VerdictWatch", "abort_run", "kafka_run_started", "kafka_scenario", "start_run"]
+__all__ = ["KAFKA_START_LEAD_S", "VerdictWatch", "abort_and_wait", "abort_run", "kafka_run_started", "kafka_scenario", "start_run"]
 
 KAFKA_START_LEAD_S = 3.0  # real seconds between the request and the run's start: ticks reach the bots first
 
@@ -139,6 +141,25 @@ def start_run(settings: KafkaSettings, scenario: Scenario, target: Target, *, ru
 
 def abort_run(settings: KafkaSettings, started: RunStarted, reason: str) -> None:
     _publish(settings, RunAborted(run_id=started.run_id, seq=0, sim_time=0.0, real_time=time.time(), reason=reason))
+
+
+def abort_and_wait(settings: KafkaSettings, started: RunStarted, reason: str, watch: VerdictWatch,
+                   stop: StopSignals) -> dict[str, Any] | None:
+    """After Ctrl-C or SIGTERM (`esr run --kafka`, `esr replay --kafka`): publish the abort,
+    then wait 30 s for the ABORTED verdict, or until another signal. None if none came."""
+    abort_run(settings, started, reason)  # further signals do not cut this short
+    print(f"esr: run {started.run_id} {reason}: the abort is published; waiting for its verdict "
+          "(press Ctrl-C again to stop waiting)", file=sys.stderr, flush=True)
+    verdict: dict[str, Any] | None = None
+    try:
+        with stop.again():
+            verdict = watch.wait(started.run_id, 30)
+    except Interrupted:
+        pass  # a second signal: the abort is out, stop waiting for its verdict
+    if verdict is None:
+        print(f"esr: run {started.run_id} aborted; its verdict did not arrive on {settings.topic('verdicts')} "
+              "(is `esr worker metrics` running?)", file=sys.stderr)
+    return verdict
 
 
 def _publish(settings: KafkaSettings, event: RunStarted | RunAborted) -> None:

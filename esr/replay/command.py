@@ -170,28 +170,32 @@ def _replay_on_kafka(args: argparse.Namespace, records: Iterator[LogRecord], pla
     from ..assembly import expected_end
     from ..bus.kafka import KafkaSettings, ensure_topics
     from ..cli import _report
-    from ..producers.runs import VerdictWatch, abort_run
-    from ..verdict import Verdict
+    from ..producers.runs import VerdictWatch, abort_and_wait
+    from ..stop_signals import Interrupted, StopSignals
+    from ..verdict import EXIT_CODES, Verdict
     from .kafka import publish_replay
 
     settings = KafkaSettings.from_env(args.kafka)
     ensure_topics(settings)
-    watch = VerdictWatch(settings)
     holder: dict[str, Any] = {}
     if not args.json:
         print(f"esr: replaying {plan.requests:,} requests on Kafka at {settings.bootstrap} in {plan.real_s:,.1f} s "
               f"(warp {plan.warp:g}) to {target.url}", file=sys.stderr)
-    try:
-        started = publish_replay(settings, records, plan, scenario, target, run_id=args.run_id,
-                                 on_started=lambda s: holder.update(started=s))
-        verdict = watch.wait(started.run_id, expected_end(started) - time.time() + 60)
-    except KeyboardInterrupt:
-        if "started" not in holder:
-            raise
-        abort_run(settings, holder["started"], "interrupted (Ctrl-C)")
-        verdict = watch.wait(holder["started"].run_id, 30)
-    finally:
-        watch.close()
+    with StopSignals() as stop:  # Ctrl-C and SIGTERM abort the replay, whatever the shell left ignored
+        watch = VerdictWatch(settings)
+        try:
+            started = publish_replay(settings, records, plan, scenario, target, run_id=args.run_id,
+                                     on_started=lambda s: holder.update(started=s))
+            verdict = watch.wait(started.run_id, expected_end(started) - time.time() + 60)
+        except Interrupted as exc:
+            if "started" not in holder:
+                print(f"esr: {exc.reason} before the replay started; nothing was sent", file=sys.stderr)
+                return EXIT_CODES["ABORTED"]
+            verdict = abort_and_wait(settings, holder["started"], exc.reason, watch, stop)
+            if verdict is None:
+                return EXIT_CODES["ABORTED"]
+        finally:
+            watch.close()
     if verdict is None:
         raise EsrError(f"no verdict for the replay arrived on {settings.topic('verdicts')}: are `esr worker bots` "
                        "and `esr worker metrics` running?")
