@@ -1,8 +1,19 @@
-"""Serving an aiohttp app on a free loopback port, for the integration tests."""
+"""Serving an aiohttp app on a free loopback port, and waiting on a condition, for the integration tests.
+
+Tests wait for what they need (a state, a count, a port) with a generous deadline, never for a
+fixed time: a slow or busy machine then only makes them slower, not wrong."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import time
+from collections.abc import Callable
+from typing import Any
+
 from aiohttp import web
+
+POLL_S = 0.05  # how often a wait looks again
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
@@ -12,3 +23,28 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]  # noqa: SLF001
+
+
+async def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
+    """Poll `predicate` (plain or async) until it returns something true, and return that; fail
+    after `timeout` seconds, saying `what` was awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what or predicate}")
+        await asyncio.sleep(POLL_S)
+
+
+def wait_until_sync(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
+    """`wait_until` for tests that are not async (they block while they wait)."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what or predicate}")
+        time.sleep(POLL_S)
+    return value

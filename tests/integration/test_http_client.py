@@ -13,6 +13,8 @@ from esr.journey import PreparedRequest
 
 pytestmark = pytest.mark.integration
 
+PATIENT_S = 60.0  # client timeouts where an answer is expected: only a hung test waits this long
+
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
@@ -45,7 +47,7 @@ async def test_body_that_ends_when_the_server_closes(raw_server) -> None:
         await writer.drain()
         writer.close()
 
-    sender = PooledHttpSender(await raw_server(handler), timeout=2)
+    sender = PooledHttpSender(await raw_server(handler), timeout=PATIENT_S)
     response = await sender.send(get(), {})
     assert (response.status, response.body, response.error) == (200, b"hello", None)
     again = await sender.send(get(), {})  # the closed connection is not reused
@@ -68,7 +70,7 @@ async def test_idle_connections_closed_by_the_server_are_retried_once(raw_server
             pass
         writer.transport.abort()
 
-    sender = PooledHttpSender(await raw_server(handler), timeout=2)
+    sender = PooledHttpSender(await raw_server(handler), timeout=PATIENT_S)
     results = []
     for _ in range(30):
         results.append(await sender.send(get(), {}))
@@ -92,7 +94,7 @@ async def test_chunked_bodies_and_keep_alive(raw_server) -> None:
             writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
             await writer.drain()
 
-    sender = PooledHttpSender(await raw_server(handler), timeout=2)
+    sender = PooledHttpSender(await raw_server(handler), timeout=PATIENT_S)
     for _ in range(5):
         response = await sender.send(get(), {})
         assert response.body == b"abcde"
@@ -114,7 +116,7 @@ async def test_paths_and_queries_are_percent_encoded() -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    sender = PooledHttpSender(f"http://127.0.0.1:{port}", timeout=2)
+    sender = PooledHttpSender(f"http://127.0.0.1:{port}", timeout=PATIENT_S)
     response = await sender.send(get("/claims/Mary Smith €", query={"q": "a b&c"}), {})
     assert (response.status, response.body.decode()) == (200, "Mary Smith €")
     assert seen == ["/claims/Mary%20Smith%20%E2%82%AC?q=a+b%26c"]
@@ -126,9 +128,11 @@ async def test_paths_and_queries_are_percent_encoded() -> None:
 
 async def test_waiting_for_a_connection_times_out_and_frees_nothing_twice(raw_server) -> None:
     release = asyncio.Event()
+    holding = asyncio.Event()
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
+        holding.set()
         await release.wait()
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         await writer.drain()
@@ -136,7 +140,7 @@ async def test_waiting_for_a_connection_times_out_and_frees_nothing_twice(raw_se
 
     sender = PooledHttpSender(await raw_server(handler), timeout=0.3, max_connections=1)
     first = asyncio.create_task(sender.send(get(), {}))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(holding.wait(), PATIENT_S)  # the first request holds the only connection
     second = await sender.send(get(), {})  # waits for the only connection, then gives up
     assert second.error == "timeout"
     assert (await first).error == "timeout"
@@ -159,7 +163,7 @@ async def test_refused_connection_and_timeout_kinds(raw_server) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    refused = PooledHttpSender(f"http://127.0.0.1:{port}", timeout=1)
+    refused = PooledHttpSender(f"http://127.0.0.1:{port}", timeout=PATIENT_S)  # refused at once: not a timeout
     assert (await refused.send(get(), {})).error == "connect"
     assert refused._open == 0  # noqa: SLF001
     await refused.close()
