@@ -14,6 +14,7 @@ from aiohttp import web
 from openapi_spec_validator import validate
 
 from esr import client
+from loopback import wait_until, wait_until_sync
 from esr.api.auth import Tokens
 from esr.api.server import MANAGER, make_app
 from esr.runlog import read_events
@@ -52,14 +53,29 @@ async def call(method: str, url: str, headers: dict[str, str] | None = None, bod
             return response.status, await response.json()
 
 
-async def wait_until_ended(url: str, run_id: str, limit_s: float = 30) -> dict[str, Any]:
-    for _ in range(int(limit_s * 10)):
-        status, summary = await call("GET", f"{url}/run/{run_id}/summary", OBSERVER)
-        assert status == 200
-        if summary["state"] in ("FINISHED", "ABORTED"):
-            return summary
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"run {run_id} did not end")
+async def summary_of(url: str, run_id: str) -> dict[str, Any]:
+    status, summary = await call("GET", f"{url}/run/{run_id}/summary", OBSERVER)
+    assert status == 200, summary
+    return summary
+
+
+async def wait_until_ended(url: str, run_id: str, limit_s: float = 120) -> dict[str, Any]:
+    """The summary once the run ended and its verdict is in (an aborted run is ABORTED a moment
+    before its verdict is)."""
+    async def ended() -> dict[str, Any] | None:
+        summary = await summary_of(url, run_id)
+        return summary if summary["state"] in ("FINISHED", "ABORTED") and summary["verdict"] else None
+
+    return await wait_until(ended, limit_s, f"run {run_id} ended")
+
+
+async def wait_until_playing(url: str, run_id: str) -> dict[str, Any]:
+    """The summary once the run is RUNNING and has recorded results."""
+    async def playing() -> dict[str, Any] | None:
+        summary = await summary_of(url, run_id)
+        return summary if summary["state"] == "RUNNING" and summary["progress"]["requests"] > 0 else None
+
+    return await wait_until(playing, 60, f"run {run_id} playing")
 
 
 async def test_launch_and_read_the_verdict(server: Any, demo_target: Any) -> None:
@@ -101,11 +117,10 @@ async def test_abort_and_queueing(server: Any, demo_target: Any) -> None:
     long = SMALL | {"duration_hours": 10, "time_warp": 600, "target": target_url}
     _, first = await call("POST", f"{url}/run", ADMIN, long)
     _, second = await call("POST", f"{url}/run", ADMIN, long)
-    await asyncio.sleep(1.0)
-    _, queued = await call("GET", f"{url}/run/{second['run_id']}/summary", OBSERVER)
-    assert queued["state"] == "QUEUED"
-    _, playing = await call("GET", f"{url}/run/{first['run_id']}/summary", OBSERVER)
+    playing = await wait_until_playing(url, first["run_id"])  # a minute of load: it plays on while we look
     assert playing["state"] == "RUNNING" and playing["progress"]["requests"] > 0
+    queued = await summary_of(url, second["run_id"])
+    assert queued["state"] == "QUEUED"
     assert (await call("POST", f"{url}/run/{first['run_id']}/abort", OBSERVER))[0] == 403
     status, aborted = await call("POST", f"{url}/run/{first['run_id']}/abort", ADMIN)
     assert status == 200 and aborted["state"] == "ABORTED" and aborted["verdict"] == "ABORTED"
@@ -120,9 +135,11 @@ async def test_a_restarted_server_rebuilds_runs_from_their_logs(server: Any, dem
     finished = await wait_until_ended(url, done["run_id"])
     _, playing = await call("POST", f"{url}/run", ADMIN, SMALL | {"duration_hours": 10, "time_warp": 600,
                                                                  "target": target_url})
-    await asyncio.sleep(1.0)
-    # a hard stop: the run's task dies without writing its end (as when the process is killed)
+    # a hard stop: the run's task dies without writing its end (as when the process is killed),
+    # once its log holds results (flushed every 0.25 s)
     managed = app[MANAGER].get(playing["run_id"])
+    await wait_until(lambda: managed.run is not None and getattr(managed.run, "log_path", None) is not None
+                     and b'"type":"result"' in managed.run.log_path.read_bytes(), 60, "results in the run log")
     log = managed.run.log_path  # type: ignore[union-attr]
     lines = log.read_bytes().split(b"\n")
     assert managed.task is not None
@@ -148,7 +165,7 @@ async def test_the_python_client(server: Any, demo_target: Any, monkeypatch: pyt
     monkeypatch.setenv("ESR_TOKEN", TOKENS.admin)
     scenario = client.Scenario(**SMALL)
     run_id = await asyncio.to_thread(client.launch, scenario, target=target_url)
-    summary = await asyncio.to_thread(client.report, run_id, True, poll_s=0.2, timeout_s=30)
+    summary = await asyncio.to_thread(client.report, run_id, True, poll_s=0.2, timeout_s=120)
     assert summary["state"] == "FINISHED" and summary["verdict"] == "PASS"
     with pytest.raises(client.EsrServerError) as refused:
         await asyncio.to_thread(client.launch, scenario, target="http://192.0.2.7")
@@ -166,7 +183,6 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(tmp_path: Pat
     import socket
     import subprocess
     import sys
-    import time
 
     esr_home.mkdir(parents=True, exist_ok=True)
     (esr_home / "targets.json").write_text(json.dumps({"loopback": False, "targets": {}}))
@@ -177,23 +193,25 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(tmp_path: Pat
     env = os.environ.copy() | {"ESR_TOKEN": TOKENS.admin, "ESR_OBSERVER_TOKEN": TOKENS.observer}
     server = subprocess.Popen([sys.executable, "-m", "esr.cli", "serve", "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    def listening() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        except OSError:
+            return False
+        return True
+
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_until_sync(listening, 60, f"esr serve listening on port {port}")
         schemathesis = Path(sys.executable).with_name("schemathesis")
         done = subprocess.run(
             [str(schemathesis), "run", f"http://127.0.0.1:{port}/openapi.json",
              "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
              "-H", f"Authorization: Bearer {TOKENS.admin}", "--max-examples", "40", "--workers", "1",
              "--seed", "1"],
-            capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)  # its cache stays out of the repo
+            capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)  # its cache stays out of the repo
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     finally:
         server.terminate()
-        server.wait(15)
+        server.wait(60)
     assert not list(esr_home.glob("runs/*/events.jsonl"))  # no generated scenario ever ran
     assert "passed" in done.stdout and " failed" not in done.stdout
