@@ -15,6 +15,7 @@ from esr.runlog import read_events
 from esr.scenario import Scenario
 from esr.targets import TargetRegistry
 from esr.verdict import judge
+from loopback import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -98,10 +99,12 @@ async def test_error_kinds_and_rate_are_exact(demo_target: Any, http_client: str
 
 async def test_latency_is_measured_from_the_intended_time(demo_target: Any) -> None:
     url, _ = await demo_target(latency_ms=30)
-    r = await run(scenario(assertions=["latency_p50_ms > 29", "latency_p99_ms < 500"]), url)
+    # the target adds 30 ms; what a slow or busy machine adds on top must not fail the upper bounds,
+    # which only catch a measure of the wrong order (seconds, not milliseconds)
+    r = await run(scenario(assertions=["latency_p50_ms > 29", "latency_p99_ms < 5000"]), url)
     v = r.verdict
     assert v is not None and v.status == "PASS", v.reason
-    assert 30 <= v.summary["latency_p50_ms"] < 100
+    assert 30 <= v.summary["latency_p50_ms"] < 1000
     results = [e for e in events_of(r) if isinstance(e, RequestResult)]
     assert all(e.latency_ms >= e.raw_latency_ms for e in results)
 
@@ -146,9 +149,10 @@ async def test_sla_missed_at_the_deadline_in_simulated_time(demo_target: Any) ->
     assert v.summary["sla_48h_missed"] == v.summary["journeys_started"] and v.summary["sla_48h_met"] == 0
     decisions = [e for e in events_of(r) if isinstance(e, SlaDecided)]
     assert decisions and all(e.sim_time == pytest.approx(e.opened_sim + 48 * 3600) for e in decisions)
-    # the drain ends once every deadline is decided: journeys still polling are cut, not waited for
+    # the drain ends once every deadline is decided (by hour 49): journeys still polling are cut,
+    # not waited for until their claims are paid (hour 60 at the earliest; 1.1 s real at the drain warp)
     assert v.summary["journeys_cut"] == v.summary["journeys_started"]
-    assert r.fold.last_sim_time < 3600 + 50 * 3600
+    assert r.fold.last_sim_time < 60 * 3600
 
 
 async def test_judge_from_the_log_equals_the_original_verdict(demo_target: Any) -> None:
@@ -187,7 +191,7 @@ async def test_abort_leaves_a_readable_log_and_an_aborted_verdict(demo_target: A
     url, _ = await demo_target()
     r = Run(scenario(duration_hours=10, time_warp=600), TargetRegistry().resolve(url))
     task = asyncio.create_task(r.execute())
-    await asyncio.sleep(1.0)
+    await wait_until(lambda: r.live.requests > 0, 60, "results before the abort")  # a minute of load left
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -287,7 +291,7 @@ async def test_requests_in_flight_at_the_end_of_the_drain_get_their_answer(demo_
          "poll": {"every": "1h", "until": "$.status == 'paid'", "give_up_after": "4h"}},
         {"name": "receipt", "request": {"path": "/status/200", "query": {"delay_ms": "1500"}}}],
         "sla": [{"from": "file", "to": "paid", "within": "48h"}]}
-    s = scenario(journeys=[journey], load_profile=[[0, 10]], request_timeout=5)
+    s = scenario(journeys=[journey], load_profile=[[0, 10]], request_timeout=30)  # well over the 1.5 s receipt
     r = await run(s, url)
     v = r.verdict
     assert v is not None
@@ -308,7 +312,7 @@ class EndlessJourney(esr.Journey):
 async def test_a_full_generator_still_ends_and_says_what_never_started(demo_target: Any) -> None:
     url, _ = await demo_target()
     s = scenario(journeys=[EndlessJourney], max_in_flight=3, load_profile=[[0, 20]], time_warp=3600)
-    r = await asyncio.wait_for(run(s, url), 30)
+    r = await asyncio.wait_for(run(s, url), 120)  # ~11 s: the load, then the catch-up wait for a slot
     v = r.verdict
     assert v is not None and v.status == "ERROR"
     assert v.completeness["arrivals_not_started"] == r.plan.count() - 3
