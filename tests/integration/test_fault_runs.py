@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from esr.runlog import run_log_path
 from esr.scenario import Scenario
 from esr.targets import Target
 
+from loopback import wait_until
 from switchboard import BROKEN, Switchboard, serve
 
 from esr.fault_actions import FaultAction
@@ -25,6 +27,10 @@ from esr.fault_actions import FaultAction
 pytestmark = pytest.mark.integration
 
 HOUR = 3600.0
+# A slow or busy machine starts a request, or a fault, a little after its time. Near a fault's
+# start and end a request's simulated time can thus fall on either side of what it met, so the
+# checks there leave out this much either side: 15 simulated minutes, 0.25 s real at the warp of 3600.
+EDGE = 900.0
 
 
 @pytest.fixture
@@ -64,20 +70,23 @@ async def test_a_system_fault_plays_on_the_timeline(board: tuple[Switchboard, Ta
         ("broken@hour1+1h", "broken", "action", HOUR, 2 * HOUR, True)]
     assert started[0].detail == f"POST {target.url}/admin/broken: 200"
     assert [(e.reason, e.end_sim, e.ok) for e in ended] == [("scheduled", 2 * HOUR, True)]
-    assert HOUR <= started[0].sim_time < HOUR + 60 and 2 * HOUR <= ended[0].sim_time < 2 * HOUR + 60
+    assert HOUR <= started[0].sim_time < HOUR + EDGE and 2 * HOUR <= ended[0].sim_time < 2 * HOUR + EDGE
     # the admin endpoint got the fault, its run and its simulated time
     assert [kind for kind, _ in system.calls] == ["start", "recover"]
     body = system.calls[0][1]
     assert (body["run_id"], body["fault"], body["args"], body["params"]) == (run.run_id, "broken", [], {})
-    assert "T01:00:" in body["sim_time"]  # within the first simulated minute of hour 1
+    called = (datetime.fromisoformat(body["sim_time"]) - run.sim_start).total_seconds()
+    assert HOUR <= called < HOUR + EDGE  # at the start of hour 1
     assert not system.broken
     # every result records the faults active when it was sent, and they match what the system did
     during = [r for r in results(tmp_path, run.run_id) if r.faults]
     outside = [r for r in results(tmp_path, run.run_id) if not r.faults]
     assert during and outside
     assert {r.faults for r in during} == {("broken",)}
-    assert all(r.status == 503 for r in during if HOUR + 60 < r.sim_time < 2 * HOUR - 60)
-    assert all(r.status == 200 for r in outside if not HOUR - 60 < r.sim_time < 2 * HOUR + 60)
+    inside = [r for r in during if HOUR + EDGE < r.sim_time < 2 * HOUR - EDGE]
+    away = [r for r in outside if not HOUR - EDGE < r.sim_time < 2 * HOUR + EDGE]
+    assert inside and all(r.status == 503 for r in inside)
+    assert away and all(r.status == 200 for r in away)
     window = verdict.faults["windows"][0]
     assert window["during"]["error_rate"] > 0.99 and window["recovered"] is True
     assert verdict.faults["steady_state"]["error_rate"] == 0.0
@@ -87,8 +96,7 @@ async def test_an_abort_recovers_the_system(board: tuple[Switchboard, Target], t
     system, target = board
     run = Run(scenario(["broken@hour1"], hours=20), target, home=tmp_path)
     task = asyncio.get_running_loop().create_task(run.execute())
-    while not system.broken:
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: system.broken, 60, "the fault started")  # 20 s of load: it stays on
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -144,10 +152,10 @@ async def test_proxy_faults_in_a_run(tmp_path: Path, board: tuple[Switchboard, T
     got = results(tmp_path, run.run_id)
     in_errors = [r for r in got if r.faults == ("errors",)]
     in_latency = [r for r in got if r.faults == ("latency",)]
-    # a request sent in the fault's last instant may reach the proxy just after it: a minute's margin
-    assert in_errors and all(r.status == 502 for r in in_errors if r.sim_time < 2 * HOUR - 60)
-    assert in_latency and min(r.latency_ms for r in in_latency if r.sim_time < 4 * HOUR - 60) >= 300
-    assert all(r.status == 200 for r in got if not r.faults and not HOUR - 60 < r.sim_time < HOUR + 60)
+    # a request sent in the fault's last instant may reach the proxy just after it: EDGE's margin
+    assert in_errors and all(r.status == 502 for r in in_errors if r.sim_time < 2 * HOUR - EDGE)
+    assert in_latency and min(r.latency_ms for r in in_latency if r.sim_time < 4 * HOUR - EDGE) >= 300
+    assert all(r.status == 200 for r in got if not r.faults and not HOUR - EDGE < r.sim_time < HOUR + EDGE)
     kinds = {e.fault: e.kind for e in read_events(tmp_path, run.run_id) if type(e) is FaultStarted}
     assert kinds == {faults[0]: "proxy", faults[1]: "proxy"}
     fold = RunFold().apply_all(read_events(tmp_path, run.run_id))
@@ -176,10 +184,7 @@ async def test_a_failed_recovery_is_tried_again_by_the_guard(tmp_path: Path) -> 
     try:
         run = Run(scenario(["broken@hour1+1h"]), Target("s", url, faults={"broken": BROKEN}), home=tmp_path)
         verdict = await run.execute()
-        for _ in range(100):  # the guard process retries when the run ends
-            if not system.broken:
-                break
-            await asyncio.sleep(0.1)
+        await wait_until(lambda: not system.broken, 60, "the guard's second recovery")  # it retries when the run ends
     finally:
         await runner.cleanup()
     window = verdict.faults["windows"][0]
@@ -194,5 +199,6 @@ async def test_results_record_the_faults_on_when_they_were_sent(board: tuple[Swi
     run = Run(hang, target, home=tmp_path)
     await run.execute()
     timed_out = [r for r in results(tmp_path, run.run_id) if r.error == "timeout"]
-    assert timed_out and all(r.faults == ("timeout",) for r in timed_out)
-    assert all(HOUR <= r.sim_time < 2 * HOUR for r in timed_out)
+    # one sent just before the toxic went on may reach the proxy after it: EDGE's margin
+    assert timed_out and all(r.faults == ("timeout",) for r in timed_out if r.sim_time > HOUR + EDGE)
+    assert all(HOUR - EDGE < r.sim_time < 2 * HOUR + EDGE for r in timed_out)
