@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from loopback import serve
+from loopback import serve, wait_until
 
 from esr.api.auth import Tokens
 from esr.api.server import make_app
@@ -42,14 +42,6 @@ async def claims() -> AsyncIterator[tuple[ClaimsService, str]]:
 def db_down(service: ClaimsService, run_id: str) -> bool:
     office = service.offices.get(run_id)
     return office is not None and "db_down" in office.faults
-
-
-async def until(check: Any, limit_s: float = 30.0) -> None:
-    for _ in range(int(limit_s * 20)):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {limit_s} s: {check}")
 
 
 def refused(url: str) -> bool:
@@ -80,12 +72,12 @@ async def test_ctrl_c_restores_the_target(claims: tuple[ClaimsService, str], tmp
     service, url = claims
     run_id = f"20260101-000000-ctrlc{presses}"
     proc = await esr_run(tmp_path, url, run_id)
-    await until(lambda: db_down(service, run_id))
+    await wait_until(lambda: db_down(service, run_id), 60, "db_down on")
     for press in range(presses):
         if press:
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # impatient on purpose: the second press lands during the cleanup
         proc.send_signal(signal.SIGINT)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 3, err.decode()
     assert not db_down(service, run_id), "Ctrl-C must run db_down's recovery"
     verdict = json.loads(out)
@@ -99,10 +91,10 @@ async def test_kill_9_leaves_the_guard_to_restore_the_target(claims: tuple[Claim
     service, url = claims
     run_id = "20260101-000000-kill91"
     proc = await esr_run(tmp_path, url, run_id)
-    await until(lambda: db_down(service, run_id))
+    await wait_until(lambda: db_down(service, run_id), 60, "db_down on")
     proc.kill()  # SIGKILL: the run cannot recover anything itself
     await proc.wait()
-    await until(lambda: not db_down(service, run_id), 20)  # the fault guard did
+    await wait_until(lambda: not db_down(service, run_id), 60, "db_down recovered")  # the fault guard did
 
 
 async def test_an_abort_through_the_server_restores_the_target(claims: tuple[ClaimsService, str],
@@ -117,24 +109,30 @@ async def test_an_abort_through_the_server_restores_the_target(claims: tuple[Cla
             async with session.post(f"{server}/run", json=DAY | {"target": "prod-like-staging.dol.gov"}) as r:
                 assert r.status == 202
                 run_id = (await r.json())["run_id"]
-            await until(lambda: db_down(service, run_id))
-            async with session.get(f"{server}/run/{run_id}/summary") as r:
-                progress = (await r.json())["progress"]
-            assert progress["active_faults"] == ["db_down", "latency"]
+            await wait_until(lambda: db_down(service, run_id), 60, "db_down on")
+
+            async def summary() -> dict[str, Any]:
+                async with session.get(f"{server}/run/{run_id}/summary") as r:
+                    return await r.json()
+
+            async def both_on() -> dict[str, Any] | None:  # db_down counts once its start action answered
+                progress = (await summary()).get("progress", {})
+                return progress if progress.get("active_faults") == ["db_down", "latency"] else None
+
+            async def aborted() -> dict[str, Any] | None:  # ABORTED shows a moment before the verdict does
+                ended = await summary()
+                return ended if ended["state"] == "ABORTED" and ended["verdict"] else None
+
+            progress = await wait_until(both_on, 60, "both faults active")
             proxy = progress["fault_proxy"]
             assert proxy.startswith("http://127.0.0.1:") and not refused(proxy)
             async with session.post(f"{server}/run/{run_id}/abort") as r:
                 assert r.status in (200, 202)
-            for _ in range(200):
-                async with session.get(f"{server}/run/{run_id}/summary") as r:
-                    summary = await r.json()
-                if summary["state"] == "ABORTED":
-                    break
-                await asyncio.sleep(0.05)
-        assert summary["state"] == "ABORTED"
+            ended = await wait_until(aborted, 60, "the run aborted, with its verdict")
+        assert ended["state"] == "ABORTED"
         assert not db_down(service, run_id), "an abort must run db_down's recovery"
         assert refused(proxy), "the fault proxy must be gone"
-        assert {w["fault"]: w["ended"] for w in summary["faults"]["windows"]} == {
+        assert {w["fault"]: w["ended"] for w in ended["faults"]["windows"]} == {
             "db_down@hour1": "aborted", "latency(50ms)@hour1": "aborted"}
     finally:
         await runner.cleanup()
