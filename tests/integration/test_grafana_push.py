@@ -22,6 +22,7 @@ from esr.engine.runner import Run
 from esr.runlog import read_events, run_log_path
 from esr.scenario import Scenario
 from esr.targets import TargetRegistry
+from loopback import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -123,7 +124,7 @@ async def esr(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "esr.cli", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env=os.environ | (env or {}))
-    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    _, err = await asyncio.wait_for(proc.communicate(), 120)
     return proc.returncode or 0, err.decode()
 
 
@@ -135,11 +136,8 @@ async def finished_run(demo_target: Any, esr_home: Path) -> RunFold:
                         assertions=["error_rate < 0.9"], failure_injection=[FAULT])
     run = Run(scenario, TargetRegistry().resolve(url), home=esr_home)
     task = asyncio.get_running_loop().create_task(run.execute())
-    for _ in range(500):  # bounded: until the run plays
-        if run.status.value == "RUNNING":
-            break
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.5)
+    # the decision is made while the load plays (3 s), after the first results: 0 < its sim time < 3 h
+    await wait_until(lambda: run.status.value == "RUNNING" and run.live.requests > 0, 60, "the run playing")
     await run.record_decision("page on-call", "Jane")
     verdict = await task
     assert verdict.status == "PASS", verdict.reason

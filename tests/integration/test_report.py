@@ -17,6 +17,7 @@ import pytest
 from esr.engine.runner import Run
 from esr.scenario import Scenario
 from esr.targets import TargetRegistry
+from loopback import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,7 @@ async def esr(*args: str, home: Path) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "esr.cli", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env=os.environ | {"ESR_HOME": str(home)})
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
     return proc.returncode or 0, out.decode(), err.decode()
 
 
@@ -37,9 +38,9 @@ async def finished_run(demo_target: Any, home: Path) -> Run:
                         assertions=["error_rate < 0.5"], failure_injection=["latency(40ms)@hour1+1h"])
     run = Run(scenario, TargetRegistry().resolve(url), home=home)
     task = asyncio.get_running_loop().create_task(run.execute())
-    while run.status.value != "RUNNING":
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(1.5)
+    # a decision while it plays (3 s of load), once it has results
+    await wait_until(lambda: run.status.value in ("RUNNING", "DRAINING") and run.live.requests > 0, 60,
+                     "the run playing")
     await run.record_decision("paged on-call", "Ana")
     await task
     return run
