@@ -89,6 +89,15 @@ class _Active:
     began: bool = False  # its task has started (a task cancelled before that never announced it)
     timer: asyncio.TimerHandle | None = None
     task: asyncio.Task | None = None
+    # A declarative journey's place on its own schedule: the simulated time of the request it
+    # is sending or of the wait it is in. Nothing is observed before it, so deadlines earlier
+    # than it are missed and later ones are not yet decided, however far a busy machine lets
+    # the journey fall behind the clock. None for Python journeys, which read the clock.
+    position: float | None = None
+
+    def observed_by(self, now_sim: float) -> float:
+        """The simulated time up to which the journey's deadlines can be decided at `now_sim`."""
+        return now_sim if self.position is None else min(now_sim, self.position)
 
     @property
     def settled(self) -> bool:
@@ -233,8 +242,12 @@ class Run:
             active.timer = self._loop.call_at(at, self._expire, active)
 
     def _expire(self, active: _Active) -> None:
+        """A deadline's time came: missed unless the journey, behind its schedule, may still
+        observe the step in time (then it decides when it moves on)."""
         active.timer = None
-        self._emit_decisions(active, active.book.expire(self._sim_now()))
+        decisions = active.book.expire(active.observed_by(self._sim_now()))
+        if decisions:
+            self._emit_decisions(active, decisions)
 
     # -- the run --------------------------------------------------------------------------
     async def execute(self, progress: Callable[[Run], None] | None = None) -> Verdict:
@@ -482,11 +495,11 @@ class Run:
         else:
             name, _, journey = self._journeys[0]
         if name in self._single:
-            active = _Active(arrival.index, name, 0, _NO_DEADLINES)
+            active = _Active(arrival.index, name, 0, _NO_DEADLINES, position=arrival.sim)
         else:
             is_spec = isinstance(journey, JourneySpec)
             active = _Active(arrival.index, name, len(journey.sla) if is_spec else -1,
-                             SlaBook(journey.sla if is_spec else ()))
+                             SlaBook(journey.sla if is_spec else ()), position=arrival.sim if is_spec else None)
         self._active[arrival.index] = active
         active.task = self._loop.create_task(self._journey(arrival, journey, active, rng))
 
@@ -535,7 +548,7 @@ class Run:
             now_sim = self._sim_now()
             if active.book.open_count:
                 if outcome.kind == "cut":  # passed deadlines are missed; later ones stay undecided
-                    self._emit_decisions(active, active.book.expire(now_sim))
+                    self._emit_decisions(active, active.book.expire(active.observed_by(now_sim)))
                     self.counts.sla_undecided += active.book.open_count
                 else:
                     self._emit_decisions(active, active.book.fail_all(now_sim))
@@ -559,12 +572,18 @@ class Run:
             while True:
                 kind = type(action)
                 if kind is Send:
-                    if action.intended_sim is not None:
+                    if action.intended_sim is not None:  # a poll due at its time
+                        active.position = action.intended_sim
                         next_intended = self._loop_at_sim(action.intended_sim)
-                    reply = await self.send(action.request, next_intended, arrival.index, active.journey)
+                    # else the next request right after a reply: due now, at the journey's place in
+                    # simulated time (the target sees the same X-ESR-Sim-Time on any machine)
+                    reply = await self.send(action.request, next_intended, arrival.index, active.journey,
+                                            sim=active.position)
                     next_intended = None
                     action = steps.send(reply)
                 elif kind is WaitUntil:
+                    active.position = action.sim
+                    self._emit_decisions(active, active.book.expire(active.observed_by(self._sim_now())))
                     await self._sleep_until(self._loop_at_sim(action.sim))
                     action = steps.send(action.sim)
                 elif kind is StepDone:
@@ -587,7 +606,8 @@ class Run:
     async def send(self, request: PreparedRequest, intended: float | None, user: int, journey: str,
                    sim: float | None = None) -> Reply:
         """Send one request; latency counts from `intended` (monotonic time), None meaning now.
-        `sim` is its simulated time when known exactly (a replayed request's logged time)."""
+        `sim` is its simulated time when known exactly (a replayed request's logged time, a journey's
+        place on its schedule)."""
         sent = _now()
         if intended is None:
             intended = sent
@@ -643,8 +663,14 @@ class Run:
             if all(a.settled for a in self._active.values()):
                 break
             latest = max((a.book.latest_deadline for a in self._active.values() if a.book.open_count), default=0.0)
-            if _now() >= self._loop_at_sim(max(static_end, latest)) + 0.05:  # deadline timers have fired
-                break
+            end_sim = max(static_end, latest)
+            end = self._loop_at_sim(end_sim)
+            if _now() >= end + 0.05:  # deadline timers have fired
+                # journeys a busy machine left behind their schedule still get to their end
+                behind = any(not a.settled and a.position is not None and a.position <= end_sim
+                             for a in self._active.values())
+                if not behind or _now() >= end + max(self.clock.load_end_real, CATCH_UP_MIN_S):
+                    break
             await asyncio.sleep(0.02)
         self._stopping = True  # no journey starts another request from here
         self.counts.arrivals_not_started = len(self._backlog)

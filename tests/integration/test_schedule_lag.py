@@ -1,0 +1,53 @@
+"""A journey that falls behind its schedule (a slow target, a busy machine) is judged on its
+schedule: each request carries the simulated time it was due at, and a deadline is decided
+on the simulated time of the poll that observed the step, never on how late the machine was."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from esr.engine.runner import Run
+from esr.scenario import Scenario
+from esr.targets import TargetRegistry
+
+pytestmark = pytest.mark.integration
+
+
+def claims(warp: float) -> Scenario:
+    """Claims filed over 10 simulated hours, each polled hourly until paid (the demo target pays
+    12 to 60 simulated hours after filing); the deadline is 48 h."""
+    return Scenario.from_dict({
+        "name": "lagging_polls", "duration_hours": 10, "time_warp": warp, "seed": 8, "load_profile": [[0, 40]],
+        "journeys": [{"name": "claim", "steps": [
+            {"name": "file", "request": {"method": "POST", "path": "/claims", "json": {"n": 1}},
+             "expect": {"status": [201]}, "extract": {"claim_id": "$.id"}},
+            {"name": "paid", "request": {"path": "/claims/{{ vars.claim_id }}"},
+             "poll": {"every": "1h", "until": "$.status == 'paid'", "give_up_after": "72h"}}],
+            "sla": [{"from": "file", "to": "paid", "within": "48h"}]}],
+        "assertions": ["sla_48h_success_rate > 0.5"],
+    })
+
+
+async def test_polls_slower_than_their_interval_are_judged_on_their_schedule(demo_target: Any) -> None:
+    # at warp 36000 a simulated hour is 0.1 s, and every answer takes 0.2 s: each poll is due
+    # before the last one came back, so by hour 48 the journeys are far behind the clock
+    url, target = await demo_target(latency_ms=200)
+    run = Run(claims(36000), TargetRegistry().resolve(url))
+    verdict = await run.execute()
+
+    filed = list(target.claims.values())
+    assert len(filed) == verdict.completeness["arrivals_planned"] > 10
+    # the poll k hours after filing is the first to see 'paid' when k >= the claim's hours
+    on_time = sum(1 for _, hours in filed if math.ceil(hours) <= 48)
+    assert 0 < on_time < len(filed)
+    s = verdict.summary
+    assert (s["sla_48h_met"], s["sla_48h_missed"]) == (on_time, len(filed) - on_time)
+    # a journey whose deadline is decided may be cut at the drain's end; none is cut before
+    assert s["journeys_completed"] >= on_time and s["journeys_completed"] + s["journeys_cut"] == len(filed)
+    assert verdict.completeness["complete"] is True and verdict.completeness["sla_undecided"] == 0
+    # each claim's polls were sent for their due hours: one filing, then polls at 0, 1, ... ceil(hours)
+    polls = [2 + math.ceil(hours) for _, hours in filed]
+    assert sum(n for n, (_, hours) in zip(polls, filed) if math.ceil(hours) <= 48) < target.requests <= sum(polls)
