@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
@@ -14,7 +13,8 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from test_server import ADMIN, SMALL, call, server, wait_until_ended  # noqa: F401 - server is a fixture
+from loopback import wait_until
+from test_server import ADMIN, SMALL, call, server, wait_until_ended, wait_until_playing  # noqa: F401 - server is a fixture
 
 pytestmark = pytest.mark.integration
 
@@ -71,17 +71,21 @@ async def prometheus(prometheus_binary: str, tmp_path: Path) -> AsyncIterator[Ca
                 stdout=out, stderr=out, stdin=subprocess.DEVNULL)
         procs.append((proc, log))
         api = f"http://{listen}"
-        for _ in range(300):  # ready within 30 s
+
+        async def ready() -> bool:
             if proc.poll() is not None:
                 raise AssertionError(f"prometheus exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
             try:
                 async with aiohttp.ClientSession() as session, session.get(f"{api}/-/ready") as response:
-                    if response.status == 200:
-                        return api
+                    return response.status == 200
             except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"prometheus not ready within 30 s:\n{log.read_text()[-3000:]}")
+                return False
+
+        try:
+            await wait_until(ready, 120, "prometheus ready")
+        except AssertionError as late:
+            raise AssertionError(f"{late}; its log:\n{log.read_text()[-3000:]}") from None
+        return api
 
     yield start
     for proc, _ in procs:
@@ -101,14 +105,13 @@ async def query(api: str, promql: str) -> list[dict[str, Any]]:
     return body["data"]["result"]
 
 
-async def wait_for_series(api: str, promql: str, *, limit_s: float = 30.0, count: int = 1) -> list[dict[str, Any]]:
+async def wait_for_series(api: str, promql: str, *, limit_s: float = 60.0, count: int = 1) -> list[dict[str, Any]]:
     """Poll (bounded) until the query returns at least `count` series."""
-    for _ in range(int(limit_s * 5)):
-        found = await query(api, promql)
-        if len(found) >= count:
-            return found
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"Prometheus had no {promql} within {limit_s} s")
+    async def found() -> list[dict[str, Any]] | None:
+        series = await query(api, promql)
+        return series if len(series) >= count else None
+
+    return await wait_until(found, limit_s, f"Prometheus has {promql}")
 
 
 def by_name(series: list[dict[str, Any]]) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -138,7 +141,7 @@ async def test_prometheus_scrapes_a_finished_run_exactly(server: Any, demo_targe
     status, launched = await call("POST", f"{url}/run", ADMIN, SLA_RUN | {"target": target_url})
     assert status == 202
     run_id = launched["run_id"]
-    summary = await wait_until_ended(url, run_id, 60)
+    summary = await wait_until_ended(url, run_id)
     figures = summary["summary"]
     assert summary["state"] == "FINISHED" and figures["requests"] > 0
     assert figures["errors"] > 0 and figures["sla_48h_met"] > 0 and figures["sla_48h_missed"] > 0
@@ -179,16 +182,18 @@ async def test_prometheus_scrapes_a_finished_run_exactly(server: Any, demo_targe
 async def test_prometheus_follows_a_live_run(server: Any, demo_target: Any, prometheus: Any) -> None:
     target_url, _ = await demo_target()
     url, _ = await server()
-    long = SMALL | {"name": "prom", "duration_hours": 10, "time_warp": 1800, "target": target_url}
+    # 200 s of load, aborted below: it plays on whatever the test takes
+    long = SMALL | {"name": "prom", "duration_hours": 100, "time_warp": 1800, "target": target_url}
     _, launched = await call("POST", f"{url}/run", ADMIN, long)
     run_id = launched["run_id"]
+    await wait_until_playing(url, run_id)  # so every scrape sees it past simulated time 0
     api = await prometheus(url.removeprefix("http://"))
-    played = await wait_for_series(api, f'esr_sim_time_seconds{{run_id="{run_id}"}}[30s]')
-    for _ in range(100):  # bounded: until three scrapes of the playing run are stored
-        if len(played[0]["values"]) >= 3:
-            break
-        await asyncio.sleep(0.2)
-        played = await query(api, f'esr_sim_time_seconds{{run_id="{run_id}"}}[30s]')
+
+    async def three_scrapes() -> list[dict[str, Any]] | None:  # of the playing run, stored
+        series = await query(api, f'esr_sim_time_seconds{{run_id="{run_id}"}}[30s]')
+        return series if series and len(series[0]["values"]) >= 3 else None
+
+    played = await wait_until(three_scrapes, 60, "three scrapes of the playing run")
     sim = [float(v) for _, v in played[0]["values"]]
     assert len(sim) >= 3 and sim == sorted(sim) and sim[-1] > sim[0] > 0
     requests = await query(api, f'sum(esr_requests_total{{run_id="{run_id}"}})')
