@@ -4,7 +4,6 @@ a live sandbox run with a fault drawn as it plays."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -15,7 +14,7 @@ import aiohttp
 import orjson
 import pytest
 
-from loopback import serve
+from loopback import serve, wait_until
 
 from esr.api.auth import Tokens
 from esr.api.server import make_app
@@ -75,14 +74,14 @@ async def links(url: str, run_id: str) -> dict[str, str]:
     return {role: link.split("token=")[1] for role, link in orjson.loads(body).items() if role != "expires_in_s"}
 
 
-async def ended(url: str, run_id: str, limit_s: float = 90) -> dict[str, Any]:
-    for _ in range(int(limit_s * 10)):
-        status, body = await call("GET", f"{url}/run/{run_id}/summary", ADMIN)
+async def ended(url: str, run_id: str, limit_s: float = 120) -> dict[str, Any]:
+    """The summary once the run ended and its verdict is in."""
+    async def summary_if_ended() -> dict[str, Any] | None:
+        _, body = await call("GET", f"{url}/run/{run_id}/summary", ADMIN)
         summary = orjson.loads(body)
-        if summary["state"] in ("FINISHED", "ABORTED"):
-            return summary
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"run {run_id} did not end")
+        return summary if summary["state"] in ("FINISHED", "ABORTED") and summary["verdict"] else None
+
+    return await wait_until(summary_if_ended, limit_s, f"run {run_id} ended")
 
 
 SHORT = DAY | {"duration_hours": 2, "time_warp": 3600, "failure_injection": [], "assertions": ["error_rate < 0.5"]}
@@ -162,10 +161,10 @@ async def test_a_live_run_in_the_browser(sandbox: Any) -> None:
     from playwright.async_api import async_playwright
 
     url = await sandbox()
-    run_id = await launch(url, DAY)
-    token = (await links(url, run_id))["observer"]
     errors: list[str] = []
     async with async_playwright() as p:
+        # the browser starts before the run: its start-up (seconds on a busy machine) must not eat
+        # into the 16 s the page has to follow the run
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         try:
@@ -173,6 +172,8 @@ async def test_a_live_run_in_the_browser(sandbox: Any) -> None:
             page.on("pageerror", lambda e: errors.append(str(e)))
             requests: list[str] = []
             page.on("request", lambda r: requests.append(r.url))
+            run_id = await launch(url, DAY)
+            token = (await links(url, run_id))["observer"]
             await page.goto(f"{url}/dashboard/{run_id}?token={token}")
             await page.wait_for_selector("#chart-rate canvas")
             points = []
@@ -210,10 +211,7 @@ async def test_trainee_decisions_are_applied_and_drawn(sandbox: Any, esr_home: P
     run_id = await launch(url, DAY | {"failure_injection": [], "assertions": []})
     tokens = await links(url, run_id)
     decide = f"{url}/run/{run_id}/decisions"
-    for _ in range(100):  # the office exists once the first claim is filed
-        if run_id in sandbox.service.offices:
-            break
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: run_id in sandbox.service.offices, 60, "the office (it opens with the first claim)")
     office = sandbox.service.offices[run_id]
     before = office.config.caseworkers
     status, body = await call("POST", f"{decide}?token={tokens['trainee']}", None,
@@ -247,13 +245,14 @@ async def test_a_trainee_records_a_decision_from_the_page(sandbox: Any) -> None:
     from playwright.async_api import async_playwright
 
     url = await sandbox()
-    run_id = await launch(url, DAY | {"failure_injection": [], "assertions": []})
-    tokens = await links(url, run_id)
     async with async_playwright() as p:
+        # the browser starts before the run: decisions are taken only while it plays (16 s)
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         try:
             page = await browser.new_page()
+            run_id = await launch(url, DAY | {"failure_injection": [], "assertions": []})
+            tokens = await links(url, run_id)
             await page.goto(f"{url}/dashboard/{run_id}?token={tokens['trainee']}")
             await page.fill("#esr-author", "Sam")
             await page.fill("#esr-decision", "page on-call")
