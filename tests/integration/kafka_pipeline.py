@@ -82,15 +82,6 @@ class RunProcess:
             await asyncio.sleep(0.05)
 
 
-async def until(holds: Any, what: str, timeout: float = 120.0) -> None:
-    """Wait until `holds()` is true, polling; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not holds():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.05)
-
-
 def progress_requests(line: str) -> int | None:
     """The request count of one of `esr run --kafka`'s progress lines (None for other lines)."""
     found = re.match(r"esr: sim +[\d.]+ h +([\d,]+) requests", line)

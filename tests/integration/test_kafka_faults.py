@@ -5,13 +5,13 @@ still restore the target."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from kafka_pipeline import Pipeline, RunProcess, until
+from kafka_pipeline import Pipeline, RunProcess
+from loopback import wait_until
 from switchboard import Switchboard, serve
 from test_kafka_runtime import run_topic
 
@@ -71,7 +71,7 @@ async def test_an_aborted_kafka_run_recovers_the_target(pipeline: Pipeline, boar
     await pipeline.start_all(bots=1)
 
     async def interrupt(run: RunProcess) -> None:
-        await until(lambda: system.broken, "the fault started")
+        await wait_until(lambda: system.broken, 120, "the fault started")
         run.send_signal(signal.SIGINT)
 
     code, verdict, err = await pipeline.run(work(30, ["broken@hour1"], []), url, during=interrupt,
@@ -79,7 +79,7 @@ async def test_an_aborted_kafka_run_recovers_the_target(pipeline: Pipeline, boar
 
     assert code == 3, err
     assert verdict["verdict"] == "ABORTED"
-    await until(lambda: not system.broken, "the clock heard of the abort and ran the recovery")
+    await wait_until(lambda: not system.broken, 120, "the clock heard of the abort and ran the recovery")
     assert not system.broken and [kind for kind, _ in system.calls] == ["start", "recover"]
     ended = [e for e in run_topic(pipeline.settings, verdict["run_id"], "faults") if isinstance(e, FaultEnded)]
     assert [(e.fault, e.reason, e.ok) for e in ended] == [("broken@hour1", "aborted", True)]
@@ -93,9 +93,9 @@ async def test_a_killed_clock_worker_leaves_its_guard_to_recover(pipeline: Pipel
     assert clock not in workers
 
     async def kill_clock(run: RunProcess) -> None:
-        await until(lambda: system.broken, "the fault started")
+        await wait_until(lambda: system.broken, 120, "the fault started")
         clock.kill()  # kill -9: the clock cannot recover anything itself
-        await until(lambda: not system.broken, "the killed clock's guard recovered the target")
+        await wait_until(lambda: not system.broken, 120, "the killed clock's guard recovered the target")
         run.send_signal(signal.SIGINT)
 
     code, verdict, err = await pipeline.run(work(30, ["broken@hour1"], []), url, during=kill_clock)

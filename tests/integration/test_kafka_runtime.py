@@ -7,13 +7,13 @@ import asyncio
 import json
 import signal
 import socket
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import TopicPartition
-from kafka_pipeline import Pipeline, RunProcess, progress_requests, progress_sim_hours, until
+from kafka_pipeline import Pipeline, RunProcess, progress_requests, progress_sim_hours
+from loopback import wait_until
 
 from esr.bus.kafka import KafkaSettings, decode_event, ensure_topics, make_consumer
 from esr.events import RunAborted, RunStarted, ShardReport
@@ -107,7 +107,7 @@ async def test_a_bot_worker_killed_mid_run_loses_nothing_and_counts_nothing_twic
 
     async def kill_one(_: RunProcess) -> None:  # a quarter of the way into the run
         await bots[0].wait_for("owns partitions")
-        await until(lambda: target.requests >= 160, "a quarter of the requests sent")
+        await wait_until(lambda: target.requests >= 160, 120, "a quarter of the requests sent")
         bots[0].kill()
 
     code, verdict, err = await pipeline.run(single_request(rate=40, real_seconds=16), url, during=kill_one)
@@ -203,7 +203,7 @@ async def test_the_broker_stopped_and_restarted_mid_run_never_gives_a_silent_pas
         await pipe.start_all(bots=1)
 
         async def outage(_: RunProcess) -> None:  # a quarter of the way into the run (600 planned)
-            await until(lambda: target.requests >= 150, "a quarter of the requests sent")
+            await wait_until(lambda: target.requests >= 150, 120, "a quarter of the requests sent")
             await kafka_sh("stop", str(data))
             await asyncio.sleep(2)  # the outage's length, not a wait for anything
             await kafka_sh("start", str(data), str(port))
@@ -288,13 +288,11 @@ async def test_ctrl_c_while_playing_aborts_a_kafka_run_and_every_shard_stops(pip
     assert aborted_on_the_runs_topic(pipeline.settings, verdict["run_id"]) == ["interrupted (Ctrl-C)"]
     sent_at_abort = target.requests
     assert 0 < sent_at_abort < verdict["completeness"]["arrivals_planned"]
-    deadline = time.monotonic() + 60  # the bots hear of it from the clock's aborted ticks and close their shards
-    finals: set[int] = set()
-    while len(finals) < pipeline.settings.partitions and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
-        finals = {e.shard for e in run_topic(pipeline.settings, verdict["run_id"])
-                  if isinstance(e, ShardReport) and e.final}
-    assert finals == set(range(pipeline.settings.partitions))
+    def closed_shards() -> set[int]:
+        return {e.shard for e in run_topic(pipeline.settings, verdict["run_id"]) if isinstance(e, ShardReport) and e.final}
+
+    # the bots hear of it from the clock's aborted ticks and close their shards
+    await wait_until(lambda: closed_shards() == set(range(pipeline.settings.partitions)), 120, "every shard closed")
     # every shard is closed, so nothing more goes out; a short look to catch one that would
     closed_at = target.requests
     await asyncio.sleep(1)
