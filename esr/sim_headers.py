@@ -3,18 +3,23 @@
     X-ESR-Sim: true              the request is simulated traffic
     X-ESR-Run-Id: <run id>       which run sent it
     X-ESR-Sim-Time: <ISO 8601>   the simulated time the request was sent for
+    X-ESR-Time-Warp: <number>    the run's time_warp: simulated seconds per real second while
+                                 the load plays (a system that models its own capacity in
+                                 simulated time can scale it, as the sandbox's claims office does)
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime, timezone
 
-__all__ = ["RUN_ID", "SIM", "SIM_TIME", "sim_time"]
+__all__ = ["RUN_ID", "SIM", "SIM_TIME", "TIME_WARP", "sim_time", "time_warp"]
 
 SIM = "X-ESR-Sim"
 RUN_ID = "X-ESR-Run-Id"
 SIM_TIME = "X-ESR-Sim-Time"
+TIME_WARP = "X-ESR-Time-Warp"
 
 
 def sim_time(headers: Mapping[str, str]) -> datetime:
@@ -26,3 +31,12 @@ def sim_time(headers: Mapping[str, str]) -> datetime:
     except ValueError:
         now = datetime.now(timezone.utc)
     return now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+
+
+def time_warp(headers: Mapping[str, str]) -> float | None:
+    """The run's time warp a request carries; None when it carries none (or nonsense)."""
+    try:
+        warp = float(headers.get(TIME_WARP, ""))
+    except ValueError:
+        return None
+    return warp if math.isfinite(warp) and warp > 0 else None

@@ -37,7 +37,7 @@ from ..journey_spec import JourneySpec
 from ..plan import drain_bound_sim, scenario_journeys
 from ..runlog import RunLog, esr_home, new_run_id
 from ..scenario import Scenario
-from ..sim_headers import RUN_ID, SIM, SIM_TIME
+from ..sim_headers import RUN_ID, SIM, SIM_TIME, TIME_WARP
 from ..targets import Target
 from ..userdata import generate_user_data
 from ..verdict import Verdict, judge
@@ -613,7 +613,8 @@ class Run:
             intended = sent
         if sim is None:
             sim = self.clock.sim_at(intended - self._t0)
-        headers = {RUN_ID: self.run_id, SIM: "true", SIM_TIME: self._sim_iso(sim)}
+        headers = {RUN_ID: self.run_id, SIM: "true", SIM_TIME: self._sim_iso(sim),
+                   TIME_WARP: f"{self.clock.time_warp:g}"}
         faults = self.active_faults  # those on when it was sent
         if self._stopping:  # the drain ended: this journey is being cut
             raise asyncio.CancelledError

@@ -24,7 +24,7 @@ from ..events import RequestResult, RunAborted, RunFinished, RunStarted, Verdict
 from ..journey import PreparedRequest
 from ..runlog import RunLog, esr_home, new_run_id
 from ..scenario import Scenario
-from ..sim_headers import RUN_ID, SIM, SIM_TIME
+from ..sim_headers import RUN_ID, SIM, SIM_TIME, TIME_WARP
 from ..sketch import LatencySketch
 from ..targets import Target
 from ..verdict import Verdict, judge
@@ -202,7 +202,8 @@ class ReplayRun:
                     sim: float) -> None:
         label = endpoint_label(record.method, record.target)
         headers = {RUN_ID: self.run_id, SIM: "true",
-                   SIM_TIME: datetime.fromtimestamp(record.time, timezone.utc).isoformat(timespec="milliseconds")}
+                   SIM_TIME: datetime.fromtimestamp(record.time, timezone.utc).isoformat(timespec="milliseconds"),
+                   TIME_WARP: f"{self.plan.warp:g}"}
         extra = sendable_headers(record.headers)
         request = PreparedRequest(record.method, record.target, label, "replay", headers=extra, body=record.body)
         sent = _now()

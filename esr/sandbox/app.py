@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ..sim_headers import RUN_ID, sim_time
+from ..sim_headers import RUN_ID, sim_time, time_warp
 from .claims import (OFFICE_ACTIONS, OFFICE_FAULTS, BadFaultParameter, ClaimsDatabaseDown, ClaimsOffice, FaultActive,
                      FaultError, IntakePaused, OfficeConfig, UnknownFault, known_fault)
 
@@ -60,10 +60,14 @@ class ClaimsService:
         self.base_records = base_wage_records()
         self.offices: dict[str, ClaimsOffice] = {}
 
-    def office(self, run_id: str) -> ClaimsOffice:
+    def office(self, run_id: str, warp: float | None = None) -> ClaimsOffice:
+        """The run's office, made at its first request: its data fork (its own copy of the wage
+        records), working at the run's warp when the request carries it."""
         office = self.offices.get(run_id)
-        if office is None:  # the run's data fork: its own copy of the wage records
-            office = self.offices[run_id] = ClaimsOffice(self.config, dict(self.base_records))
+        if office is None:
+            office = self.offices[run_id] = ClaimsOffice(self.config, dict(self.base_records), warp=warp)
+        elif office.warp is None and warp is not None and not office.claims:
+            office.warp = warp  # made by a fault call (which carries no warp) before the first claim
         return office
 
     def purge(self, run_id: str) -> bool:
@@ -80,7 +84,7 @@ class ClaimsService:
             ssn = str(body["ssn"])
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return self._reply({"error": "send JSON with an \"ssn\""}, self.costs.lookup, 400)
-        office = self.office(request.headers.get(RUN_ID, NO_RUN))
+        office = self.office(request.headers.get(RUN_ID, NO_RUN), time_warp(request.headers))
         if ssn not in office.wage_records:
             office.wage_records[ssn] = reported_wages(ssn)
         try:
@@ -92,7 +96,7 @@ class ClaimsService:
                            self.costs.filing, 202 if status == "queued" else 201)
 
     async def get_claim(self, request: web.Request) -> web.Response:
-        office = self.office(request.headers.get(RUN_ID, NO_RUN))
+        office = self.office(request.headers.get(RUN_ID, NO_RUN), time_warp(request.headers))
         try:
             claim = office.claims[int(request.match_info["claim_id"])]
         except (KeyError, ValueError):
@@ -104,7 +108,7 @@ class ClaimsService:
                             "amount": claim.amount}, self.costs.lookup)
 
     async def payments(self, request: web.Request) -> web.Response:
-        office = self.office(request.headers.get(RUN_ID, NO_RUN))
+        office = self.office(request.headers.get(RUN_ID, NO_RUN), time_warp(request.headers))
         now = sim_time(request.headers)
         paid = [{"claim": c, "amount": a, "paid_at": t.isoformat()} for c, a, t in office.payments if t <= now]
         return self._reply({"payments": paid, "total": round(sum(p["amount"] for p in paid), 2)}, self.costs.lookup)

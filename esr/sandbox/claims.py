@@ -9,7 +9,9 @@ caseworker's business time. An approved claim is paid through the (fake) Treasur
 Capacity arithmetic: a business day gives `caseworkers * business_minutes / review_minutes`
 reviews. Load is journey starts per *real* second, so claims per simulated day are
 `sum(rate * hours) * 3600 / time_warp`; the backlog, and so the 48-hour SLA, depends on their
-ratio (see docs/sandbox.md).
+ratio (see docs/sandbox.md). So that the ratio, and the verdict, do not depend on the warp a
+run is played at, an office that knows its run's warp (`warp`, from the `X-ESR-Time-Warp`
+header) scales its review time by `warp / reference_warp`.
 
 Faults of its own, started and ended at a simulated time (`start_fault`, `end_fault`):
 
@@ -52,11 +54,14 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class OfficeConfig:
-    """Defaults are calibrated for the walk-through scenario (warp 1440): peak 40 journey starts/s
-    meets the 48-hour SLA, 80 does not. For warp W, keep the ratio with review_minutes = W / 10."""
+    """Defaults are calibrated for the walk-through scenario (docs/sandbox.md): with its evening
+    peak of 40 journey starts/s the 48-hour SLA is met, with 80 it is not, at any warp.
+    `review_minutes` is the review time at `reference_warp`; an office playing at warp W takes
+    `review_minutes * W / reference_warp`."""
 
     caseworkers: int = 110
-    review_minutes: float = 144.0
+    review_minutes: float = 115.0
+    reference_warp: float = 1440.0
     business_start_hour: int = 8
     business_end_hour: int = 17
     weekdays_only: bool = False
@@ -196,6 +201,13 @@ class ClaimsOffice:
     _out: int = 0  # caseworkers out
     _held: list[Claim] = field(default_factory=list)  # filed while the database was down (mode queue)
     _intake_paused: bool = False  # a trainee paused intake
+    warp: float | None = None  # the run's time warp; None: review_minutes as configured
+
+    @property
+    def review_minutes(self) -> float:
+        """One review's business minutes for this run (see OfficeConfig)."""
+        scale = 1.0 if self.warp is None else self.warp / self.config.reference_warp
+        return self.config.review_minutes * scale
 
     def file(self, ssn: str, now: datetime) -> Claim:
         """File a claim at `now`; raises ClaimsDatabaseDown while `db_down` (mode fail) is on,
@@ -230,7 +242,7 @@ class ClaimsOffice:
                 return
             self._free_at = [now] * self.config.caseworkers
         start = max(heapq.heappop(self._free_at), now)
-        end = self._add_business_minutes(start, self.config.review_minutes)
+        end = self._add_business_minutes(start, self.review_minutes)
         heapq.heappush(self._free_at, end)
         claim.started, claim.decided = start, end
         claim.paid = end + timedelta(minutes=self.config.payment_minutes)

@@ -38,12 +38,13 @@ async def claims_system() -> AsyncIterator[Any]:
         await runner.cleanup()
 
 
-def seed_like(scale: float, warp: float) -> Scenario:
+def chapter_scenario(peak: float, warp: float) -> Scenario:
+    """The chapter's walk-through scenario (shared/seed, section 3.1) at `warp`, with its evening
+    peak at `peak`; the drain plays fast (only polls are sent then)."""
     return Scenario(
-        name="DOL_48h_SLA_Stress", duration_hours=24, time_warp=warp, drain_warp=86400, seed=42,
-        load_profile=[(0, 5 * scale), (8, 20 * scale), (18, 40 * scale), (22, 10 * scale)],
-        journeys=[CLAIM_JOURNEY], window=3600,
-        assertions=["sla_48h_success_rate > 0.95", "cloud_cost / claims_processed < 0.05"])
+        name="DOL_48h_SLA_Stress", duration_hours=24, time_warp=warp, drain_warp=86400,
+        load_profile=[(0, 5), (8, 30), (18, peak)],
+        assertions=["latency_p95_ms < 2000", "sla_48h_success_rate > 0.95"])
 
 
 async def test_claims_are_paid_in_simulated_time_with_a_fork_per_run(claims_system: Any) -> None:
@@ -71,19 +72,22 @@ async def test_claims_are_paid_in_simulated_time_with_a_fork_per_run(claims_syst
 
 
 async def test_capacity_calibration_end_to_end(claims_system: Any) -> None:
-    """The seed's profile passes at peak 40 and fails at 80 on the 48-hour SLA (review time
-    scaled with the warp, see docs/sandbox.md)."""
-    warp = 2880
-    url, _ = await claims_system(OfficeConfig(review_minutes=warp / 10))
+    """The chapter's scenario against the sandbox's default office, which follows the run's warp:
+    peak 40 meets the SLA, peak 80 does not (the pure model's figures: tests/unit/test_claims_office.py)."""
+    warp = 4320  # 24 simulated hours in 20 s
+    url, service = await claims_system(OfficeConfig())
+    target = sandbox_target("prod-like-staging.dol.gov", url)
     verdicts = {}
-    for scale in (1, 2):
-        run = Run(seed_like(scale, warp), TargetRegistry().resolve(url))
+    for peak in (40, 80):
+        run = Run(chapter_scenario(peak, warp), target)
         await run.execute()
         assert run.verdict is not None
-        verdicts[scale] = run.verdict
-    assert verdicts[1].status == "PASS", verdicts[1].reason
-    assert verdicts[2].status == "FAIL"
-    assert verdicts[2].assertions[0].holds is False and verdicts[2].assertions[0].observed < 0.95
+        assert service.offices[run.run_id].warp == warp
+        verdicts[peak] = run.verdict
+    assert verdicts[40].status == "PASS", verdicts[40].reason
+    assert verdicts[40].summary["sla_48h_success_rate"] == 1.0
+    sla = next(a for a in verdicts[80].assertions if a.assertion == "sla_48h_success_rate > 0.95")
+    assert verdicts[80].status == "FAIL" and sla.holds is False and sla.observed < 0.9
 
 
 # -- the office's own faults, over HTTP ------------------------------------------------------------
