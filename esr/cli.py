@@ -162,6 +162,9 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--sut-port", type=int, default=9701, help="claims system port (default 9701)")
     sandbox.add_argument("--max-concurrent", type=int, default=1, help="runs played at once; the rest queue")
     sandbox.add_argument("--caseworkers", type=int, default=110, help="review capacity of the claims office")
+    sandbox.add_argument("--auth", action="store_true",
+                         help="ask for tokens, as `esr serve` does (on loopback the sandbox is a playground without "
+                              "them; on any other address they are always on)")
 
     grafana = sub.add_parser("grafana", help="Grafana dashboards for GET /metrics: write the files, or push them "
                                         "with annotations of the runs", epilog=_EPILOG_GRAFANA, formatter_class=raw)
@@ -392,7 +395,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
         kafka = KafkaSettings.from_env(args.kafka)
         ensure_topics(kafka)
-    app = make_app(home, registry=_registry(), tokens=tokens, max_concurrent=max(1, args.max_concurrent), kafka=kafka)
+    app = make_app(home, registry=_registry(), tokens=tokens, max_concurrent=max(1, args.max_concurrent), kafka=kafka,
+                   public_url=f"http://{args.host}:{args.port}")
     recovered = len(app[MANAGER].runs)
     runtime = f"Kafka at {kafka.bootstrap} (topics {kafka.prefix}*)" if kafka else "embedded"
     print(f"ESR server on http://{args.host}:{args.port}  (API description: /openapi.json; runtime: {runtime})\n"
@@ -445,7 +449,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     from .sandbox.serve import serve_sandbox
 
     serve_sandbox(args.host, args.port, args.sut_port, max(1, args.max_concurrent),
-                  config=OfficeConfig(caseworkers=args.caseworkers))
+                  config=OfficeConfig(caseworkers=args.caseworkers), auth=args.auth)
     return 0
 
 

@@ -5,13 +5,16 @@
     print(report(run_id, wait=True)["verdict"])
 
 `ESR_URL` selects the server (default http://localhost:9700); the token comes from
-`ESR_TOKEN` or the file the local server wrote under `ESR_HOME`. Standard library only.
+`ESR_TOKEN` or the file the local server wrote under `ESR_HOME` (the local sandbox needs
+none). `ESR_TIME_WARP` plays a scenario at another warp than it says, and `launch` prints
+that it does so. Standard library only.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +29,7 @@ __all__ = ["EsrServerError", "Scenario", "launch", "report"]
 
 DEFAULT_URL = "http://localhost:9700"
 _TERMINAL = ("FINISHED", "ABORTED")
+PROGRESS_EVERY_S = 10.0  # a progress line this often when stderr is not a terminal (each poll when it is)
 
 
 class EsrServerError(EsrError):
@@ -39,7 +43,7 @@ class EsrServerError(EsrError):
 
 
 def _call(method: str, path: str, body: dict[str, Any] | None = None, url: str | None = None) -> dict[str, Any]:
-    base = (url or os.environ.get("ESR_URL") or DEFAULT_URL).rstrip("/")
+    base = _base(url)
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     token = read_token(esr_home())
     if token:
@@ -63,17 +67,81 @@ def _call(method: str, path: str, body: dict[str, Any] | None = None, url: str |
 def launch(scenario: Scenario | dict[str, Any], target: str, *, url: str | None = None) -> str:
     """Queue a run of `scenario` against `target` (a registered name or loopback URL); its id."""
     body = scenario.to_dict() if isinstance(scenario, Scenario) else dict(scenario)
+    body |= _warp_override(body)
     return str(_call("POST", "/run", body | {"target": target}, url)["run_id"])
+
+
+def _warp_override(body: dict[str, Any]) -> dict[str, Any]:
+    """`ESR_TIME_WARP`: the warp to play at instead of the scenario's, said out loud on stderr."""
+    given = os.environ.get("ESR_TIME_WARP")
+    if not given:
+        return {}
+    try:
+        warp = float(given)
+    except ValueError:
+        raise EsrError(f"ESR_TIME_WARP={given!r} is not a number; set it to a warp such as 1440, or unset it") from None
+    if not 0 < warp < float("inf"):
+        raise EsrError(f"ESR_TIME_WARP={given!r}: a warp is a positive number, such as 1440")
+    hours = float(body.get("duration_hours") or 0)
+    minutes = hours * 60 / warp
+    print(f"playing at warp {warp:g} instead of {body.get('time_warp', 1):g} to finish {hours:g} simulated hours "
+          f"in {minutes:.3g} real minute{'' if minutes == 1 else 's'} (ESR_TIME_WARP; the scenario is unchanged)",
+          file=sys.stderr, flush=True)
+    return {"time_warp": warp}
 
 
 def report(run_id: str, wait: bool = False, *, url: str | None = None, poll_s: float = 1.0,
            timeout_s: float | None = None) -> dict[str, Any]:
-    """The run's summary (`state`, `verdict`, assertions, metrics); with `wait`, once it ended."""
+    """The run's summary (`state`, `verdict`, assertions, metrics). With `wait`, once it ended;
+    meanwhile it prints the run's dashboard URL once and a progress line as the run plays, then
+    the verdict (green or red on a terminal), all on stderr."""
     started = time.monotonic()
+    shown = ""
+    said_at = -PROGRESS_EVERY_S
     while True:
         summary = _call("GET", f"/run/{run_id}/summary", url=url)
-        if not wait or summary["state"] in _TERMINAL:
+        if not wait:
             return summary
+        if not shown:
+            shown = summary.get("dashboard_url") or f"{_base(url)}/dashboard/{run_id}"
+            _say(f"dashboard: {shown}")
+        if summary["state"] in _TERMINAL:
+            _say(_verdict_line(summary), color={"PASS": 32}.get(str(summary.get("verdict")), 31))
+            return summary
+        if time.monotonic() - said_at >= (poll_s if sys.stderr.isatty() else PROGRESS_EVERY_S):
+            said_at = time.monotonic()
+            _say(_progress_line(summary))
         if timeout_s is not None and time.monotonic() - started > timeout_s:
             raise EsrError(f"run {run_id} still {summary['state']} after {timeout_s:g} s")
         time.sleep(poll_s)
+
+
+def _base(url: str | None) -> str:
+    return (url or os.environ.get("ESR_URL") or DEFAULT_URL).rstrip("/")
+
+
+def _say(line: str, color: int | None = None) -> None:
+    if color is not None and sys.stderr.isatty():
+        line = f"\x1b[1;{color}m{line}\x1b[0m"
+    print(line, file=sys.stderr, flush=True)
+
+
+def _progress_line(summary: dict[str, Any]) -> str:
+    p = summary.get("progress") or {}
+    if not p:
+        return f"{summary['state']}"
+    parts = [str(p.get("status", summary["state"])),
+             f"sim {p.get('sim_hours', 0):.1f}/{p.get('duration_hours') or 0:g} h"]
+    if "requests" in p:
+        parts += [f"{p['requests']:,} requests", f"{p.get('errors', 0):,} errors",
+                  f"SLA met {p.get('sla_met', 0):,} missed {p.get('sla_missed', 0):,} open {p.get('sla_open', 0):,}"]
+    return "  ".join(parts)
+
+
+def _verdict_line(summary: dict[str, Any]) -> str:
+    lines = [f"VERDICT {summary.get('verdict')}  {summary.get('reason', '')}".rstrip()]
+    for a in summary.get("assertions") or []:
+        observed = a.get("observed")
+        shown = "-" if observed is None else f"{observed:.4g}"
+        lines.append(f"  {'ok  ' if a.get('holds') else 'FAIL'} {a.get('assertion')}  (observed {shown})")
+    return "\n".join(lines)

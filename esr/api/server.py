@@ -14,6 +14,7 @@ every field error) for an invalid scenario.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ..errors import ScenarioError, TargetRefused
+from ..errors import EsrError, ScenarioError, TargetRefused
 from ..scenario import Scenario
 from ..targets import TargetRegistry
 from .auth import Tokens
@@ -31,11 +32,12 @@ from .prom import add_metrics_route
 from ..bus.kafka import KafkaSettings
 from .runs import RunManager, UnknownRun
 
-__all__ = ["MANAGER", "make_app", "serve_app"]
+__all__ = ["MANAGER", "PortTaken", "dashboard_url", "is_loopback", "make_app", "serve_app"]
 
 MANAGER: web.AppKey[RunManager] = web.AppKey("manager", RunManager)
 _TOKENS: web.AppKey[Tokens] = web.AppKey("tokens", Tokens)
 _REGISTRY: web.AppKey[TargetRegistry] = web.AppKey("registry", TargetRegistry)
+_PUBLIC_URL: web.AppKey[str] = web.AppKey("public_url", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -84,13 +86,23 @@ async def post_run(request: web.Request) -> web.Response:
     except ScenarioError as exc:
         return _error(422, "invalid scenario", errors=[{"path": e.path, "message": e.message} for e in exc.errors])
     return _json({"run_id": managed.run_id, "state": managed.state,
-                  "summary_url": f"/run/{managed.run_id}/summary"}, 202)
+                  "summary_url": f"/run/{managed.run_id}/summary",
+                  "dashboard_url": dashboard_url(request.app, managed.run_id)}, 202)
+
+
+def dashboard_url(app: web.Application, run_id: str) -> str:
+    """The run's live dashboard at the server's public address: plain in the open playground,
+    else with a signed observer link (read-only, this run only)."""
+    tokens = app[_TOKENS]
+    page = f"{app[_PUBLIC_URL]}/dashboard/{run_id}"
+    return page if tokens.open else f"{page}?token={tokens.link(run_id, 'observer')}"
 
 
 @_needs("observer")
 async def get_summary(request: web.Request) -> web.Response:
+    run_id = request.match_info["run_id"]
     try:
-        return _json(request.app[MANAGER].get(request.match_info["run_id"]).summary())
+        return _json(request.app[MANAGER].get(run_id).summary() | {"dashboard_url": dashboard_url(request.app, run_id)})
     except UnknownRun:
         return _error(404, f"no run {request.match_info['run_id']!r}; GET /runs lists them")
 
@@ -124,14 +136,16 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 def make_app(home: Path, *, registry: TargetRegistry, tokens: Tokens, max_concurrent: int = 1,
              http_client: str = "pooled", on_end: Callable[[str], None] | None = None,
-             kafka: KafkaSettings | None = None) -> web.Application:
-    """The server; with `kafka` settings, runs play on the Kafka runtime's workers."""
+             kafka: KafkaSettings | None = None, public_url: str = "http://127.0.0.1:9700") -> web.Application:
+    """The server; with `kafka` settings, runs play on the Kafka runtime's workers. `public_url`
+    is where users reach it: the dashboard links it hands out start with it."""
     app = web.Application(client_max_size=4 * 1024 * 1024)
     manager = RunManager(home, max_concurrent=max_concurrent, http_client=http_client, on_end=on_end, kafka=kafka)
     manager.recover()
     app[MANAGER] = manager
     app[_TOKENS] = tokens
     app[_REGISTRY] = registry
+    app[_PUBLIC_URL] = public_url.rstrip("/")
     app.router.add_post("/run", post_run)
     app.router.add_get("/runs", get_runs)
     app.router.add_get("/run/{run_id}/summary", get_summary)
@@ -149,7 +163,8 @@ def make_app(home: Path, *, registry: TargetRegistry, tokens: Tokens, max_concur
 
 def serve_app(app: web.Application, host: str, port: int) -> None:
     """Serve until interrupted, on uvloop as `esr run` plays: runs, pages and scrapes share
-    this loop, and its cheaper I/O leaves more of it to the runs."""
+    this loop, and its cheaper I/O leaves more of it to the runs. A port that cannot be bound
+    is an EsrError that names the flag to change."""
     loop = None
     try:
         import uvloop
@@ -157,4 +172,22 @@ def serve_app(app: web.Application, host: str, port: int) -> None:
         loop = uvloop.new_event_loop()
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
         pass
-    web.run_app(app, host=host, port=port, print=None, access_log=None, loop=loop)
+    try:
+        web.run_app(app, host=host, port=port, print=None, access_log=None, loop=loop)
+    except OSError as exc:
+        raise PortTaken(f"cannot listen on {host}:{port} ({exc.strerror or exc}): choose another port with "
+                        "--port") from None
+
+
+class PortTaken(EsrError):
+    """A port the server (or the sandbox's claims system) should listen on is taken."""
+
+
+def is_loopback(host: str) -> bool:
+    """Does `host` (an address or 'localhost') only reach this machine?"""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -4,12 +4,13 @@ one process, with the sample system registered as `prod-like-staging.dol.gov`.""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from aiohttp import web
 
 from ..api.auth import Tokens
-from ..api.server import make_app, serve_app
+from ..api.server import PortTaken, is_loopback, make_app, serve_app
 from ..fault_actions import ActionStep, FaultAction
 from ..journey_spec import JourneySpec
 from ..runlog import esr_home
@@ -50,28 +51,42 @@ async def _start_claims(service: ClaimsService, host: str, port: int) -> tuple[w
 
 
 def serve_sandbox(host: str = "127.0.0.1", port: int = 9700, sut_port: int = 9701,
-                  max_concurrent: int = 1, home: Path | None = None, config: OfficeConfig | None = None) -> None:
-    """Run both until interrupted; prints the addresses and the tokens."""
+                  max_concurrent: int = 1, home: Path | None = None, config: OfficeConfig | None = None,
+                  auth: bool = False) -> None:
+    """Run both until interrupted; prints the addresses (and the tokens when they are on).
+
+    On loopback, without `auth`, the sandbox is a single-user playground: requests need no
+    token, as the chapter's client sends none. Bound to any other address it always asks for
+    tokens: anyone who can reach it could otherwise launch traffic from this machine."""
     home = home or esr_home()
-    tokens = Tokens.from_environment(home)
+    forced = not auth and not is_loopback(host)
+    tokens = replace(Tokens.from_environment(home), open=not auth and not forced)
     service = ClaimsService(config)
     registry = TargetRegistry.from_environment(home)
+    public = f"http://{host}:{port}"
 
     async def start_sut(app: web.Application) -> None:
-        runner, url = await _start_claims(service, "127.0.0.1", sut_port)
+        try:
+            runner, url = await _start_claims(service, "127.0.0.1", sut_port)
+        except OSError as exc:
+            raise PortTaken(f"the claims system cannot listen on 127.0.0.1:{sut_port} ({exc.strerror or exc}): "
+                            "choose another port with --sut-port") from None
         app["sut_runner"] = runner
         for name in SANDBOX_NAMES:
             registry.register(sandbox_target(name, url))
-        print(f"ESR sandbox\n  ESR server:     http://{host}:{port}   (API: /openapi.json)\n"
-              f"  claims system:  {url}   registered as {', '.join(SANDBOX_NAMES)}\n"
-              f"  launch token:   {tokens.admin}\n  observer token: {tokens.observer}\n"
+        access = (f"  tokens:         off (a loopback playground; --auth turns them on)\n" if tokens.open else
+                  (f"  tokens:         on{' (forced: listening beyond loopback)' if forced else ''}\n"
+                   f"  launch token:   {tokens.admin}\n  observer token: {tokens.observer}\n"))
+        print(f"ESR sandbox\n  ESR server:     {public}   (API: /openapi.json)\n"
+              f"  claims system:  {url}   registered as {', '.join(SANDBOX_NAMES)}\n{access}"
               f"  run logs:       {home / 'runs'}\n"
-              f"  try: ESR_URL=http://{host}:{port} python examples/run_simulation.py", file=sys.stderr, flush=True)
+              f"  try: ESR_URL={public} python examples/run_simulation.py", file=sys.stderr, flush=True)
 
     async def stop_sut(app: web.Application) -> None:
         await app["sut_runner"].cleanup()
 
-    app = make_app(home, registry=registry, tokens=tokens, max_concurrent=max_concurrent, on_end=service.purge)
+    app = make_app(home, registry=registry, tokens=tokens, max_concurrent=max_concurrent, on_end=service.purge,
+                   public_url=public)
     app.on_startup.append(start_sut)
     app.on_cleanup.append(stop_sut)
     serve_app(app, host, port)

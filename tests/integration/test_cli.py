@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -279,37 +280,61 @@ def test_serve_prints_its_token_and_the_client_finds_it(tmp_path: Path, target_u
     assert f"launch token:   {token_file.read_text().strip()}" in err
 
 
-def test_the_walk_through_runs_end_to_end(esr_home: Path) -> None:
-    """`make demo`: examples/walkthrough.py starts `python -m esr.mock_server` and runs
-    examples/run_simulation.py as written against it."""
+def walk_through(*flags: str) -> subprocess.CompletedProcess:
+    """`make demo` / `make demo-chaos`: examples/walkthrough.py starts `python -m esr.mock_server`
+    and runs the chapter's scripts as written, here at warp 4320 (ESR_TIME_WARP) to be quick."""
     env = os.environ.copy()
     env.pop("ESR_TOKEN", None)
-    done = subprocess.run([sys.executable, str(ROOT / "examples" / "walkthrough.py")], capture_output=True,
-                          text=True, timeout=400, env=env)
+    env["ESR_TIME_WARP"] = "4320"
+    return subprocess.run([sys.executable, str(ROOT / "examples" / "walkthrough.py"), *flags], capture_output=True,
+                          text=True, timeout=600, env=env)
+
+
+def test_the_walk_through_runs_end_to_end(esr_home: Path) -> None:
+    done = walk_through()
     assert done.returncode == 0, done.stdout + done.stderr
-    lines = done.stdout.strip().splitlines()
-    # the scenario's db_down@hour12 takes the claims database down from noon to the end of the run:
-    # every filing after noon fails, so the rehearsal fails on its error rate
-    assert lines[1].startswith("run ") and lines[2] == "FAIL"
-    assert "registered as prod-like-staging.dol.gov" in done.stderr
+    out = done.stdout.strip().splitlines()
+    run_id = next(line for line in out if line.startswith("Simulation started: ")).split(": ", 1)[1]
+    assert out[-2:] == ["PASS", "the run's verdict table: esr judge latest    its events: "
+                                "$ESR_HOME/runs/<run id>/events.jsonl"]
+    err = done.stderr.splitlines()
+    assert "playing at warp 4320 instead of 60 to finish 24 simulated hours in 0.333 real minutes" in err[0]
+    dashboard = next(i for i, line in enumerate(err) if line.startswith("dashboard: "))
+    assert re.fullmatch(rf"dashboard: http://127\.0\.0\.1:\d+/dashboard/{run_id}", err[dashboard])
+    verdict = next(i for i, line in enumerate(err) if line.startswith("VERDICT "))
+    assert dashboard < verdict and err[verdict] == "VERDICT PASS  all 2 assertions held"
+    judged = json.loads(esr("judge", "latest", "--json").stdout)
+    assert judged["run_id"] == run_id and judged["verdict"] == "PASS"
+    held = {a["assertion"]: (a["holds"], a["observed"]) for a in judged["assertions"]}
+    assert set(held) == {"latency_p95_ms < 2000", "sla_48h_success_rate > 0.95"}  # the chapter's two
+    assert held["sla_48h_success_rate > 0.95"] == (True, 1.0)
+    assert judged["completeness"]["complete"] is True and judged["summary"]["journeys_started"] > 400
+
+
+def test_the_walk_through_with_the_faqs_db_down_fails_and_says_why(esr_home: Path) -> None:
+    done = walk_through("--chaos")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout.strip().splitlines()
+    assert "FAIL" in out
+    assert any(line.startswith("db_down@hour12: simulated hours 12 to ") for line in out)  # to the run's end
+    assert "VERDICT FAIL  failed: error_rate < 0.01" in done.stderr
     rejudged = esr("judge", "latest", "--json")
     assert rejudged.returncode == 1, rejudged.stderr  # FAIL
     judged = json.loads(rejudged.stdout)
     # (a slow or busy machine may add a warning that the generator was saturated)
     assert judged["verdict"] == "FAIL" and judged["reason"].startswith("failed: error_rate < 0.01")
     held = {a["assertion"]: a["holds"] for a in judged["assertions"]}
-    assert held == {"sla_48h_success_rate > 0.95": True, "cost_per_claim < 0.05": True, "error_rate < 0.01": False}
-    cost = next(a for a in judged["assertions"] if a["assertion"] == "cost_per_claim < 0.05")
-    assert 0 < cost["observed"] < 0.05
+    assert held == {"latency_p95_ms < 2000": True, "sla_48h_success_rate > 0.95": True, "error_rate < 0.01": False}
     assert judged["summary"]["sla_48h_met"] > 0
     steady, window = judged["faults"]["steady_state"], judged["faults"]["windows"][0]
     assert steady["error_rate"] == 0.0 and steady["until_sim_hour"] == 12.0
     assert (window["fault"], window["kind"], window["applied"], window["ended"]) == (
         "db_down@hour12", "action", True, "run_ended")
-    assert window["start_sim_hour"] == 12.0 and window["during"]["error_rate"] > 0.3
+    # filings fail from noon; the polls of earlier claims (a read replica) still work
+    assert window["start_sim_hour"] == 12.0 and window["during"]["error_rate"] > 0.1
     assert window["during"]["errors_5xx"] == judged["summary"]["errors"]  # every error fell in the outage
     assert window["recovery_action_ok"] is True
     # re-judged from the log with assertions scoped to the fault
-    again = json.loads(esr("judge", "latest", "--json", "--assert", "error_rate > 0.3 during db_down",
+    again = json.loads(esr("judge", "latest", "--json", "--assert", "error_rate > 0.1 during db_down",
                            "--assert", "error_rate == 0 during hour 0..12", check=True).stdout)
     assert again["verdict"] == "PASS" and again["assertions"][0]["observed"] == window["during"]["error_rate"]
