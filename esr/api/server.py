@@ -14,6 +14,7 @@ every field error) for an invalid scenario.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -161,10 +162,10 @@ def make_app(home: Path, *, registry: TargetRegistry, tokens: Tokens, max_concur
     return app
 
 
-def serve_app(app: web.Application, host: str, port: int) -> None:
+def serve_app(app: web.Application, host: str, port: int, ready: Callable[[], None] | None = None) -> None:
     """Serve until interrupted, on uvloop as `esr run` plays: runs, pages and scrapes share
-    this loop, and its cheaper I/O leaves more of it to the runs. A port that cannot be bound
-    is an EsrError that names the flag to change."""
+    this loop, and its cheaper I/O leaves more of it to the runs. `ready` is called once it
+    listens. A port that cannot be bound is an EsrError that names the flag to change."""
     loop = None
     try:
         import uvloop
@@ -173,14 +174,19 @@ def serve_app(app: web.Application, host: str, port: int) -> None:
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
         pass
     try:
-        web.run_app(app, host=host, port=port, print=None, access_log=None, loop=loop)
+        web.run_app(app, host=host, port=port, print=(lambda _: ready()) if ready else None, access_log=None,
+                    loop=loop)
     except OSError as exc:
-        raise PortTaken(f"cannot listen on {host}:{port} ({exc.strerror or exc}): choose another port with "
-                        "--port") from None
+        raise PortTaken.binding(f"{host}:{port}", "--port", exc) from None
 
 
 class PortTaken(EsrError):
     """A port the server (or the sandbox's claims system) should listen on is taken."""
+
+    @classmethod
+    def binding(cls, address: str, flag: str, exc: OSError, what: str = "") -> PortTaken:
+        why = "address already in use" if exc.errno == errno.EADDRINUSE else str(exc.strerror or exc)
+        return cls(f"{what + ' ' if what else ''}cannot listen on {address} ({why}): choose another port with {flag}")
 
 
 def is_loopback(host: str) -> bool:

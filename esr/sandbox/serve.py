@@ -18,9 +18,10 @@ from ..targets import Target, TargetRegistry
 from .app import CLAIM_JOURNEY, ClaimsService, make_claims_app
 from .claims import OfficeConfig
 
-__all__ = ["SANDBOX_NAMES", "sandbox_target", "serve_sandbox"]
+__all__ = ["SANDBOX_NAMES", "sandbox_target", "sandbox_tokens", "serve_sandbox"]
 
 SANDBOX_NAMES = ("prod-like-staging.dol.gov", "sandbox")
+_BANNER: web.AppKey[str] = web.AppKey("banner", str)
 SANDBOX_METRICS = {"cost_per_claim": "cloud_cost / claims_processed"}
 
 
@@ -50,6 +51,13 @@ async def _start_claims(service: ClaimsService, host: str, port: int) -> tuple[w
     return runner, f"http://{host}:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]  # noqa: SLF001
 
 
+def sandbox_tokens(tokens: Tokens, host: str, auth: bool) -> tuple[Tokens, bool]:
+    """Open (no token needed) on loopback unless `auth`; on any other address tokens are on by
+    force (the second value says so): anyone who reaches it could launch traffic from here."""
+    forced = not auth and not is_loopback(host)
+    return replace(tokens, open=not auth and not forced), forced
+
+
 def serve_sandbox(host: str = "127.0.0.1", port: int = 9700, sut_port: int = 9701,
                   max_concurrent: int = 1, home: Path | None = None, config: OfficeConfig | None = None,
                   auth: bool = False) -> None:
@@ -59,8 +67,7 @@ def serve_sandbox(host: str = "127.0.0.1", port: int = 9700, sut_port: int = 970
     token, as the chapter's client sends none. Bound to any other address it always asks for
     tokens: anyone who can reach it could otherwise launch traffic from this machine."""
     home = home or esr_home()
-    forced = not auth and not is_loopback(host)
-    tokens = replace(Tokens.from_environment(home), open=not auth and not forced)
+    tokens, forced = sandbox_tokens(Tokens.from_environment(home), host, auth)
     service = ClaimsService(config)
     registry = TargetRegistry.from_environment(home)
     public = f"http://{host}:{port}"
@@ -69,18 +76,20 @@ def serve_sandbox(host: str = "127.0.0.1", port: int = 9700, sut_port: int = 970
         try:
             runner, url = await _start_claims(service, "127.0.0.1", sut_port)
         except OSError as exc:
-            raise PortTaken(f"the claims system cannot listen on 127.0.0.1:{sut_port} ({exc.strerror or exc}): "
-                            "choose another port with --sut-port") from None
+            raise PortTaken.binding(f"127.0.0.1:{sut_port}", "--sut-port", exc, "the claims system") from None
         app["sut_runner"] = runner
         for name in SANDBOX_NAMES:
             registry.register(sandbox_target(name, url))
         access = (f"  tokens:         off (a loopback playground; --auth turns them on)\n" if tokens.open else
                   (f"  tokens:         on{' (forced: listening beyond loopback)' if forced else ''}\n"
                    f"  launch token:   {tokens.admin}\n  observer token: {tokens.observer}\n"))
-        print(f"ESR sandbox\n  ESR server:     {public}   (API: /openapi.json)\n"
-              f"  claims system:  {url}   registered as {', '.join(SANDBOX_NAMES)}\n{access}"
-              f"  run logs:       {home / 'runs'}\n"
-              f"  try: ESR_URL={public} python examples/run_simulation.py", file=sys.stderr, flush=True)
+        app[_BANNER] = (f"ESR sandbox\n  ESR server:     {public}   (API: /openapi.json)\n"
+                        f"  claims system:  {url}   registered as {', '.join(SANDBOX_NAMES)}\n{access}"
+                        f"  run logs:       {home / 'runs'}\n"
+                        f"  try: ESR_URL={public} python examples/run_simulation.py")
+
+    def ready() -> None:  # once both listen
+        print(app[_BANNER], file=sys.stderr, flush=True)
 
     async def stop_sut(app: web.Application) -> None:
         await app["sut_runner"].cleanup()
@@ -89,4 +98,4 @@ def serve_sandbox(host: str = "127.0.0.1", port: int = 9700, sut_port: int = 970
                    public_url=public)
     app.on_startup.append(start_sut)
     app.on_cleanup.append(stop_sut)
-    serve_app(app, host, port)
+    serve_app(app, host, port, ready)

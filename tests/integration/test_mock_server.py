@@ -1,0 +1,168 @@
+"""The local sandbox (`python -m esr.mock_server`) as the chapter's readers use it: a playground
+on loopback where the chapter's own client code (section 5.1, no token) launches and reads
+runs and the dashboard URL opens without a token; `--auth` turns tokens on; a taken port is a
+one-line error."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from loopback import wait_until_sync
+
+from esr.api.auth import Tokens
+from esr.sandbox.serve import sandbox_tokens
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CHAPTER = ROOT.parent / "shared" / "seed" / "simulation-sandbox-chapter.md"
+# A short day at a fast warp, so the chapter's client (which polls every 5 s) sees it end soon
+SHORT = {"name": "short_day", "duration_hours": 2, "time_warp": 3600, "drain_warp": 86400,
+         "load_profile": [[0, 5]], "assertions": ["sla_48h_success_rate > 0.95"]}
+
+
+def chapter_client_code() -> str:
+    """Section 5.1's `hms_esr_client.py`, read from the chapter as it is written."""
+    text = CHAPTER.read_text(encoding="utf-8")
+    section = text.split("### 5.1", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_sandbox(home: Path, *flags: str, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    port = port or free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "esr.mock_server", "--port", str(port),
+                             "--sut-port", str(free_port()), *flags],
+                            env=os.environ | {"ESR_HOME": str(home)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+    def listening() -> bool:
+        assert proc.poll() is None, f"the sandbox exited: {proc.stderr.read() if proc.stderr else ''}"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        except OSError:
+            return False
+        return True
+
+    wait_until_sync(listening, 60, f"the sandbox listening on {port}")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def stop(proc: subprocess.Popen) -> str:
+    proc.terminate()
+    _, err = proc.communicate(timeout=60)
+    return err
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[str]:
+    proc, url = start_sandbox(tmp_path / "home")
+    yield url
+    stop(proc)
+
+
+def test_the_chapters_client_code_launches_and_reads_a_run_without_a_token(sandbox: str, tmp_path: Path) -> None:
+    (tmp_path / "chapter_client.py").write_text(chapter_client_code())
+    script = ("import json\nfrom chapter_client import launch, report\nfrom hms_esr_client import Scenario\n"
+              f"scenario = Scenario.from_dict(json.loads({json.dumps(json.dumps(SHORT))}))\n"
+              "run_id = launch(scenario, target='prod-like-staging.dol.gov')\n"
+              "summary = report(run_id, wait=True)\n"
+              "print(json.dumps({'run_id': run_id, 'state': summary['state'], 'verdict': summary['verdict'],\n"
+              "                  'dashboard_url': summary['dashboard_url']}))\n")
+    env = {k: v for k, v in os.environ.items() if k != "ESR_TOKEN"} | {"ESR_URL": sandbox,
+                                                                       "ESR_HOME": str(tmp_path / "elsewhere")}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert (seen["state"], seen["verdict"]) == ("FINISHED", "PASS")
+    assert seen["dashboard_url"] == f"{sandbox}/dashboard/{seen['run_id']}"  # no token in it
+
+
+def test_the_dashboard_url_opens_without_a_token_in_chromium(sandbox: str) -> None:
+    from test_dashboard import CHROMIUM, _chromium
+
+    _chromium()
+    answer = requests.post(f"{sandbox}/run", json=SHORT | {"target": "prod-like-staging.dol.gov"}, timeout=60)
+    assert answer.status_code == 202, answer.text
+    run_id, url = answer.json()["run_id"], answer.json()["dashboard_url"]
+    assert url == f"{sandbox}/dashboard/{run_id}"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page()
+            for address in (url, url.replace("127.0.0.1", "localhost")):  # the chapter's mini-lab, step 4
+                response = page.goto(address)
+                assert response is not None and response.status == 200, address
+                page.wait_for_function("document.body.innerText.includes('VERDICT') || "
+                                       "document.body.innerText.includes('PASS')", timeout=120_000)
+                assert run_id in page.content()
+        finally:
+            browser.close()
+
+
+def test_auth_turns_tokens_on(tmp_path: Path) -> None:
+    proc, url = start_sandbox(tmp_path / "home", "--auth")
+    try:
+        refused = requests.post(f"{url}/run", json=SHORT | {"target": "sandbox"}, timeout=60)
+        assert refused.status_code == 401
+        token = (tmp_path / "home" / "token").read_text().strip()
+        launched = requests.post(f"{url}/run", json=SHORT | {"target": "sandbox"}, timeout=60,
+                                 headers={"Authorization": f"Bearer {token}"})
+        assert launched.status_code == 202
+        page = launched.json()["dashboard_url"]
+        assert "?token=esr1." in page  # a signed observer link
+        assert requests.get(page.split("?")[0], timeout=60).status_code == 401
+        assert requests.get(page, timeout=60).status_code == 200
+    finally:
+        err = stop(proc)
+    assert "tokens:         on" in err and "launch token:" in err
+
+
+def test_an_open_playground_still_checks_a_token_that_is_given(sandbox: str) -> None:
+    wrong = requests.get(f"{sandbox}/runs", headers={"Authorization": "Bearer not-the-token"}, timeout=60)
+    assert wrong.status_code == 401
+    assert requests.get(f"{sandbox}/runs", timeout=60).status_code == 200
+
+
+def test_tokens_are_forced_on_beyond_loopback() -> None:
+    tokens = Tokens("a" * 32, "o" * 32)
+    assert sandbox_tokens(tokens, "127.0.0.1", auth=False) == (Tokens("a" * 32, "o" * 32, open=True), False)
+    assert sandbox_tokens(tokens, "::1", auth=False)[0].open is True
+    assert sandbox_tokens(tokens, "localhost", auth=False)[0].open is True
+    assert sandbox_tokens(tokens, "127.0.0.1", auth=True) == (tokens, False)
+    assert sandbox_tokens(tokens, "0.0.0.0", auth=False) == (tokens, True)
+    assert sandbox_tokens(tokens, "192.168.1.10", auth=False) == (tokens, True)
+    assert sandbox_tokens(tokens, "staging.example", auth=False) == (tokens, True)
+
+
+def test_a_taken_port_is_one_line_naming_the_flag(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "esr.mock_server", "--port", str(port), "--sut-port",
+                               str(free_port())], env=os.environ | {"ESR_HOME": str(tmp_path)},
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert re.fullmatch(rf"esr: error: cannot listen on 127\.0\.0\.1:{port} \(.+\): choose another port with --port",
+                        lines[0])
