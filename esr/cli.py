@@ -354,7 +354,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         data["assertions"] = list(args.assertions)
     scenario = Scenario.from_dict(data, metrics=metrics)
     verdict = judge(fold, scenario.parsed_assertions(), custom=scenario.custom_metrics,
-                    counters=scenario.counter_names)
+                    counters=scenario.counter_names, definitions=scenario.metric_definitions)
     args.quiet = True
     return _report(verdict, args, str(path))
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from .api.auth import read_token
 from .errors import EsrError
+from .metric_expression import metric_expression
 from .runlog import esr_home
 from .scenario import Scenario
 
@@ -67,6 +68,10 @@ def _call(method: str, path: str, body: dict[str, Any] | None = None, url: str |
 def launch(scenario: Scenario | dict[str, Any], target: str, *, url: str | None = None) -> str:
     """Queue a run of `scenario` against `target` (a registered name or loopback URL); its id."""
     body = scenario.to_dict() if isinstance(scenario, Scenario) else dict(scenario)
+    if isinstance(scenario, Scenario) and scenario.metrics:  # as expressions; refused here when they cannot be
+        body.pop("python_metrics", None)
+        translated = {name: metric_expression(name, function) for name, function in scenario.metrics.items()}
+        body["derived_metrics"] = {**body.get("derived_metrics", {}), **translated}
     body |= _warp_override(body)
     return str(_call("POST", "/run", body | {"target": target}, url)["run_id"])
 

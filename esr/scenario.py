@@ -103,6 +103,10 @@ class Scenario(Model):
     derived_metrics: dict[str, str] = Field(
         default_factory=dict, description="metrics defined by an expression, e.g. {\"cost_per_claim\": "
                                           "\"cloud_cost / claims_processed\"}")
+    metric_origins: dict[str, str] = Field(
+        default_factory=dict, description="who defined a derived metric the scenario itself did not, e.g. "
+                                          "{\"cost_per_claim\": \"target prod-like-staging.dol.gov\"} (filled in "
+                                          "from the target registry)")
     python_journeys: SkipJsonSchema[tuple[Any, ...]] = Field(default=(), exclude=True)
     metrics: SkipJsonSchema[dict[str, Any]] = Field(default_factory=dict, exclude=True)
 
@@ -201,6 +205,13 @@ class Scenario(Model):
             except EsrError:
                 continue  # reported by validation
         return derived | dict(self.metrics)
+
+    @property
+    def metric_definitions(self) -> dict[str, dict[str, str]]:
+        """Each derived or Python metric, its definition and who gave it (the verdict shows them)."""
+        defined = {name: {"expression": text, "defined_by": self.metric_origins.get(name, "scenario")}
+                   for name, text in self.derived_metrics.items()}
+        return defined | {name: {"python": name, "defined_by": "scenario"} for name in self.metrics}
 
     def parsed_assertions(self) -> list[Assertion]:
         return [parse_assertion(a, self.counter_names, self.custom_metrics, self.window, self.fault_names)

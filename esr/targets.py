@@ -45,7 +45,10 @@ class Target:
         the counters of the target's default journey."""
         data = dict(data)
         derived = data.get("derived_metrics") if isinstance(data.get("derived_metrics"), dict) else {}
-        data["derived_metrics"] = {**self.metrics, **derived}
+        data["derived_metrics"] = {**self.metrics, **derived}  # the scenario's own definition wins
+        origins = data.get("metric_origins") if isinstance(data.get("metric_origins"), dict) else {}
+        data["metric_origins"] = {**{name: f"target {self.name}" for name in self.metrics if name not in derived},
+                                  **origins}
         if not data.get("journeys") and not data.get("python_journeys"):
             counters = data.get("counters") if isinstance(data.get("counters"), list) else []
             data["counters"] = sorted(set(counters) | self.default_journey.counter_names)

@@ -40,6 +40,7 @@ class Verdict:
     time: dict[str, Any]
     journey_failures: dict[str, int]
     faults: dict[str, Any] = field(default_factory=dict)  # steady state, and each fault's window
+    metric_definitions: dict[str, Any] = field(default_factory=dict)  # each custom metric, and who defined it
 
     @property
     def exit_code(self) -> int:
@@ -57,6 +58,7 @@ class Verdict:
             "time": self.time,
             "journey_failures": self.journey_failures,
             "faults": self.faults,
+            "metric_definitions": self.metric_definitions,
         }
 
     @classmethod
@@ -65,7 +67,7 @@ class Verdict:
         return cls(data["run_id"], data["verdict"], data["reason"],
                    tuple(AssertionResult(**a) for a in data["assertions"]), data["summary"],
                    data["completeness"], data["generator"], data["time"], data["journey_failures"],
-                   data.get("faults", {}))
+                   data.get("faults", {}), data.get("metric_definitions", {}))
 
 
 def fold_clock(fold: RunFold) -> SimClock:
@@ -153,6 +155,7 @@ def judge(
     *,
     custom: Mapping[str, MetricFunction] | None = None,
     counters: frozenset[str] = frozenset(),
+    definitions: Mapping[str, Any] | None = None,
 ) -> Verdict:
     run_id = fold.started.run_id if fold.started else "?"
     clock = fold_clock(fold)
@@ -190,4 +193,4 @@ def judge(
                    f" than {fold.late_threshold_ms:g} ms late)")
     failures = dict(sorted(fold.failure_reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:10])
     return Verdict(run_id, status, reason, results, view.summary(), completeness, generator, _time(fold, clock),
-                   failures, fault_report(fold, clock))
+                   failures, fault_report(fold, clock), dict(definitions or {}))

@@ -68,6 +68,7 @@ class ManagedRun:
         if self.verdict:
             out |= {k: self.verdict[k] for k in ("reason", "assertions", "summary", "completeness", "generator", "time")}
             out["faults"] = self.verdict.get("faults", {})
+            out["metric_definitions"] = self.verdict.get("metric_definitions", {})
         elif live is not None and live.status in (RunStatus.RUNNING, RunStatus.DRAINING):
             out["progress"] = live.snapshot()
         elif started is not None and state == RunStatus.RUNNING.value:
@@ -132,7 +133,8 @@ class RunManager:
             assertions = scenario.parsed_assertions()
         except Exception:  # noqa: BLE001 - custom metrics from Python are not available here
             assertions = []
-        verdict = judge(fold, assertions, custom=scenario.custom_metrics, counters=scenario.counter_names)
+        verdict = judge(fold, assertions, custom=scenario.custom_metrics, counters=scenario.counter_names,
+                        definitions=scenario.metric_definitions)
         last = fold.aborted or fold.finished
         events.append(VerdictIssued(run_id=run_id, seq=fold.events + 1, sim_time=last.sim_time if last else 0.0,
                                     real_time=time.time(), verdict=verdict.to_dict()))

@@ -77,6 +77,10 @@ async def post_run(request: web.Request) -> web.Response:
     if not target_name:
         return _error(422, "no target: put \"target\" (a registered name or a loopback URL) in the body",
                       errors=[{"path": "target", "message": "required field is missing"}])
+    python = _python_parts(body)
+    if python:
+        return _error(422, "the scenario refers to Python code, which the server never receives or runs",
+                      errors=python)
     try:
         target = request.app[_REGISTRY].resolve(str(target_name))
     except TargetRefused as exc:
@@ -89,6 +93,22 @@ async def post_run(request: web.Request) -> web.Response:
     return _json({"run_id": managed.run_id, "state": managed.state,
                   "summary_url": f"/run/{managed.run_id}/summary",
                   "dashboard_url": dashboard_url(request.app, managed.run_id)}, 202)
+
+
+def _python_parts(body: dict[str, Any]) -> list[dict[str, str]]:
+    """Field errors for Python journeys or metric functions named in a body: refused, never
+    replaced by something else."""
+    errors = []
+    if body.get("python_journeys"):
+        errors.append({"path": "python_journeys", "message": (
+            f"Python journeys ({', '.join(map(str, body['python_journeys']))}) run on the embedded runtime only "
+            "(`esr run scenario.py`); the server takes declarative journeys (JSON steps)")})
+    if body.get("python_metrics"):
+        errors.append({"path": "python_metrics", "message": (
+            f"metric functions ({', '.join(map(str, body['python_metrics']))}) cannot travel as Python: send each as "
+            "an expression in derived_metrics (hms_esr_client.launch does this for a function that is a single "
+            "`return` of arithmetic over metrics[\"name\"] values)")})
+    return errors
 
 
 def dashboard_url(app: web.Application, run_id: str) -> str:

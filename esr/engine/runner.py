@@ -437,7 +437,7 @@ class Run:
     def _finish_verdict(self, log: RunLog) -> Verdict:
         if self.verdict is None:
             self.verdict = judge(self.fold, self.scenario.parsed_assertions(), custom=self.scenario.custom_metrics,
-                                 counters=self.scenario.counter_names)
+                                 counters=self.scenario.counter_names, definitions=self.scenario.metric_definitions)
             last = self.fold.finished or self.fold.aborted
             self._emit(VerdictIssued(
                 run_id=self.run_id, seq=self._next_seq(), sim_time=last.sim_time if last else 0.0,

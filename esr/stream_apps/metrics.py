@@ -223,7 +223,7 @@ def judge_assembly(run: RunAssembly) -> VerdictIssued:
     fold = run.run_fold()
     scenario = Scenario.from_dict(run.started.scenario)
     verdict = judge(fold, scenario.parsed_assertions(), custom=scenario.custom_metrics,
-                    counters=scenario.counter_names)
+                    counters=scenario.counter_names, definitions=scenario.metric_definitions)
     last = fold.finished or fold.aborted
     return VerdictIssued(run_id=run.run_id, seq=0, sim_time=last.sim_time if last else 0.0,
                          real_time=time.time(), verdict=verdict.to_dict())

@@ -19,6 +19,7 @@ import requests
 from loopback import wait_until_sync
 
 from esr.api.auth import Tokens
+from esr.errors import EsrError
 from esr.sandbox.serve import sandbox_tokens
 
 pytestmark = pytest.mark.integration
@@ -166,3 +167,43 @@ def test_a_taken_port_is_one_line_naming_the_flag(tmp_path: Path) -> None:
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert re.fullmatch(rf"esr: error: cannot listen on 127\.0\.0\.1:{port} \(.+\): choose another port with --port",
                         lines[0])
+
+
+def test_metric_functions_travel_as_expressions_and_a_users_own_definition_wins(sandbox: str) -> None:
+    from esr.client import EsrServerError, Scenario, launch, report
+
+    def cost_per_claim(metrics):  # wrong on purpose: a thousand times the cost
+        return metrics["cloud_cost"] * 1000 / metrics["claims_processed"]
+
+    mine = Scenario.from_dict(SHORT)
+    mine.assertions.append("cost_per_claim < 0.05")  # the chapter's section 6: the sandbox's definition
+    theirs = Scenario(**SHORT | {"metrics": [cost_per_claim], "assertions": [*SHORT["assertions"],
+                                                                            "cost_per_claim < 0.05"]})
+    target = "prod-like-staging.dol.gov"
+    by_target = report(launch(mine, target, url=sandbox), wait=True, url=sandbox, poll_s=0.2)
+    by_user = report(launch(theirs, target, url=sandbox), wait=True, url=sandbox, poll_s=0.2)
+    assert by_target["verdict"] == "PASS", by_target["reason"]
+    assert by_target["metric_definitions"]["cost_per_claim"] == {
+        "expression": "cloud_cost / claims_processed", "defined_by": "target prod-like-staging.dol.gov"}
+    assert by_user["verdict"] == "FAIL" and by_user["reason"] == "failed: cost_per_claim < 0.05"
+    assert by_user["metric_definitions"]["cost_per_claim"] == {
+        "expression": "(cloud_cost * 1000) / claims_processed", "defined_by": "scenario"}
+    cost = {a["assertion"]: a["observed"] for a in by_target["assertions"]}["cost_per_claim < 0.05"]
+    wrong = {a["assertion"]: a["observed"] for a in by_user["assertions"]}["cost_per_claim < 0.05"]
+    assert wrong == pytest.approx(cost * 1000)
+
+    def not_portable(metrics):
+        return max(metrics["cloud_cost"], 1)
+
+    with pytest.raises(EsrError, match="cannot travel to the ESR server"):
+        launch(Scenario(**SHORT | {"metrics": [not_portable]}), target, url=sandbox)
+
+
+def test_python_journeys_sent_to_the_server_are_a_422_that_says_why(sandbox: str) -> None:
+    body = SHORT | {"target": "prod-like-staging.dol.gov", "python_journeys": ["mymodule:ClaimJourney"],
+                    "python_metrics": ["cost_per_claim"]}
+    answer = requests.post(f"{sandbox}/run", json=body, timeout=60)
+    assert answer.status_code == 422
+    errors = {e["path"]: e["message"] for e in answer.json()["errors"]}
+    assert "embedded runtime only" in errors["python_journeys"] and "derived_metrics" in errors["python_metrics"]
+    assert requests.get(f"{sandbox}/runs", timeout=60).json()["runs"] == []  # nothing was queued

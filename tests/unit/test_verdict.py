@@ -208,8 +208,8 @@ def test_to_dict() -> None:
     v = verdict_of(run_events(), "requests == 40")
     d = v.to_dict()
     assert set(d) == {"run_id", "verdict", "reason", "assertions", "summary", "completeness", "generator", "time",
-                      "journey_failures", "faults"}
-    assert d["faults"] == {}  # a run without faults
+                      "journey_failures", "faults", "metric_definitions"}
+    assert d["faults"] == {} and d["metric_definitions"] == {}  # a run without faults or custom metrics
     assert d["verdict"] == "PASS"
     assert d["assertions"] == [{"assertion": "requests == 40", "holds": True, "observed": 40.0, "threshold": 40.0,
                                 "detail": ""}]
