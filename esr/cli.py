@@ -491,7 +491,13 @@ _COMMANDS = {
 
 # -- helpers --------------------------------------------------------------------------------
 def _registry() -> TargetRegistry:
-    return TargetRegistry.from_environment(esr_home())
+    """The target registry file, plus the names of a local sandbox while one runs."""
+    from .sandbox.serve import register_running_sandbox
+
+    home = esr_home()
+    registry = TargetRegistry.from_environment(home)
+    register_running_sandbox(registry, home)
+    return registry
 
 
 def _run_loop(coro: Any) -> Any:

@@ -3,6 +3,8 @@ one process, with the sample system registered as `prod-like-staging.dol.gov`.""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -14,14 +16,16 @@ from ..api.server import PortTaken, is_loopback, make_app, serve_app
 from ..fault_actions import ActionStep, FaultAction
 from ..journey_spec import JourneySpec
 from ..runlog import esr_home
-from ..targets import Target, TargetRegistry
+from ..targets import Target, TargetRegistry, is_loopback_url
 from .app import CLAIM_JOURNEY, ClaimsService, make_claims_app
 from .claims import OfficeConfig
 
-__all__ = ["SANDBOX_NAMES", "sandbox_target", "sandbox_tokens", "serve_sandbox"]
+__all__ = ["SANDBOX_NAMES", "register_running_sandbox", "sandbox_target", "sandbox_tokens", "serve_sandbox",
+           "write_registration"]
 
 SANDBOX_NAMES = ("prod-like-staging.dol.gov", "sandbox")
 _BANNER: web.AppKey[str] = web.AppKey("banner", str)
+_REGISTERED: web.AppKey[Path] = web.AppKey("registered", Path)
 SANDBOX_METRICS = {"cost_per_claim": "cloud_cost / claims_processed"}
 
 
@@ -49,6 +53,41 @@ async def _start_claims(service: ClaimsService, host: str, port: int) -> tuple[w
     site = web.TCPSite(runner, host, port)
     await site.start()
     return runner, f"http://{host}:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]  # noqa: SLF001
+
+
+REGISTRATION = "sandbox.json"  # under ESR_HOME while a sandbox runs: where its claims system listens
+
+
+def write_registration(home: Path, url: str) -> Path:
+    """Say where this sandbox's claims system listens, so `esr run` and `esr plan` in another
+    shell resolve its names (`register_running_sandbox`). Written whole or not at all."""
+    path = home / REGISTRATION
+    home.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps({"url": url, "pid": os.getpid(), "names": list(SANDBOX_NAMES)}))
+    partial.replace(path)
+    return path
+
+
+def register_running_sandbox(registry: TargetRegistry, home: Path) -> None:
+    """Add the names of a sandbox that runs on this machine (its process is alive) to `registry`;
+    names the registry file already defines keep their definition."""
+    try:
+        found = json.loads((home / REGISTRATION).read_text())
+        pid, url = int(found["pid"]), str(found["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return  # a sandbox that stopped without removing it (kill -9)
+    except PermissionError:
+        pass  # alive, another user's
+    if not is_loopback_url(url):
+        return
+    for name in SANDBOX_NAMES:
+        if name not in registry.targets:
+            registry.register(sandbox_target(name, url))
 
 
 def sandbox_tokens(tokens: Tokens, host: str, auth: bool) -> tuple[Tokens, bool]:
@@ -80,6 +119,7 @@ def serve_sandbox(host: str = "127.0.0.1", port: int = 9700, sut_port: int = 970
         app["sut_runner"] = runner
         for name in SANDBOX_NAMES:
             registry.register(sandbox_target(name, url))
+        app[_REGISTERED] = write_registration(home, url)
         access = (f"  tokens:         off (a loopback playground; --auth turns them on)\n" if tokens.open else
                   (f"  tokens:         on{' (forced: listening beyond loopback)' if forced else ''}\n"
                    f"  launch token:   {tokens.admin}\n  observer token: {tokens.observer}\n"))
@@ -92,6 +132,8 @@ def serve_sandbox(host: str = "127.0.0.1", port: int = 9700, sut_port: int = 970
         print(app[_BANNER], file=sys.stderr, flush=True)
 
     async def stop_sut(app: web.Application) -> None:
+        if _REGISTERED in app:
+            app[_REGISTERED].unlink(missing_ok=True)
         await app["sut_runner"].cleanup()
 
     app = make_app(home, registry=registry, tokens=tokens, max_concurrent=max_concurrent, on_end=service.purge,

@@ -207,3 +207,32 @@ def test_python_journeys_sent_to_the_server_are_a_422_that_says_why(sandbox: str
     errors = {e["path"]: e["message"] for e in answer.json()["errors"]}
     assert "embedded runtime only" in errors["python_journeys"] and "derived_metrics" in errors["python_metrics"]
     assert requests.get(f"{sandbox}/runs", timeout=60).json()["runs"] == []  # nothing was queued
+
+
+def test_esr_plan_and_run_find_a_running_sandbox_by_name(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = os.environ | {"ESR_HOME": str(home)}
+
+    def esr(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "esr.cli", *args], env=env, capture_output=True, text=True,
+                              timeout=300, cwd=ROOT / "examples")
+
+    proc, _ = start_sandbox(home)
+    try:
+        planned = esr("plan", "dol_scenario.py", "--target", "prod-like-staging.dol.gov", "--json")
+        assert planned.returncode == 0, planned.stderr
+        plan = json.loads(planned.stdout)
+        # the sandbox's claim journey: a filing, then hourly polls for up to 72 h; decided within 48 h
+        assert plan["max_requests_per_journey"] == {"claim": 74}
+        assert plan["drain_bound_sim_hours"] == 48.0 and plan["drain_bound_real_seconds"] == 48 * 60
+        assert 34_000 < plan["planned_journeys"] < 35_600
+        (tmp_path / "short.json").write_text(json.dumps(SHORT))
+        ran = esr("run", str(tmp_path / "short.json"), "--target", "prod-like-staging.dol.gov", "--json")
+        assert ran.returncode == 0, ran.stderr
+        verdict = json.loads(ran.stdout)
+        assert verdict["verdict"] == "PASS" and verdict["summary"]["sla_48h_met"] > 0
+    finally:
+        stop(proc)
+    assert not (home / "sandbox.json").exists()  # gone with the sandbox
+    gone = esr("plan", "dol_scenario.py", "--target", "prod-like-staging.dol.gov")
+    assert gone.returncode == 2 and "unknown target 'prod-like-staging.dol.gov'" in gone.stderr
