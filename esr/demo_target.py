@@ -80,7 +80,10 @@ class DemoTarget:
         now = sim_time(request.headers)
         claim_id = len(self.claims) + 1
         lo, hi = self.config.process_hours
-        self.claims[claim_id] = (now, random.Random(f"{self.config.seed}/{claim_id}").uniform(lo, hi))
+        # seeded by what the claim is, not by the order claims arrive in: a run with the same seed
+        # gets the same processing times however its requests interleave
+        what = f"{self.config.seed}/{now.isoformat()}/{(await request.read()).decode(errors='replace')}"
+        self.claims[claim_id] = (now, random.Random(what).uniform(lo, hi))
         return web.json_response({"id": claim_id, "status": "filed", "filed_at": now.isoformat()},
                                  status=201, headers=self._cost())
 
