@@ -27,7 +27,7 @@ from .errors import EsrError, TargetRefused
 from .fault_actions import ActionStep, FaultAction
 from .journey_spec import DEFAULT_JOURNEY, JourneySpec
 
-__all__ = ["Target", "TargetRegistry", "is_loopback_url"]
+__all__ = ["Target", "TargetRegistry", "is_loopback_host", "is_loopback_url"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,11 @@ class Target:
 
 
 def is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
+    return is_loopback_host(urlsplit(url).hostname or "")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Does `host` (an address or 'localhost') only reach this machine?"""
     if host == "localhost":
         return True
     try:

@@ -15,7 +15,6 @@ every field error) for an invalid scenario.
 from __future__ import annotations
 
 import errno
-import ipaddress
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from .prom import add_metrics_route
 from ..bus.kafka import KafkaSettings
 from .runs import RunManager, UnknownRun
 
-__all__ = ["MANAGER", "PortTaken", "dashboard_url", "is_loopback", "make_app", "serve_app"]
+__all__ = ["MANAGER", "PortTaken", "dashboard_url", "make_app", "serve_app"]
 
 MANAGER: web.AppKey[RunManager] = web.AppKey("manager", RunManager)
 _TOKENS: web.AppKey[Tokens] = web.AppKey("tokens", Tokens)
@@ -208,12 +207,3 @@ class PortTaken(EsrError):
         why = "address already in use" if exc.errno == errno.EADDRINUSE else str(exc.strerror or exc)
         return cls(f"{what + ' ' if what else ''}cannot listen on {address} ({why}): choose another port with {flag}")
 
-
-def is_loopback(host: str) -> bool:
-    """Does `host` (an address or 'localhost') only reach this machine?"""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

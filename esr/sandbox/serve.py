@@ -12,11 +12,11 @@ from pathlib import Path
 from aiohttp import web
 
 from ..api.auth import Tokens
-from ..api.server import PortTaken, is_loopback, make_app, serve_app
+from ..api.server import PortTaken, make_app, serve_app
 from ..fault_actions import ActionStep, FaultAction
 from ..journey_spec import JourneySpec
 from ..runlog import esr_home
-from ..targets import Target, TargetRegistry, is_loopback_url
+from ..targets import Target, TargetRegistry, is_loopback_host, is_loopback_url
 from .app import CLAIM_JOURNEY, ClaimsService, make_claims_app
 from .claims import OfficeConfig
 
@@ -93,7 +93,7 @@ def register_running_sandbox(registry: TargetRegistry, home: Path) -> None:
 def sandbox_tokens(tokens: Tokens, host: str, auth: bool) -> tuple[Tokens, bool]:
     """Open (no token needed) on loopback unless `auth`; on any other address tokens are on by
     force (the second value says so): anyone who reaches it could launch traffic from here."""
-    forced = not auth and not is_loopback(host)
+    forced = not auth and not is_loopback_host(host)
     return replace(tokens, open=not auth and not forced), forced
 
 
@@ -120,7 +120,7 @@ def serve_sandbox(host: str = "127.0.0.1", port: int = 9700, sut_port: int = 970
         for name in SANDBOX_NAMES:
             registry.register(sandbox_target(name, url))
         app[_REGISTERED] = write_registration(home, url)
-        access = (f"  tokens:         off (a loopback playground; --auth turns them on)\n" if tokens.open else
+        access = ("  tokens:         off (a loopback playground; --auth turns them on)\n" if tokens.open else
                   (f"  tokens:         on{' (forced: listening beyond loopback)' if forced else ''}\n"
                    f"  launch token:   {tokens.admin}\n  observer token: {tokens.observer}\n"))
         app[_BANNER] = (f"ESR sandbox\n  ESR server:     {public}   (API: /openapi.json)\n"
