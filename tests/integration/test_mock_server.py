@@ -25,7 +25,7 @@ from esr.sandbox.serve import sandbox_tokens
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-CHAPTER = ROOT.parent / "shared" / "seed" / "simulation-sandbox-chapter.md"
+CHAPTER = ROOT / "tests" / "seed" / "simulation-sandbox-chapter.md"  # the product description, as given
 # A short day at a fast warp, so the chapter's client (which polls every 5 s) sees it end soon
 SHORT = {"name": "short_day", "duration_hours": 2, "time_warp": 3600, "drain_warp": 86400,
          "load_profile": [[0, 5]], "assertions": ["sla_48h_success_rate > 0.95"]}
