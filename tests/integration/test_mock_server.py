@@ -170,7 +170,7 @@ def test_a_taken_port_is_one_line_naming_the_flag(tmp_path: Path) -> None:
 
 
 def test_metric_functions_travel_as_expressions_and_a_users_own_definition_wins(sandbox: str) -> None:
-    from esr.client import EsrServerError, Scenario, launch, report
+    from esr.client import Scenario, launch, report
 
     def cost_per_claim(metrics):  # wrong on purpose: a thousand times the cost
         return metrics["cloud_cost"] * 1000 / metrics["claims_processed"]
