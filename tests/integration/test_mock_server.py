@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from loopback import wait_until_sync
+from loopback import port_open, wait_until_sync
 
 from esr.api.auth import Tokens
 from esr.errors import EsrError
@@ -53,11 +53,7 @@ def start_sandbox(home: Path, *flags: str, port: int | None = None) -> tuple[sub
 
     def listening() -> bool:
         assert proc.poll() is None, f"the sandbox exited: {proc.stderr.read() if proc.stderr else ''}"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        except OSError:
-            return False
-        return True
+        return port_open(port)
 
     wait_until_sync(listening, 60, f"the sandbox listening on {port}")
     return proc, f"http://127.0.0.1:{port}"

@@ -16,11 +16,11 @@ from esr.targets import TargetRegistry
 pytestmark = pytest.mark.integration
 
 
-def claims(warp: float) -> Scenario:
-    """Claims filed over 10 simulated hours, each polled hourly until paid (the demo target pays
-    12 to 60 simulated hours after filing); the deadline is 48 h."""
-    return Scenario.from_dict({
-        "name": "lagging_polls", "duration_hours": 10, "time_warp": warp, "seed": 8, "load_profile": [[0, 40]],
+def claims(hours: float, rate: float, warp: float, seed: int) -> dict[str, Any]:
+    """Claims filed for `hours` simulated hours, each polled hourly until paid (the demo target
+    pays 12 to 60 simulated hours after filing); the deadline is 48 h."""
+    return {
+        "name": "demo_claims", "duration_hours": hours, "time_warp": warp, "seed": seed, "load_profile": [[0, rate]],
         "journeys": [{"name": "claim", "steps": [
             {"name": "file", "request": {"method": "POST", "path": "/claims", "json": {"n": 1}},
              "expect": {"status": [201]}, "extract": {"claim_id": "$.id"}},
@@ -28,14 +28,14 @@ def claims(warp: float) -> Scenario:
              "poll": {"every": "1h", "until": "$.status == 'paid'", "give_up_after": "72h"}}],
             "sla": [{"from": "file", "to": "paid", "within": "48h"}]}],
         "assertions": ["sla_48h_success_rate > 0.5"],
-    })
+    }
 
 
 async def test_polls_slower_than_their_interval_are_judged_on_their_schedule(demo_target: Any) -> None:
     # at warp 36000 a simulated hour is 0.1 s, and every answer takes 0.2 s: each poll is due
     # before the last one came back, so by hour 48 the journeys are far behind the clock
     url, target = await demo_target(latency_ms=200)
-    run = Run(claims(36000), TargetRegistry().resolve(url))
+    run = Run(Scenario.from_dict(claims(hours=10, rate=40, warp=36000, seed=8)), TargetRegistry().resolve(url))
     verdict = await run.execute()
 
     filed = list(target.claims.values())

@@ -14,7 +14,7 @@ from aiohttp import web
 from openapi_spec_validator import validate
 
 from esr import client
-from loopback import wait_until, wait_until_sync
+from loopback import wait_for_port, wait_until
 from esr.api.auth import Tokens
 from esr.api.server import MANAGER, make_app
 from esr.runlog import read_events
@@ -193,15 +193,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(tmp_path: Pat
     env = os.environ.copy() | {"ESR_TOKEN": TOKENS.admin, "ESR_OBSERVER_TOKEN": TOKENS.observer}
     server = subprocess.Popen([sys.executable, "-m", "esr.cli", "serve", "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    def listening() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        except OSError:
-            return False
-        return True
-
     try:
-        wait_until_sync(listening, 60, f"esr serve listening on port {port}")
+        wait_for_port(port, 60, f"esr serve listening on port {port}")
         schemathesis = Path(sys.executable).with_name("schemathesis")
         done = subprocess.run(
             [str(schemathesis), "run", f"http://127.0.0.1:{port}/openapi.json",
