@@ -109,9 +109,15 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--html", metavar="FILE", help="write a self-contained HTML page to FILE")
     report.add_argument("--json", action="store_true", help="print the timeline and the verdict as JSON")
 
-    validate = sub.add_parser("validate", help="check a scenario file and list every error",
-                              epilog="example:\n  esr validate scenario.json", formatter_class=raw)
+    validate = sub.add_parser(
+        "validate", help="check a scenario file and list every error",
+        epilog="examples:\n  esr validate scenario.json\n"
+               "  esr validate scenario.json --target prod-like-staging.dol.gov   # its metrics and faults too",
+        formatter_class=raw)
     validate.add_argument("scenario", help="scenario file (JSON, or Python defining `scenario`)")
+    validate.add_argument("--target", help="also check against this target, as `esr run` would: the metrics it "
+                                           "derives, its faults and default journey (default: $ESR_TARGET, or the "
+                                           "scenario's own `target`; none: the file alone)")
 
     sub.add_parser("schema", help="print the JSON Schema of scenario files",
                    epilog="example:\n  esr schema > scenario.schema.json   # point your editor at it",
@@ -211,9 +217,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # -- commands -------------------------------------------------------------------------------
 def _cmd_validate(args: argparse.Namespace) -> int:
-    scenario = load_scenario(args.scenario)
+    from .fault_plan import plan_faults
+
+    path = Path(args.scenario)
+    name = (args.target or os.environ.get("ESR_TARGET") or _scenario_target(path)) if path.is_file() else None
+    target = _registry().resolve(name) if name else None
+    scenario = load_scenario(path, fill_in=target.fill_in if target else None)
+    against = ""
+    if target is not None:  # what `esr run` checks next: the faults against what the target offers
+        plan_faults(scenario.failure_injection, {**target.faults, **scenario.fault_actions}, target.name, target.url)
+        against = f" for target {target.name}"
     count = len(scenario.assertions)
-    print(f"{args.scenario}: valid scenario {scenario.name!r} ({count} assertion{'' if count == 1 else 's'})")
+    print(f"{args.scenario}: valid scenario {scenario.name!r}{against} ({count} assertion{'' if count == 1 else 's'})")
     return 0
 
 

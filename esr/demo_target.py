@@ -17,6 +17,7 @@ import asyncio
 import random
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 
@@ -42,7 +43,18 @@ class DemoTarget:
         self.rng = random.Random(config.seed)
         self.claims: dict[int, tuple[datetime, float]] = {}
         self.requests = 0
+        self.in_flight = 0  # requests being answered now, and the most at once: what a
+        self.peak_in_flight = 0  # generator's in-flight limit is checked against
         self.seen_headers: list[dict[str, str]] = []
+
+    @web.middleware
+    async def count_in_flight(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await handler(request)
+        finally:
+            self.in_flight -= 1
 
     async def _delay(self) -> web.Response | None:
         c = self.config
@@ -106,7 +118,7 @@ TARGET_KEY: web.AppKey[DemoTarget] = web.AppKey("target", DemoTarget)
 
 def make_app(config: DemoTargetConfig | None = None) -> web.Application:
     target = DemoTarget(config or DemoTargetConfig())
-    app = web.Application()
+    app = web.Application(middlewares=[target.count_in_flight])
     app[TARGET_KEY] = target
     app.router.add_get("/", target.root)
     app.router.add_get("/status/{code}", target.status)

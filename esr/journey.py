@@ -101,14 +101,21 @@ class Outcome:
 Action = Send | WaitUntil | StepDone | Count
 
 
+_NONE: dict[str, str] = {}  # shared by every request without headers or query (never mutated)
+
+
+def _strings(values: dict[str, Any], context: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v) for k, v in render_value(values, context).items()} if values else _NONE
+
+
 def render_request(spec: RequestSpec, step: str, context: dict[str, Any]) -> PreparedRequest:
     return PreparedRequest(
         method=spec.method,
         path=str(render_value(spec.path, context)),
         endpoint=spec.endpoint,
         step=step,
-        headers={k: str(v) for k, v in render_value(spec.headers, context).items()},
-        query={k: str(v) for k, v in render_value(spec.query, context).items()},
+        headers=_strings(spec.headers, context),
+        query=_strings(spec.query, context),
         json=render_value(spec.json_body, context),
         body=None if spec.body is None else str(render_value(spec.body, context)),
         timeout=spec.timeout,
@@ -200,6 +207,7 @@ def declarative_journey(
             if intended - poll_start > step.poll.give_up_after:
                 yield StepDone(step.name, False, now)
                 return Outcome("gave_up", f"step {step.name}: {step.poll.until!r} not met after {polls} polls")
+            del reply, document  # a waiting journey keeps no answer it is done with
             now = yield WaitUntil(intended)
         for name, source in step.extract.items():
             value = _extract(source, reply, document)
@@ -230,8 +238,10 @@ class _Open:
 class SlaBook:
     """Open deadlines of one journey; every deadline is decided exactly once."""
 
+    __slots__ = ("_specs", "_open")
+
     def __init__(self, slas: list[SlaSpec] | tuple[SlaSpec, ...] = ()) -> None:
-        self._specs = list(slas)
+        self._specs = slas  # the journey's, shared and only read
         self._open: list[_Open] = []
 
     def open(self, key: str, within: float, now: float, to_step: str | None = None) -> None:

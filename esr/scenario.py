@@ -96,7 +96,7 @@ class Scenario(Model):
     seed: int = 0
     sim_start: datetime | None = Field(default=None, description="simulated start; default midnight UTC today")
     window: Duration = Field(default=60.0, description="metric bucket width in simulated time; divides 1h")
-    max_in_flight: int = Field(default=10_000, ge=1, le=1_000_000, description="cap on concurrent journeys")
+    max_in_flight: int = Field(default=10_000, ge=1, le=1_000_000, description="cap on requests in flight; waiting journeys hold no slot")
     request_timeout: Duration = Field(default=30.0, description="real-time timeout of one request")
     late_threshold_ms: float = Field(default=10.0, ge=0, description="a journey starting later than this is a late start")
     target: str | None = Field(default=None, description="default target: a registered name or a loopback URL")

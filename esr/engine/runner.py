@@ -15,12 +15,13 @@ import enum
 import gc
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from ..agenda import Agenda
 from ..arrivals import Arrival, ArrivalPlan, user_rng
 from ..bus import EmbeddedBus
 from ..buckets import RunFold
@@ -38,6 +39,7 @@ from ..plan import drain_bound_sim, scenario_journeys
 from ..runlog import RunLog, esr_home, new_run_id
 from ..scenario import Scenario
 from ..sim_headers import RUN_ID, SIM, SIM_TIME, TIME_WARP
+from ..sketch import LatencySketch
 from ..targets import Target
 from ..userdata import generate_user_data
 from ..verdict import Verdict, judge
@@ -46,7 +48,9 @@ from .sender import Response, Sender, connection_budget, make_sender
 __all__ = ["Run", "RunStatus"]
 
 _COMPLETED = Outcome("completed")
+_CUT = Outcome("cut", "the run ended before the journey did")
 _NO_DEADLINES = SlaBook()  # shared by journeys that can open none; never opened
+_NO_DATA: dict[str, Any] = {}  # the template context of journeys without user data (only read)
 # Measurements use the monotonic clock directly: uvloop's loop.time() is the same clock cut to
 # whole milliseconds and cached per loop iteration, too coarse for latencies. Timers still go
 # through loop.call_at, which shares the clock's origin.
@@ -77,23 +81,33 @@ class RunStatus(str, enum.Enum):
 
 @dataclass(slots=True)
 class _Active:
-    """One journey in flight."""
+    """One journey under way. A declarative journey is its state machine (`steps`) and, while it
+    waits, one entry in the run's agenda; only a request in flight gives it a task."""
 
-    index: int
+    arrival: Arrival
     journey: str
     sla_total: int  # deadlines its spec declares; -1 for Python journeys (only done when done)
     book: SlaBook
+    due: float | None  # loop time its next request is due (arrival, end of a wait); None: now
     sla_decided: int = 0
     requests: int = 0  # numbers the journey's results: (user, n) is unique in a run
     counts: int = 0
-    began: bool = False  # its task has started (a task cancelled before that never announced it)
-    timer: asyncio.TimerHandle | None = None
-    task: asyncio.Task | None = None
+    # journey_started is announced when its first request gets a slot (or its first wait
+    # begins): an arrival that never got one never started, and the verdict says so
+    announced: bool = False
+    ended: bool = False
+    timer: asyncio.TimerHandle | None = None  # its next deadline
+    task: asyncio.Task | None = None  # its request in flight, or a Python journey's coroutine
+    steps: Generator[Any, Any, Outcome] | None = None  # a declarative journey; None: one request or Python
     # A declarative journey's place on its own schedule: the simulated time of the request it
     # is sending or of the wait it is in. Nothing is observed before it, so deadlines earlier
     # than it are missed and later ones are not yet decided, however far a busy machine lets
     # the journey fall behind the clock. None for Python journeys, which read the clock.
     position: float | None = None
+
+    @property
+    def index(self) -> int:
+        return self.arrival.index
 
     def observed_by(self, now_sim: float) -> float:
         """The simulated time up to which the journey's deadlines can be decided at `now_sim`."""
@@ -116,7 +130,7 @@ class GeneratorCounts:
     journeys_cut: int = 0
     requests_abandoned: int = 0  # in flight when the run ended
     sla_undecided: int = 0  # deadlines still open when the run ended
-    arrivals_not_started: int = 0  # still waiting for a slot when the run ended
+    arrivals_not_started: int = 0  # first request still waiting for a slot when the run ended
 
 
 @dataclass(slots=True)
@@ -171,8 +185,17 @@ class Run:
         self._active: dict[int, _Active] = {}
         self._stopping = False
         self.counts = GeneratorCounts()
+        # max_in_flight limits requests in flight; requests beyond it wait here, first come first
+        # served: a journey's next step (active, request, due, sim), or a Python journey's slot
         self._requests_in_flight = 0
-        self._backlog: deque[Arrival] = deque()
+        self._queue: deque[tuple[_Active, PreparedRequest, float, float] | asyncio.Future[None]] = deque()
+        self._waits: Agenda[_Active] = Agenda()  # declarative journeys waiting, by simulated time
+        self._wake: asyncio.TimerHandle | None = None  # one loop timer, for the agenda's earliest entry
+        self._wake_sim = 0.0
+        self.timer_lag = LatencySketch()  # ms between a wait's end and its journey going on
+        self._warp_header = f"{self.clock.time_warp:g}"
+        self._run_context = {"id": self.run_id}
+        self._drain_bound_end = self.clock.load_end_sim + drain_bound_sim([j for _, _, j in self._journeys])
         # faults are resolved now, so an unknown one is an error before anything runs
         self.faults: list[PlannedFault] = plan_faults(
             scenario.failure_injection, {**target.faults, **scenario.fault_actions}, target.name, target.url)
@@ -481,120 +504,243 @@ class Run:
         for arrival in arrivals:
             self._arrive(arrival)
 
+    # -- journeys ---------------------------------------------------------------------------
     def _arrive(self, arrival: Arrival) -> None:
-        if self._backlog or len(self._active) >= self.scenario.max_in_flight:
-            self._backlog.append(arrival)  # first come, first served once a slot frees
-            return
-        self._launch(arrival)
-
-    def _launch(self, arrival: Arrival) -> None:
+        """Begin the arrival's journey: a declarative one runs to its first request or wait now."""
         rng = None
         if len(self._journeys) > 1:
             rng = user_rng(self.scenario.seed, arrival.index)
             name, _, journey = self._journeys[pick_journey(self._weights, rng)]
         else:
             name, _, journey = self._journeys[0]
-        if name in self._single:
-            active = _Active(arrival.index, name, 0, _NO_DEADLINES, position=arrival.sim)
-        else:
-            is_spec = isinstance(journey, JourneySpec)
-            active = _Active(arrival.index, name, len(journey.sla) if is_spec else -1,
-                             SlaBook(journey.sla if is_spec else ()), position=arrival.sim if is_spec else None)
+        due = self._t0 + arrival.real
+        single = self._single.get(name)
+        if single is not None:
+            active = _Active(arrival, name, 0, _NO_DEADLINES, due, position=arrival.sim)
+            self._active[arrival.index] = active
+            self._request(active, single[0], due, arrival.sim)
+            return
+        if not isinstance(journey, JourneySpec):
+            active = _Active(arrival, name, -1, SlaBook(), due)
+            self._active[arrival.index] = active
+            self._announce(active)
+            active.task = self._loop.create_task(
+                self._python_journey(active, journey, rng or user_rng(self.scenario.seed, arrival.index)))
+            return
+        active = _Active(arrival, name, len(journey.sla), SlaBook(journey.sla), due, position=arrival.sim)
         self._active[arrival.index] = active
-        active.task = self._loop.create_task(self._journey(arrival, journey, active, rng))
+        try:
+            if rng is None and journey.data:
+                rng = user_rng(self.scenario.seed, arrival.index)
+            context = {  # templates only read it; `vars` is the journey's own
+                "user": {"index": arrival.index, "id": f"{self.run_id}-{arrival.index}"},
+                "data": generate_user_data(journey.data, rng) if journey.data else _NO_DATA,
+                "run": self._run_context,
+            }
+            active.steps = declarative_journey(journey, context, arrival.sim)
+        except Exception as exc:  # noqa: BLE001 - e.g. a data spec that cannot be generated
+            self._end(active, Outcome("failed", f"{type(exc).__name__}: {exc}"))
+            return
+        self._step(active, None)
 
-    async def _journey(self, arrival: Arrival, journey: Any, active: _Active, rng: Any) -> None:
-        active.began = True
-        intended = self._t0 + arrival.real
-        late_ms = (_now() - intended) * 1000
+    def _announce(self, active: _Active) -> None:
+        active.announced = True
+        late_ms = (_now() - active.arrival.real - self._t0) * 1000
         self.counts.journeys_started += 1
         if late_ms > self.scenario.late_threshold_ms:
             self.counts.late_starts += 1
         self._emit(JourneyStarted(
-            run_id=self.run_id, seq=self._next_seq(), sim_time=arrival.sim, real_time=self._epoch(intended),
-            user=arrival.index, journey=active.journey, late_ms=late_ms))
-        outcome = Outcome("failed", "internal error")
-        try:
-            if rng is None and (not isinstance(journey, JourneySpec) or journey.data):
-                rng = user_rng(self.scenario.seed, arrival.index)
-            single = self._single.get(active.journey)
-            if single is not None:
-                request, step = single
-                reply = await self.send(request, intended, arrival.index, active.journey)
-                outcome = _COMPLETED if step_ok(step, reply) else Outcome(
-                    "failed", f"step {step.name}: {reply.error or f'status {reply.status}'}")
-            elif isinstance(journey, JourneySpec):
-                outcome = await self._drive(journey, arrival, active, rng, intended)
-            else:
-                from .user import User
+            run_id=self.run_id, seq=self._next_seq(), sim_time=active.arrival.sim,
+            real_time=self._epoch(self._t0 + active.arrival.real), user=active.index,
+            journey=active.journey, late_ms=late_ms))
 
-                user = User(self, arrival, active, rng, intended, journey.data)
-                try:
-                    await journey().run(user)
-                    outcome = Outcome("completed")
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # a bug in the user's journey ends that journey only
-                    outcome = Outcome("failed", f"{type(exc).__name__}: {exc}")
-        except asyncio.CancelledError:
-            outcome = Outcome("cut", "the run ended before the journey did")
-            self.counts.journeys_cut += 1
-        except Exception as exc:  # noqa: BLE001 - e.g. a template without a value: this journey fails
-            outcome = Outcome("failed", f"{type(exc).__name__}: {exc}")
-        finally:
-            del self._active[arrival.index]
-            while self._backlog and not self._stopping and len(self._active) < self.scenario.max_in_flight:
-                self._launch(self._backlog.popleft())  # a slot is free: the oldest waiting arrival
-            now_sim = self._sim_now()
-            if active.book.open_count:
-                if outcome.kind == "cut":  # passed deadlines are missed; later ones stay undecided
-                    self._emit_decisions(active, active.book.expire(active.observed_by(now_sim)))
-                    self.counts.sla_undecided += active.book.open_count
-                else:
-                    self._emit_decisions(active, active.book.fail_all(now_sim))
-            if active.timer is not None:
-                active.timer.cancel()
-            self._emit(JourneyEnded(
-                run_id=self.run_id, seq=self._next_seq(), sim_time=now_sim,
-                real_time=self._epoch(_now()), user=arrival.index, journey=active.journey,
-                outcome=outcome.kind, detail=outcome.detail))
-
-    async def _drive(self, spec: JourneySpec, arrival: Arrival, active: _Active, rng: Any, intended: float) -> Outcome:
-        context = {
-            "user": {"index": arrival.index, "id": f"{self.run_id}-{arrival.index}"},
-            "data": generate_user_data(spec.data, rng) if spec.data else {},
-            "run": {"id": self.run_id},
-        }
-        steps = declarative_journey(spec, context, arrival.sim)
-        next_intended: float | None = intended
+    def _step(self, active: _Active, reply: Any) -> None:
+        """Drive a declarative journey's state machine with `reply` until it sends a request,
+        waits or ends. Steps that follow a reply are due at the journey's place in simulated
+        time, so the target sees the same X-ESR-Sim-Time on any machine."""
+        steps = active.steps
+        assert steps is not None
         try:
-            action = next(steps)
+            action = steps.send(reply)
             while True:
                 kind = type(action)
                 if kind is Send:
                     if action.intended_sim is not None:  # a poll due at its time
                         active.position = action.intended_sim
-                        next_intended = self._loop_at_sim(action.intended_sim)
-                    # else the next request right after a reply: due now, at the journey's place in
-                    # simulated time (the target sees the same X-ESR-Sim-Time on any machine)
-                    reply = await self.send(action.request, next_intended, arrival.index, active.journey,
-                                            sim=active.position)
-                    next_intended = None
-                    action = steps.send(reply)
-                elif kind is WaitUntil:
+                        due = self._loop_at_sim(action.intended_sim)
+                    else:
+                        due = active.due if active.due is not None else _now()
+                    active.due = None
+                    self._request(active, action.request, due, active.position)  # type: ignore[arg-type]
+                    return
+                if kind is WaitUntil:
                     active.position = action.sim
+                    if not active.announced:
+                        self._announce(active)
                     self._emit_decisions(active, active.book.expire(active.observed_by(self._sim_now())))
-                    await self._sleep_until(self._loop_at_sim(action.sim))
-                    action = steps.send(action.sim)
-                elif kind is StepDone:
+                    if self._done_waiting(active, action.sim):
+                        self._end(active, _CUT)
+                    else:
+                        self._wait(active, action.sim)
+                    return
+                if kind is StepDone:
                     self._emit_decisions(active, active.book.step_done(action.step, action.ok, action.sim))
-                    action = steps.send(None)
                 else:
                     assert kind is Count
                     self.count(active, action.name, action.value, action.sim)
-                    action = steps.send(None)
+                action = steps.send(None)
         except StopIteration as stop:
-            return stop.value
+            self._end(active, stop.value)
+        except Exception as exc:  # noqa: BLE001 - e.g. a template without a value: this journey fails
+            self._end(active, Outcome("failed", f"{type(exc).__name__}: {exc}"))
+
+    def _done_waiting(self, active: _Active, until: float) -> bool:
+        """After the load, a journey with nothing left to decide waits no more: one whose deadlines
+        are all decided, or one without deadlines waiting past the drain bound. Decided in
+        simulated time, so the same seed sends the same requests however busy the machine."""
+        if until <= self.clock.load_end_sim or active.book.open_count:
+            return False
+        return active.settled or until > self._drain_bound_end
+
+    def _wait(self, active: _Active, sim: float) -> None:
+        """The journey waits until simulated time `sim`: an agenda entry, woken by one loop timer."""
+        self._waits.add(sim, active)
+        if self._wake is None or sim < self._wake_sim:
+            self._arm_wake(sim)
+
+    def _arm_wake(self, sim: float) -> None:
+        if self._wake is not None:
+            self._wake.cancel()
+        self._wake_sim = sim
+        self._wake = self._loop.call_at(self._loop_at_sim(sim), self._wake_up)
+
+    def _wake_up(self) -> None:
+        """Go on with every journey whose wait is over (the loop's timers may fire up to a
+        millisecond early; nothing goes on before its time by more than that)."""
+        self._wake = None
+        now = _now()
+        for sim, active in self._waits.pop_due(self.clock.sim_at(now + 0.001 - self._t0)):
+            if active.ended:
+                continue
+            due = self._loop_at_sim(sim)
+            self.timer_lag.add(max(0.0, _now() - due) * 1000)
+            active.due = due
+            self._step(active, sim)
+        earliest = self._waits.next_at
+        if earliest is not None and (self._wake is None or earliest < self._wake_sim):
+            self._arm_wake(earliest)
+
+    def _request(self, active: _Active, request: PreparedRequest, due: float, sim: float) -> None:
+        """Send the journey's request now if a slot is free, else queue it (its latency still
+        counts from `due`, so waiting for a slot shows as latency, not as lost load)."""
+        if self._stopping:
+            self._end(active, _CUT)
+        elif self._requests_in_flight < self.scenario.max_in_flight and not self._queue:
+            self._exchange(active, request, due, sim)
+        else:
+            self._queue.append((active, request, due, sim))
+
+    def _exchange(self, active: _Active, request: PreparedRequest, due: float, sim: float) -> None:
+        """A slot is the journey's: announce it if this is its first request, and send."""
+        if not active.announced:
+            self._announce(active)
+        self._requests_in_flight += 1
+        active.task = self._loop.create_task(self._answer(active, request, due, sim))
+
+    async def _answer(self, active: _Active, request: PreparedRequest, due: float, sim: float) -> None:
+        try:
+            reply = await self._transmit(request, due, active.index, active.journey, sim)
+        except asyncio.CancelledError:
+            active.task = None
+            self._end(active, _CUT)
+            return
+        finally:
+            self._release()
+        active.task = None
+        if active.steps is not None:
+            self._step(active, reply)
+            return
+        step = self._single[active.journey][1]
+        self._end(active, _COMPLETED if step_ok(step, reply) else Outcome(
+            "failed", f"step {step.name}: {reply.error or f'status {reply.status}'}"))
+
+    def _release(self) -> None:
+        """A request is done: its slot goes to the oldest request waiting for one."""
+        self._requests_in_flight -= 1
+        queue = self._queue
+        while queue and self._requests_in_flight < self.scenario.max_in_flight:
+            waiting = queue.popleft()
+            if isinstance(waiting, tuple):
+                if not waiting[0].ended:
+                    self._exchange(*waiting)
+            elif not waiting.done():  # else its Python journey was cut meanwhile
+                self._requests_in_flight += 1
+                waiting.set_result(None)
+
+    def _cut_queued(self) -> None:
+        """The run stops sending: journeys whose next request waits for a slot end here (those
+        whose first request never got one never started)."""
+        queue, self._queue = self._queue, deque()
+        for waiting in queue:
+            if isinstance(waiting, tuple):
+                self._end(waiting[0], _CUT)
+            else:
+                waiting.cancel()
+
+    async def _python_journey(self, active: _Active, journey: type[Journey], rng: Any) -> None:
+        from .user import User
+
+        outcome = Outcome("failed", "internal error")
+        try:
+            user = User(self, active.arrival, active, rng, active.due or _now(), journey.data)
+            await journey().run(user)
+            outcome = _COMPLETED
+        except asyncio.CancelledError:
+            outcome = _CUT
+        except Exception as exc:  # noqa: BLE001 - a bug in the user's journey ends that journey only
+            outcome = Outcome("failed", f"{type(exc).__name__}: {exc}")
+        finally:
+            active.task = None
+            self._end(active, outcome)
+
+    def _end(self, active: _Active, outcome: Outcome) -> None:
+        """The journey is over (once): decide its open deadlines and record how it ended."""
+        if active.ended:
+            return
+        active.ended = True
+        del self._active[active.index]
+        if active.steps is not None:
+            active.steps.close()
+        if active.timer is not None:
+            active.timer.cancel()
+            active.timer = None
+        if not active.announced:
+            if outcome.kind == "cut":  # its first request never had a slot
+                self.counts.arrivals_not_started += 1
+                self._journey_ended(active.index)
+                return
+            self._announce(active)
+        now_sim = self._sim_now()
+        if outcome.kind == "cut":
+            self.counts.journeys_cut += 1
+        if active.book.open_count:
+            if outcome.kind == "cut":  # passed deadlines are missed; later ones stay undecided
+                self._emit_decisions(active, active.book.expire(active.observed_by(now_sim)))
+                self.counts.sla_undecided += active.book.open_count
+            else:
+                self._emit_decisions(active, active.book.fail_all(now_sim))
+            if active.timer is not None:
+                active.timer.cancel()
+                active.timer = None
+        self._emit(JourneyEnded(
+            run_id=self.run_id, seq=self._next_seq(), sim_time=now_sim,
+            real_time=self._epoch(_now()), user=active.index, journey=active.journey,
+            outcome=outcome.kind, detail=outcome.detail))
+        self._journey_ended(active.index)
+
+    def _journey_ended(self, user: int) -> None:
+        """Called once per arrival when its journey is over (or never started); for runtimes
+        that account for journeys per stretch of time."""
 
     def count(self, active: _Active, name: str, value: float, sim: float) -> None:
         active.counts += 1
@@ -605,16 +751,34 @@ class Run:
 
     async def send(self, request: PreparedRequest, intended: float | None, user: int, journey: str,
                    sim: float | None = None) -> Reply:
-        """Send one request; latency counts from `intended` (monotonic time), None meaning now.
-        `sim` is its simulated time when known exactly (a replayed request's logged time, a journey's
-        place on its schedule)."""
-        sent = _now()
+        """Send one request once a slot is free (max_in_flight); latency counts from `intended`
+        (monotonic time; None: now). `sim` is its simulated time when known exactly (a replayed
+        request's logged time, a journey's place on its schedule). For Python journeys and replay."""
         if intended is None:
-            intended = sent
+            intended = _now()
+        if self._requests_in_flight >= self.scenario.max_in_flight or self._queue:
+            slot: asyncio.Future[None] = self._loop.create_future()
+            self._queue.append(slot)
+            try:
+                await slot
+            except asyncio.CancelledError:
+                if slot.done() and not slot.cancelled():  # given the slot just as it was cancelled
+                    self._release()
+                raise
+        else:
+            self._requests_in_flight += 1
+        try:
+            return await self._transmit(request, intended, user, journey, sim)
+        finally:
+            self._release()
+
+    async def _transmit(self, request: PreparedRequest, intended: float, user: int, journey: str,
+                        sim: float | None) -> Reply:
+        """Send on a slot already held; record the result."""
+        sent = _now()
         if sim is None:
             sim = self.clock.sim_at(intended - self._t0)
-        headers = {RUN_ID: self.run_id, SIM: "true", SIM_TIME: self._sim_iso(sim),
-                   TIME_WARP: f"{self.clock.time_warp:g}"}
+        headers = {RUN_ID: self.run_id, SIM: "true", SIM_TIME: self._sim_iso(sim), TIME_WARP: self._warp_header}
         faults = self.active_faults  # those on when it was sent
         if self._stopping:  # the drain ended: this journey is being cut
             raise asyncio.CancelledError
@@ -624,7 +788,6 @@ class Run:
             n = active.requests
             active.requests += 1
         self.counts.requests_sent += 1
-        self._requests_in_flight += 1
         try:
             response = await self._sender_live.send(request, headers)
         except asyncio.CancelledError:
@@ -633,8 +796,6 @@ class Run:
             raise
         except Exception as exc:  # noqa: BLE001 - a sender bug must not lose the result
             response = Response(0, {}, repr(exc).encode(), "protocol")
-        finally:
-            self._requests_in_flight -= 1
         done = _now()
         latency = (done - intended) * 1000
         live = self.live
@@ -650,15 +811,15 @@ class Run:
 
     async def _drain(self) -> None:
         """Keep the clock going until every open journey is decided: at most the drain bound,
-        or longer while a deadline that opened is still running. Arrivals still waiting for a
-        slot (max_in_flight) may start late for as long again as the load took; those that
-        never start are counted. Requests in flight then get their answer (or their timeout)
-        before the remaining journeys are cut."""
-        static_end = self.clock.load_end_sim + drain_bound_sim([j for _, _, j in self._journeys])
+        or longer while a deadline that opened is still running. Requests still waiting for a
+        slot (max_in_flight) may go late for as long again as the load took; arrivals whose first
+        request never goes never started, and are counted. Requests in flight then get their
+        answer (or their timeout) before the remaining journeys are cut."""
+        static_end = self._drain_bound_end
         grace = self.scenario.request_timeout + 1.0
-        # Arrivals still waiting for a slot start late rather than never, for a while
+        # Requests still waiting for a slot go late rather than never, for a while
         catch_up_end = self._t0 + self.clock.load_end_real + max(self.clock.load_end_real, CATCH_UP_MIN_S)
-        while self._backlog and _now() < catch_up_end:
+        while self._queue and _now() < catch_up_end:
             await asyncio.sleep(0.01)
         while self._active:
             if all(a.settled for a in self._active.values()):
@@ -672,26 +833,29 @@ class Run:
                              for a in self._active.values())
                 if not behind or _now() >= end + max(self.clock.load_end_real, CATCH_UP_MIN_S):
                     break
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02 if len(self._active) < 2000 else 0.1)  # each look is O(journeys)
         self._stopping = True  # no journey starts another request from here
-        self.counts.arrivals_not_started = len(self._backlog)
-        self._backlog.clear()
+        self._cut_queued()
         deadline = _now() + grace
         while self._requests_in_flight and _now() < deadline:
             await asyncio.sleep(0.005)
         await self._abort_tasks()
 
     async def _abort_tasks(self) -> None:
+        """Cut every journey: queued, in flight, running Python code or waiting."""
         self._stopping = True
+        self._cut_queued()
         tasks = [a.task for a in self._active.values() if a.task is not None]
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        never = [index for index, a in self._active.items() if not a.began]  # cancelled before they ran
-        for index in never:
-            del self._active[index]
-        self.counts.arrivals_not_started += len(never)
+        if self._wake is not None:
+            self._wake.cancel()
+            self._wake = None
+        self._waits.clear()
+        for active in list(self._active.values()):  # waiting, or a task cancelled before it ran
+            self._end(active, _CUT)
 
     # -- progress -------------------------------------------------------------------------
     def _recent_p95(self, sim: float) -> float | None:

@@ -212,14 +212,11 @@ class ShardRun(Run):
             self.status = RunStatus.FINISHED
         self._advance()
 
-    async def _journey(self, arrival: Arrival, journey: Any, active: Any, rng: Any) -> None:
-        try:
-            await super()._journey(arrival, journey, active, rng)
-        finally:
-            tick = self._tick_of.pop(arrival.index, None)
-            if tick is not None:
-                self._ticks[tick].open -= 1
-                self._advance()
+    def _journey_ended(self, user: int) -> None:
+        tick = self._tick_of.pop(user, None)
+        if tick is not None:
+            self._ticks[tick].open -= 1
+            self._advance()
 
     def _advance(self) -> None:
         while (t := self._ticks.get(self.done_upto + 1)) is not None and t.open <= 0:

@@ -85,6 +85,21 @@ def test_validate_lists_every_error_with_its_path(tmp_path: Path, esr_home: Path
     assert "valid scenario 'quickstart_claims_48h'" in good.stdout
 
 
+def test_validate_with_a_target_checks_what_esr_run_would(tmp_path: Path, esr_home: Path) -> None:
+    """The file alone is valid; against a target that offers no `db_down`, it is not, exactly as
+    `esr run` says before anything is sent."""
+    path = write(tmp_path, {"name": "x", "duration_hours": 24, "time_warp": 60, "load_profile": [[0, 5]],
+                            "failure_injection": ["db_down@hour12"], "assertions": ["error_rate < 0.01"]})
+    assert esr("validate", str(path), check=True).stdout.strip().endswith("valid scenario 'x' (1 assertion)")
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens: neither command sends anything
+    checked = esr("validate", str(path), "--target", url)
+    ran = esr("run", str(path), "--target", url)
+    assert checked.returncode == ran.returncode == 2
+    assert "unknown fault 'db_down'" in checked.stderr and "Traceback" not in checked.stderr
+    assert checked.stderr == ran.stderr
+    assert not (esr_home / "runs").exists()
+
+
 def test_bad_json_reports_line_and_column(tmp_path: Path) -> None:
     path = tmp_path / "broken.json"
     path.write_text('{"name": "x",\n "duration_hours": 24,,}')

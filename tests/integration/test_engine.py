@@ -309,11 +309,44 @@ class EndlessJourney(esr.Journey):
             await user.wait(hours=1)
 
 
-async def test_a_full_generator_still_ends_and_says_what_never_started(demo_target: Any) -> None:
+async def test_journeys_that_only_wait_hold_no_request_slot(demo_target: Any) -> None:
+    """max_in_flight limits requests in flight, not journeys: hundreds of claims wait on their
+    hourly polls at once under a limit of 20 requests, and every one is started, polled and decided."""
+    from test_schedule_lag import claims
+
+    url, target = await demo_target()
+    s = Scenario.from_dict(claims(hours=2, rate=150, warp=3600, seed=5) | {"max_in_flight": 20, "drain_warp": 18000})
+    r = Run(s, TargetRegistry().resolve(url))
+    open_journeys: list[int] = []
+    await r.execute(progress=lambda run: open_journeys.append(run.snapshot()["open_journeys"]))
+    v = r.verdict
+    assert v is not None and v.completeness["complete"] is True, v.reason
+    planned = r.plan.count()
+    assert v.completeness["journeys_started"] == planned == len(target.claims) > 200
+    assert v.summary["sla_48h_met"] + v.summary["sla_48h_missed"] == planned
+    assert max(open_journeys) > 150  # waiting at once (none is paid within 12 h), far over the limit
+    assert 0 < target.peak_in_flight <= 20
+
+
+async def test_python_journeys_that_only_wait_hold_no_request_slot(demo_target: Any) -> None:
     url, _ = await demo_target()
     s = scenario(journeys=[EndlessJourney], max_in_flight=3, load_profile=[[0, 20]], time_warp=3600)
-    r = await asyncio.wait_for(run(s, url), 120)  # ~11 s: the load, then the catch-up wait for a slot
+    r = await asyncio.wait_for(run(s, url), 120)
+    v = r.verdict
+    assert v is not None and v.completeness["arrivals_not_started"] == 0
+    assert v.summary["journeys_cut"] == v.summary["journeys_started"] == r.plan.count() > 3
+
+
+async def test_a_full_generator_still_ends_and_says_what_never_started(demo_target: Any) -> None:
+    """One request slot and 2 s answers: arrivals whose first request never got the slot before
+    the catch-up ended (10 s after a 1 s load) never started, and the verdict says so."""
+    url, target = await demo_target(latency_ms=2000)
+    s = scenario(max_in_flight=1, load_profile=[[0, 20]], time_warp=3600, request_timeout=30)
+    r = await asyncio.wait_for(run(s, url), 120)
     v = r.verdict
     assert v is not None and v.status == "ERROR"
-    assert v.completeness["arrivals_not_started"] == r.plan.count() - 3
-    assert v.summary["journeys_cut"] == 3
+    started = v.completeness["journeys_started"]
+    assert 0 < started < r.plan.count()
+    assert v.completeness["arrivals_not_started"] == r.plan.count() - started
+    assert target.peak_in_flight == 1
+    assert "never started" in v.reason
