@@ -59,8 +59,7 @@ class User:
 
     def sla_open(self, key: str, *, within: str | float) -> None:
         """Start deadline `key` (e.g. "48h": counted in sla_48h_success_rate) now."""
-        self._active.book.open(key, parse_duration(within), self.now_sim)
-        self._run._arm_deadline(self._active)  # noqa: SLF001
+        self._run._open_deadline(self._active, key, parse_duration(within), self.now_sim)  # noqa: SLF001
 
     def sla_close(self, key: str) -> None:
         """The journey reached the end of deadline `key`: met if still in time."""

@@ -259,6 +259,7 @@ class ShardRun(Run):
         while True:
             await asyncio.sleep(FLUSH_S)
             self.flush()
+            self._keep_collections_short()
 
     def report(self) -> ShardReport:
         """This attempt's cumulative figures for its ticks up to `done_upto`."""

@@ -318,13 +318,21 @@ async def test_journeys_that_only_wait_hold_no_request_slot(demo_target: Any) ->
     s = Scenario.from_dict(claims(hours=2, rate=150, warp=3600, seed=5) | {"max_in_flight": 20, "drain_warp": 18000})
     r = Run(s, TargetRegistry().resolve(url))
     open_journeys: list[int] = []
-    await r.execute(progress=lambda run: open_journeys.append(run.snapshot()["open_journeys"]))
+    deadlines_open: list[int] = []
+
+    def progress(run: Run) -> None:
+        snapshot = run.snapshot()
+        open_journeys.append(snapshot["open_journeys"])
+        deadlines_open.append(snapshot["sla_open"])
+
+    await r.execute(progress=progress)
     v = r.verdict
     assert v is not None and v.completeness["complete"] is True, v.reason
     planned = r.plan.count()
     assert v.completeness["journeys_started"] == planned == len(target.claims) > 200
     assert v.summary["sla_48h_met"] + v.summary["sla_48h_missed"] == planned
     assert max(open_journeys) > 150  # waiting at once (none is paid within 12 h), far over the limit
+    assert max(deadlines_open) > 150 and r.sla_open == 0  # each waiting claim's 48 h deadline, until decided
     assert 0 < target.peak_in_flight <= 20
 
 
