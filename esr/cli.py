@@ -144,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=9700, help="port (default 9700)")
     serve.add_argument("--max-concurrent", type=int, default=1, help="runs played at once; the rest queue")
+    _public_url_option(serve)
     _kafka_option(serve, "play runs on the Kafka runtime through this broker (env ESR_KAFKA)")
 
     worker = sub.add_parser("worker", help="a process of the Kafka runtime: clock, bots or metrics",
@@ -168,6 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--sut-port", type=int, default=9701, help="claims system port (default 9701)")
     sandbox.add_argument("--max-concurrent", type=int, default=1, help="runs played at once; the rest queue")
     sandbox.add_argument("--caseworkers", type=int, default=110, help="review capacity of the claims office")
+    _public_url_option(sandbox)
     sandbox.add_argument("--auth", action="store_true",
                          help="ask for tokens, as `esr serve` does (on loopback the sandbox is a playground without "
                               "them; on any other address they are always on)")
@@ -411,7 +413,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         kafka = KafkaSettings.from_env(args.kafka)
         ensure_topics(kafka)
     app = make_app(home, registry=_registry(), tokens=tokens, max_concurrent=max(1, args.max_concurrent), kafka=kafka,
-                   public_url=f"http://{args.host}:{args.port}")
+                   public_url=_public_url(args))
     recovered = len(app[MANAGER].runs)
     runtime = f"Kafka at {kafka.bootstrap} (topics {kafka.prefix}*)" if kafka else "embedded"
     print(f"ESR server on http://{args.host}:{args.port}  (API description: /openapi.json; runtime: {runtime})\n"
@@ -464,8 +466,28 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     from .sandbox.serve import serve_sandbox
 
     serve_sandbox(args.host, args.port, args.sut_port, max(1, args.max_concurrent),
-                  config=OfficeConfig(caseworkers=args.caseworkers), auth=args.auth)
+                  config=OfficeConfig(caseworkers=args.caseworkers), auth=args.auth,
+                  public_url=_public_url(args))
     return 0
+
+
+def _public_url_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--public-url", default=os.environ.get("ESR_PUBLIC_URL"), metavar="URL",
+                        help="where users reach the server, e.g. behind a proxy: the dashboard links it hands out "
+                             "start with it, whatever Host a request names (env ESR_PUBLIC_URL; default "
+                             "http://HOST:PORT)")
+
+
+def _public_url(args: argparse.Namespace) -> str:
+    from urllib.parse import urlsplit
+
+    if not args.public_url:
+        return f"http://{args.host}:{args.port}"
+    parts = urlsplit(args.public_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment or parts.password:
+        raise EsrError(f"--public-url {args.public_url!r}: expected an http(s) URL such as "
+                       "https://esr.agency.example (no query, fragment or credentials)")
+    return args.public_url.rstrip("/")
 
 
 def _cmd_grafana(args: argparse.Namespace) -> int:

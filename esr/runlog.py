@@ -18,7 +18,7 @@ from .codec import decode, encode
 from .errors import RunLogError
 from .events import Event
 
-__all__ = ["RunLog", "check_run_id", "esr_home", "new_run_id", "read_events", "run_log_path"]
+__all__ = ["RunLog", "check_run_id", "is_run_id", "esr_home", "new_run_id", "read_events", "run_log_path"]
 
 LOG_NAME = "events.jsonl"
 
@@ -37,9 +37,14 @@ def new_run_id(now: datetime | None = None) -> str:
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
+def is_run_id(text: str) -> bool:
+    """1-100 letters, digits, '.', '_' or '-', starting with a letter or digit, no '..'."""
+    return bool(_RUN_ID.match(text)) and ".." not in text
+
+
 def check_run_id(run_id: str, home: Path) -> None:
     """A run id names a new folder under $ESR_HOME/runs: letters, digits, '.', '_', '-'."""
-    if not _RUN_ID.match(run_id) or ".." in run_id:
+    if not is_run_id(run_id):
         raise RunLogError(f"run id {run_id!r} must be 1-100 letters, digits, '.', '_' or '-', "
                           "starting with a letter or digit")
     if (home / "runs" / run_id).exists():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import math
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -32,7 +33,7 @@ from ..runlog import read_events, run_log_path
 from ..timeline import finished_timeline, run_timeline
 from ..web.assets import ASSET_FILES, asset, charts_script
 from ..web.pages import dashboard_html, report_html
-from .auth import LinkToken, Tokens
+from .auth import LinkToken, Tokens, check_link_ttl
 from .runs import ManagedRun, RunManager, UnknownRun, timeline_path
 
 __all__ = ["add_dashboard_routes"]
@@ -119,14 +120,21 @@ def _assertions_so_far(run: Any) -> list[dict[str, Any]]:
 _TIMELINES: web.AppKey[Timelines] = web.AppKey("timelines", Timelines)
 
 
+_LAUNCH_TOKEN_IN_URL = (
+    "the launch token is never accepted in a URL (URLs end up in browser history, proxy logs and "
+    "Referer headers): open pages with a signed link (GET /run/{id}/links with the launch token in an "
+    "Authorization header) or with the observer token")
+
+
 def _token(request: web.Request, tokens: Tokens) -> LinkToken | None:
-    given = request.query.get("token", "")
-    header = request.headers.get("Authorization", "")
-    if not given and header.startswith("Bearer "):
-        given = header[7:].strip()
-    if not given:
-        return LinkToken("*", "admin", 0) if tokens.open else None
-    return tokens.check(given)
+    """A page's credential: `?token=` (a link or the observer token), else the Authorization
+    header. The launch token in a URL is refused outright (HTTP 401)."""
+    if "token" not in request.query:
+        return tokens.from_header(request.headers.get("Authorization"))
+    token = tokens.check(request.query["token"])
+    if token is not None and token.role == "admin":
+        raise web.HTTPUnauthorized(text=_LAUNCH_TOKEN_IN_URL)
+    return token
 
 
 def _denied(request: web.Request, run_id: str | None, tokens: Tokens) -> web.Response | None:
@@ -143,7 +151,9 @@ def _denied(request: web.Request, run_id: str | None, tokens: Tokens) -> web.Res
     return None
 
 
-def add_dashboard_routes(app: web.Application, manager: RunManager, tokens: Tokens, home: Path) -> None:
+def add_dashboard_routes(app: web.Application, manager: RunManager, tokens: Tokens, home: Path,
+                         public_url: str) -> None:
+    """The pages and their data; `public_url` starts every link minted (never the caller's Host)."""
     app[_TIMELINES] = Timelines(manager, home)
 
     def run_or_404(request: web.Request) -> str:
@@ -223,13 +233,18 @@ def add_dashboard_routes(app: web.Application, manager: RunManager, tokens: Toke
         run_id = run_or_404(request)
         token = _token(request, tokens)
         if token is None or token.role != "admin":
-            return web.json_response({"error": "minting links needs the launch token"}, status=403 if token else 401)
+            return web.json_response({"error": "minting links needs the launch token (Authorization: Bearer TOKEN)"},
+                                     status=403 if token else 401)
+        raw = request.query.get("ttl_s", str(7 * 86400))
         try:
-            ttl = float(request.query.get("ttl_s", 7 * 86400))
+            ttl = float(raw)
         except ValueError:
-            return web.json_response({"error": "ttl_s is a number of seconds, e.g. 86400"}, status=400)
-        base = f"{request.scheme}://{request.host}"
-        return web.json_response({role: f"{base}/dashboard/{run_id}?token={tokens.link(run_id, role, ttl)}"
+            ttl = math.nan
+        try:
+            check_link_ttl(ttl)
+        except ValueError as exc:
+            return web.json_response({"error": f"{exc}; got {raw!r}"}, status=400)
+        return web.json_response({role: f"{public_url}/dashboard/{run_id}?token={tokens.link(run_id, role, ttl)}"
                                   for role in ("observer", "trainee")} | {"expires_in_s": ttl})
 
     async def decide(request: web.Request) -> web.Response:

@@ -51,14 +51,21 @@ def _error(status: int, message: str, **extra: Any) -> web.Response:
 
 
 def _needs(role: str) -> Callable[[Handler], Handler]:
+    """'admin': the launch token. 'observer': any valid token, but a run's link token only on
+    that run's routes (never the list of runs)."""
     def wrap(handler: Handler) -> Handler:
         async def checked(request: web.Request) -> web.StreamResponse:
-            given = request.app[_TOKENS].role(request.headers.get("Authorization"))
-            if given is None:
-                return _error(401, "missing or wrong bearer token: send 'Authorization: Bearer TOKEN' "
+            token = request.app[_TOKENS].from_header(request.headers.get("Authorization"))
+            if token is None:
+                return _error(401, "missing, malformed or wrong bearer token: send 'Authorization: Bearer TOKEN' "
                                    "(the token is in $ESR_HOME/token, or ESR_TOKEN)")
-            if role == "admin" and given != "admin":
-                return _error(403, "an observer token is read-only; launching and aborting need the launch token")
+            if role == "admin" and token.role != "admin":
+                return _error(403, "this token is read-only; launching and aborting need the launch token")
+            run_id = request.match_info.get("run_id")
+            if run_id is None and token.run_id != "*":
+                return _error(403, f"this link token opens run {token.run_id} only, not the list of runs")
+            if run_id is not None and not token.allows(run_id):
+                return _error(403, f"this link token is for run {token.run_id}, not {run_id}")
             return await handler(request)
         return checked
     return wrap
@@ -172,7 +179,7 @@ def make_app(home: Path, *, registry: TargetRegistry, tokens: Tokens, max_concur
     app.router.add_post("/run/{run_id}/abort", post_abort)
     app.router.add_get("/openapi.json", get_openapi)
     add_metrics_route(app, manager)  # GET /metrics for Prometheus (esr/api/prom.py)
-    add_dashboard_routes(app, manager, tokens, home)
+    add_dashboard_routes(app, manager, tokens, home, app[_PUBLIC_URL])
 
     async def stop_runs(app: web.Application) -> None:
         await app[MANAGER].close()

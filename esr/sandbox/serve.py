@@ -99,7 +99,7 @@ def sandbox_tokens(tokens: Tokens, host: str, auth: bool) -> tuple[Tokens, bool]
 
 def serve_sandbox(host: str = "127.0.0.1", port: int = 9700, sut_port: int = 9701,
                   max_concurrent: int = 1, home: Path | None = None, config: OfficeConfig | None = None,
-                  auth: bool = False) -> None:
+                  auth: bool = False, public_url: str | None = None) -> None:
     """Run both until interrupted; prints the addresses (and the tokens when they are on).
 
     On loopback, without `auth`, the sandbox is a single-user playground: requests need no
@@ -109,7 +109,7 @@ def serve_sandbox(host: str = "127.0.0.1", port: int = 9700, sut_port: int = 970
     tokens, forced = sandbox_tokens(Tokens.from_environment(home), host, auth)
     service = ClaimsService(config)
     registry = TargetRegistry.from_environment(home)
-    public = f"http://{host}:{port}"
+    public = public_url or f"http://{host}:{port}"
 
     async def start_sut(app: web.Application) -> None:
         try:

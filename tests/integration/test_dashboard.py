@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,8 @@ from esr.targets import TargetRegistry
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKENS = Tokens(admin="launch-token", observer="observer-token")
-ADMIN = {"Authorization": "Bearer launch-token"}
+TOKENS = Tokens(admin="launch-token-for-tests", observer="observer-token-for-tests")
+ADMIN = {"Authorization": "Bearer launch-token-for-tests"}
 CHROMIUM = "/usr/bin/chromium"
 # 8 simulated hours at 1,800: 16 real seconds of load; the database is down from hour 3 to 4
 DAY = {"name": "dashboard_day", "duration_hours": 8, "time_warp": 1800, "drain_warp": 86400, "seed": 4,
@@ -99,7 +100,7 @@ async def test_links_open_one_run_read_only(sandbox: Any) -> None:
     assert (await call("GET", f"{url}/dashboard/{other}?token={token}"))[0] == 403  # another run
     assert (await call("GET", f"{url}/?token={token}"))[0] == 403  # the list of all runs
     assert (await call("GET", f"{url}/dashboard/{run_id}?token={token[:-2]}xx"))[0] == 401  # tampered
-    expired = TOKENS.link(run_id, "observer", ttl_s=-1)
+    expired = TOKENS.link(run_id, "observer", ttl_s=60, now=time.time() - 120)  # minted 2 min ago for 1 min
     assert (await call("GET", f"{url}/dashboard/{run_id}?token={expired}"))[0] == 401
     assert (await call("GET", f"{url}/dashboard/{run_id}"))[0] == 401
     # anything that changes state, with a link token: 403
@@ -108,7 +109,7 @@ async def test_links_open_one_run_read_only(sandbox: Any) -> None:
         assert (await call("POST", f"{url}/run/{run_id}/abort", bearer))[0] == 403
         assert (await call("POST", f"{url}/run", bearer, SHORT))[0] == 403
         assert (await call("GET", f"{url}/run/{run_id}/links", bearer))[0] == 403
-    status, listing = await call("GET", f"{url}/?token=observer-token")
+    status, listing = await call("GET", f"{url}/?token=observer-token-for-tests")
     assert status == 200 and run_id.encode() in listing and other.encode() in listing
     assert (await call("GET", f"{url}/assets/uPlot.iife.min.js"))[0] == 200
     assert (await call("GET", f"{url}/assets/nothing.js"))[0] == 404
@@ -121,7 +122,7 @@ async def test_events_push_the_timeline_until_the_run_ends_and_a_restart_rebuild
     run_id = await launch(url, SHORT | {"duration_hours": 4})
     seen: list[dict[str, Any]] = []
     async with aiohttp.ClientSession() as session:
-        async with session.get(f"{url}/run/{run_id}/events?token=observer-token") as response:
+        async with session.get(f"{url}/run/{run_id}/events?token=observer-token-for-tests") as response:
             assert response.headers["Content-Type"] == "text/event-stream"
             event = ""
             async for line in response.content:
@@ -141,7 +142,7 @@ async def test_events_push_the_timeline_until_the_run_ends_and_a_restart_rebuild
     assert sum(final["requests"]) == summary["summary"]["requests"]
     # a server restarted on the same home rebuilds the finished run's page from its log
     restarted = await sandbox()
-    status, body = await call("GET", f"{restarted}/run/{run_id}/timeline?token=observer-token")
+    status, body = await call("GET", f"{restarted}/run/{run_id}/timeline?token=observer-token-for-tests")
     assert status == 200
     again = orjson.loads(body)
     for key in ("t", "requests", "p95", "error_rate", "sla_met", "faults", "verdict", "completeness"):
@@ -232,7 +233,7 @@ async def test_trainee_decisions_are_applied_and_drawn(sandbox: Any, esr_home: P
     summary = await ended(url, run_id)
     assert summary["summary"]["errors"] > 0  # filings were refused while intake was paused
     assert (await call("POST", f"{decide}?token={tokens['trainee']}", None, {"decision": "x"}))[0] == 409
-    status, body = await call("GET", f"{url}/run/{run_id}/timeline?token=observer-token")
+    status, body = await call("GET", f"{url}/run/{run_id}/timeline?token=observer-token-for-tests")
     decisions = orjson.loads(body)["decisions"]
     assert [(d["author"], d["decision"], d["applied"]) for d in decisions] == [
         ("Jane", "add_caseworkers(5)", True), ("trainee", "page on-call", None), ("trainee", "pause_intake", True)]

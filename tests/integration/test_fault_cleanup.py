@@ -25,7 +25,7 @@ from esr.targets import TargetRegistry
 
 pytestmark = pytest.mark.integration
 
-ADMIN = {"Authorization": "Bearer launch-token"}
+ADMIN = {"Authorization": "Bearer launch-token-for-tests"}
 # a long day (30 simulated hours at one per real second): the faults are on when the test acts
 DAY = {"name": "outage", "duration_hours": 30, "time_warp": 3600, "load_profile": [[0, 20]], "seed": 8,
        "failure_injection": ["db_down@hour1", "latency(50ms)@hour1"]}
@@ -102,7 +102,7 @@ async def test_an_abort_through_the_server_restores_the_target(claims: tuple[Cla
     service, url = claims
     registry = TargetRegistry()
     registry.register(sandbox_target("prod-like-staging.dol.gov", url))
-    app = make_app(esr_home, registry=registry, tokens=Tokens(admin="launch-token", observer="o"))
+    app = make_app(esr_home, registry=registry, tokens=Tokens(admin="launch-token-for-tests", observer="observer-token-for-tests"))
     runner, server = await serve(app)
     try:
         async with aiohttp.ClientSession(headers=ADMIN) as session:

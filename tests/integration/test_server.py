@@ -22,9 +22,9 @@ from esr.targets import TargetRegistry
 
 pytestmark = pytest.mark.integration
 
-TOKENS = Tokens(admin="launch-token", observer="observer-token")
-ADMIN = {"Authorization": "Bearer launch-token"}
-OBSERVER = {"Authorization": "Bearer observer-token"}
+TOKENS = Tokens(admin="launch-token-for-tests", observer="observer-token-for-tests")
+ADMIN = {"Authorization": "Bearer launch-token-for-tests"}
+OBSERVER = {"Authorization": "Bearer observer-token-for-tests"}
 SMALL = {"name": "api", "duration_hours": 1, "time_warp": 1800, "load_profile": [[0, 20]], "seed": 2,
          "assertions": ["error_rate < 0.01"]}
 

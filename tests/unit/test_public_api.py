@@ -29,7 +29,8 @@ def test_tokens_are_generated_once_and_private(tmp_path, monkeypatch) -> None:
     assert first == Tokens.from_environment(tmp_path) and first.admin != first.observer
     assert (tmp_path / "token").stat().st_mode & 0o777 == 0o600
     assert read_token(tmp_path) == first.admin
-    assert first.role(f"Bearer {first.admin}") == "admin" and first.role(f"Bearer {first.observer}") == "observer"
-    assert first.role("Bearer nope") is None and first.role(None) is None
-    monkeypatch.setenv("ESR_TOKEN", "from-env")
-    assert Tokens.from_environment(tmp_path).admin == "from-env" and read_token(tmp_path) == "from-env"
+    admin, observer = first.from_header(f"Bearer {first.admin}"), first.from_header(f"Bearer {first.observer}")
+    assert admin is not None and admin.role == "admin" and observer is not None and observer.role == "observer"
+    assert first.from_header("Bearer nope") is None and first.from_header(None) is None
+    monkeypatch.setenv("ESR_TOKEN", "from-env-0123456789")
+    assert Tokens.from_environment(tmp_path).admin == "from-env-0123456789" and read_token(tmp_path) == "from-env-0123456789"
