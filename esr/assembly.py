@@ -355,4 +355,5 @@ class RunAssembly:
             shard_reports_missing=gaps["shard_reports_missing"],
             fault_events_missing=gaps["fault_events_missing"],
             duplicates_dropped=sum(p.duplicates for p in self.parts.values()),
+            refused="; ".join(sorted({r.refused for r in finals if r.refused})),
         )

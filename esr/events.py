@@ -126,6 +126,7 @@ class RunFinished(Event, frozen=True, kw_only=True, tag="run_finished"):
     shard_reports_missing: int = 0  # Kafka runtime: shards that never reported their counts
     duplicates_dropped: int = 0  # Kafka runtime: results received twice (a shard re-run), counted once
     fault_events_missing: int = 0  # Kafka runtime: planned faults whose start never reached the metrics side
+    refused: str = ""  # Kafka runtime: why bot workers refused to send to the run's target
 
 
 class RunAborted(Event, frozen=True, kw_only=True, tag="run_aborted"):
@@ -157,6 +158,7 @@ class ShardReport(Event, frozen=True, kw_only=True, tag="shard_report"):
     requests_abandoned: int = 0
     sla_undecided: int = 0
     arrivals_not_started: int = 0
+    refused: str = ""  # why this worker refused to send to the run's target (its registry); "" if it did not
 
 
 class FaultStarted(Event, frozen=True, kw_only=True, tag="fault_started"):

@@ -175,6 +175,8 @@ def judge(
         status, reason = "ABORTED", f"the run was aborted: {fold.aborted.reason}"
     elif fold.finished is None:
         status, reason = "ABORTED", "the run log ends before the run finished (the process stopped)"
+    elif fold.finished.refused:
+        status, reason = "ERROR", f"nothing was sent: {fold.finished.refused}"
     elif not completeness["complete"]:
         status, reason = "ERROR", f"data incomplete: {_gap(completeness)}"
     elif any(not w.ok for w in fold.faults.values()):

@@ -2,7 +2,8 @@
 
 `AiohttpSender` is the real one (one pooled aiohttp session); tests of journey logic may use
 any object with the same `send` coroutine. Transport errors are classified once, here:
-timeout, connect, protocol; HTTP statuses become 4xx or 5xx.
+timeout, connect, protocol; HTTP statuses become 4xx or 5xx. No sender follows a redirect: a
+3xx is the answer (following it could take traffic where it was never allowed to go).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class AiohttpSender:
     async def send(self, request: PreparedRequest, headers: dict[str, str]) -> Response:
         if request.headers:
             headers = {**headers, **request.headers}
-        kwargs: dict[str, Any] = {"headers": headers}
+        kwargs: dict[str, Any] = {"headers": headers, "allow_redirects": False}  # a 3xx is a result
         if request.query:
             kwargs["params"] = request.query
         if request.json is not None:

@@ -33,7 +33,8 @@ from ..events import Event, JourneyStarted, RequestResult, RunStarted, ShardRepo
 from ..fault_plan import fault_moments
 from ..offsets import OffsetTracker
 from ..scenario import Scenario
-from ..targets import Target
+from ..runlog import esr_home
+from ..targets import Target, TargetRefused, TargetRegistry
 from ..journey import PreparedRequest
 from ..replay.select import endpoint_label
 from ..ticks import PlannedRequest, Tick, shard_of
@@ -78,12 +79,21 @@ class ShardRun(Run):
         self._plays: list[asyncio.Task] = []
         self._overdue: dict[int, float] = {}  # user -> ms late, for arrivals re-run after a takeover
         self.tp: tuple[str, int] | None = None  # the (topic, partition) its ticks come from
+        self.refused = ""  # why this worker will not send to the run's target
+        self._sender_live: Any = None
+        self._proxy: Any = None
+        self._fault_timers: list[asyncio.TimerHandle] = []
 
     # -- life cycle -----------------------------------------------------------------------
     def open(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._epoch0 = self.started.real_time
         self._t0 = _now() + (self.started.real_time - time.time())
+        try:  # whoever can write to the runs topic names the target: this worker's registry decides
+            TargetRegistry.from_environment(esr_home()).resolve(self.started.target)
+        except TargetRefused as exc:
+            self.refused = f"bot worker {socket.gethostname()}:{os.getpid()} refused {self.started.target}: {exc}"
+            return
         self._sender_live = make_sender(
             self.http_client, self.target.url, timeout=self.scenario.request_timeout,
             max_connections=connection_budget(self.scenario.max_in_flight),
@@ -96,8 +106,6 @@ class ShardRun(Run):
         """Apply the run's built-in faults in this worker's own fault proxy, and mark results
         with the faults active, both by the run's clock (the clock worker performs the system's
         own faults and publishes the fault events)."""
-        self._proxy: Any = None
-        self._fault_timers: list[asyncio.TimerHandle] = []
         if not self.faults:
             return
         if any(f.toxic is not None for f in self.faults):
@@ -139,11 +147,15 @@ class ShardRun(Run):
             timer.cancel()
         await self._abort_tasks()
         await asyncio.gather(*self._tasks, *self._plays, return_exceptions=True)
-        await self._sender_live.close()
+        if self._sender_live is not None:
+            await self._sender_live.close()
         if self._proxy is not None:
             await self._proxy.close()
 
     def on_tick(self, tick: Tick) -> None:
+        if self.refused:
+            self._refuse(tick)
+            return
         if tick.tick <= self.last_seen or self.final:
             return  # a tick the clock sent again after a restart
         self.last_seen = tick.tick
@@ -167,6 +179,18 @@ class ShardRun(Run):
                 due.append(arrival)
             # else: before the first tick this attempt owns; the worker that committed it ran it
         self._plays.append(self._loop.create_task(self._play(tick, due)))
+
+    def _refuse(self, tick: Tick) -> None:
+        """Send nothing: the shard is done at its first tick, every arrival of it not started."""
+        if self.final:
+            return
+        self.first_tick = self.last_seen = tick.tick
+        self.done_upto = tick.tick - 1
+        self._ticks[tick.tick] = _TickTally(open=0)
+        self.counts.arrivals_not_started = sum(1 for _ in self._arrivals)
+        self.final = True
+        self.status = RunStatus.FINISHED
+        self._advance()
 
     async def abort(self) -> None:
         """The run was aborted: cut every journey; the shard is done."""
@@ -274,7 +298,7 @@ class ShardRun(Run):
             journeys_cut=c.journeys_cut if self.final else 0,
             requests_abandoned=c.requests_abandoned if self.final else 0,
             sla_undecided=c.sla_undecided if self.final else 0,
-            arrivals_not_started=c.arrivals_not_started if self.final else 0)
+            arrivals_not_started=c.arrivals_not_started if self.final else 0, refused=self.refused)
 
 
 class ReplayShardRun(ShardRun):

@@ -119,6 +119,9 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
     def stream() -> LogStream:
         return LogStream(args.paths, fmt=args.fmt, reorder_window_s=window)
 
+    # the target is checked first, as in a real replay: a dry run that would be refused says so
+    target = registry.resolve(args.target) if args.target else None
+
     first = stream()
     not_selected: dict[str, int] = {}
     plan: ReplayPlan = plan_replay((r.time for r in _selected(first, selection, redactor, not_selected)), args.warp)
@@ -130,9 +133,8 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
             print("esr: error: nothing to replay (see what was read above)", file=sys.stderr)
             return 2
         return 0
-    if not args.target:
+    if target is None:
         raise EsrError("no target: pass --target URL (a loopback URL or a registered name)")
-    target = registry.resolve(args.target)
     assertions, derived = list(args.assertions), {}
     if args.scenario:
         from ..scenario import load_scenario

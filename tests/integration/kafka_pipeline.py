@@ -104,12 +104,13 @@ class Pipeline:
         return {**os.environ, "ESR_KAFKA": self.settings.bootstrap, "ESR_KAFKA_PREFIX": self.settings.prefix,
                 "ESR_KAFKA_PARTITIONS": str(self.settings.partitions), "PYTHONUNBUFFERED": "1"}
 
-    async def start(self, role: str) -> Worker:
+    async def start(self, role: str, env: dict[str, str] | None = None) -> Worker:
+        """`esr worker ROLE`; `env` adds to (or overrides) the pipeline's environment."""
         n = sum(w.role == role for w in self.workers)
         log = self.folder / f"{role}-{n}.log"
         out = log.open("wb")
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "esr.cli", "worker", role, stdout=out, stderr=out, env=self.env)
+            sys.executable, "-m", "esr.cli", "worker", role, stdout=out, stderr=out, env=self.env | (env or {}))
         worker = Worker(role, proc, log)
         self.workers.append(worker)
         return worker

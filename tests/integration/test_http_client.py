@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 
 from esr.engine.http import PooledHttpSender
+from esr.engine.sender import HTTP_CLIENTS, make_sender
 from esr.journey import PreparedRequest
 
 pytestmark = pytest.mark.integration
@@ -167,3 +168,41 @@ async def test_refused_connection_and_timeout_kinds(raw_server) -> None:
     assert (await refused.send(get(), {})).error == "connect"
     assert refused._open == 0  # noqa: SLF001
     await refused.close()
+
+
+@pytest.mark.parametrize("kind", HTTP_CLIENTS)
+async def test_no_sender_follows_a_redirect(kind: str) -> None:
+    """A 3xx is a result: following it could take traffic to a host that was never registered."""
+    elsewhere_hits = 0
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        nonlocal elsewhere_hits
+        elsewhere_hits += 1
+        return web.Response(text="you should not be here")
+
+    async def redirecting(request: web.Request) -> web.Response:
+        raise web.HTTPFound(location=f"{other_url}/landing")
+
+    other = web.Application()
+    other.router.add_get("/{tail:.*}", elsewhere)
+    first = web.Application()
+    first.router.add_get("/{tail:.*}", redirecting)
+    runners = []
+    urls = []
+    for app in (other, first):
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        urls.append(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}")  # type: ignore[union-attr]
+    other_url, first_url = urls
+    sender = make_sender(kind, first_url, timeout=PATIENT_S, max_connections=4)
+    try:
+        response = await sender.send(get("/start"), {})
+    finally:
+        await sender.close()
+        for runner in runners:
+            await runner.cleanup()
+    assert response.status == 302 and response.error is None
+    assert elsewhere_hits == 0

@@ -301,3 +301,23 @@ async def test_sigterm_while_waiting_for_the_verdict_aborts_the_drain(pipeline: 
     filed = len(target.claims)
     assert filed == verdict["completeness"]["arrivals_planned"] > 0  # the load had ended
     assert target.requests > filed  # polls had begun
+
+
+async def test_a_bot_worker_refuses_a_target_its_own_registry_does_not_allow(
+        pipeline: Pipeline, demo_target: Any, tmp_path: Path) -> None:
+    """Whoever can write to the runs topic names the target; each bot worker checks it against
+    its own registry (here: registered targets only, none registered) and sends nothing."""
+    url, target = await demo_target()
+    strict = tmp_path / "strict-targets.json"
+    strict.write_text(json.dumps({"loopback": False, "targets": {}}))
+    metrics = await pipeline.start("metrics")
+    clock = await pipeline.start("clock")
+    bots = await pipeline.start("bots", env={"ESR_TARGETS": str(strict)})
+    await metrics.wait_for("esr worker metrics: ready", 180)
+    await clock.wait_for("owns partitions")
+    await pipeline.wait_bots_balanced([bots])
+    code, verdict, err = await pipeline.run(single_request(rate=20, real_seconds=4), url)
+    assert code == 2, err
+    assert verdict["verdict"] == "ERROR"
+    assert "refused" in verdict["reason"] and url in verdict["reason"] and "loopback" in verdict["reason"]
+    assert target.requests == 0

@@ -105,6 +105,15 @@ async def test_dry_run_prints_the_plan_and_sends_nothing(recorder: tuple[str, Re
     assert "a.log:6" in out
 
 
+async def test_dry_run_checks_the_target_as_a_real_replay_does(tmp_path: Path) -> None:
+    write_logs(tmp_path / "logs")
+    for target in ("http://203.0.113.7:8080", "not-registered.example"):  # documentation address, never sent to
+        code, out, err = await esr("replay", "--warp", "60", str(tmp_path / "logs"), "--target", target, "--dry-run")
+        assert code == 2, (target, out, err)
+        assert ("refusing" in err or "unknown target" in err) and "Traceback" not in err
+        assert out == ""  # refused before the plan is printed, as a real replay would be
+
+
 async def test_nothing_readable_is_an_error_that_says_why(tmp_path: Path) -> None:
     (tmp_path / "empty.log").write_text("not a log\nnor this\n")
     code, out, err = await esr("replay", "--warp", "10", str(tmp_path / "empty.log"), "--format", "clf",
