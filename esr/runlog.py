@@ -18,7 +18,7 @@ from .codec import decode, encode
 from .errors import RunLogError
 from .events import Event
 
-__all__ = ["RunLog", "check_run_id", "is_run_id", "esr_home", "new_run_id", "read_events", "run_log_path"]
+__all__ = ["RunLog", "check_run_id", "cut_torn_tail", "is_run_id", "private_dir", "esr_home", "new_run_id", "read_events", "run_log_path"]
 
 LOG_NAME = "events.jsonl"
 
@@ -66,14 +66,24 @@ def run_log_path(home: Path, run_id: str) -> Path:
     return path
 
 
+def private_dir(path: Path) -> Path:
+    """Make `path` (and missing parents) readable by its owner only: run logs hold scenarios,
+    targets and answers."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
 class RunLog:
-    """Appends events to one run's log."""
+    """Appends events to one run's log (mode 0600, in a folder of mode 0700)."""
 
     def __init__(self, home: Path, run_id: str) -> None:
         check_run_id(run_id, home)
         self.path = home / "runs" / run_id / LOG_NAME
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: BinaryIO = open(self.path, "xb")  # noqa: SIM115 - closed in close()
+        private_dir(self.path.parent.parent)
+        private_dir(self.path.parent)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._file: BinaryIO = os.fdopen(fd, "wb")
         self._buffer: list[bytes] = []
 
     def append(self, event: Event) -> None:
@@ -91,6 +101,52 @@ class RunLog:
         self.flush()
         os.fsync(self._file.fileno())
         self._file.close()
+
+
+def cut_torn_tail(path: Path) -> int:
+    """Cut a log back to its last complete event before anything is appended to it (a crash
+    mid-write leaves a fragment that would otherwise merge with the next line). The fragment
+    is kept beside the log (`events.jsonl.torn`); a last event that is whole but for its newline
+    gets the newline. Returns how many bytes were cut."""
+    with open(path, "r+b") as file:
+        size = file.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        file.seek(size - 1)
+        if file.read(1) == b"\n":
+            return 0
+        keep, block = 0, 65536
+        position = size
+        while position > 0:  # the last newline, reading backwards
+            start = max(0, position - block)
+            file.seek(start)
+            chunk = file.read(position - start)
+            found = chunk.rfind(b"\n")
+            if found >= 0:
+                keep = start + found + 1
+                break
+            position = start
+        file.seek(keep)
+        fragment = file.read()
+        try:
+            decode(fragment, f"{path}:last line")
+        except RunLogError:
+            pass
+        else:  # whole, only its newline is missing
+            file.write(b"\n")
+            file.flush()
+            os.fsync(file.fileno())
+            return 0
+        side = path.with_name(path.name + ".torn")
+        fd = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as kept:
+            kept.write(fragment + b"\n")
+            kept.flush()
+            os.fsync(kept.fileno())
+        file.truncate(keep)
+        file.flush()
+        os.fsync(file.fileno())
+    return size - keep
 
 
 def read_events(path: Path) -> Iterator[Event]:

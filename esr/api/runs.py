@@ -27,9 +27,10 @@ from ..codec import encode
 from ..engine.runner import Run, RunStatus
 from ..errors import RunLogError
 from ..events import RunAborted, RunStarted, VerdictIssued
-from ..runlog import LOG_NAME, RunLog, new_run_id, read_events, run_log_path
+from ..runlog import LOG_NAME, RunLog, cut_torn_tail, new_run_id, read_events, run_log_path
 from ..scenario import Scenario
 from ..targets import Target
+from .pending import PendingRun, PendingRuns
 from ..ticks import run_clock
 from ..verdict import Verdict, judge
 
@@ -98,16 +99,23 @@ class RunManager:
         self.http_client = http_client
         self.runs: dict[str, ManagedRun] = {}
         self._slots = asyncio.Semaphore(max_concurrent)
+        self.pending = PendingRuns(home)
+        self._records: dict[str, PendingRun] = {}  # accepted runs without a finished log
+        self._requeue: list[tuple[ManagedRun, Scenario, Target]] = []  # recovered, started by start()
+        self._stopping = False
         self._feed_ready = asyncio.Event()
 
     # -- lifecycle ------------------------------------------------------------------------
-    def recover(self) -> int:
-        """Rebuild every run from its log; close runs a stopped server left open. Returns how many."""
+    def recover(self, resolve: Callable[[str], Target] | None = None) -> int:
+        """Rebuild every run from its log (a torn last line is cut off first); close runs a
+        stopped server left open; queue again the accepted runs that never got to play (their
+        target found again with `resolve`). Returns how many runs there are."""
         runs = self.home / "runs"
         for log in sorted(runs.glob(f"*/{LOG_NAME}")) if runs.exists() else []:
             try:
+                cut_torn_tail(log)
                 fold = RunFold().apply_all(read_events(log))
-            except RunLogError:
+            except (RunLogError, OSError):
                 continue  # unreadable: left for `esr judge` to explain
             if fold.started is None:
                 continue
@@ -117,7 +125,49 @@ class RunManager:
             self.runs[fold.started.run_id] = ManagedRun(
                 fold.started.run_id, str(fold.started.scenario.get("name", "")), fold.started.target,
                 fold.started.real_time, state=_state_of(fold), verdict=fold.verdict.verdict)
+        for record in self.pending.load():
+            if record.run_id in self.runs:  # its log has its end: the record is done with
+                self.pending.remove(record.run_id)
+            else:
+                self._recover_pending(record, resolve)
         return len(self.runs)
+
+    def _recover_pending(self, record: PendingRun, resolve: Callable[[str], Target] | None) -> None:
+        """An accepted run that never played to its end: queued again, or closed as ABORTED
+        (with the reason) when it was aborted while queued or can no longer be played."""
+        name = str(record.scenario.get("name", ""))
+        reason = record.aborted
+        if not reason:
+            try:
+                if resolve is None:
+                    raise RuntimeError("no target registry to find its target in")
+                target = resolve(record.target)
+                scenario = Scenario.from_dict(record.scenario)
+            except Exception as exc:  # noqa: BLE001 - a target or scenario this server refuses now
+                record = self.pending.aborted(record, f"not queued again after a restart: {exc}")
+                reason = record.aborted
+        if reason:
+            self.runs[record.run_id] = ManagedRun(record.run_id, name, record.target, record.created,
+                                                  state=RunStatus.ABORTED.value,
+                                                  verdict=_no_verdict(record.run_id, reason))
+            return
+        log = self.home / "runs" / record.run_id / LOG_NAME
+        if log.exists():  # created for a Kafka run that never started: nothing in it
+            log.unlink()
+            try:
+                log.parent.rmdir()
+            except OSError:
+                pass
+        managed = ManagedRun(record.run_id, name, target.url, record.created)
+        self.runs[record.run_id] = managed
+        self._records[record.run_id] = record
+        self._requeue.append((managed, scenario, target))
+
+    async def start(self) -> None:
+        """Play the runs `recover` queued again, oldest first (on the server's loop)."""
+        requeue, self._requeue = self._requeue, []
+        for managed, scenario, target in requeue:
+            self._queue(managed, scenario, target)
 
     def _close_interrupted(self, log: Path, fold: RunFold) -> RunFold:
         """Append the end the previous server could not write: aborted, with the data it had."""
@@ -144,7 +194,9 @@ class RunManager:
         return fold
 
     async def close(self) -> None:
-        """Abort whatever is still queued or playing (the logs end ABORTED)."""
+        """Abort whatever is playing (the logs end ABORTED); runs still queued stay queued for
+        the next start."""
+        self._stopping = True
         tasks = [m.task for m in self.runs.values() if m.task is not None and not m.task.done()]
         for task in tasks:
             task.cancel("the server is stopping")
@@ -155,20 +207,43 @@ class RunManager:
 
     # -- operations -----------------------------------------------------------------------
     def submit(self, scenario: Scenario, target: Target) -> ManagedRun:
-        """Queue a run; a ScenarioError (e.g. a fault this target cannot apply) before anything is kept."""
+        """Queue a run, written down before it is answered (a restart queues it again); a
+        ScenarioError (e.g. a fault this target cannot apply) before anything is kept."""
         run_id = new_run_id()
         managed = ManagedRun(run_id, scenario.name, target.url, time.time())
         if self.kafka is not None:
             from ..producers.runs import kafka_scenario
 
             kafka_scenario(scenario, target)  # what it cannot run is a 422 now, not a run stuck QUEUED
-            self.runs[run_id] = managed
-            managed.task = asyncio.get_running_loop().create_task(self._play_kafka(managed, scenario, target))
-            return managed
-        managed.run = Run(scenario, target, run_id=run_id, home=self.home, http_client=self.http_client)
+        else:  # a fault this target cannot apply is refused here
+            managed.run = Run(scenario, target, run_id=run_id, home=self.home, http_client=self.http_client)
+        record = PendingRun(run_id, scenario.to_dict(), target.name, managed.created)
+        self.pending.write(record)
+        self._records[run_id] = record
         self.runs[run_id] = managed
-        managed.task = asyncio.get_running_loop().create_task(self._play(managed))
+        self._queue(managed, scenario, target)
         return managed
+
+    def _queue(self, managed: ManagedRun, scenario: Scenario, target: Target) -> None:
+        loop = asyncio.get_running_loop()
+        if self.kafka is not None:
+            managed.task = loop.create_task(self._play_kafka(managed, scenario, target))
+            return
+        if managed.run is None:
+            managed.run = Run(scenario, target, run_id=managed.run_id, home=self.home, http_client=self.http_client)
+        managed.task = loop.create_task(self._play(managed))
+
+    def _settled(self, managed: ManagedRun, logged: bool, reason: str = "") -> None:
+        """The run's record is done with once its log holds its end; aborted while queued, the
+        record (marked) is all there is. A run still queued when the server stops stays queued."""
+        record = self._records.pop(managed.run_id, None)
+        if record is None:
+            return
+        if logged:
+            self.pending.remove(managed.run_id)
+        elif not self._stopping:
+            self.pending.aborted(record, reason)
+        # else: the server is stopping with the run still queued: the record queues it again
 
     async def _play(self, managed: ManagedRun) -> None:
         try:
@@ -184,12 +259,15 @@ class RunManager:
                 verdict: Verdict = await managed.run.execute()
             managed.state = RunStatus.FINISHED.value
             managed.verdict = verdict.to_dict()
+            self._settled(managed, logged=True)
         except asyncio.CancelledError:
             managed.state = RunStatus.ABORTED.value
             if managed.run.verdict is not None:
                 managed.verdict = managed.run.verdict.to_dict()
+                self._settled(managed, logged=True)
             else:  # aborted while queued: nothing was sent, no log was written
                 managed.verdict = _no_verdict(managed.run_id, "aborted while queued")
+                self._settled(managed, logged=False, reason="aborted while queued")
 
     async def _play_kafka(self, managed: ManagedRun, scenario: Scenario, target: Target) -> None:
         from ..producers.runs import abort_run, start_run
@@ -234,6 +312,7 @@ class RunManager:
                     log.append(VerdictIssued(run_id=managed.run_id, seq=2, sim_time=0.0, real_time=time.time(),
                                              verdict=verdict))
             log.close()
+            self._settled(managed, logged=started is not None, reason=verdict["reason"] if verdict else "")
             if self.on_end is not None:
                 self.on_end(managed.run_id)
 

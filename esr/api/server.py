@@ -168,7 +168,7 @@ def make_app(home: Path, *, registry: TargetRegistry, tokens: Tokens, max_concur
     is where users reach it: the dashboard links it hands out start with it."""
     app = web.Application(client_max_size=4 * 1024 * 1024)
     manager = RunManager(home, max_concurrent=max_concurrent, http_client=http_client, on_end=on_end, kafka=kafka)
-    manager.recover()
+    manager.recover(registry.resolve)
     app[MANAGER] = manager
     app[_TOKENS] = tokens
     app[_REGISTRY] = registry
@@ -181,9 +181,13 @@ def make_app(home: Path, *, registry: TargetRegistry, tokens: Tokens, max_concur
     add_metrics_route(app, manager)  # GET /metrics for Prometheus (esr/api/prom.py)
     add_dashboard_routes(app, manager, tokens, home, app[_PUBLIC_URL])
 
+    async def start_runs(app: web.Application) -> None:
+        await app[MANAGER].start()  # the accepted runs a restart found still queued
+
     async def stop_runs(app: web.Application) -> None:
         await app[MANAGER].close()
 
+    app.on_startup.append(start_runs)
     app.on_shutdown.append(stop_runs)
     return app
 

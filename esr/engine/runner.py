@@ -299,6 +299,7 @@ class Run:
         faults_task: asyncio.Task | None = None
         try:
             await self._start(sender)
+            log.flush()  # the run's start is on disk before anything is sent
             if self.faults:
                 faults_task = self._loop.create_task(self._play_faults())
             await self._schedule()
