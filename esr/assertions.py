@@ -28,6 +28,7 @@ from .clock import SimClock
 from .errors import AssertionSyntaxError, JudgementError
 from .fault_windows import during, recovery_time_s
 from .grammar import error_column, expected_tokens
+from .input_limits import assertion_size_error
 from .metrics import MetricFunction, MetricsView, is_known_metric, is_request_metric, known_metric_names
 from .units import parse_duration
 
@@ -146,6 +147,9 @@ def parse_assertion(
     """Parse and check one assertion; raises AssertionSyntaxError naming the column.
     `faults` are the fault names of the scenario (None: not checked)."""
     custom = custom or {}
+    too_big = assertion_size_error(text)  # before the parser recurses into it
+    if too_big is not None:
+        raise AssertionSyntaxError(text, 1, too_big)
     try:
         tree = _parser().parse(text, start="start")
     except UnexpectedInput as exc:

@@ -26,6 +26,7 @@ from .assertions import Assertion, expression_metric, parse_assertion
 from .errors import AssertionSyntaxError, EsrError, FaultSyntaxError, FieldError, ScenarioError
 from .fault_actions import FaultAction
 from .faults import FaultSpec, parse_fault
+from .input_limits import nesting_error, text_nesting_error
 from .journey_spec import Duration, JourneySpec, Model
 from .load_profile import LoadPoint, LoadProfile
 from .toxics import toxic_for
@@ -112,6 +113,9 @@ class Scenario(Model):
 
     def __init__(self, **data: Any) -> None:
         data = dict(data)
+        too_deep = nesting_error(data)  # before anything walks it recursively
+        if too_deep is not None:
+            raise ScenarioError([FieldError(*too_deep)])
         journeys = data.get("journeys")
         if isinstance(journeys, (list, tuple)):
             data["python_journeys"] = tuple(j for j in journeys if inspect.isclass(j))
@@ -381,8 +385,12 @@ def load_scenario(path: str | Path, fill_in: Callable[[dict[str, Any]], dict[str
 
 def read_scenario_json(path: Path) -> Any:
     """The parsed JSON of a scenario file, before validation."""
+    text = path.read_text(encoding="utf-8")
+    too_deep = text_nesting_error(text)  # before the parser recurses into it
+    if too_deep is not None:
+        raise ScenarioError([FieldError("", too_deep)], source=str(path))
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ScenarioError([FieldError("", f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")],
                             source=str(path)) from None

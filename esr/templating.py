@@ -27,6 +27,9 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
+MAX_PLACEHOLDERS = 100  # in one template string
+
+
 @dataclass(frozen=True, slots=True)
 class Template:
     """A string with `{{ namespace.name }}` placeholders, checked when compiled."""
@@ -38,6 +41,8 @@ class Template:
     @cache
     def compile(cls, text: str, namespaces: tuple[str, ...] = NAMESPACES) -> Template:
         """`namespaces` are the allowed first names (a fault action's are run, target, fault)."""
+        if text.count("{{") > MAX_PLACEHOLDERS:
+            raise ValueError(f"{text.count('{{')} placeholders in one string; at most {MAX_PLACEHOLDERS}")
         names = []
         for match in _PLACEHOLDER.finditer(text):
             name = match.group(1)

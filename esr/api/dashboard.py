@@ -261,10 +261,13 @@ def add_dashboard_routes(app: web.Application, manager: RunManager, tokens: Toke
                                                "run's timeline"}, status=409)
         try:
             body = orjson.loads(await request.read())
-            decision = str(body["decision"]).strip()
-            author = str(body.get("author") or "trainee").strip()[:80]
+            decision, author = body["decision"], body.get("author") or "trainee"
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             return web.json_response({"error": 'send JSON {"decision": "...", "author": "..."}'}, status=400)
+        if not isinstance(decision, str) or not isinstance(author, str):
+            return web.json_response({"error": "decision and author are strings, e.g. "
+                                               '{"decision": "add_caseworkers(5)", "author": "Ana"}'}, status=400)
+        decision, author = decision.strip(), author.strip()[:80]
         if not 0 < len(decision) <= 200:
             return web.json_response({"error": "a decision is 1 to 200 characters"}, status=400)
         event = await run.record_decision(decision, author)
