@@ -32,7 +32,7 @@ from ..errors import EsrError
 from ..runlog import read_events, run_log_path
 from ..timeline import finished_timeline, run_timeline
 from ..web.assets import ASSET_FILES, asset, charts_script
-from ..web.pages import dashboard_html, report_html
+from ..web.pages import DASHBOARD_CSP, PLAIN_CSP, dashboard_html, report_csp, report_html
 from .auth import LinkToken, Tokens, check_link_ttl
 from .runs import ManagedRun, RunManager, UnknownRun, timeline_path
 
@@ -126,6 +126,11 @@ _LAUNCH_TOKEN_IN_URL = (
     "Authorization header) or with the observer token")
 
 
+def _headers(csp: str) -> dict[str, str]:
+    """Pages: run no script but ours, are not sniffed into something else, and leak no link."""
+    return {"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+
+
 def _token(request: web.Request, tokens: Tokens) -> LinkToken | None:
     """A page's credential: `?token=` (a link or the observer token), else the Authorization
     header. The launch token in a URL is refused outright (HTTP 401)."""
@@ -140,7 +145,7 @@ def _token(request: web.Request, tokens: Tokens) -> LinkToken | None:
 def _denied(request: web.Request, run_id: str | None, tokens: Tokens) -> web.Response | None:
     token = _token(request, tokens)
     if token is None:
-        return web.Response(status=401, content_type="text/html", text=(
+        return web.Response(status=401, content_type="text/html", headers=_headers(PLAIN_CSP), text=(
             "<!doctype html><title>ESR: token needed</title><p>Open this page with the link you were given "
             "(it carries <code>?token=...</code>), or add <code>?token=</code> with the observer token from "
             "<code>$ESR_HOME/observer-token</code>.</p>"))
@@ -173,7 +178,7 @@ def add_dashboard_routes(app: web.Application, manager: RunManager, tokens: Toke
             f"<tr data-run='{html.escape(r['run_id'])}'><td><a href='/dashboard/{html.escape(r['run_id'])}{query}'>"
             f"{html.escape(r['run_id'])}</a></td><td>{html.escape(r['scenario'])}</td><td>{html.escape(r['state'])}</td>"
             f"<td>{html.escape(r['verdict'] or '-')}</td></tr>" for r in manager.listing())
-        return web.Response(content_type="text/html", text=(
+        return web.Response(content_type="text/html", headers=_headers(PLAIN_CSP), text=(
             "<!doctype html><html><head><meta charset='utf-8'><title>ESR runs</title></head><body><h1>ESR runs</h1>"
             "<table><tr><th>run</th><th>scenario</th><th>state</th><th>verdict</th></tr>"
             f"{rows}</table></body></html>"))
@@ -200,7 +205,7 @@ def add_dashboard_routes(app: web.Application, manager: RunManager, tokens: Toke
                               report_url=f"/run/{run_id}/report.html{query}", token=token,
                               decide_url=f"/run/{run_id}/decisions{query}" if trains else None,
                               actions=sorted(run.target.decisions) if trains and run is not None else None)
-        return web.Response(content_type="text/html", text=page)
+        return web.Response(content_type="text/html", text=page, headers=_headers(DASHBOARD_CSP))
 
     @viewer
     async def timeline(request: web.Request, run_id: str, _: LinkToken) -> web.Response:
@@ -227,7 +232,8 @@ def add_dashboard_routes(app: web.Application, manager: RunManager, tokens: Toke
     @viewer
     async def report(request: web.Request, run_id: str, _: LinkToken) -> web.Response:
         body, _final = app[_TIMELINES].get(run_id)
-        return web.Response(content_type="text/html", text=report_html(orjson.loads(body)))
+        page = report_html(orjson.loads(body))
+        return web.Response(content_type="text/html", text=page, headers=_headers(report_csp(page)))
 
     async def links(request: web.Request) -> web.Response:
         run_id = run_or_404(request)

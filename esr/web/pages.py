@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
+import re
 from typing import Any
 
 import orjson
 
 from .assets import asset, charts_script
 
-__all__ = ["dashboard_html", "report_html"]
+__all__ = ["DASHBOARD_CSP", "PLAIN_CSP", "dashboard_html", "report_csp", "report_html"]
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1150px}
@@ -26,15 +29,30 @@ def _json(data: Any) -> str:
     return orjson.dumps(data).decode().replace("</", "<\\/")
 
 
+# Pages run no script of their own: charts.js starts itself from the JSON blocks.
+DASHBOARD_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                 "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+PLAIN_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+
+
 def report_html(timeline: dict[str, Any]) -> str:
     """One page that opens with no network: the library, our script and the data inline."""
     title = html.escape(f"ESR report: {timeline['run'].get('scenario') or ''} {timeline['run'].get('run_id') or ''}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
             f"<style>{asset('uPlot.min.css').decode()}{_STYLE}</style></head><body><div id='esr'></div>"
-            f"<script>{asset('uPlot.iife.min.js').decode()}</script><script>{charts_script().decode()}</script>"
             f"<script id='esr-data' type='application/json'>{_json(timeline)}</script>"
-            "<script>ESR.render(document.getElementById('esr'),"
-            "JSON.parse(document.getElementById('esr-data').textContent));</script></body></html>")
+            f"<script>{asset('uPlot.iife.min.js').decode()}</script><script>{charts_script().decode()}</script>"
+            "</body></html>")
+
+
+def report_csp(page: str) -> str:
+    """The report served over HTTP: its two inline scripts (the library and ours) by hash, and
+    no other script, inline or not."""
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'"
+                      for s in _INLINE_SCRIPT.findall(page))
+    return (f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+            "form-action 'none'; frame-ancestors 'none'")
 
 
 def dashboard_html(timeline: dict[str, Any], *, events_url: str, report_url: str, token: str = "",
@@ -44,13 +62,15 @@ def dashboard_html(timeline: dict[str, Any], *, events_url: str, report_url: str
     decisions; an observer's page has no control that changes anything."""
     run_id = html.escape(str(timeline["run"].get("run_id") or ""))
     query = f"?token={html.escape(token)}" if token else ""
-    decide = "" if decide_url is None else (
-        f"<h2>your decision</h2><div id='esr-decide'></div><script>ESR.decide({_json(decide_url)},{_json(actions or [])});"
-        "</script>")
+    config: dict[str, Any] = {"events_url": events_url}
+    if decide_url is not None:
+        config |= {"decide_url": decide_url, "actions": actions or []}
+    decide = "" if decide_url is None else "<h2>your decision</h2><div id='esr-decide'></div>"
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>ESR dashboard {run_id}</title>"
             f"<link rel='stylesheet' href='/assets/uPlot.min.css'><style>{_STYLE}</style></head><body>"
             f"<nav><a href='/{query}'>all runs</a><a id='esr-report' href='{html.escape(report_url)}'>report</a></nav>"
-            "<div id='esr'></div><script src='/assets/uPlot.iife.min.js'></script><script src='/assets/charts.js'></script>"
+            f"<div id='esr'></div>{decide}"
             f"<script id='esr-data' type='application/json'>{_json(timeline)}</script>"
-            "<script>ESR.render(document.getElementById('esr'),JSON.parse(document.getElementById('esr-data').textContent));"
-            f"ESR.follow({_json(events_url)});</script>{decide}</body></html>")
+            f"<script id='esr-config' type='application/json'>{_json(config)}</script>"
+            "<script src='/assets/uPlot.iife.min.js'></script><script src='/assets/charts.js'></script>"
+            "</body></html>")

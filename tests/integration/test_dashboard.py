@@ -95,7 +95,7 @@ async def test_links_open_one_run_read_only(sandbox: Any) -> None:
     token = (await links(url, run_id))["observer"]
     assert token.startswith(f"esr1.{run_id}.") and token.split(".")[3] == "observer"
     status, page = await call("GET", f"{url}/dashboard/{run_id}?token={token}")
-    assert status == 200 and b"/assets/uPlot.iife.min.js" in page and b"ESR.follow" in page
+    assert status == 200 and b"/assets/uPlot.iife.min.js" in page and b'"events_url":"/run/' in page
     assert (await call("GET", f"{url}/run/{run_id}/timeline?token={token}"))[0] == 200
     assert (await call("GET", f"{url}/dashboard/{other}?token={token}"))[0] == 403  # another run
     assert (await call("GET", f"{url}/?token={token}"))[0] == 403  # the list of all runs
@@ -149,6 +149,12 @@ async def test_events_push_the_timeline_until_the_run_ends_and_a_restart_rebuild
         assert again[key] == final[key], key
 
 
+async def wait_in_page(page: Any, expression: str, timeout_s: float, what: str) -> Any:
+    """Until `expression` is truthy in the page. Playwright's wait_for_function evaluates its
+    predicate with eval, which the pages' Content-Security-Policy (rightly) forbids."""
+    return await wait_until(lambda: page.evaluate(expression), timeout_s, what)
+
+
 def _chromium() -> None:
     if shutil.which(CHROMIUM) is None:
         reason = "no headless browser: `apt-get install chromium` (make system-deps does)"
@@ -180,12 +186,12 @@ async def test_a_live_run_in_the_browser(sandbox: Any) -> None:
             points = []
             for _ in range(3):  # the charts gain points while the run plays, the page never reloads
                 before = int(await page.get_attribute("#chart-latency", "data-points") or 0)
-                await page.wait_for_function(
-                    f"Number(document.querySelector('#chart-latency').dataset.points) > {before}", timeout=20_000)
+                await wait_in_page(page, f"Number(document.querySelector('#chart-latency').dataset.points) > {before}",
+                                   20, "more points on the latency chart")
                 points.append(int(await page.get_attribute("#chart-latency", "data-points") or 0))
             assert points == sorted(points) and points[0] < points[-1]
-            await page.wait_for_function("document.querySelector('#chart-errors').dataset.bands === '1'",
-                                         timeout=30_000)
+            await wait_in_page(page, "document.querySelector('#chart-errors').dataset.bands === '1'", 30,
+                               "the fault band")
             assert "db_down@hour3+1h" in (await page.text_content("#esr-faults") or "")
             await page.wait_for_selector("#esr-verdict:not([hidden])", timeout=60_000)
             banner = await page.text_content("#esr-verdict") or ""
@@ -259,8 +265,8 @@ async def test_a_trainee_records_a_decision_from_the_page(sandbox: Any) -> None:
             await page.fill("#esr-decision", "page on-call")
             await page.click("#esr-decide-submit")
             await page.click("button[data-action=add_caseworkers]")  # no parameter: refused, and says so
-            await page.wait_for_function("document.querySelector('#chart-rate').dataset.decisions === '2'",
-                                         timeout=20_000)
+            await wait_in_page(page, "document.querySelector('#chart-rate').dataset.decisions === '2'", 20,
+                               "both decisions drawn")
             listed = await page.text_content("#esr-decisions") or ""
             assert "Sam: page on-call" in listed and "add_caseworkers (NOT applied" in listed
             observer = await browser.new_page()

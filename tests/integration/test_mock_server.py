@@ -108,8 +108,9 @@ def test_the_dashboard_url_opens_without_a_token_in_chromium(sandbox: str) -> No
             for address in (url, url.replace("127.0.0.1", "localhost")):  # the chapter's mini-lab, step 4
                 response = page.goto(address)
                 assert response is not None and response.status == 200, address
-                page.wait_for_function("document.body.innerText.includes('VERDICT') || "
-                                       "document.body.innerText.includes('PASS')", timeout=120_000)
+                wait_until_sync(lambda: page.evaluate("document.body.innerText.includes('VERDICT') || "
+                                                      "document.body.innerText.includes('PASS')"), 120,
+                                "the verdict on the page")
                 assert run_id in page.content()
         finally:
             browser.close()

@@ -4,6 +4,11 @@
  * ESR.update(data)         new data for the same run: charts, tables and banner follow
  * ESR.follow(url)          server-sent events from `url`: each message is a whole timeline
  *
+ * A page needs no script of its own (its Content-Security-Policy forbids inline script): this
+ * file starts itself from the page's JSON blocks, #esr-data (the timeline) and, on the live
+ * dashboard, #esr-config (events_url, and for a trainee decide_url and actions). Text from runs
+ * (scenario names, decisions, reasons) is only ever set as textContent, never as HTML.
+ *
  * Faults are shaded bands on every chart and trainee decisions vertical lines; each chart's
  * container carries data-points and data-bands so tests (and people) can read what is drawn.
  */
@@ -186,9 +191,9 @@
   var ESR = {
     render: function (root, data) {
       current = data;
-      root.innerHTML = [
+      root.innerHTML = [  /* fixed markup only: what a run says goes in as text below */
         '<div id="esr-verdict" class="verdict" hidden></div>',
-        '<h1>' + (data.run.scenario || "run") + ' <small>' + (data.run.run_id || "") + '</small></h1>',
+        '<h1 id="esr-title"></h1>',
         '<p id="esr-clock" class="clock"></p>',
         '<div id="chart-rate" class="chart"></div><div id="chart-latency" class="chart"></div>',
         '<div id="chart-errors" class="chart"></div><div id="chart-sla" class="chart"></div>',
@@ -196,6 +201,9 @@
         '<p id="esr-completeness"></p><h2>faults</h2><ul id="esr-faults"></ul>',
         '<h2>decisions</h2><ul id="esr-decisions"></ul>'
       ].join("");
+      var title = root.querySelector("#esr-title");
+      title.textContent = (data.run.scenario || "run") + " ";
+      title.appendChild(el("small", {}, data.run.run_id || ""));
       drawCharts(root, data);
       panels(root, data);
       mark(data);
@@ -250,4 +258,16 @@
     }
   };
   window.ESR = ESR;
+
+  function boot() {
+    var root = document.getElementById("esr"), data = document.getElementById("esr-data");
+    if (!root || !data) return;
+    ESR.render(root, JSON.parse(data.textContent));
+    var config = document.getElementById("esr-config");
+    if (!config) return;
+    var c = JSON.parse(config.textContent);
+    if (c.decide_url) ESR.decide(c.decide_url, c.actions || []);
+    if (c.events_url) ESR.follow(c.events_url);
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot); else boot();
 })();
