@@ -21,6 +21,7 @@ import urllib.request
 from typing import Any
 
 from .api.auth import read_token
+from .display import printable
 from .errors import EsrError
 from .metric_expression import metric_expression
 from .runlog import esr_home
@@ -126,6 +127,8 @@ def _base(url: str | None) -> str:
 
 
 def _say(line: str, color: int | None = None) -> None:
+    """A line on stderr; what the server sent (reasons, names) is escaped for the terminal."""
+    line = printable(line, lines=True)
     if color is not None and sys.stderr.isatty():
         line = f"\x1b[1;{color}m{line}\x1b[0m"
     print(line, file=sys.stderr, flush=True)

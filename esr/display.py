@@ -12,7 +12,26 @@ from .plan import RunPlan
 from .units import format_duration
 from .verdict import Verdict
 
-__all__ = ["plan_table", "progress_text", "verdict_table"]
+__all__ = ["plan_table", "printable", "progress_text", "verdict_table"]
+
+# C0 and C1 controls, DEL, and the bidirectional overrides that reorder what a reader sees
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]} | {
+    c: f"\\u{c:04x}" for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+
+
+def printable(text: object, *, lines: bool = False) -> str:
+    """Text from logs, scenarios or targets made safe for a terminal: control characters (an
+    escape sequence could retitle the window, move the cursor or hide lines) are shown escaped;
+    with `lines`, newlines stay (text of several lines)."""
+    if lines:
+        return "\n".join(part.translate(_CONTROLS) for part in str(text).split("\n"))
+    return str(text).translate(_CONTROLS)
+
+
+def _text(value: object, style: str = "") -> Text:
+    """A table cell of someone else's text: escaped, and never read as rich markup."""
+    return Text(printable(value), style)
+
 
 _STYLE = {"PASS": "bold green", "FAIL": "bold red", "ERROR": "bold yellow", "ABORTED": "bold magenta"}
 
@@ -44,7 +63,7 @@ def progress_text(s: dict[str, Any]) -> Text:
 
 def verdict_table(verdict: Verdict, log_path: str | None = None) -> list[Any]:
     """Renderables: the assertion table, the headline figures and the verdict line."""
-    table = Table(title=f"run {verdict.run_id}", title_justify="left")
+    table = Table(title=_text(f"run {verdict.run_id}"), title_justify="left")
     table.add_column("assertion")
     table.add_column("observed", justify="right")
     table.add_column("threshold", justify="right")
@@ -52,7 +71,7 @@ def verdict_table(verdict: Verdict, log_path: str | None = None) -> list[Any]:
     for a in verdict.assertions:
         result = {True: Text("ok", "green"), False: Text("FAILED", "red"), None: Text("no data", "yellow")}[a.holds]
         note = f" ({a.detail})" if a.detail else ""
-        table.add_row(a.assertion, _num(a.observed, 3), _num(a.threshold, 3), result + note)
+        table.add_row(_text(a.assertion), _num(a.observed, 3), _num(a.threshold, 3), result + printable(note))
     s, c, g = verdict.summary, verdict.completeness, verdict.generator
     figures = Table.grid(padding=(0, 2))
     figures.add_column(style="dim")
@@ -66,7 +85,7 @@ def verdict_table(verdict: Verdict, log_path: str | None = None) -> list[Any]:
                                 f"  failed {_num(s.get('journeys_failed'))}  gave up {_num(s.get('journeys_gave_up'))}"
                                 f"  cut {_num(s.get('journeys_cut'))}")
     for why, count in list(verdict.journey_failures.items())[:3]:
-        figures.add_row("why journeys ended early", f"{count:,} x {why}")
+        figures.add_row("why journeys ended early", _text(f"{count:,} x {why}"))
     slas = sorted({k[4:-13] for k in s if k.startswith("sla_") and k.endswith("_success_rate")})
     for sla in slas:
         rate = s.get(f"sla_{sla}_success_rate")
@@ -80,17 +99,17 @@ def verdict_table(verdict: Verdict, log_path: str | None = None) -> list[Any]:
     if faults:
         steady = faults["steady_state"]
         if "error" in steady:
-            figures.add_row("steady state", steady["error"])
+            figures.add_row("steady state", _text(steady["error"]))
         else:
             figures.add_row("steady state", f"before hour {_num(steady['until_sim_hour'])}: error rate "
                                             f"{_num(steady['error_rate'] * 100)} %  p95 {_num(steady['latency_p95_ms'])} ms")
         for w in faults["windows"]:
-            figures.add_row(f"fault {w['fault']}", _fault_line(w))
+            figures.add_row(_text(f"fault {w['fault']}", "dim"), _text(_fault_line(w)))
     if verdict.time:
         figures.add_row("time", verdict.time["note"])
     if log_path:
-        figures.add_row("run log", log_path)
-    line = Text.assemble(("VERDICT ", "bold"), (verdict.status, _STYLE[verdict.status]), f"  {verdict.reason}")
+        figures.add_row("run log", _text(log_path))
+    line = Text.assemble(("VERDICT ", "bold"), (verdict.status, _STYLE[verdict.status]), f"  {printable(verdict.reason)}")
     return [table, figures, line]
 
 
@@ -113,7 +132,7 @@ def _fault_line(w: dict[str, Any]) -> str:
 
 
 def plan_table(plan: RunPlan) -> Table:
-    grid = Table(title=f"plan: {plan.name}", title_justify="left", show_header=False)
+    grid = Table(title=_text(f"plan: {plan.name}"), title_justify="left", show_header=False)
     grid.add_column(style="dim")
     grid.add_column()
     grid.add_row("simulated span", f"{plan.sim_hours:g} h at warp {plan.time_warp:g}")
@@ -124,11 +143,11 @@ def plan_table(plan: RunPlan) -> Table:
     grid.add_row("drain bound", f"{plan.drain_bound_sim_hours:g} simulated h = at most "
                                 f"{format_duration(plan.drain_bound_real_seconds)} real at drain warp {plan.drain_warp:g}")
     for name, most in plan.max_requests_per_journey.items():
-        grid.add_row(f"journey {name}", f"at most {most} requests" if most is not None else "Python journey")
+        grid.add_row(_text(f"journey {name}", "dim"), f"at most {most} requests" if most is not None else "Python journey")
     for text in plan.assertions:
-        grid.add_row("assertion", text)
+        grid.add_row("assertion", _text(text))
     for text in plan.failure_injection:
-        grid.add_row("fault", text)
+        grid.add_row("fault", _text(text))
     grid.add_row("warp", plan.note)
     return grid
 

@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import EsrError, TargetRefused
 from .fault_actions import ActionStep, FaultAction
@@ -54,6 +54,11 @@ class Target:
             data["counters"] = sorted(set(counters) | self.default_journey.counter_names)
         return data
 
+    @property
+    def shown_url(self) -> str:
+        """The URL as it may be shown or stored: without the credentials it may carry."""
+        return shown_url(self.url)
+
     def metric_functions(self) -> dict[str, Any]:
         """The target's derived metrics as functions scenarios can assert on (e.g. cost_per_claim)."""
         from .assertions import expression_metric
@@ -73,6 +78,15 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def shown_url(url: str) -> str:
+    """`url` without its user and password (`http://u:p@host/` -> `http://host/`): what summaries,
+    run logs, metrics and reports may show. Sending still uses the target's own URL."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def _check_url(url: str) -> str:
@@ -131,8 +145,8 @@ class TargetRegistry:
         """The registered target of that name, or a loopback URL; anything else is refused."""
         if name_or_url in self.targets:
             return self.targets[name_or_url]
-        for target in self.targets.values():
-            if target.url == name_or_url.rstrip("/"):
+        for target in self.targets.values():  # by URL too, as shown (a run's log keeps it without credentials)
+            if shown_url(target.url) == shown_url(name_or_url.rstrip("/")):
                 return target
         registry = str(self.source or "$ESR_HOME/targets.json")
         if "://" not in name_or_url:
@@ -150,4 +164,4 @@ class TargetRegistry:
                 f"refusing to send traffic to {url}: it is not a loopback address and not in the "
                 f"target registry. ESR only targets systems you register: add it to {registry} "
                 "as {\"targets\": {\"NAME\": {\"url\": \"...\"}}}")
-        return Target(url, url)
+        return Target(shown_url(url), url)

@@ -158,7 +158,7 @@ class RunManager:
                 log.parent.rmdir()
             except OSError:
                 pass
-        managed = ManagedRun(record.run_id, name, target.url, record.created)
+        managed = ManagedRun(record.run_id, name, target.shown_url, record.created)
         self.runs[record.run_id] = managed
         self._records[record.run_id] = record
         self._requeue.append((managed, scenario, target))
@@ -210,7 +210,7 @@ class RunManager:
         """Queue a run, written down before it is answered (a restart queues it again); a
         ScenarioError (e.g. a fault this target cannot apply) before anything is kept."""
         run_id = new_run_id()
-        managed = ManagedRun(run_id, scenario.name, target.url, time.time())
+        managed = ManagedRun(run_id, scenario.name, target.shown_url, time.time())
         if self.kafka is not None:
             from ..producers.runs import kafka_scenario
 

@@ -454,7 +454,7 @@ class Run:
         self._epoch0 = time.time() + START_LEAD_S
         self._emit(RunStarted(
             run_id=self.run_id, seq=self._next_seq(), sim_time=0.0, real_time=self._epoch0,
-            scenario=self.scenario.to_dict(), target=self.target.url, seed=self.scenario.seed,
+            scenario=self.scenario.to_dict(), target=self.target.shown_url, seed=self.scenario.seed,
             sim_start=self.sim_start.isoformat(), time_warp=self.clock.time_warp,
             drain_warp=self.clock.drain_warp, load_end_sim=self.clock.load_end_sim,
             window_s=self.scenario.window, arrivals_planned=self.counts.arrivals_planned,

@@ -12,6 +12,7 @@ committed tick under a new attempt; the metrics side counts what both sent exact
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import os
 import socket
@@ -90,7 +91,8 @@ class ShardRun(Run):
         self._epoch0 = self.started.real_time
         self._t0 = _now() + (self.started.real_time - time.time())
         try:  # whoever can write to the runs topic names the target: this worker's registry decides
-            TargetRegistry.from_environment(esr_home()).resolve(self.started.target)
+            allowed = TargetRegistry.from_environment(esr_home()).resolve(self.started.target)
+            self.target = dataclasses.replace(self.target, url=allowed.url)  # with its credentials, if registered
         except TargetRefused as exc:
             self.refused = f"bot worker {socket.gethostname()}:{os.getpid()} refused {self.started.target}: {exc}"
             return

@@ -63,7 +63,7 @@ def kafka_run_started(scenario: Scenario, target: Target, *, shards: int, run_id
     clock = SimClock(scenario.time_warp, scenario.duration_hours * 3600, scenario.effective_drain_warp)
     return RunStarted(
         run_id=run_id or new_run_id(), seq=0, sim_time=0.0, real_time=time.time() + lead_s,
-        scenario=scenario.to_dict(), target=target.url, seed=scenario.seed, sim_start=start.isoformat(),
+        scenario=scenario.to_dict(), target=target.shown_url, seed=scenario.seed, sim_start=start.isoformat(),
         time_warp=clock.time_warp, drain_warp=clock.drain_warp, load_end_sim=clock.load_end_sim,
         window_s=scenario.window, arrivals_planned=ArrivalPlan(scenario.profile, clock, scenario.seed).count(),
         scenario_file=scenario_file, shards=shards, tick_s=tick_s)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
+from ..display import printable
 from ..errors import EsrError
 from ..units import parse_duration
 from .record import LogRecord
@@ -228,13 +229,13 @@ def _print_read(read: dict[str, Any]) -> None:
           f"{read['malformed_total']:,} malformed, {read['late_beyond_reorder_window']:,} later than the "
           f"reorder window, {sum(read['not_selected'].values()):,} not selected")
     for reason, count in sorted(read["malformed"].items(), key=lambda kv: -kv[1]):
-        print(f"  malformed: {count:,} x {reason}")
+        print(f"  malformed: {count:,} x {printable(reason)}")
     for reason, count in sorted({**read["skipped"], **read["not_selected"]}.items(), key=lambda kv: -kv[1]):
-        print(f"  skipped: {count:,} x {reason}")
-    for bad in read["first_malformed"]:
-        print(f"  {bad['where']}: {bad['reason']}\n    {bad['line']}")
+        print(f"  skipped: {count:,} x {printable(reason)}")
+    for bad in read["first_malformed"]:  # a log's own bytes: escaped before they reach a terminal
+        print(f"  {printable(bad['where'])}: {printable(bad['reason'])}\n    {printable(bad['line'])}")
     for line in read["unreadable"]:
-        print(f"  unreadable: {line}")
+        print(f"  unreadable: {printable(line)}")
 
 
 def _print_report(report: dict[str, Any]) -> None:
@@ -244,9 +245,10 @@ def _print_report(report: dict[str, Any]) -> None:
     for label, sides in comparison["endpoints"].items():
         then, now = sides["then"], sides["now"]
         fmt = lambda v: "-" if v is None else f"{v:,.1f}"  # noqa: E731
-        print(f"{label[:40]:40}  {then['count']:>11,}  {fmt(then['latency_p95_ms']):>6}  {now['count']:>10,}  "
+        print(f"{printable(label)[:40]:40}  {then['count']:>11,}  {fmt(then['latency_p95_ms']):>6}  {now['count']:>10,}  "
               f"{fmt(now['latency_p95_ms']):>6}  {then['statuses']} -> {now['statuses']}")
     for change in comparison["changed"][:10]:
-        print(f"changed: {change['count']:,} x {change['endpoint']}: {change['then']} then, {change['now']} now")
+        print(f"changed: {change['count']:,} x {printable(change['endpoint'])}: {change['then']} then, {change['now']} now")
     for example in comparison["changed_examples"][:5]:
-        print(f"  e.g. {example['source']}: {example['request']} was {example['then']}, now {example['now']}")
+        print(f"  e.g. {printable(example['source'])}: {printable(example['request'])} was {example['then']}, "
+              f"now {example['now']}")

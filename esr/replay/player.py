@@ -159,7 +159,7 @@ class ReplayRun:
         warp = self.plan.warp
         self._emit(RunStarted(
             run_id=self.run_id, seq=self._next_seq(), sim_time=0.0, real_time=epoch0,
-            scenario=self.scenario.to_dict(), target=self.target.url, seed=0,
+            scenario=self.scenario.to_dict(), target=self.target.shown_url, seed=0,
             sim_start=datetime.fromtimestamp(t0, timezone.utc).isoformat(), time_warp=warp, drain_warp=warp,
             load_end_sim=self.plan.span_s, window_s=self.scenario.window, arrivals_planned=self.plan.requests,
             scenario_file=self.scenario_file))

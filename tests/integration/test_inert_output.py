@@ -98,3 +98,31 @@ async def test_a_scenario_name_with_html_is_text_in_the_browser(finished: tuple[
                 await page.close()
         finally:
             await browser.close()
+
+
+async def test_credentials_in_a_target_url_are_never_shown_or_stored(esr_home: Path, demo_target: Any) -> None:
+    target_url, target = await demo_target()
+    with_secret = target_url.replace("http://", "http://ops:s3cret-pw@")
+    app = make_app(esr_home, registry=TargetRegistry(), tokens=TOKENS)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    try:
+        status, body = await call("POST", f"{url}/run", ADMIN, SHORT | {"name": "creds", "target": with_secret})
+        assert status == 202, body
+        run_id = body["run_id"]
+        summary = await wait_until_ended(url, run_id)
+        assert summary["target"] == target_url and target.requests > 0  # it was sent to, all the same
+        observer = (await call("GET", f"{url}/run/{run_id}/links", ADMIN))[1]["observer"].split("token=")[1]
+        seen = [str(summary), str((await call("GET", f"{url}/runs", ADMIN))[1])]
+        async with aiohttp.ClientSession() as session:
+            for path in ("/metrics", f"/run/{run_id}/timeline?token={observer}",
+                         f"/run/{run_id}/report.html?token={observer}", f"/dashboard/{run_id}?token={observer}"):
+                async with session.get(url + path) as response:
+                    seen.append(await response.text())
+        seen += [p.read_text(errors="replace") for p in (esr_home / "runs" / run_id).iterdir()]
+        assert all("s3cret-pw" not in text for text in seen)
+    finally:
+        await runner.cleanup()

@@ -114,6 +114,18 @@ async def test_dry_run_checks_the_target_as_a_real_replay_does(tmp_path: Path) -
         assert out == ""  # refused before the plan is printed, as a real replay would be
 
 
+async def test_a_log_line_with_escape_sequences_is_printed_escaped(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    write_logs(logs)
+    evil = "\x1b]0;owned\x07\x1b[2J\x1b[31mnot a log line\u202e"
+    (logs / "c.log").write_text(combined(BASE + 5, "GET", "/fine") + "\n" + evil + "\n")
+    code, out, err = await esr("replay", "--warp", "60", str(logs), "--target", "http://127.0.0.1:9", "--dry-run",
+                               "--format", "clf")
+    assert code == 0, err
+    assert "\x1b" not in out + err and "\x07" not in out and "\u202e" not in out
+    assert "\\x1b]0;owned\\x07" in out  # shown, escaped
+
+
 async def test_nothing_readable_is_an_error_that_says_why(tmp_path: Path) -> None:
     (tmp_path / "empty.log").write_text("not a log\nnor this\n")
     code, out, err = await esr("replay", "--warp", "10", str(tmp_path / "empty.log"), "--format", "clf",
