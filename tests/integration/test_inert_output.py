@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
+from loopback import serve
 from test_dashboard import CHROMIUM, _chromium
 from test_server import ADMIN, TOKENS, call, wait_until_ended
 
@@ -31,12 +31,7 @@ BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgr
 async def finished(esr_home: Path, demo_target: Any) -> AsyncIterator[tuple[str, str]]:
     """A server and a finished run whose scenario name is HTML: (url, run id)."""
     target_url, _ = await demo_target()
-    app = make_app(esr_home, registry=TargetRegistry(), tokens=TOKENS)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    runner, url = await serve(make_app(esr_home, registry=TargetRegistry(), tokens=TOKENS))
     status, body = await call("POST", f"{url}/run", ADMIN, SHORT | {"target": target_url})
     assert status == 202, body
     await wait_until_ended(url, body["run_id"])  # observer token: test_server's helper
@@ -103,12 +98,7 @@ async def test_a_scenario_name_with_html_is_text_in_the_browser(finished: tuple[
 async def test_credentials_in_a_target_url_are_never_shown_or_stored(esr_home: Path, demo_target: Any) -> None:
     target_url, target = await demo_target()
     with_secret = target_url.replace("http://", "http://ops:s3cret-pw@")
-    app = make_app(esr_home, registry=TargetRegistry(), tokens=TOKENS)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    runner, url = await serve(make_app(esr_home, registry=TargetRegistry(), tokens=TOKENS))
     try:
         status, body = await call("POST", f"{url}/run", ADMIN, SHORT | {"name": "creds", "target": with_secret})
         assert status == 202, body
