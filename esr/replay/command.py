@@ -54,8 +54,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--status", action="append", default=[], help="only requests whose original status was this: 200, 5xx")
     p.add_argument("--allow-writes", action="store_true", help="also send methods other than GET and HEAD")
     p.add_argument("--redact", action="append", default=[],
-                   help="query parameter or header name, or path template like /citizens/{ssn}, whose values "
-                        "are replaced before sending and storing (repeatable)")
+                   help="query parameter, header or JSON/form body field name, or path template like "
+                        "/citizens/{ssn}, whose values are replaced before sending, storing and printing (repeatable)")
+    p.add_argument("--keep-credentials", action="store_true",
+                   help="replay logged Authorization, Cookie, Proxy-Authorization and API-key headers (dropped by "
+                        "default: a replay must not act as the people who made the requests)")
     p.add_argument("--assert", dest="assertions", action="append", default=[], help="assertion (repeatable)")
     p.add_argument("--scenario", help="take the assertions (and derived metrics) from this scenario file too")
     p.add_argument("--dry-run", action="store_true", help="print the plan and what was read; send nothing")
@@ -89,7 +92,8 @@ def _selected(stream: LogStream, selection: Selection, redactor: Redactor, skipp
         yield redactor.record(record)
 
 
-def _tally_dict(tally: Tally, not_selected: dict[str, int]) -> dict[str, Any]:
+def _tally_dict(tally: Tally, not_selected: dict[str, int], redactor: Redactor) -> dict[str, Any]:
+    """What was read; lines that could not be parsed are redacted as text before they are shown."""
     return {
         "files": tally.files,
         "parsed": tally.parsed,
@@ -98,7 +102,8 @@ def _tally_dict(tally: Tally, not_selected: dict[str, int]) -> dict[str, Any]:
         "malformed_total": sum(tally.bad.values()),
         "late_beyond_reorder_window": tally.late,
         "not_selected": not_selected,
-        "first_malformed": [{"where": b.source, "reason": b.reason, "line": b.text} for b in tally.examples],
+        "first_malformed": [{"where": b.source, "reason": redactor.text(b.reason), "line": redactor.text(b.text)}
+                            for b in tally.examples],
         "unreadable": tally.unreadable,
     }
 
@@ -115,7 +120,7 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
     selection = Selection(_when(args.start, "--from"), _when(args.end, "--to"),
                           frozenset(m.upper() for m in args.method), tuple(args.path), tuple(args.status),
                           args.allow_writes)
-    redactor = Redactor.from_options(args.redact)
+    redactor = Redactor.from_options(args.redact, keep_credentials=args.keep_credentials)
 
     def stream() -> LogStream:
         return LogStream(args.paths, fmt=args.fmt, reorder_window_s=window)
@@ -126,7 +131,7 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
     first = stream()
     not_selected: dict[str, int] = {}
     plan: ReplayPlan = plan_replay((r.time for r in _selected(first, selection, redactor, not_selected)), args.warp)
-    read = _tally_dict(first.tally, not_selected)
+    read = _tally_dict(first.tally, not_selected, redactor)
     if args.dry_run or not plan.requests:
         out = {"plan": plan.to_dict(), "read": read}
         _print_plan(out, args.json)

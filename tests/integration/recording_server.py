@@ -15,6 +15,7 @@ class Recorder:
         self.seen.append({"method": request.method, "target": request.raw_path,
                           "sim_time": request.headers.get("X-ESR-Sim-Time", ""),
                           "sim": request.headers.get("X-ESR-Sim", ""), "body": await request.read(),
-                          "content_type": request.headers.get("Content-Type", "")})
+                          "content_type": request.headers.get("Content-Type", ""),
+                          "headers": "\n".join(f"{k}: {v}" for k, v in request.headers.items())})
         status = 500 if request.path.startswith("/broken") else 200
         return web.Response(status=status, text="ok")

@@ -126,6 +126,34 @@ async def test_a_log_line_with_escape_sequences_is_printed_escaped(tmp_path: Pat
     assert "\\x1b]0;owned\\x07" in out  # shown, escaped
 
 
+async def test_credentials_and_redacted_fields_never_leave_the_archive(
+        recorder: tuple[str, Recorder], tmp_path: Path) -> None:
+    url, rec = recorder
+    entry = {"startedDateTime": "2024-03-04T09:00:00.000Z", "time": 12, "request": {
+        "method": "POST", "url": "https://prod.example/api/claims?ssn=123-45-6789", "httpVersion": "HTTP/1.1",
+        "headers": [{"name": "Authorization", "value": "Bearer live-token-xyz"},
+                    {"name": "Cookie", "value": "session=live-cookie"},
+                    {"name": "X-API-Key", "value": "live-key"},
+                    {"name": "Content-Type", "value": "application/json"}],
+        "postData": {"mimeType": "application/json", "text": json.dumps({"ssn": "123-45-6789", "amount": 10})}},
+        "response": {"status": 201}}
+    har = tmp_path / "capture.har"
+    har.write_text(json.dumps({"log": {"version": "1.2", "entries": [entry]}}))
+    code, out, err = await esr("replay", "--warp", "60", str(har), "--target", url, "--json", "--allow-writes",
+                               "--redact", "ssn")
+    assert code == 0, err
+    assert len(rec.seen) == 1
+    sent = rec.seen[0]
+    for secret in ("live-token-xyz", "live-cookie", "live-key", "123-45-6789"):
+        assert secret not in sent["headers"] + sent["target"] + sent["body"].decode(), secret
+    assert json.loads(sent["body"]) == {"ssn": "REDACTED", "amount": 10}
+    result = json.loads(out)
+    assert "123-45-6789" not in Path(result["run_log"]).read_text()
+    code, out, err = await esr("replay", "--warp", "60", str(har), "--target", url, "--json", "--allow-writes",
+                               "--keep-credentials")
+    assert code == 0 and "Bearer live-token-xyz" in rec.seen[-1]["headers"]
+
+
 async def test_nothing_readable_is_an_error_that_says_why(tmp_path: Path) -> None:
     (tmp_path / "empty.log").write_text("not a log\nnor this\n")
     code, out, err = await esr("replay", "--warp", "10", str(tmp_path / "empty.log"), "--format", "clf",
