@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from typing import Any
 from .buckets import RunFold
 from .engine.sender import HTTP_CLIENTS
 from .errors import EsrError
+from .run_limits import RunLimits
 from .runlog import check_run_id, esr_home, read_events, run_log_path
 from .scenario import Scenario, load_scenario, read_scenario_json, scenario_json_schema
 from .targets import TargetRegistry
@@ -137,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the ESR server: launch and watch runs over HTTP",
                            epilog="examples:\n  esr serve                      # 127.0.0.1:9700, prints the token\n"
-                                  "  ESR_TOKEN=s3cret esr serve --max-concurrent 2\n\n"
+                                  "  ESR_TOKEN=$(openssl rand -hex 16) esr serve --max-concurrent 2 --max-rate 2000\n\n"
                                   "API: POST /run, GET /runs, GET /run/ID/summary, POST /run/ID/abort, GET /openapi.json\n"
                                   "environment: ESR_TOKEN (launch token), ESR_OBSERVER_TOKEN (read-only), ESR_HOME",
                            formatter_class=raw)
@@ -145,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=9700, help="port (default 9700)")
     serve.add_argument("--max-concurrent", type=int, default=1, help="runs played at once; the rest queue")
     _public_url_option(serve)
+    _limit_options(serve)
     _kafka_option(serve, "play runs on the Kafka runtime through this broker (env ESR_KAFKA)")
 
     worker = sub.add_parser("worker", help="a process of the Kafka runtime: clock, bots or metrics",
@@ -170,6 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--max-concurrent", type=int, default=1, help="runs played at once; the rest queue")
     sandbox.add_argument("--caseworkers", type=int, default=110, help="review capacity of the claims office")
     _public_url_option(sandbox)
+    _limit_options(sandbox)
     sandbox.add_argument("--auth", action="store_true",
                          help="ask for tokens, as `esr serve` does (on loopback the sandbox is a playground without "
                               "them; on any other address they are always on)")
@@ -413,7 +417,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         kafka = KafkaSettings.from_env(args.kafka)
         ensure_topics(kafka)
     app = make_app(home, registry=_registry(), tokens=tokens, max_concurrent=max(1, args.max_concurrent), kafka=kafka,
-                   public_url=_public_url(args))
+                   public_url=_public_url(args), limits=_limits(args))
     recovered = len(app[MANAGER].runs)
     runtime = f"Kafka at {kafka.bootstrap} (topics {kafka.prefix}*)" if kafka else "embedded"
     print(f"ESR server on http://{args.host}:{args.port}  (API description: /openapi.json; runtime: {runtime})\n"
@@ -467,8 +471,30 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
 
     serve_sandbox(args.host, args.port, args.sut_port, max(1, args.max_concurrent),
                   config=OfficeConfig(caseworkers=args.caseworkers), auth=args.auth,
-                  public_url=_public_url(args))
+                  public_url=_public_url(args), limits=_limits(args))
     return 0
+
+
+def _limit_options(parser: argparse.ArgumentParser) -> None:
+    """How big a run the server accepts (a bigger one is a 422 naming the limit)."""
+    group = parser.add_argument_group("limits on each scenario (defaults from ESR_MAX_*, else as shown)")
+    defaults = RunLimits()
+    group.add_argument("--max-journeys", type=int, help=f"expected journeys of one run (default {defaults.max_journeys:,})")
+    group.add_argument("--max-rate", type=float, help=f"peak journey starts per real second (default {defaults.max_rate:g})")
+    group.add_argument("--max-real-hours", type=float,
+                       help=f"real hours of load plus drain bound (default {defaults.max_real_hours:g})")
+    group.add_argument("--max-requests-per-journey", type=int,
+                       help=f"requests one journey may send (default {defaults.max_requests_per_journey:,})")
+
+
+def _limits(args: argparse.Namespace) -> RunLimits:
+    limits = RunLimits.from_environment()
+    given = {name: getattr(args, name) for name in ("max_journeys", "max_rate", "max_real_hours",
+                                                     "max_requests_per_journey") if getattr(args, name) is not None}
+    for name, value in given.items():
+        if not value > 0:
+            raise EsrError(f"--{name.replace('_', '-')} must be positive, not {value:g}")
+    return dataclasses.replace(limits, **given)
 
 
 def _public_url_option(parser: argparse.ArgumentParser) -> None:

@@ -39,7 +39,8 @@ def drain_bound_sim(journeys: list[JourneySpec | type[Journey]]) -> float:
     return max(bounds, default=0.0)
 
 
-def _max_requests(journey: JourneySpec | type[Journey]) -> int | None:
+def max_requests(journey: JourneySpec | type[Journey]) -> int | None:
+    """The most requests one journey can send (every poll to its give-up); None for Python journeys."""
     if not isinstance(journey, JourneySpec):
         return None
     return sum(s.poll.max_polls if s.poll else 1 for s in journey.steps if s.request)
@@ -86,7 +87,7 @@ def make_plan(scenario: Scenario, default: JourneySpec) -> RunPlan:
         drain_bound_sim_hours=drain / 3600,
         drain_bound_real_seconds=drain / scenario.effective_drain_warp,
         max_requests_per_journey={
-            (j.name if isinstance(j, JourneySpec) else getattr(j, "name", j.__name__)): _max_requests(j)
+            (j.name if isinstance(j, JourneySpec) else getattr(j, "name", j.__name__)): max_requests(j)
             for j in journeys},
         assertions=list(scenario.assertions),
         failure_injection=list(scenario.failure_injection),

@@ -23,6 +23,7 @@ import orjson
 from aiohttp import web
 
 from ..errors import EsrError, ScenarioError, TargetRefused
+from ..run_limits import RunLimits
 from ..scenario import Scenario
 from ..targets import TargetRegistry
 from .auth import Tokens
@@ -38,6 +39,7 @@ MANAGER: web.AppKey[RunManager] = web.AppKey("manager", RunManager)
 _TOKENS: web.AppKey[Tokens] = web.AppKey("tokens", Tokens)
 _REGISTRY: web.AppKey[TargetRegistry] = web.AppKey("registry", TargetRegistry)
 _PUBLIC_URL: web.AppKey[str] = web.AppKey("public_url", str)
+_LIMITS: web.AppKey[RunLimits] = web.AppKey("limits", RunLimits)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -93,6 +95,10 @@ async def post_run(request: web.Request) -> web.Response:
         return _error(403, str(exc))
     try:  # the target's metrics (e.g. cost_per_claim) stand in for the client's Python functions
         scenario = Scenario.from_dict(target.fill_in(body))
+        over = request.app[_LIMITS].errors(scenario, target.default_journey)
+        if over:
+            return _error(422, "the scenario is over this server's limits (an operator can raise them)",
+                          errors=[{"path": e.path, "message": e.message} for e in over])
         managed = request.app[MANAGER].submit(scenario, target)
     except ScenarioError as exc:
         return _error(422, "invalid scenario", errors=[{"path": e.path, "message": e.message} for e in exc.errors])
@@ -163,9 +169,11 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 def make_app(home: Path, *, registry: TargetRegistry, tokens: Tokens, max_concurrent: int = 1,
              http_client: str = "pooled", on_end: Callable[[str], None] | None = None,
-             kafka: KafkaSettings | None = None, public_url: str = "http://127.0.0.1:9700") -> web.Application:
+             kafka: KafkaSettings | None = None, public_url: str = "http://127.0.0.1:9700",
+             limits: RunLimits | None = None) -> web.Application:
     """The server; with `kafka` settings, runs play on the Kafka runtime's workers. `public_url`
-    is where users reach it: the dashboard links it hands out start with it."""
+    is where users reach it: the dashboard links it hands out start with it. `limits` bound
+    each scenario it accepts (default: RunLimits())."""
     app = web.Application(client_max_size=4 * 1024 * 1024)
     manager = RunManager(home, max_concurrent=max_concurrent, http_client=http_client, on_end=on_end, kafka=kafka)
     manager.recover(registry.resolve)
@@ -173,6 +181,7 @@ def make_app(home: Path, *, registry: TargetRegistry, tokens: Tokens, max_concur
     app[_TOKENS] = tokens
     app[_REGISTRY] = registry
     app[_PUBLIC_URL] = public_url.rstrip("/")
+    app[_LIMITS] = limits or RunLimits()
     app.router.add_post("/run", post_run)
     app.router.add_get("/runs", get_runs)
     app.router.add_get("/run/{run_id}/summary", get_summary)

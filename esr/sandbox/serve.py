@@ -15,6 +15,7 @@ from ..api.auth import Tokens
 from ..api.server import PortTaken, make_app, serve_app
 from ..fault_actions import ActionStep, FaultAction
 from ..journey_spec import JourneySpec
+from ..run_limits import RunLimits
 from ..runlog import esr_home
 from ..targets import Target, TargetRegistry, is_loopback_host, is_loopback_url
 from .app import CLAIM_JOURNEY, ClaimsService, make_claims_app
@@ -99,7 +100,7 @@ def sandbox_tokens(tokens: Tokens, host: str, auth: bool) -> tuple[Tokens, bool]
 
 def serve_sandbox(host: str = "127.0.0.1", port: int = 9700, sut_port: int = 9701,
                   max_concurrent: int = 1, home: Path | None = None, config: OfficeConfig | None = None,
-                  auth: bool = False, public_url: str | None = None) -> None:
+                  auth: bool = False, public_url: str | None = None, limits: RunLimits | None = None) -> None:
     """Run both until interrupted; prints the addresses (and the tokens when they are on).
 
     On loopback, without `auth`, the sandbox is a single-user playground: requests need no
@@ -137,7 +138,7 @@ def serve_sandbox(host: str = "127.0.0.1", port: int = 9700, sut_port: int = 970
         await app["sut_runner"].cleanup()
 
     app = make_app(home, registry=registry, tokens=tokens, max_concurrent=max_concurrent, on_end=service.purge,
-                   public_url=public)
+                   public_url=public, limits=limits)
     app.on_startup.append(start_sut)
     app.on_cleanup.append(stop_sut)
     serve_app(app, host, port, ready)

@@ -53,3 +53,21 @@ def test_esr_validate_exits_2_naming_the_place(tmp_path: Path, text: str, where:
     done = subprocess.run([sys.executable, "-m", "esr.cli", "validate", str(path)], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 2 and where in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("fields", "path", "limit"), [
+    ({"load_profile": [[0, 1e9]]}, "load_profile", "ESR_MAX_RATE"),
+    ({"load_profile": [[0, 4000]], "duration_hours": 24, "time_warp": 60}, "load_profile", "ESR_MAX_JOURNEYS"),
+    ({"duration_hours": 24 * 365, "time_warp": 1}, "duration_hours", "ESR_MAX_REAL_HOURS"),
+    ({"journeys": [{"name": "poller", "steps": [{"name": "p", "request": {"path": "/"},
+                                                 "poll": {"every": "10s", "until": "$.done == true",
+                                                          "give_up_after": "14h"}}]}]},
+     "journeys[0]", "ESR_MAX_REQUESTS_PER_JOURNEY"),
+])
+async def test_a_scenario_over_the_servers_limits_is_422_naming_the_limit(
+        server: tuple[str, str, str], fields: dict[str, Any], path: str, limit: str) -> None:
+    url, _, _ = server
+    status, answer = await call("POST", f"{url}/run", ADMIN, BASE | fields | {"target": "http://127.0.0.1:9"})
+    assert status == 422, answer
+    assert "limits" in answer["error"]
+    assert any(e["path"] == path and limit in e["message"] for e in answer["errors"]), answer
