@@ -89,11 +89,11 @@ def _free_port() -> int:
 class Server:
     """`esr serve` as a process on the test's ESR_HOME."""
 
-    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, home: Path, env: dict[str, str] | None = None, concurrent: int = 1) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "esr.cli", "serve", "--port", str(self.port), "--max-concurrent", "1"],
+            [sys.executable, "-m", "esr.cli", "serve", "--port", str(self.port), "--max-concurrent", str(concurrent)],
             env={**os.environ, "ESR_HOME": str(home), "ESR_TOKEN": TOKEN, **(env or {})},
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_for_port(self.port)
