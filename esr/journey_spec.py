@@ -49,7 +49,8 @@ class RequestSpec(Model):
     """One HTTP request; path, headers, query and JSON body may hold `{{ ... }}` placeholders."""
 
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
-    path: str = Field(description="path on the target, e.g. /claims/{{ vars.claim_id }}")
+    path: str = Field(description="path on the target, e.g. /claims/{{ vars.claim_id }}",
+                      json_schema_extra={"pattern": "^(/|\\{\\{)"})  # the validator below says why
     headers: dict[str, str] = Field(default_factory=dict)
     query: dict[str, str] = Field(default_factory=dict)
     json_body: Any = Field(default=None, alias="json")
@@ -82,7 +83,8 @@ class PollSpec(Model):
     """Repeat the step's request every `every` (simulated) until `until` holds."""
 
     every: Duration
-    until: str = Field(description="a condition on the JSON response, e.g. $.status == 'paid'")
+    until: str = Field(description="a condition on the JSON response, e.g. $.status == 'paid'",
+                       json_schema_extra={"minLength": 1})
     give_up_after: Duration
 
     @field_validator("until")

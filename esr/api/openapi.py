@@ -16,15 +16,40 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
+def _text(description: str, kind: str = "text/plain") -> dict[str, Any]:
+    return {"description": description, "content": {kind: {"schema": {"type": "string"}}}}
+
+
+def _page_errors() -> dict[str, Any]:
+    """What a page or its data answers when it is not served: the reason as text."""
+    return {"401": {"description": "no valid token (or the launch token in the URL)", "content": {
+                "text/html": {"schema": {"type": "string"}}, "text/plain": {"schema": {"type": "string"}}}},
+            "403": _text("a link token of another run, or a run's link on the list of runs"),
+            "404": _text("unknown run")}
+
+
+def _target_schema(targets: tuple[str, ...], loopback: bool) -> dict[str, Any]:
+    """What `target` may be on this server: its registered names, and loopback URLs if allowed."""
+    choices: list[dict[str, Any]] = []
+    if targets:
+        choices.append({"type": "string", "enum": list(targets)})
+    if loopback:
+        choices.append({"type": "string", "pattern": r"^https?://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?(/.*)?$"})
+    schema: dict[str, Any] = {"description": "a registered target name or a loopback URL"}
+    return schema | (choices[0] if len(choices) == 1 else {"anyOf": choices} if choices else {"type": "string"})
+
+
 @cache
-def openapi_spec() -> dict[str, Any]:
+def openapi_spec(targets: tuple[str, ...] = (), loopback: bool = True) -> dict[str, Any]:
+    """The description of this server: `targets` are its registered names, `loopback` whether it
+    takes loopback URLs too (so clients, and fuzzers, send targets it accepts)."""
     schema = orjson.loads(orjson.dumps(scenario_json_schema()).replace(b"#/$defs/", b"#/components/schemas/"))
     scenario = schema
     defs = scenario.pop("$defs", {})
     scenario.pop("$schema", None)
     scenario.pop("$id", None)
     run_request = {"allOf": [{"$ref": "#/components/schemas/Scenario"}, {
-        "type": "object", "properties": {"target": {"type": "string", "description": "registered name or loopback URL"}}}]}
+        "type": "object", "required": ["target"], "properties": {"target": _target_schema(targets, loopback)}}]}
     summary = {
         "type": "object", "required": ["run_id", "state", "verdict"],
         "properties": {
@@ -39,6 +64,9 @@ def openapi_spec() -> dict[str, Any]:
         },
     }
     run_id = [{"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    token = {"name": "token", "in": "query", "required": False, "schema": {"type": "string"},
+             "description": "a link token of this run, or the observer token (never the launch token)"}
+    page = [*run_id, token]
     bearer = [{"bearer": []}]
     return {
         "openapi": "3.1.0",
@@ -63,8 +91,8 @@ def openapi_spec() -> dict[str, Any]:
                         "type": "object", "required": ["run_id"], "properties": {
                             "run_id": {"type": "string"}, "state": {"type": "string"}, "summary_url": {"type": "string"}}}}}},
                     "400": _error("the body is not JSON"), "401": _error("no valid token"),
-                    "403": _error("observer token, or a target that is not registered"),
-                    "422": _error("invalid scenario: every field error")}}},
+                    "403": _error("a read-only token, or a target that is not registered"),
+                    "422": _error("invalid scenario, or over the server's limits: every field error")}}},
             "/runs": {"get": {
                 "summary": "List runs", "security": bearer,
                 "responses": {"200": {"description": "runs, newest first", "content": {"application/json": {"schema": {
@@ -80,6 +108,53 @@ def openapi_spec() -> dict[str, Any]:
                 "responses": {"200": {"description": "summary after the abort", "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/RunSummary"}}}},
                     "401": _error("no valid token"), "403": _error("observer token"), "404": _error("unknown run")}}},
+            "/run/{run_id}/links": {"get": {
+                "summary": "Signed observer and trainee links to the run's dashboard", "security": bearer,
+                "parameters": [*run_id, {"name": "ttl_s", "in": "query", "required": False, "schema": {
+                    "type": "number", "minimum": 1, "maximum": 30 * 86400}, "description": "lifetime in seconds"}],
+                "responses": {"200": {"description": "the links", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["observer", "trainee", "expires_in_s"], "properties": {
+                        "observer": {"type": "string"}, "trainee": {"type": "string"},
+                        "expires_in_s": {"type": "number"}}}}}},
+                    "400": _error("ttl_s out of bounds"), "401": _error("no valid token"),
+                    "403": _error("not the launch token"), "404": _text("unknown run")}}},
+            "/run/{run_id}/decisions": {"post": {
+                "summary": "A trainee's decision on a playing run's timeline", "security": bearer, "parameters": page,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["decision"], "properties": {
+                        "decision": {"type": "string", "minLength": 1, "maxLength": 200},
+                        "author": {"type": "string"}}}}}},
+                "responses": {"201": {"description": "recorded", "content": {"application/json": {"schema": {
+                    "type": "object"}}}},
+                    "400": _error("not a decision"), "401": _error("no valid token"),
+                    "403": _error("an observer's token or another run's link"), "404": _text("unknown run"),
+                    "409": _error("the run is not playing here")}}},
+            "/": {"get": {"summary": "The list of runs, as a page", "security": bearer,
+                          "parameters": [token], "responses": {"200": _text("the page", "text/html"),
+                                                               **_page_errors()}}},
+            "/dashboard/{run_id}": {"get": {"summary": "The run's live dashboard", "security": bearer,
+                                            "parameters": page, "responses": {"200": _text("the page", "text/html"),
+                                                                              **_page_errors()}}},
+            "/run/{run_id}/timeline": {"get": {
+                "summary": "The run's timeline so far (what the dashboard draws)", "security": bearer, "parameters": page,
+                "responses": {"200": {"description": "timeline", "content": {"application/json": {"schema": {
+                    "type": "object"}}}}, **_page_errors()}}},
+            "/run/{run_id}/events": {"get": {
+                "summary": "Server-sent events: the timeline once a second until the run ends", "security": bearer,
+                "parameters": page, "responses": {"200": {"description": "event stream", "content": {
+                    "text/event-stream": {"schema": {"type": "object", "required": ["event", "data"], "properties": {
+                        "event": {"type": "string", "enum": ["timeline", "end"]},
+                        "data": {"type": "string", "description": "the whole timeline as JSON ({} at the end)"}}}}}},
+                    **_page_errors()}}},
+            "/run/{run_id}/report.html": {"get": {
+                "summary": "The run's self-contained report page", "security": bearer, "parameters": page,
+                "responses": {"200": _text("the page", "text/html"), **_page_errors()}}},
+            "/assets/{name}": {"get": {
+                "summary": "The pages' scripts and styles", "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "the file", "content": {
+                    "text/javascript": {"schema": {"type": "string"}}, "text/css": {"schema": {"type": "string"}}}},
+                    "404": _text("no such asset")}}},
             "/openapi.json": {"get": {"summary": "This description", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics of every run, labelled sim=\"true\" (docs/server.md)",
                                  "responses": {"200": {"description": "Prometheus text or OpenMetrics format"}}}},

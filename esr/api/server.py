@@ -164,7 +164,8 @@ async def get_runs(request: web.Request) -> web.Response:
 
 
 async def get_openapi(request: web.Request) -> web.Response:
-    return _json(openapi_spec())
+    registry = request.app[_REGISTRY]
+    return _json(openapi_spec(tuple(sorted(registry.targets)), registry.allow_loopback))
 
 
 def make_app(home: Path, *, registry: TargetRegistry, tokens: Tokens, max_concurrent: int = 1,
