@@ -279,6 +279,8 @@ class RunAssembly:
                 results, journey_events = self._received(report)
                 lost += max(0, report.requests_sent - results)
                 events_lost += max(0, report.journey_events - journey_events)
+            if any(r.final and r.refused for r in reports.values()):
+                continue  # its worker refused the target: nothing more will come for this shard
             final = any(r.final for r in reports.values())
             if not final or not covered.issuperset(range(ticks)):
                 missing += 1
