@@ -36,8 +36,8 @@ LONG = {"name": "long", "duration_hours": 1, "time_warp": 60, "load_profile": [[
 
 
 async def _small_log(home: Path, target_url: str) -> bytes:
-    run = Run(Scenario.from_dict({"name": "tiny", "duration_hours": 0.01, "time_warp": 3600, "seed": 1,
-                                  "load_profile": [[0, 2]], "assertions": ["error_rate < 0.5"]}),
+    run = Run(Scenario.from_dict({"name": "tiny", "duration_hours": 1, "time_warp": 3600, "seed": 1,
+                                  "load_profile": [[0, 3]], "assertions": ["error_rate < 0.5"]}),
               TargetRegistry().resolve(target_url), home=home)
     await run.execute()
     return run.log_path.read_bytes()
