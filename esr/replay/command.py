@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..display import printable
+from ..engine.sender import HTTP_CLIENTS
 from ..errors import EsrError
 from ..units import parse_duration
 from .record import LogRecord
@@ -66,6 +68,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--run-id", help="use this run id")
     p.add_argument("--timeout", type=float, default=10.0, help="per-request timeout in seconds (default 10)")
     p.add_argument("--max-in-flight", type=int, default=10_000, help="cap on concurrent requests")
+    p.add_argument("--http-client", choices=HTTP_CLIENTS, default=os.environ.get("ESR_HTTP_CLIENT", "pooled"),
+                   help="pooled (the lean default) or aiohttp (env ESR_HTTP_CLIENT), as for `esr run`")
     from ..cli import _kafka_option
 
     _kafka_option(p, "replay on the Kafka runtime: requests go to esr.requests for the bot workers, the "
@@ -157,7 +161,7 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
         return _replay_on_kafka(args, _selected(second, selection, redactor, {}), plan, scenario, target, read)
     run = ReplayRun(_selected(second, selection, redactor, {}), plan, target, scenario=scenario,
                     run_id=args.run_id, timeout=args.timeout, max_in_flight=max(1, args.max_in_flight),
-                    http_client=getattr(args, "http_client", "pooled"))
+                    http_client=args.http_client)
     if not args.json:
         print(f"esr: replaying {plan.requests:,} requests spanning {plan.span_s:,.0f} s of log in "
               f"{plan.real_s:,.1f} s (warp {plan.warp:g}, peak {plan.peak_rate:,.0f} req/s) to {target.url}",

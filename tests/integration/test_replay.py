@@ -154,6 +154,19 @@ async def test_credentials_and_redacted_fields_never_leave_the_archive(
     assert code == 0 and "Bearer live-token-xyz" in rec.seen[-1]["headers"]
 
 
+@pytest.mark.parametrize(("client", "accept_encoding"), [("pooled", False), ("aiohttp", True)])
+async def test_replay_sends_with_the_http_client_esr_http_client_names(
+        recorder: tuple[str, Recorder], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, client: str,
+        accept_encoding: bool) -> None:
+    url, rec = recorder
+    write_logs(tmp_path / "logs")
+    monkeypatch.setenv("ESR_HTTP_CLIENT", client)
+    code, out, err = await esr("replay", "--warp", "300", str(tmp_path / "logs"), "--target", url, "--json")
+    assert code == 0, err
+    # aiohttp's client always asks for compressed answers; the pooled client never does
+    assert rec.seen and {"accept-encoding" in s["headers"].lower() for s in rec.seen} == {accept_encoding}
+
+
 async def test_nothing_readable_is_an_error_that_says_why(tmp_path: Path) -> None:
     (tmp_path / "empty.log").write_text("not a log\nnor this\n")
     code, out, err = await esr("replay", "--warp", "10", str(tmp_path / "empty.log"), "--format", "clf",
