@@ -43,8 +43,9 @@ Only GET and HEAD are sent unless --allow-writes. Exit codes as for `esr run`.""
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("replay", help="send archived access logs again at a chosen warp and judge the replay",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("paths", nargs="+", help="log files or folders")
-    p.add_argument("--warp", type=float, required=True, help="how many times faster than the original pace (> 0)")
+    p.add_argument("paths", nargs="*", help="log files or folders")
+    p.add_argument("--warp", type=float, help="how many times faster than the original pace (> 0; required)")
+    p.add_argument("--list-formats", action="store_true", help="print the log formats known, with a sample of each")
     p.add_argument("--target", help="registered target name or loopback URL: replaces scheme and host")
     p.add_argument("--format", dest="fmt", help="force a log format instead of detecting it per file")
     p.add_argument("--reorder-window", default="60s",
@@ -116,6 +117,13 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
     from ..cli import _report, _run_loop
     from .player import ReplayRun, replay_scenario
 
+    if args.list_formats:
+        _print_formats()
+        return 0
+    if not args.paths:
+        raise EsrError("no logs: give log files or folders to replay (`esr replay --list-formats` shows the formats)")
+    if args.warp is None:
+        raise EsrError("--warp is required: how many times faster than the log's own pace, e.g. --warp 60")
     if not args.warp > 0:
         raise EsrError(f"--warp must be a positive number, not {args.warp:g}")
     if args.fmt is not None and args.fmt not in readers():
@@ -218,6 +226,16 @@ def _replay_on_kafka(args: argparse.Namespace, records: Iterator[LogRecord], pla
     _print_read(read)
     args.quiet = True
     return _report(Verdict.from_dict(verdict), args)
+
+
+def _print_formats() -> None:
+    """Each format `--format` takes, in the order detection tries them, with a sample."""
+    for name, module in readers().items():
+        summary = (module.__doc__ or "").strip().splitlines()[0]
+        print(f"{name}: {summary}")
+        for line in module.SAMPLE:
+            print(f"    {printable(line)}")
+        print()
 
 
 def _print_plan(out: dict[str, Any], as_json: bool) -> None:

@@ -167,6 +167,16 @@ async def test_replay_sends_with_the_http_client_esr_http_client_names(
     assert rec.seen and {"accept-encoding" in s["headers"].lower() for s in rec.seen} == {accept_encoding}
 
 
+async def test_list_formats_prints_every_format_with_a_sample() -> None:
+    from esr.replay.sources import readers
+
+    code, out, err = await esr("replay", "--list-formats")
+    assert code == 0, err
+    for name, module in readers().items():
+        assert f"\n{name}: " in "\n" + out
+        assert module.SAMPLE[-1].replace("\t", "\\x09") in out
+
+
 async def test_nothing_readable_is_an_error_that_says_why(tmp_path: Path) -> None:
     (tmp_path / "empty.log").write_text("not a log\nnor this\n")
     code, out, err = await esr("replay", "--warp", "10", str(tmp_path / "empty.log"), "--format", "clf",

@@ -51,6 +51,9 @@ from ._common import optional_count, show, utc_seconds, valid_time_of_day
 __all__ = ["NAME", "REQUEST_TIME_UNITS", "parse", "parse_time", "request_target", "sniff", "split_request"]
 
 NAME = "clf"
+SAMPLE = (  # a line (or file) of this format, for `esr replay --list-formats`
+    '203.0.113.7 - - [04/Mar/2024:09:00:01 +0000] "GET /claims?id=3 HTTP/1.1" 200 512 "-" "curl/8.5.0"',
+)
 
 REQUEST_TIME_UNITS = ("auto", "s", "ms", "us")
 

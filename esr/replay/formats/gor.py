@@ -47,6 +47,14 @@ from ._common import HOP_BY_HOP, TOKEN, bad_line, end_to_end
 __all__ = ["NAME", "SEPARATOR", "WINDOW", "parse", "sniff"]
 
 NAME = "gor"
+SAMPLE = (  # a line (or file) of this format, for `esr replay --list-formats`
+    '1 a1b2c3 1709539201123456789 0',
+    'GET /api/claims?id=3 HTTP/1.1',
+    'Host: claims.example',
+    'User-Agent: curl/8.5.0',
+    '',
+    '🐵🙈🙉',
+)
 KEEP_CR = True  # the file reader keeps CR before LF, so bodies come back byte for byte
 SEPARATOR = "\U0001F435\U0001F648\U0001F649"  # 🐵🙈🙉
 WINDOW = 10_000  # payloads a request waits for its response

@@ -44,6 +44,9 @@ from esr.replay.record import LogRecord, Parsed, Skipped
 __all__ = ["NAME", "PRESETS", "FieldMap", "parse", "sniff"]
 
 NAME = "json"
+SAMPLE = (  # a line (or file) of this format, for `esr replay --list-formats`
+    '{"ts":1709542801.5,"request":{"method":"GET","uri":"/claims?id=3","host":"claims.example"},"status":200,"duration":0.045}',
+)
 
 _TIME_KEYWORDS = ("auto", "epoch_s", "epoch_ms", "epoch_us", "rfc3339")
 _EPOCH_DIGITS = {"epoch_s": 0, "epoch_ms": 3, "epoch_us": 6}

@@ -40,6 +40,12 @@ from .clf import EMPTY_REQUEST, request_target
 __all__ = ["NAME", "TIME_TAKEN_UNITS", "parse", "sniff"]
 
 NAME = "w3c"
+SAMPLE = (  # a line (or file) of this format, for `esr replay --list-formats`
+    '#Software: Microsoft Internet Information Services 10.0',
+    '#Version: 1.0',
+    '#Fields: date time cs-method cs-uri-stem cs-uri-query sc-status time-taken',
+    '2024-03-04 09:00:01 GET /claims id=3 200 45',
+)
 
 TIME_TAKEN_UNITS = ("auto", "ms", "s")
 DIRECTIVE = "W3C directive"
