@@ -205,8 +205,12 @@ async def test_the_broker_stopped_and_restarted_mid_run_never_gives_a_silent_pas
 
         async def outage(_: RunProcess) -> None:  # a quarter of the way into the run (600 planned)
             await wait_until(lambda: target.requests >= 150, 120, "a quarter of the requests sent")
+            logged = {id(w): len(w.text()) for w in pipe.workers}
             await kafka_sh("stop", str(data))
-            await asyncio.sleep(2)  # the outage's length (what is tested), not a wait for anything
+            # the outage lasts until every worker (clock, bots, metrics) has found the broker gone
+            await wait_until(lambda: all(("Connection refused" in w.text()[logged[id(w)]:]
+                                          or "Connect call failed" in w.text()[logged[id(w)]:]) for w in pipe.workers),
+                             120, "every worker seeing the broker gone")
             await kafka_sh("start", str(data), str(port))
 
         scenario = single_request(rate=30, real_seconds=20, assertions=["error_rate < 0.01"])
