@@ -9,7 +9,7 @@ keeps its file, marked with the reason, as its only record.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ class PendingRuns:
             os.close(folder)
 
     def aborted(self, run: PendingRun, reason: str) -> PendingRun:
-        marked = PendingRun(run.run_id, run.scenario, run.target, run.created, reason or "aborted while queued")
+        marked = replace(run, aborted=reason or "aborted while queued")
         self.write(marked)
         return marked
 

@@ -56,7 +56,7 @@ _NO_DATA: dict[str, Any] = {}  # the template context of journeys without user d
 # through loop.call_at, which shares the clock's origin.
 _now = time.monotonic
 START_LEAD_S = 0.1  # real seconds between planning and the first arrival
-CATCH_UP_MIN_S = 10.0  # after the load, waiting arrivals may still start for max(load time, this)
+CATCH_UP_MIN_S = 10.0  # after the load, requests waiting for a slot may still go for max(load time, this)
 FREEZE_EVERY = 2_000  # journeys started between two gc.freeze() calls
 
 
@@ -259,11 +259,12 @@ class Run:
         self._arm_deadline(active)
 
     def _arm_deadline(self, active: _Active) -> None:
+        """One timer per journey, for its next deadline; none once the journey has ended."""
         deadline = active.book.next_deadline
         if active.timer is not None:
             active.timer.cancel()
             active.timer = None
-        if deadline is not None:
+        if deadline is not None and not active.ended:
             at = self._loop_at_sim(deadline) + 0.001
             active.timer = self._loop.call_at(at, self._expire, active)
 
@@ -740,9 +741,7 @@ class Run:
         del self._active[active.index]
         if active.steps is not None:
             active.steps.close()
-        if active.timer is not None:
-            active.timer.cancel()
-            active.timer = None
+        self._arm_deadline(active)  # ended: this only cancels its timer
         if not active.announced:
             if outcome.kind == "cut":  # its first request never had a slot
                 self.counts.arrivals_not_started += 1
@@ -758,9 +757,6 @@ class Run:
                 self.counts.sla_undecided += active.book.open_count
             else:
                 self._emit_decisions(active, active.book.fail_all(now_sim))
-            if active.timer is not None:
-                active.timer.cancel()
-                active.timer = None
         self._emit(JourneyEnded(
             run_id=self.run_id, seq=self._next_seq(), sim_time=now_sim,
             real_time=self._epoch(_now()), user=active.index, journey=active.journey,
