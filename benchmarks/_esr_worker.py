@@ -39,10 +39,10 @@ def main() -> None:
     import uvloop
 
     from esr.engine.runner import Run
-    from esr.events import RequestResult
-    from esr.runlog import read_events
-    from esr.scenario import Scenario
-    from esr.targets import TargetRegistry
+    from esr.core.events import RequestResult
+    from esr.bus.runlog import read_events
+    from esr.core.scenario import Scenario
+    from esr.core.targets import TargetRegistry
 
     wall_lag: list[float] = []  # seconds, time.monotonic() at send - intended
     skew: list[float] = []

@@ -306,10 +306,10 @@ def server_costs(home: Path, run_id: str, repeat: int) -> dict[str, float]:
     from prometheus_client.exposition import generate_latest
     from prometheus_client.registry import Collector, CollectorRegistry
 
-    from esr.api.prom import families, fold_series
-    from esr.buckets import RunFold
-    from esr.runlog import read_events, run_log_path
-    from esr.timeline import run_timeline
+    from esr.observe.prom import families, fold_series
+    from esr.core.buckets import RunFold
+    from esr.bus.runlog import read_events, run_log_path
+    from esr.observe.timeline import run_timeline
 
     fold = RunFold().apply_all(read_events(run_log_path(home, run_id)))
 

@@ -55,7 +55,7 @@ REPEATS = 2
 
 async def _load(url: str, count: int) -> dict[str, float]:
     from esr.engine.http import PooledHttpSender
-    from esr.journey import PreparedRequest
+    from esr.core.journey import PreparedRequest
 
     request = PreparedRequest(method="GET", path="/", endpoint="bench", step="bench")
     sender = PooledHttpSender(url, timeout=10, max_connections=CONCURRENCY, keep_headers=False)
@@ -102,8 +102,8 @@ def serve_esr_proxy(upstream_port: int, latency_ms: float) -> None:
     """The child: a FaultProxy on uvloop (as the bots run it) until SIGTERM."""
     import uvloop
 
-    from esr.producers.fault_proxy import FaultProxy
-    from esr.toxics import Latency
+    from esr.faults.proxy import FaultProxy
+    from esr.core.toxics import Latency
 
     async def run() -> None:
         proxy = FaultProxy("127.0.0.1", upstream_port)

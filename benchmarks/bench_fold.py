@@ -6,10 +6,10 @@
 Builds N `RequestResult` events (default 1,000,000; --quick 200,000) with realistic values
 (six endpoints of three journeys, lognormal latencies per endpoint, 1 % errors of the five
 kinds, simulated times spread over 24 h in log order) after one `RunStarted`, encodes them to
-JSON lines with `esr.codec.encode`, then times, best of --repeat:
+JSON lines with `esr.bus.codec.encode`, then times, best of --repeat:
 
-- ESR fold: `esr.buckets.RunFold().apply_all(events)` on the already-decoded events;
-- ESR decode + fold: from the JSON-lines bytes, `esr.codec.decode` per line, then
+- ESR fold: `esr.core.buckets.RunFold().apply_all(events)` on the already-decoded events;
+- ESR decode + fold: from the JSON-lines bytes, `esr.bus.codec.decode` per line, then
   `RunFold.apply` (as `esr judge` does from a log, minus the file read);
 - peer: Locust's own aggregation over the same events, as its runner does per request:
   `RequestStats().log_request(method, name, response_time, content_length)`, plus
@@ -51,8 +51,8 @@ ERRORS = [("5xx", 503, 0.45), ("timeout", 0, 0.2), ("4xx", 404, 0.2), ("connect"
 
 
 def make_events(n: int, seed: int = 7) -> list:
-    from esr.events import RequestResult, RunStarted
-    from esr.scenario import Scenario
+    from esr.core.events import RequestResult, RunStarted
+    from esr.core.scenario import Scenario
 
     rng = random.Random(seed)
     run_id = "20261127-090000-abc123"
@@ -117,8 +117,8 @@ def main() -> int:
     sys.stdout.reconfigure(line_buffering=True)
     print(f"building {n:,} events ...", file=sys.stderr, flush=True)
 
-    from esr.buckets import RunFold
-    from esr.codec import decode, encode
+    from esr.core.buckets import RunFold
+    from esr.bus.codec import decode, encode
 
     t0 = time.perf_counter()
     events = make_events(n)

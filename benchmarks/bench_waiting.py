@@ -59,10 +59,10 @@ def esr_side(journeys: int) -> dict:
 
     import uvloop
 
-    from esr.demo_target import DemoTargetConfig, start
+    from esr.sandbox.demo_target import DemoTargetConfig, start
     from esr.engine.runner import Run
-    from esr.scenario import Scenario
-    from esr.targets import TargetRegistry
+    from esr.core.scenario import Scenario
+    from esr.core.targets import TargetRegistry
 
     async def main() -> dict:
         runner, url = await start(DemoTargetConfig())

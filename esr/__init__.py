@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .assertions import Assertion, AssertionResult, parse_assertion
-from .engine.runner import Run, RunStatus
-from .engine.user import User
-from .errors import (
+from esr.core.assertions import Assertion, AssertionResult, parse_assertion
+from esr.engine.runner import Run, RunStatus
+from esr.engine.user import User
+from esr.core.errors import (
     AssertionSyntaxError,
     EsrError,
     FaultSyntaxError,
@@ -24,9 +24,9 @@ from .errors import (
     ScenarioError,
     TargetRefused,
 )
-from .journey import Journey
-from .scenario import Scenario, load_scenario, scenario_json_schema
-from .verdict import Verdict, judge
+from esr.core.journey import Journey
+from esr.core.scenario import Scenario, load_scenario, scenario_json_schema
+from esr.core.verdict import Verdict, judge
 
 __all__ = [
     "Assertion",
@@ -62,8 +62,8 @@ def run_scenario(scenario: Scenario, target: str, **kwargs: Any) -> Verdict:
     """
     import asyncio
 
-    from .runlog import esr_home
-    from .targets import TargetRegistry
+    from esr.bus.runlog import esr_home
+    from esr.core.targets import TargetRegistry
 
     resolved = TargetRegistry.from_environment(kwargs.pop("home", None) or esr_home()).resolve(target)
     return asyncio.run(Run(scenario, resolved, **kwargs).execute())

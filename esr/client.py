@@ -20,12 +20,12 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from .api.auth import read_token
-from .display import printable
-from .errors import EsrError
-from .metric_expression import metric_expression
-from .runlog import esr_home
-from .scenario import Scenario
+from esr.api.auth import read_token
+from esr.observe.display import printable
+from esr.core.errors import EsrError
+from esr.core.metric_expression import metric_expression
+from esr.bus.runlog import esr_home
+from esr.core.scenario import Scenario
 
 __all__ = ["EsrServerError", "Scenario", "launch", "report"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from esr.demo_target import TARGET_KEY, DemoTarget, DemoTargetConfig, start
+from esr.sandbox.demo_target import TARGET_KEY, DemoTarget, DemoTargetConfig, start
 
 
 @pytest.fixture(autouse=True)

@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import EsrError
-from ..runlog import is_run_id
+from esr.core.errors import EsrError
+from esr.bus.runlog import is_run_id
 
 __all__ = ["LinkToken", "TokenError", "Tokens", "check_link_ttl", "mask", "read_token"]
 

@@ -27,14 +27,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ..buckets import RunFold
-from ..errors import EsrError
-from ..runlog import read_events, run_log_path
-from ..timeline import finished_timeline, run_timeline
-from ..web.assets import ASSET_FILES, asset, charts_script
-from ..web.pages import DASHBOARD_CSP, PLAIN_CSP, dashboard_html, report_csp, report_html
-from .auth import LinkToken, Tokens, check_link_ttl
-from .runs import ManagedRun, RunManager, UnknownRun, timeline_path
+from esr.core.buckets import RunFold
+from esr.core.errors import EsrError
+from esr.bus.runlog import read_events, run_log_path
+from esr.observe.timeline import finished_timeline, run_timeline
+from esr.observe.web.assets import ASSET_FILES, asset, charts_script
+from esr.observe.web.pages import DASHBOARD_CSP, PLAIN_CSP, dashboard_html, report_csp, report_html
+from esr.api.auth import LinkToken, Tokens, check_link_ttl
+from esr.api.runs import ManagedRun, RunManager, UnknownRun, timeline_path
 
 __all__ = ["add_dashboard_routes"]
 
@@ -103,8 +103,8 @@ class Timelines:
 
 
 def _assertions_so_far(run: Any) -> list[dict[str, Any]]:
-    from ..assertions import evaluate
-    from ..verdict import fold_clock
+    from esr.core.assertions import evaluate
+    from esr.core.verdict import fold_clock
 
     if run.fold.started is None:
         return []

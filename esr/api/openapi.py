@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from ..scenario import scenario_json_schema
+from esr.core.scenario import scenario_json_schema
 
 __all__ = ["openapi_spec"]
 

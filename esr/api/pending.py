@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ..runlog import is_run_id, private_dir
+from esr.bus.runlog import is_run_id, private_dir
 
 __all__ = ["PendingRun", "PendingRuns"]
 

@@ -20,19 +20,19 @@ from typing import Any
 
 import orjson
 
-from ..assembly import expected_end
-from ..buckets import RunFold
-from ..bus.kafka import KafkaSettings
-from ..codec import encode
-from ..engine.runner import Run, RunStatus
-from ..errors import RunLogError
-from ..events import RunAborted, RunStarted, VerdictIssued
-from ..runlog import LOG_NAME, RunLog, cut_torn_tail, new_run_id, read_events, run_log_path
-from ..scenario import Scenario
-from ..targets import Target
-from .pending import PendingRun, PendingRuns
-from ..ticks import run_clock
-from ..verdict import Verdict, judge
+from esr.stream_apps.assembly import expected_end
+from esr.core.buckets import RunFold
+from esr.bus.kafka import KafkaSettings
+from esr.bus.codec import encode
+from esr.engine.runner import Run, RunStatus
+from esr.core.errors import RunLogError
+from esr.core.events import RunAborted, RunStarted, VerdictIssued
+from esr.bus.runlog import LOG_NAME, RunLog, cut_torn_tail, new_run_id, read_events, run_log_path
+from esr.core.scenario import Scenario
+from esr.core.targets import Target
+from esr.api.pending import PendingRun, PendingRuns
+from esr.core.ticks import run_clock
+from esr.core.verdict import Verdict, judge
 
 __all__ = ["ManagedRun", "RunManager", "UnknownRun"]
 
@@ -212,7 +212,7 @@ class RunManager:
         run_id = new_run_id()
         managed = ManagedRun(run_id, scenario.name, target.shown_url, time.time())
         if self.kafka is not None:
-            from ..producers.runs import kafka_scenario
+            from esr.cli.kafka_run import kafka_scenario
 
             kafka_scenario(scenario, target)  # what it cannot run is a 422 now, not a run stuck QUEUED
         else:  # a fault this target cannot apply is refused here
@@ -270,7 +270,7 @@ class RunManager:
                 self._settled(managed, logged=False, reason="aborted while queued")
 
     async def _play_kafka(self, managed: ManagedRun, scenario: Scenario, target: Target) -> None:
-        from ..producers.runs import abort_run, start_run
+        from esr.cli.kafka_run import abort_run, start_run
 
         assert self.kafka is not None
         loop = asyncio.get_running_loop()
@@ -318,8 +318,8 @@ class RunManager:
 
     async def _read_verdicts(self) -> None:
         """One reader of the verdict topic for every run this server waits on."""
-        from ..bus.kafka import decode_event
-        from ..producers.runs import VerdictWatch
+        from esr.bus.kafka import decode_event
+        from esr.cli.kafka_run import VerdictWatch
 
         assert self.kafka is not None
         watch = await asyncio.to_thread(VerdictWatch, self.kafka, progress=True)

@@ -1,5 +1,5 @@
 """Event transports: the embedded in-process bus (and, later, Kafka)."""
 
-from .embedded import EmbeddedBus, topic_for
+from esr.bus.embedded import EmbeddedBus, topic_for
 
 __all__ = ["EmbeddedBus", "topic_for"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from ..events import Event, event_type
+from esr.core.events import Event, event_type
 
 __all__ = ["EmbeddedBus", "topic_for"]
 

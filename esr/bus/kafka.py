@@ -6,9 +6,9 @@ broker restart makes them retry rather than lose or repeat a message.
 
 Two message shapes besides plain events:
 
-- `Tick` (esr.ticks): the clock producer's "simulated time [sim_from, sim_to) is due" for one
+- `Tick` (esr.core.ticks): the clock producer's "simulated time [sim_from, sim_to) is due" for one
   bot shard, carrying the run's `RunStarted`.
-- `EventBatch` (esr.assembly): the events one bot shard produced for the journeys of one tick,
+- `EventBatch` (esr.stream_apps.assembly): the events one bot shard produced for the journeys of one tick,
   batched per topic (a message per event would cap the pipeline at the stream app's
   per-message cost, about 17k messages/s for Faust on two cores).
 """
@@ -21,10 +21,10 @@ from typing import Any, Union
 
 import msgspec
 
-from ..errors import EsrError
-from ..assembly import EventBatch
-from ..events import EVENT_TYPES, Event, event_type
-from ..ticks import Tick
+from esr.core.errors import EsrError
+from esr.stream_apps.assembly import EventBatch
+from esr.core.events import EVENT_TYPES, Event, event_type
+from esr.core.ticks import Tick
 
 __all__ = [
     "TOPICS",

@@ -18,8 +18,8 @@ from urllib.parse import quote, urlencode, urlsplit
 import httptools
 import orjson
 
-from ..journey import PreparedRequest
-from .sender import Response, classify_status
+from esr.core.journey import PreparedRequest
+from esr.engine.sender import Response, classify_status
 
 __all__ = ["PooledHttpSender"]
 

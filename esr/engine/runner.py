@@ -21,29 +21,29 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from ..agenda import Agenda
-from ..arrivals import Arrival, ArrivalPlan, user_rng
-from ..bus import EmbeddedBus
-from ..buckets import RunFold
-from ..clock import SimClock
-from ..events import (
+from esr.core.agenda import Agenda
+from esr.core.arrivals import Arrival, ArrivalPlan, user_rng
+from esr.bus import EmbeddedBus
+from esr.core.buckets import RunFold
+from esr.core.clock import SimClock
+from esr.core.events import (
     CounterAdded, DecisionRecorded, Event, FaultEnded, FaultStarted, JourneyEnded, JourneyStarted, RequestResult, RunAborted,
     RunFinished, RunStarted, SlaDecided, VerdictIssued,
 )
-from ..fault_plan import PlannedFault, fault_moments, plan_faults
-from ..producers.fault_injector import wait_set
-from ..journey import Count, Decision, Journey, Outcome, Reply, Send, SlaBook, StepDone, WaitUntil
-from ..journey import PreparedRequest, declarative_journey, pick_journey, single_request, step_ok
-from ..journey_spec import JourneySpec
-from ..plan import drain_bound_sim, scenario_journeys
-from ..runlog import RunLog, esr_home, new_run_id
-from ..scenario import Scenario
-from ..sim_headers import RUN_ID, SIM, SIM_TIME, TIME_WARP
-from ..sketch import LatencySketch
-from ..targets import Target
-from ..userdata import generate_user_data
-from ..verdict import Verdict, judge
-from .sender import Response, Sender, connection_budget, make_sender
+from esr.faults.plan import PlannedFault, fault_moments, plan_faults
+from esr.faults.injector import wait_set
+from esr.core.journey import Count, Decision, Journey, Outcome, Reply, Send, SlaBook, StepDone, WaitUntil
+from esr.core.journey import PreparedRequest, declarative_journey, pick_journey, single_request, step_ok
+from esr.core.journey_spec import JourneySpec
+from esr.core.plan import drain_bound_sim, scenario_journeys
+from esr.bus.runlog import RunLog, esr_home, new_run_id
+from esr.core.scenario import Scenario
+from esr.core.sim_headers import RUN_ID, SIM, SIM_TIME, TIME_WARP
+from esr.core.sketch import LatencySketch
+from esr.core.targets import Target
+from esr.core.userdata import generate_user_data
+from esr.core.verdict import Verdict, judge
+from esr.engine.sender import Response, Sender, connection_budget, make_sender
 
 __all__ = ["Run", "RunStatus"]
 
@@ -346,15 +346,15 @@ class Run:
         the guard beside the run when a fault has a recovery action; the URL to send to."""
         if not self.faults:
             return self.target.url
-        from ..producers.fault_guard import FaultGuard
-        from ..producers.fault_injector import FaultInjector
+        from esr.faults.guard import FaultGuard
+        from esr.faults.injector import FaultInjector
 
         proxy = guard = None
         url = self.target.url
         if any(f.toxic is not None for f in self.faults):
             from urllib.parse import urlsplit
 
-            from ..producers.fault_proxy import FaultProxy
+            from esr.faults.proxy import FaultProxy
 
             parts = urlsplit(self.target.url)
             proxy = FaultProxy(parts.hostname or "127.0.0.1", parts.port or 80, seed=self.scenario.seed)
@@ -415,9 +415,9 @@ class Run:
         """A trainee's decision at the simulated time now (training mode). One that names an
         action the target offers (`add_caseworkers(5)`) is carried out; anything else is a note
         on the timeline ("paged on-call")."""
-        from ..fault_actions import fault_context, render_action
-        from ..faults import parse_call
-        from ..producers.fault_injector import perform
+        from esr.core.fault_actions import fault_context, render_action
+        from esr.core.fault_spec import parse_call
+        from esr.faults.injector import perform
 
         sim = self._sim_now()
         spec = parse_call(decision)
@@ -718,7 +718,7 @@ class Run:
                 waiting.cancel()
 
     async def _python_journey(self, active: _Active, journey: type[Journey], rng: Any) -> None:
-        from .user import User
+        from esr.engine.user import User
 
         outcome = Outcome("failed", "internal error")
         try:

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 import aiohttp
 import msgspec
 
-from ..errors import EsrError
-from ..journey import PreparedRequest
+from esr.core.errors import EsrError
+from esr.core.journey import PreparedRequest
 
 __all__ = ["HTTP_CLIENTS", "AiohttpSender", "Response", "Sender", "classify_status", "connection_budget", "make_sender"]
 
@@ -100,7 +100,7 @@ def make_sender(kind: str, base_url: str, *, timeout: float, max_connections: in
     if kind == "aiohttp":
         return AiohttpSender(base_url, timeout=timeout, max_connections=max_connections, keep_headers=keep_headers)
     if kind == "pooled":
-        from .http import PooledHttpSender
+        from esr.engine.http import PooledHttpSender
 
         return PooledHttpSender(base_url, timeout=timeout, max_connections=max_connections,
                                 keep_headers=keep_headers)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING, Any
 
-from ..arrivals import Arrival
-from ..journey import PreparedRequest, Reply
-from ..units import parse_duration
-from ..userdata import generate_user_data
+from esr.core.arrivals import Arrival
+from esr.core.journey import PreparedRequest, Reply
+from esr.core.units import parse_duration
+from esr.core.userdata import generate_user_data
 
 if TYPE_CHECKING:
-    from .runner import Run, _Active
+    from esr.engine.runner import Run, _Active
 
 __all__ = ["User"]
 

@@ -25,20 +25,20 @@ from typing import Any
 
 import msgspec
 
-from ..arrivals import Arrival
-from ..assembly import EventBatch, expected_end
-from ..bus.kafka import KafkaSettings, decode_tick, encode, headers, make_consumer, make_producer, shard_key
-from ..engine.runner import Run, RunStatus, _now
-from ..engine.sender import connection_budget, make_sender
-from ..events import Event, JourneyStarted, RequestResult, RunStarted, ShardReport
-from ..fault_plan import fault_moments
-from ..offsets import OffsetTracker
-from ..scenario import Scenario
-from ..runlog import esr_home
-from ..targets import Target, TargetRefused, TargetRegistry
-from ..journey import PreparedRequest
-from ..replay.select import endpoint_label
-from ..ticks import PlannedRequest, Tick, shard_of
+from esr.core.arrivals import Arrival
+from esr.stream_apps.assembly import EventBatch, expected_end
+from esr.bus.kafka import KafkaSettings, decode_tick, encode, headers, make_consumer, make_producer, shard_key
+from esr.engine.runner import Run, RunStatus, _now
+from esr.engine.sender import connection_budget, make_sender
+from esr.core.events import Event, JourneyStarted, RequestResult, RunStarted, ShardReport
+from esr.faults.plan import fault_moments
+from esr.producers.offsets import OffsetTracker
+from esr.core.scenario import Scenario
+from esr.bus.runlog import esr_home
+from esr.core.targets import Target, TargetRefused, TargetRegistry
+from esr.core.journey import PreparedRequest
+from esr.replay.select import endpoint_label
+from esr.core.ticks import PlannedRequest, Tick, shard_of
 
 __all__ = ["BotWorker", "ShardRun"]
 
@@ -113,7 +113,7 @@ class ShardRun(Run):
         if any(f.toxic is not None for f in self.faults):
             from urllib.parse import urlsplit
 
-            from .fault_proxy import FaultProxy
+            from esr.faults.proxy import FaultProxy
 
             parts = urlsplit(self.target.url)
             self._proxy = FaultProxy(parts.hostname or "127.0.0.1", parts.port or 80, seed=self.scenario.seed)
@@ -494,6 +494,6 @@ class BotWorker:
 
 def run_bots(settings: KafkaSettings, *, http_client: str = "pooled") -> None:
     """Serve until SIGINT or SIGTERM (then leave the group, so shards move at once)."""
-    from . import serve_until_stopped
+    from esr.producers import serve_until_stopped
 
     serve_until_stopped(BotWorker(settings, http_client=http_client).serve)

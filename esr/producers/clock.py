@@ -1,6 +1,6 @@
 """The clock producer (`esr worker clock`): turns each run's start into ticks per bot shard.
 
-It reads `run_started` and `run_aborted` from the runs topic (group `esr.clock`) and, for each
+It reads `run_started` and `run_aborted` from the runs topic (group `esr.core.clock`) and, for each
 run, publishes tick `k` of every shard `lead_s` real seconds before the tick's stretch of
 simulated time begins, so the bot owning the shard can start each arrival on time. Shard `s`
 goes to partition `s % partitions` of the tick topic. An aborted run gets one more tick per
@@ -26,17 +26,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..assembly import GRACE_S, expected_end
-from ..bus.kafka import (
+from esr.stream_apps.assembly import GRACE_S, expected_end
+from esr.bus.kafka import (
     KafkaSettings, decode_event, encode, headers, make_consumer, make_producer, shard_key, topic_of,
 )
-from ..events import Event, FaultEnded, FaultStarted, RunAborted, RunStarted
-from ..fault_plan import PlannedFault, fault_moments, plan_faults
-from ..offsets import OffsetTracker
-from ..scenario import Scenario
-from ..ticks import Tick, run_clock, tick_count, tick_for
-from .fault_guard import FaultGuard
-from .fault_injector import FaultInjector, wait_set
+from esr.core.events import Event, FaultEnded, FaultStarted, RunAborted, RunStarted
+from esr.faults.plan import PlannedFault, fault_moments, plan_faults
+from esr.producers.offsets import OffsetTracker
+from esr.core.scenario import Scenario
+from esr.core.ticks import Tick, run_clock, tick_count, tick_for
+from esr.faults.guard import FaultGuard
+from esr.faults.injector import FaultInjector, wait_set
 
 __all__ = ["ClockProducer", "run_clock_worker"]
 
@@ -231,6 +231,6 @@ def _sim_iso(started: RunStarted, sim: float) -> str:
 
 
 def run_clock_worker(settings: KafkaSettings) -> None:
-    from . import serve_until_stopped
+    from esr.producers import serve_until_stopped
 
     serve_until_stopped(ClockProducer(settings).serve)

@@ -16,17 +16,17 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from ..bus.kafka import (
+from esr.bus.kafka import (
     KafkaSettings, encode, ensure_topics, headers, make_producer, shard_key, topic_partitions,
 )
-from ..events import RunStarted
-from ..runlog import new_run_id
-from ..scenario import Scenario
-from ..targets import Target
-from ..ticks import PlannedRequest, Tick, tick_count, tick_of, tick_window
-from .player import sendable_headers
-from .record import LogRecord
-from .schedule import ReplayPlan
+from esr.core.events import RunStarted
+from esr.bus.runlog import new_run_id
+from esr.core.scenario import Scenario
+from esr.core.targets import Target
+from esr.core.ticks import PlannedRequest, Tick, tick_count, tick_of, tick_window
+from esr.replay.player import sendable_headers
+from esr.replay.record import LogRecord
+from esr.replay.schedule import ReplayPlan
 
 __all__ = ["publish_replay", "replay_started"]
 

@@ -18,20 +18,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..bus import EmbeddedBus
-from ..buckets import RunFold
-from ..events import RequestResult, RunAborted, RunFinished, RunStarted, VerdictIssued
-from ..journey import PreparedRequest
-from ..runlog import RunLog, esr_home, new_run_id
-from ..scenario import Scenario
-from ..sim_headers import RUN_ID, SIM, SIM_TIME, TIME_WARP
-from ..sketch import LatencySketch
-from ..targets import Target
-from ..verdict import Verdict, judge
-from ..engine.sender import Response, Sender, connection_budget, make_sender
-from .record import LogRecord
-from .schedule import ReplayPlan
-from .select import endpoint_label
+from esr.bus import EmbeddedBus
+from esr.core.buckets import RunFold
+from esr.core.events import RequestResult, RunAborted, RunFinished, RunStarted, VerdictIssued
+from esr.core.journey import PreparedRequest
+from esr.bus.runlog import RunLog, esr_home, new_run_id
+from esr.core.scenario import Scenario
+from esr.core.sim_headers import RUN_ID, SIM, SIM_TIME, TIME_WARP
+from esr.core.sketch import LatencySketch
+from esr.core.targets import Target
+from esr.core.verdict import Verdict, judge
+from esr.engine.sender import Response, Sender, connection_budget, make_sender
+from esr.replay.record import LogRecord
+from esr.replay.schedule import ReplayPlan
+from esr.replay.select import endpoint_label
 
 __all__ = ["ReplayComparison", "ReplayRun", "replay_scenario", "sendable_headers"]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from .record import LogRecord
+from esr.replay.record import LogRecord
 
 __all__ = ["CREDENTIAL_HEADERS", "REDACTED", "Redactor"]
 

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from ..errors import EsrError
-from .record import LogRecord
+from esr.core.errors import EsrError
+from esr.replay.record import LogRecord
 
 __all__ = ["SAFE_METHODS", "Selection", "endpoint_label"]
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from ..errors import EsrError
-from .record import BadLine, LogRecord, Parsed, Skipped
+from esr.core.errors import EsrError
+from esr.replay.record import BadLine, LogRecord, Parsed, Skipped
 
 __all__ = ["LogStream", "ReplayInputError", "detect", "find_files", "read_lines", "readers", "reorder"]
 

@@ -26,8 +26,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ..sim_headers import RUN_ID, sim_time, time_warp
-from .claims import (OFFICE_ACTIONS, OFFICE_FAULTS, BadFaultParameter, ClaimsDatabaseDown, ClaimsOffice, FaultActive,
+from esr.core.sim_headers import RUN_ID, sim_time, time_warp
+from esr.sandbox.claims import (OFFICE_ACTIONS, OFFICE_FAULTS, BadFaultParameter, ClaimsDatabaseDown, ClaimsOffice, FaultActive,
                      FaultError, IntakePaused, OfficeConfig, UnknownFault, known_fault)
 
 __all__ = ["CLAIMS", "ClaimsService", "make_claims_app"]

@@ -11,15 +11,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..api.auth import Tokens
-from ..api.server import PortTaken, make_app, serve_app
-from ..fault_actions import ActionStep, FaultAction
-from ..journey_spec import JourneySpec
-from ..run_limits import RunLimits
-from ..runlog import esr_home
-from ..targets import Target, TargetRegistry, is_loopback_host, is_loopback_url
-from .app import CLAIM_JOURNEY, ClaimsService, make_claims_app
-from .claims import OfficeConfig
+from esr.api.auth import Tokens
+from esr.api.server import PortTaken, make_app, serve_app
+from esr.core.fault_actions import ActionStep, FaultAction
+from esr.core.journey_spec import JourneySpec
+from esr.core.run_limits import RunLimits
+from esr.bus.runlog import esr_home
+from esr.core.targets import Target, TargetRegistry, is_loopback_host, is_loopback_url
+from esr.sandbox.app import CLAIM_JOURNEY, ClaimsService, make_claims_app
+from esr.sandbox.claims import OfficeConfig
 
 __all__ = ["SANDBOX_NAMES", "register_running_sandbox", "sandbox_target", "sandbox_tokens", "serve_sandbox",
            "write_registration"]

@@ -13,11 +13,11 @@ State lives in three tables with changelogs, rebuilt on restart:
                    (de-duplication of the users who arrived in tick K); only changed pieces
                    are written
     esr-runs       run id -> the run's start, shard reports, abort and fault events (from
-                   `esr.faults`, published by the clock worker)
+                   `esr.core.fault_spec`, published by the clock worker)
     esr-verdicts   run id -> the verdict, once published
 
 While a run plays, its figures so far (summary metrics, each assertion's value) go to
-`esr.metrics` once a second, for dashboards.
+`esr.core.metrics` once a second, for dashboards.
 
 Batches are acknowledged only after the state that folded them is in its table (by default
 right away: a batch holds up to 2,000 events, so that is a few small writes per batch; with
@@ -36,16 +36,16 @@ from typing import Any
 import msgspec
 import orjson
 
-from ..api.prom import WorkerCollector, metrics_port_from_env, serve_worker_metrics
-from ..assembly import RunAssembly, ShardFold
-from ..assertions import evaluate
-from ..bus.kafka import KafkaSettings, decode_batch, decode_event, encode, headers
-from ..events import FaultEnded, FaultStarted, RunAborted, RunStarted, ShardReport, VerdictIssued
-from ..metrics import MetricsView
-from ..scenario import Scenario
-from ..ticks import run_clock
-from ..timeline import run_timeline
-from ..verdict import judge
+from esr.observe.prom import WorkerCollector, metrics_port_from_env, serve_worker_metrics
+from esr.stream_apps.assembly import RunAssembly, ShardFold
+from esr.core.assertions import evaluate
+from esr.bus.kafka import KafkaSettings, decode_batch, decode_event, encode, headers
+from esr.core.events import FaultEnded, FaultStarted, RunAborted, RunStarted, ShardReport, VerdictIssued
+from esr.core.metrics import MetricsView
+from esr.core.scenario import Scenario
+from esr.core.ticks import run_clock
+from esr.observe.timeline import run_timeline
+from esr.core.verdict import judge
 
 __all__ = ["create_app", "run_metrics_worker"]
 

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from loopback import serve as serve_app
 
-from esr.fault_actions import FaultAction
+from esr.core.fault_actions import FaultAction
 
 
 class Switchboard:

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from esr.api.auth import Tokens, TokenError
 from esr.api.server import make_app
-from esr.targets import TargetRegistry
+from esr.core.targets import TargetRegistry
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from esr.runlog import read_events
+from esr.bus.runlog import read_events
 from loopback import wait_for_port, wait_until_sync
 
 pytestmark = pytest.mark.integration

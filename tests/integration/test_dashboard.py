@@ -21,7 +21,7 @@ from esr.api.auth import Tokens
 from esr.api.server import make_app
 from esr.sandbox.app import ClaimsService, make_claims_app
 from esr.sandbox.serve import sandbox_target
-from esr.targets import TargetRegistry
+from esr.core.targets import TargetRegistry
 
 pytestmark = pytest.mark.integration
 

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 import esr
-from esr.buckets import RunFold
+from esr.core.buckets import RunFold
 from esr.engine.runner import Run
-from esr.events import JourneyStarted, RequestResult, RunAborted, SlaDecided, VerdictIssued
-from esr.runlog import read_events
-from esr.scenario import Scenario
-from esr.targets import TargetRegistry
-from esr.verdict import judge
+from esr.core.events import JourneyStarted, RequestResult, RunAborted, SlaDecided, VerdictIssued
+from esr.bus.runlog import read_events
+from esr.core.scenario import Scenario
+from esr.core.targets import TargetRegistry
+from esr.core.verdict import judge
 from loopback import wait_until
 
 pytestmark = pytest.mark.integration

@@ -21,9 +21,9 @@ from aiohttp import web
 
 from esr.engine.http import PooledHttpSender
 from esr.engine.sender import Response
-from esr.journey import PreparedRequest
-from esr.producers.fault_proxy import FaultProxy
-from esr.toxics import Bandwidth, Down, Errors, Latency, Reset, Timeout
+from esr.core.journey import PreparedRequest
+from esr.faults.proxy import FaultProxy
+from esr.core.toxics import Bandwidth, Down, Errors, Latency, Reset, Timeout
 
 from loopback import wait_until
 

@@ -11,18 +11,18 @@ from typing import Any
 
 import pytest
 
-from esr.buckets import RunFold
+from esr.core.buckets import RunFold
 from esr.engine.runner import Run
-from esr.events import FaultEnded, FaultStarted, RequestResult
-from esr.runlog import read_events as read_log
-from esr.runlog import run_log_path
-from esr.scenario import Scenario
-from esr.targets import Target
+from esr.core.events import FaultEnded, FaultStarted, RequestResult
+from esr.bus.runlog import read_events as read_log
+from esr.bus.runlog import run_log_path
+from esr.core.scenario import Scenario
+from esr.core.targets import Target
 
 from loopback import wait_until
 from switchboard import BROKEN, Switchboard, serve
 
-from esr.fault_actions import FaultAction
+from esr.core.fault_actions import FaultAction
 
 pytestmark = pytest.mark.integration
 
@@ -135,7 +135,7 @@ async def test_a_fault_that_cannot_start_makes_the_verdict_error(tmp_path: Path)
 
 
 async def test_an_unknown_fault_is_refused_before_launch(board: tuple[Switchboard, Target]) -> None:
-    from esr.errors import ScenarioError
+    from esr.core.errors import ScenarioError
 
     _, target = board
     with pytest.raises(ScenarioError, match="unknown fault 'brokn'.*switchboard defines: broken"):

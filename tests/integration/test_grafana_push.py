@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from esr.buckets import RunFold
+from esr.core.buckets import RunFold
 from esr.engine.runner import Run
-from esr.runlog import read_events, run_log_path
-from esr.scenario import Scenario
-from esr.targets import TargetRegistry
+from esr.bus.runlog import read_events, run_log_path
+from esr.core.scenario import Scenario
+from esr.core.targets import TargetRegistry
 from loopback import wait_until
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from esr.engine.http import PooledHttpSender
 from esr.engine.sender import HTTP_CLIENTS, make_sender
-from esr.journey import PreparedRequest
+from esr.core.journey import PreparedRequest
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from test_dashboard import CHROMIUM, _chromium
 from test_server import ADMIN, TOKENS, call, wait_until_ended
 
 from esr.api.server import make_app
-from esr.targets import TargetRegistry
+from esr.core.targets import TargetRegistry
 
 pytestmark = pytest.mark.integration
 

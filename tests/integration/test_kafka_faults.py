@@ -15,7 +15,7 @@ from loopback import wait_until
 from switchboard import Switchboard, serve
 from test_kafka_runtime import run_topic
 
-from esr.events import FaultEnded, FaultStarted
+from esr.core.events import FaultEnded, FaultStarted
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 

@@ -11,16 +11,16 @@ import pytest
 from confluent_kafka import TopicPartition
 from kafka_pipeline import Pipeline
 
-from esr.assembly import EventBatch, ShardFold
-from esr.buckets import RunFold
+from esr.stream_apps.assembly import EventBatch, ShardFold
+from esr.core.buckets import RunFold
 from esr.bus.kafka import encode, headers, make_consumer, make_producer, shard_key
 from esr.engine.runner import Run
-from esr.events import RequestResult, RunFinished, RunStarted, ShardReport, VerdictIssued
-from esr.producers.runs import VerdictWatch
-from esr.runlog import read_events
-from esr.scenario import Scenario
-from esr.targets import TargetRegistry
-from esr.ticks import tick_count
+from esr.core.events import RequestResult, RunFinished, RunStarted, ShardReport, VerdictIssued
+from esr.cli.kafka_run import VerdictWatch
+from esr.bus.runlog import read_events
+from esr.core.scenario import Scenario
+from esr.core.targets import TargetRegistry
+from esr.core.ticks import tick_count
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 

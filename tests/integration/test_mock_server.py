@@ -19,7 +19,7 @@ import requests
 from loopback import port_open, wait_until_sync
 
 from esr.api.auth import Tokens
-from esr.errors import EsrError
+from esr.core.errors import EsrError
 from esr.sandbox.serve import sandbox_tokens
 
 pytestmark = pytest.mark.integration

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from esr.engine.runner import Run
-from esr.scenario import Scenario
-from esr.targets import TargetRegistry
+from esr.core.scenario import Scenario
+from esr.core.targets import TargetRegistry
 from loopback import wait_until
 from test_dashboard import CHROMIUM, _chromium
 

@@ -22,9 +22,9 @@ import pytest
 
 from esr.api.runs import RunManager
 from esr.engine.runner import Run
-from esr.runlog import LOG_NAME, read_events
-from esr.scenario import Scenario
-from esr.targets import TargetRegistry
+from esr.bus.runlog import LOG_NAME, read_events
+from esr.core.scenario import Scenario
+from esr.core.targets import TargetRegistry
 from loopback import wait_for_port, wait_until_sync
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from esr.engine.runner import Run
-from esr.scenario import Scenario
-from esr.targets import TargetRegistry
+from esr.core.scenario import Scenario
+from esr.core.targets import TargetRegistry
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,8 @@ from esr import client
 from loopback import wait_for_port, wait_until
 from esr.api.auth import Tokens
 from esr.api.server import MANAGER, make_app
-from esr.runlog import read_events
-from esr.targets import TargetRegistry
+from esr.bus.runlog import read_events
+from esr.core.targets import TargetRegistry
 
 pytestmark = pytest.mark.integration
 

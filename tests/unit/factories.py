@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from esr.buckets import RunFold
-from esr.events import (
+from esr.core.buckets import RunFold
+from esr.core.events import (
     CounterAdded,
     Event,
     FaultEnded,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from esr.agenda import Agenda
+from esr.core.agenda import Agenda
 
 
 def test_nothing_is_due_before_its_time_and_everything_due_comes_out_in_order() -> None:

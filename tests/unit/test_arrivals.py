@@ -1,4 +1,4 @@
-"""esr.arrivals: the seeded open-model arrival plan (non-homogeneous Poisson) and user seeds."""
+"""esr.core.arrivals: the seeded open-model arrival plan (non-homogeneous Poisson) and user seeds."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from esr.arrivals import Arrival, ArrivalPlan, user_rng
-from esr.clock import SimClock
-from esr.load_profile import LoadPoint, LoadProfile
+from esr.core.arrivals import Arrival, ArrivalPlan, user_rng
+from esr.core.clock import SimClock
+from esr.core.load_profile import LoadPoint, LoadProfile
 
 HOUR = 3_600.0
 

@@ -1,4 +1,4 @@
-"""esr.assembly: batches from bot shards counted once, a run's completeness, and its RunFinished."""
+"""esr.stream_apps.assembly: batches from bot shards counted once, a run's completeness, and its RunFinished."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from esr.assembly import EventBatch, RunAssembly, ShardFold, expected_end
-from esr.buckets import RunFold
-from esr.events import Event, RequestResult, RunFinished, RunStarted, ShardReport
-from esr.verdict import judge
+from esr.stream_apps.assembly import EventBatch, RunAssembly, ShardFold, expected_end
+from esr.core.buckets import RunFold
+from esr.core.events import Event, RequestResult, RunFinished, RunStarted, ShardReport
+from esr.core.verdict import judge
 from factories import HOUR, RUN_ID, RunEvents
 
 replace = msgspec.structs.replace

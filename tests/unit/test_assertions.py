@@ -1,4 +1,4 @@
-"""esr.assertions: the assertion grammar and its judgement over a fold of hand-made events."""
+"""esr.core.assertions: the assertion grammar and its judgement over a fold of hand-made events."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from esr.assertions import Assertion, AssertionResult, evaluate, parse_assertion
-from esr.buckets import RunFold
-from esr.clock import SimClock
-from esr.errors import AssertionSyntaxError, EsrError
-from esr.events import Event
+from esr.core.assertions import Assertion, AssertionResult, evaluate, parse_assertion
+from esr.core.buckets import RunFold
+from esr.core.clock import SimClock
+from esr.core.errors import AssertionSyntaxError, EsrError
+from esr.core.events import Event
 from factories import HOUR, RunEvents, fold
 
 COUNTERS = frozenset({"cloud_cost", "claims_paid"})

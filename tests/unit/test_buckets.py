@@ -1,4 +1,4 @@
-"""esr.buckets: Bucket is a mergeable reducer; RunFold folds a run's events into buckets."""
+"""esr.core.buckets: Bucket is a mergeable reducer; RunFold folds a run's events into buckets."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import random
 import orjson
 import pytest
 
-from esr.buckets import Bucket, RunFold
-from esr.events import Event, RequestResult
+from esr.core.buckets import Bucket, RunFold
+from esr.core.events import Event, RequestResult
 from factories import HOUR, RunEvents, fold
 
 ENDPOINTS = ("POST /claims", "GET /claims/{claim_id}", "GET /health")
@@ -222,7 +222,7 @@ def test_the_whole_run_bucket_follows_every_change_including_late_ones() -> None
     also when an answer lands in a window the aggregate already holds."""
     import random
 
-    from esr.buckets import Bucket
+    from esr.core.buckets import Bucket
 
     rng = random.Random(5)
     ev = RunEvents()

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from esr.arrivals import ArrivalPlan
-from esr.clock import SimClock
-from esr.load_profile import LoadPoint, LoadProfile
+from esr.core.arrivals import ArrivalPlan
+from esr.core.clock import SimClock
+from esr.core.load_profile import LoadPoint, LoadProfile
 from esr.sandbox.claims import (BadFaultParameter, ClaimsDatabaseDown, ClaimsOffice, FaultActive, OfficeConfig,
                                 UnknownFault, fault_params)
 

@@ -1,4 +1,4 @@
-"""esr.clock.SimClock: the pure real <-> sim mapping, across the load/drain boundary."""
+"""esr.core.clock.SimClock: the pure real <-> sim mapping, across the load/drain boundary."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from esr.clock import SimClock
+from esr.core.clock import SimClock
 
 DAY = 86_400.0
 

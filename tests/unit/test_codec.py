@@ -1,4 +1,4 @@
-"""esr.codec: JSON lines for every event type, and decode errors that say where they are."""
+"""esr.bus.codec: JSON lines for every event type, and decode errors that say where they are."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from esr.codec import decode, encode
-from esr.errors import EsrError, RunLogError
-from esr.events import (
+from esr.bus.codec import decode, encode
+from esr.core.errors import EsrError, RunLogError
+from esr.core.events import (
     EVENT_TYPES,
     SCHEMA_VERSION,
     CounterAdded,

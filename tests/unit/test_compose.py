@@ -20,8 +20,8 @@ import jsonschema
 import pytest
 import yaml
 
-from esr.cli import _parser
-from esr.targets import TargetRegistry
+from esr.cli.main import _parser
+from esr.core.targets import TargetRegistry
 from real_parts import missing
 
 ROOT = Path(__file__).resolve().parents[2]

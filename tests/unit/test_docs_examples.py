@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from esr.journey_spec import JourneySpec
-from esr.scenario import Scenario
-from esr.targets import TargetRegistry
+from esr.core.journey_spec import JourneySpec
+from esr.core.scenario import Scenario
+from esr.core.targets import TargetRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

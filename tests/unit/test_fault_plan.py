@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from esr.errors import AssertionSyntaxError, FaultSyntaxError, ScenarioError
-from esr.fault_actions import ActionCall, FaultAction, fault_context, render_action
-from esr.fault_plan import plan_faults
-from esr.faults import parse_fault
-from esr.scenario import Scenario
-from esr.toxics import Bandwidth, Down, Errors, Latency, Reset, Timeout, toxic_for
+from esr.core.errors import AssertionSyntaxError, FaultSyntaxError, ScenarioError
+from esr.core.fault_actions import ActionCall, FaultAction, fault_context, render_action
+from esr.faults.plan import plan_faults
+from esr.core.fault_spec import parse_fault
+from esr.core.scenario import Scenario
+from esr.core.toxics import Bandwidth, Down, Errors, Latency, Reset, Timeout, toxic_for
 
 ADMIN = "{{ target.url }}/_esr/runs/{{ run.id }}/faults/db_down"
 DB_DOWN = FaultAction.model_validate({"start": {"http": {"url": ADMIN}},
@@ -145,7 +145,7 @@ def test_bad_actions(action: dict, message: str) -> None:
     ("error_rate < 0.5 during db_down in every 1h", 25, "cannot be combined"),
 ])
 def test_fault_assertion_errors(text: str, column: int, message: str) -> None:
-    from esr.assertions import parse_assertion
+    from esr.core.assertions import parse_assertion
 
     with pytest.raises(AssertionSyntaxError) as caught:
         parse_assertion(text, faults={"db_down"})
@@ -191,7 +191,7 @@ def test_the_same_system_fault_cannot_overlap_itself() -> None:
 
 
 def test_recovery_time_takes_no_scope_and_scopes_come_once() -> None:
-    from esr.assertions import parse_assertion
+    from esr.core.assertions import parse_assertion
 
     for text, message in [
         ("recovery_time_s(db_down) < 600 during hour 0..6", "is a figure of the whole run; write it without scopes"),

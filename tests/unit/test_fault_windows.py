@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-from esr.assertions import evaluate, parse_assertion
-from esr.errors import JudgementError, RunLogError
-from esr.events import Event
-from esr.fault_windows import RecoveryPolicy, recovery_time_s, steady_state
-from esr.verdict import fold_clock, judge
+from esr.core.assertions import evaluate, parse_assertion
+from esr.core.errors import JudgementError, RunLogError
+from esr.core.events import Event
+from esr.core.fault_windows import RecoveryPolicy, recovery_time_s, steady_state
+from esr.core.verdict import fold_clock, judge
 
 from factories import HOUR, RunEvents, fold
 

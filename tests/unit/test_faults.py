@@ -1,11 +1,11 @@
-"""esr.faults.parse_fault: every form of a failure_injection entry, and positioned errors."""
+"""esr.core.fault_spec.parse_fault: every form of a failure_injection entry, and positioned errors."""
 
 from __future__ import annotations
 
 import pytest
 
-from esr.errors import EsrError, FaultSyntaxError
-from esr.faults import FaultSpec, Seconds, parse_fault
+from esr.core.errors import EsrError, FaultSyntaxError
+from esr.core.fault_spec import FaultSpec, Seconds, parse_fault
 
 HOUR = 3_600.0
 DAY = 86_400.0

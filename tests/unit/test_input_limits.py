@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from esr.errors import ScenarioError
-from esr.input_limits import (
+from esr.core.errors import ScenarioError
+from esr.core.input_limits import (
     MAX_ASSERTION_TERMS, MAX_NESTING, assertion_size_error, nesting_error, text_nesting_error,
 )
-from esr.scenario import Scenario
+from esr.core.scenario import Scenario
 
 BASE = {"name": "x", "duration_hours": 1, "time_warp": 60, "load_profile": [[0, 1]]}
 

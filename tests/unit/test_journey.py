@@ -1,4 +1,4 @@
-"""esr.journey: the declarative journey driven by hand with canned replies, and SlaBook."""
+"""esr.core.journey: the declarative journey driven by hand with canned replies, and SlaBook."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from esr.journey import (
+from esr.core.journey import (
     Count,
     Decision,
     Outcome,
@@ -20,7 +20,7 @@ from esr.journey import (
     WaitUntil,
     declarative_journey,
 )
-from esr.journey_spec import JourneySpec
+from esr.core.journey_spec import JourneySpec
 
 HOUR = 3_600.0
 START = 1_000.0

@@ -1,10 +1,10 @@
-"""esr.load_profile: steps, ramps, the implied zero before the first entry, clipping, totals."""
+"""esr.core.load_profile: steps, ramps, the implied zero before the first entry, clipping, totals."""
 
 from __future__ import annotations
 
 import pytest
 
-from esr.load_profile import LoadPoint, LoadProfile, Segment
+from esr.core.load_profile import LoadPoint, LoadProfile, Segment
 
 
 def profile(*points: tuple, duration: float) -> LoadProfile:

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from esr.assertions import expression_metric
-from esr.metric_expression import MetricNotPortable, metric_expression
-from esr.scenario import Scenario
-from esr.targets import TargetRegistry
+from esr.core.assertions import expression_metric
+from esr.core.metric_expression import MetricNotPortable, metric_expression
+from esr.core.scenario import Scenario
+from esr.core.targets import TargetRegistry
 
 VALUES = {"cloud_cost": 10.0, "claims_processed": 4.0, "a": 3.0, "b": 1.5}
 

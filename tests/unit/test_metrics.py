@@ -1,12 +1,12 @@
-"""esr.metrics.MetricsView: every built-in metric family over a hand-made bucket."""
+"""esr.core.metrics.MetricsView: every built-in metric family over a hand-made bucket."""
 
 from __future__ import annotations
 
 import pytest
 
-from esr.buckets import Bucket
-from esr.errors import JudgementError
-from esr.metrics import BUILTIN_METRICS, MetricsView, is_known_metric, known_metric_names
+from esr.core.buckets import Bucket
+from esr.core.errors import JudgementError
+from esr.core.metrics import BUILTIN_METRICS, MetricsView, is_known_metric, known_metric_names
 from factories import RunEvents, fold
 
 REAL_SECONDS = 50.0

@@ -1,11 +1,11 @@
-"""esr.offsets.OffsetTracker: work finished out of order, committed as the longest finished prefix."""
+"""esr.producers.offsets.OffsetTracker: work finished out of order, committed as the longest finished prefix."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from esr.offsets import OffsetTracker
+from esr.producers.offsets import OffsetTracker
 
 
 def tracker(**partitions: list[int]) -> OffsetTracker:

@@ -1,4 +1,4 @@
-"""esr.api.prom: the Prometheus series of a run, from its fold or its verdict, exact."""
+"""esr.observe.prom: the Prometheus series of a run, from its fold or its verdict, exact."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from esr.api.prom import (
+from esr.observe.prom import (
     LATENCY_BOUNDS_MS,
     RunSeries,
     ended_series,
@@ -21,11 +21,11 @@ from esr.api.prom import (
     metrics_port_from_env,
     verdict_series,
 )
-from esr.errors import EsrError
-from esr.scenario import Scenario
-from esr.sketch import RELATIVE_ACCURACY, LatencySketch
-from esr.ticks import run_clock
-from esr.verdict import judge
+from esr.core.errors import EsrError
+from esr.core.scenario import Scenario
+from esr.core.sketch import RELATIVE_ACCURACY, LatencySketch
+from esr.core.ticks import run_clock
+from esr.core.verdict import judge
 from factories import HOUR, RUN_ID, RunEvents, fold
 
 GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from esr.errors import EsrError
-from esr.journey_spec import DEFAULT_JOURNEY
-from esr.run_limits import RunLimits
+from esr.core.errors import EsrError
+from esr.core.journey_spec import DEFAULT_JOURNEY
+from esr.core.run_limits import RunLimits
 from esr.sandbox.serve import sandbox_target
-from esr.scenario import Scenario
+from esr.core.scenario import Scenario
 
 CHAPTER = {"name": "DOL_48h_SLA_Stress", "duration_hours": 24, "time_warp": 60,
            "load_profile": [[0, 5], [8, 30], [18, 40]],

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from esr.errors import RunLogError
-from esr.runlog import RunLog, check_run_id, read_events, run_log_path
+from esr.core.errors import RunLogError
+from esr.bus.runlog import RunLog, check_run_id, read_events, run_log_path
 from factories import RunEvents
 
 

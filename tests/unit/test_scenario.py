@@ -1,4 +1,4 @@
-"""esr.scenario.Scenario.from_dict: valid scenarios load; anything else is a ScenarioError.
+"""esr.core.scenario.Scenario.from_dict: valid scenarios load; anything else is a ScenarioError.
 
 The fuzz test mutates a valid scenario (drops keys, puts wrong types and random strings where
 durations, rates, conditions, paths and names go) and requires that validation either returns
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from esr.errors import FieldError, ScenarioError
-from esr.scenario import Scenario
+from esr.core.errors import FieldError, ScenarioError
+from esr.core.scenario import Scenario
 
 VALID: dict[str, Any] = {
     "name": "claims_48h",

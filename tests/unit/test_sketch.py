@@ -1,4 +1,4 @@
-"""esr.sketch.LatencySketch: percentiles within 1 % of the exact order statistic, exact merges."""
+"""esr.core.sketch.LatencySketch: percentiles within 1 % of the exact order statistic, exact merges."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 import orjson
 import pytest
 
-from esr.sketch import RELATIVE_ACCURACY, LatencySketch
+from esr.core.sketch import RELATIVE_ACCURACY, LatencySketch
 
 N = 100_000
 QUANTILES = (0.5, 0.9, 0.95, 0.99, 0.999)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from esr.stop_signals import Interrupted, StopSignals
+from esr.cli.stop_signals import Interrupted, StopSignals
 
 
 def send(sig: signal.Signals) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from esr.errors import TargetRefused
-from esr.targets import TargetRegistry, is_loopback_url
+from esr.core.errors import TargetRefused
+from esr.core.targets import TargetRegistry, is_loopback_url
 
 
 @pytest.mark.parametrize(("url", "loopback"), [

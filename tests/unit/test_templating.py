@@ -1,4 +1,4 @@
-"""esr.templating: placeholders, JSON paths and response conditions (nothing is evaluated)."""
+"""esr.core.templating: placeholders, JSON paths and response conditions (nothing is evaluated)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from esr.templating import Condition, JsonPath, Template, render_value, template_names
+from esr.core.templating import Condition, JsonPath, Template, render_value, template_names
 
 CONTEXT = {
     "user": {"first": "Ada", "last": "Lovelace", "index": 3},

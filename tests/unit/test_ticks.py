@@ -1,4 +1,4 @@
-"""esr.ticks: the clock ticks of the Kafka runtime tile the load period; arrivals spread over shards."""
+"""esr.core.ticks: the clock ticks of the Kafka runtime tile the load period; arrivals spread over shards."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from esr.clock import SimClock
-from esr.events import RunStarted
-from esr.ticks import Tick, run_clock, shard_of, tick_count, tick_for, tick_window
+from esr.core.clock import SimClock
+from esr.core.events import RunStarted
+from esr.core.ticks import Tick, run_clock, shard_of, tick_count, tick_for, tick_window
 from factories import HOUR, RunEvents
 
 

@@ -1,11 +1,11 @@
-"""esr.timeline: a run's charts as data, on hand-made events."""
+"""esr.observe.timeline: a run's charts as data, on hand-made events."""
 
 from __future__ import annotations
 
 import pytest
 from factories import HOUR, RunEvents, fold
 
-from esr.timeline import finished_timeline, run_timeline
+from esr.observe.timeline import finished_timeline, run_timeline
 
 SCENARIO = {"name": "t", "duration_hours": 4, "time_warp": 60, "load_profile": [[0, 5], [2, 10]]}
 

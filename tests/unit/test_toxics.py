@@ -1,4 +1,4 @@
-"""esr.toxics.plan_request: what the active built-in faults do to one request, seeded."""
+"""esr.core.toxics.plan_request: what the active built-in faults do to one request, seeded."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from esr.toxics import Action, Bandwidth, Down, Errors, Latency, Plan, Reset, Timeout, plan_request, reset_cut
+from esr.core.toxics import Action, Bandwidth, Down, Errors, Latency, Plan, Reset, Timeout, plan_request, reset_cut
 
 
 def plans(toxics: list, n: int = 2000, seed: int = 1) -> list[Plan]:

@@ -1,10 +1,10 @@
-"""esr.units: durations ("1h30m"), rates ("2400/min") and the short human form of a duration."""
+"""esr.core.units: durations ("1h30m"), rates ("2400/min") and the short human form of a duration."""
 
 from __future__ import annotations
 
 import pytest
 
-from esr.units import format_duration, parse_duration, parse_rate
+from esr.core.units import format_duration, parse_duration, parse_rate
 
 
 # -- parse_duration ----------------------------------------------------------------------------

@@ -1,15 +1,15 @@
-"""esr.verdict.judge: PASS, FAIL, ERROR and ABORTED from a fold alone, and the saturation warning."""
+"""esr.core.verdict.judge: PASS, FAIL, ERROR and ABORTED from a fold alone, and the saturation warning."""
 
 from __future__ import annotations
 
 import pytest
 
-from esr.assertions import parse_assertion
-from esr.codec import decode, encode
+from esr.core.assertions import parse_assertion
+from esr.bus.codec import decode, encode
 import msgspec
 
-from esr.events import Event, RequestResult, RunFinished
-from esr.verdict import EXIT_CODES, Verdict, judge
+from esr.core.events import Event, RequestResult, RunFinished
+from esr.core.verdict import EXIT_CODES, Verdict, judge
 from factories import HOUR, RUN_ID, RunEvents, fold
 
 

@@ -31,9 +31,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from ..record import LogRecord, Parsed
-from ._common import HOP_BY_HOP as _HOP_BY_HOP
-from ._common import TEXT_CUT, TOKEN, bad_line, end_to_end, json_kind, show
+from esr.replay.record import LogRecord, Parsed
+from esr.replay.formats._common import HOP_BY_HOP as _HOP_BY_HOP
+from esr.replay.formats._common import TEXT_CUT, TOKEN, bad_line, end_to_end, json_kind, show
 
 __all__ = ["NAME", "parse", "sniff"]
 

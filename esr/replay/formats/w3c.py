@@ -32,10 +32,10 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ..record import LogRecord, Parsed, Skipped
-from ._common import Memo, bad_line, check_choice, check_options, duration_ms, optional_count, show, utc_seconds
-from ._common import valid_time_of_day
-from .clf import EMPTY_REQUEST, request_target
+from esr.replay.record import LogRecord, Parsed, Skipped
+from esr.replay.formats._common import Memo, bad_line, check_choice, check_options, duration_ms, optional_count, show, utc_seconds
+from esr.replay.formats._common import valid_time_of_day
+from esr.replay.formats.clf import EMPTY_REQUEST, request_target
 
 __all__ = ["NAME", "TIME_TAKEN_UNITS", "parse", "sniff"]
 

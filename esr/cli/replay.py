@@ -1,0 +1,281 @@
+"""`esr replay`: wiring from the command line to the log stream, the plan and the replay run.
+
+Two passes over the logs: the first plans (counts, span, peak rate; with `--dry-run` that is
+all) and checks there is something to send before anything is sent; the second sends. Both
+stream, so memory does not grow with the logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+from esr.observe.display import printable
+from esr.engine.sender import HTTP_CLIENTS
+from esr.core.errors import EsrError
+from esr.core.units import parse_duration
+from esr.replay.record import LogRecord
+from esr.replay.redact import Redactor
+from esr.replay.schedule import ReplayPlan, plan_replay
+from esr.replay.select import Selection
+from esr.replay.sources import LogStream, Tally, readers
+
+__all__ = ["add_parser", "cmd_replay"]
+
+EPILOG = """examples:
+  esr replay --warp 120 logs/ --target http://127.0.0.1:8080 --dry-run
+  esr replay --warp 120 logs/ --target staging --assert "error_rate < 0.01" --assert "latency_p95_ms < 300"
+  esr replay access.log.gz --format clf --from 2024-03-04T09:00 --to 2024-03-04T12:00 --status 5xx
+  esr replay capture.har --target http://127.0.0.1:8080 --allow-writes --redact ssn --redact /citizens/{id}
+
+Formats (detected per file; --format forces one): clf (Apache/nginx common and combined),
+json (JSON lines; Caddy and nginx presets), w3c (IIS), alb, elb, cloudfront (AWS), har, gor
+(GoReplay). Plain or gzip, single files or whole folders (recursively), merged by time.
+Only GET and HEAD are sent unless --allow-writes. Exit codes as for `esr run`."""
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("replay", help="send archived access logs again at a chosen warp and judge the replay",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="*", help="log files or folders")
+    p.add_argument("--warp", type=float, help="how many times faster than the original pace (> 0; required)")
+    p.add_argument("--list-formats", action="store_true", help="print the log formats known, with a sample of each")
+    p.add_argument("--target", help="registered target name or loopback URL: replaces scheme and host")
+    p.add_argument("--format", dest="fmt", help="force a log format instead of detecting it per file")
+    p.add_argument("--reorder-window", default="60s",
+                   help="re-sort lines out of order by up to this much log time (default 60s)")
+    p.add_argument("--from", dest="start", help="replay requests logged at or after this time (ISO 8601)")
+    p.add_argument("--to", dest="end", help="replay requests logged before this time (ISO 8601)")
+    p.add_argument("--method", action="append", default=[], help="only this method (repeatable)")
+    p.add_argument("--path", action="append", default=[], help="only paths matching this pattern, e.g. '/claims/*'")
+    p.add_argument("--status", action="append", default=[], help="only requests whose original status was this: 200, 5xx")
+    p.add_argument("--allow-writes", action="store_true", help="also send methods other than GET and HEAD")
+    p.add_argument("--redact", action="append", default=[],
+                   help="query parameter, header or JSON/form body field name, or path template like "
+                        "/citizens/{ssn}, whose values are replaced before sending, storing and printing (repeatable)")
+    p.add_argument("--keep-credentials", action="store_true",
+                   help="replay logged Authorization, Cookie, Proxy-Authorization and API-key headers (dropped by "
+                        "default: a replay must not act as the people who made the requests)")
+    p.add_argument("--assert", dest="assertions", action="append", default=[], help="assertion (repeatable)")
+    p.add_argument("--scenario", help="take the assertions (and derived metrics) from this scenario file too")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and what was read; send nothing")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--run-id", help="use this run id")
+    p.add_argument("--timeout", type=float, default=10.0, help="per-request timeout in seconds (default 10)")
+    p.add_argument("--max-in-flight", type=int, default=10_000, help="cap on concurrent requests")
+    p.add_argument("--http-client", choices=HTTP_CLIENTS, default=os.environ.get("ESR_HTTP_CLIENT", "pooled"),
+                   help="pooled (the lean default) or aiohttp (env ESR_HTTP_CLIENT), as for `esr run`")
+    from esr.cli.main import _kafka_option
+
+    _kafka_option(p, "replay on the Kafka runtime: requests go to esr.requests for the bot workers, the "
+                     "metrics worker judges (env ESR_KAFKA)")
+
+
+def _when(value: str | None, flag: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise EsrError(f"{flag} {value!r}: expected an ISO 8601 time such as 2024-03-04T09:00 or "
+                       "2024-03-04T09:00:00+01:00") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _selected(stream: LogStream, selection: Selection, redactor: Redactor, skipped: dict[str, int]) -> Iterator[LogRecord]:
+    for record in stream:
+        why = selection.why_not(record)
+        if why is not None:
+            skipped[why] = skipped.get(why, 0) + 1
+            continue
+        yield redactor.record(record)
+
+
+def _tally_dict(tally: Tally, not_selected: dict[str, int], redactor: Redactor) -> dict[str, Any]:
+    """What was read; lines that could not be parsed are redacted as text before they are shown."""
+    return {
+        "files": tally.files,
+        "parsed": tally.parsed,
+        "skipped": dict(tally.skipped),
+        "malformed": dict(tally.bad),
+        "malformed_total": sum(tally.bad.values()),
+        "late_beyond_reorder_window": tally.late,
+        "not_selected": not_selected,
+        "first_malformed": [{"where": b.source, "reason": redactor.text(b.reason), "line": redactor.text(b.text)}
+                            for b in tally.examples],
+        "unreadable": tally.unreadable,
+    }
+
+
+def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
+    from esr.cli.main import _report, _run_loop
+    from esr.replay.player import ReplayRun, replay_scenario
+
+    if args.list_formats:
+        _print_formats()
+        return 0
+    if not args.paths:
+        raise EsrError("no logs: give log files or folders to replay (`esr replay --list-formats` shows the formats)")
+    if args.warp is None:
+        raise EsrError("--warp is required: how many times faster than the log's own pace, e.g. --warp 60")
+    if not args.warp > 0:
+        raise EsrError(f"--warp must be a positive number, not {args.warp:g}")
+    if args.fmt is not None and args.fmt not in readers():
+        raise EsrError(f"unknown --format {args.fmt!r}; known formats: {', '.join(sorted(readers()))}")
+    window = parse_duration(args.reorder_window)
+    selection = Selection(_when(args.start, "--from"), _when(args.end, "--to"),
+                          frozenset(m.upper() for m in args.method), tuple(args.path), tuple(args.status),
+                          args.allow_writes)
+    redactor = Redactor.from_options(args.redact, keep_credentials=args.keep_credentials)
+
+    def stream() -> LogStream:
+        return LogStream(args.paths, fmt=args.fmt, reorder_window_s=window)
+
+    # the target is checked first, as in a real replay: a dry run that would be refused says so
+    target = registry.resolve(args.target) if args.target else None
+
+    first = stream()
+    not_selected: dict[str, int] = {}
+    plan: ReplayPlan = plan_replay((r.time for r in _selected(first, selection, redactor, not_selected)), args.warp)
+    read = _tally_dict(first.tally, not_selected, redactor)
+    if args.dry_run or not plan.requests:
+        out = {"plan": plan.to_dict(), "read": read}
+        _print_plan(out, args.json)
+        if not plan.requests:
+            print("esr: error: nothing to replay (see what was read above)", file=sys.stderr)
+            return 2
+        return 0
+    if target is None:
+        raise EsrError("no target: pass --target URL (a loopback URL or a registered name)")
+    assertions, derived = list(args.assertions), {}
+    if args.scenario:
+        from esr.core.scenario import load_scenario
+
+        source = load_scenario(args.scenario)
+        if source.failure_injection:
+            raise EsrError(f"{args.scenario}: esr replay applies no faults (failure_injection); replay without "
+                           "them, or rehearse the faults with `esr run`")
+        assertions = list(source.assertions) + assertions
+        derived = dict(source.derived_metrics)
+    scenario = replay_scenario(plan, assertions, derived_metrics=derived)
+    second = stream()
+    if args.kafka:
+        return _replay_on_kafka(args, _selected(second, selection, redactor, {}), plan, scenario, target, read)
+    run = ReplayRun(_selected(second, selection, redactor, {}), plan, target, scenario=scenario,
+                    run_id=args.run_id, timeout=args.timeout, max_in_flight=max(1, args.max_in_flight),
+                    http_client=args.http_client)
+    if not args.json:
+        print(f"esr: replaying {plan.requests:,} requests spanning {plan.span_s:,.0f} s of log in "
+              f"{plan.real_s:,.1f} s (warp {plan.warp:g}, peak {plan.peak_rate:,.0f} req/s) to {target.url}",
+              file=sys.stderr)
+    verdict = _run_loop(run.execute())
+    report = {"plan": plan.to_dict(), "read": read, "comparison": run.comparison.to_dict()}
+    (run.log_path.parent / "replay_report.json").write_text(json.dumps(report, indent=2))
+    if args.json:
+        print(json.dumps({"verdict": verdict.to_dict(), "replay": report, "run_log": str(run.log_path)}, indent=2))
+        return verdict.exit_code
+    _print_report(report)
+    args.quiet = True
+    return _report(verdict, args, str(run.log_path))
+
+
+def _replay_on_kafka(args: argparse.Namespace, records: Iterator[LogRecord], plan: ReplayPlan, scenario: Any,
+                     target: Any, read: dict[str, Any]) -> int:
+    from esr.stream_apps.assembly import expected_end
+    from esr.bus.kafka import KafkaSettings, ensure_topics
+    from esr.cli.main import _report
+    from esr.cli.kafka_run import VerdictWatch, abort_and_wait
+    from esr.cli.stop_signals import Interrupted, StopSignals
+    from esr.core.verdict import EXIT_CODES, Verdict
+    from esr.replay.kafka import publish_replay
+
+    settings = KafkaSettings.from_env(args.kafka)
+    ensure_topics(settings)
+    holder: dict[str, Any] = {}
+    if not args.json:
+        print(f"esr: replaying {plan.requests:,} requests on Kafka at {settings.bootstrap} in {plan.real_s:,.1f} s "
+              f"(warp {plan.warp:g}) to {target.url}", file=sys.stderr)
+    with StopSignals() as stop:  # Ctrl-C and SIGTERM abort the replay, whatever the shell left ignored
+        watch = VerdictWatch(settings)
+        try:
+            started = publish_replay(settings, records, plan, scenario, target, run_id=args.run_id,
+                                     on_started=lambda s: holder.update(started=s))
+            verdict = watch.wait(started.run_id, expected_end(started) - time.time() + 60)
+        except Interrupted as exc:
+            if "started" not in holder:
+                print(f"esr: {exc.reason} before the replay started; nothing was sent", file=sys.stderr)
+                return EXIT_CODES["ABORTED"]
+            verdict = abort_and_wait(settings, holder["started"], exc.reason, watch, stop)
+            if verdict is None:
+                return EXIT_CODES["ABORTED"]
+        finally:
+            watch.close()
+    if verdict is None:
+        raise EsrError(f"no verdict for the replay arrived on {settings.topic('verdicts')}: are `esr worker bots` "
+                       "and `esr worker metrics` running?")
+    report = {"plan": plan.to_dict(), "read": read, "runtime": "kafka"}
+    if args.json:
+        print(json.dumps({"verdict": verdict, "replay": report, "run_log": None}, indent=2))
+        return Verdict.from_dict(verdict).exit_code
+    _print_read(read)
+    args.quiet = True
+    return _report(Verdict.from_dict(verdict), args)
+
+
+def _print_formats() -> None:
+    """Each format `--format` takes, in the order detection tries them, with a sample."""
+    for name, module in readers().items():
+        summary = (module.__doc__ or "").strip().splitlines()[0]
+        print(f"{name}: {summary}")
+        for line in module.SAMPLE:
+            print(f"    {printable(line)}")
+        print()
+
+
+def _print_plan(out: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(out, indent=2))
+        return
+    plan, read = out["plan"], out["read"]
+    first = datetime.fromtimestamp(plan["first"], timezone.utc).isoformat() if plan["first"] else "-"
+    last = datetime.fromtimestamp(plan["last"], timezone.utc).isoformat() if plan["last"] else "-"
+    print(f"requests to send: {plan['requests']:,}\nlog time: {first} .. {last} ({plan['span_s']:,.0f} s)\n"
+          f"real duration at warp {plan['warp']:g}: {plan['real_s']:,.1f} s\n"
+          f"peak real rate: {plan['peak_rate_per_s']:,.0f} requests/s")
+    _print_read(read)
+
+
+def _print_read(read: dict[str, Any]) -> None:
+    print(f"read: {read['parsed']:,} requests parsed, {sum(read['skipped'].values()):,} lines skipped, "
+          f"{read['malformed_total']:,} malformed, {read['late_beyond_reorder_window']:,} later than the "
+          f"reorder window, {sum(read['not_selected'].values()):,} not selected")
+    for reason, count in sorted(read["malformed"].items(), key=lambda kv: -kv[1]):
+        print(f"  malformed: {count:,} x {printable(reason)}")
+    for reason, count in sorted({**read["skipped"], **read["not_selected"]}.items(), key=lambda kv: -kv[1]):
+        print(f"  skipped: {count:,} x {printable(reason)}")
+    for bad in read["first_malformed"]:  # a log's own bytes: escaped before they reach a terminal
+        print(f"  {printable(bad['where'])}: {printable(bad['reason'])}\n    {printable(bad['line'])}")
+    for line in read["unreadable"]:
+        print(f"  unreadable: {printable(line)}")
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    _print_read(report["read"])
+    comparison = report["comparison"]
+    print("endpoint                                  then: count  p95 ms   now: count  p95 ms  statuses then -> now")
+    for label, sides in comparison["endpoints"].items():
+        then, now = sides["then"], sides["now"]
+        fmt = lambda v: "-" if v is None else f"{v:,.1f}"  # noqa: E731
+        print(f"{printable(label)[:40]:40}  {then['count']:>11,}  {fmt(then['latency_p95_ms']):>6}  {now['count']:>10,}  "
+              f"{fmt(now['latency_p95_ms']):>6}  {then['statuses']} -> {now['statuses']}")
+    for change in comparison["changed"][:10]:
+        print(f"changed: {change['count']:,} x {printable(change['endpoint'])}: {change['then']} then, {change['now']} now")
+    for example in comparison["changed_examples"][:5]:
+        print(f"  e.g. {printable(example['source'])}: {printable(example['request'])} was {example['then']}, "
+              f"now {example['now']}")

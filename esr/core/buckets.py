@@ -1,0 +1,307 @@
+"""Metric buckets: mergeable aggregates per simulated-time window and endpoint label.
+
+`Bucket` is a pure reducer state (counts, errors by kind, bytes, two latency sketches, journey
+outcomes, SLA met/missed, user counters) with `merge`; `RunFold` folds a run's events into
+buckets keyed by `(window index, endpoint)` and keeps the run's own facts (start, finish,
+verdict). Both runtimes and `esr judge` call exactly this code, so a run re-judged from its log
+gets the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from esr.core.events import (
+    CounterAdded,
+    DecisionRecorded,
+    Event,
+    FaultEnded,
+    FaultStarted,
+    JourneyEnded,
+    JourneyStarted,
+    RequestResult,
+    RunAborted,
+    RunFinished,
+    RunStarted,
+    ShardReport,
+    SlaDecided,
+    VerdictIssued,
+)
+from esr.core.errors import RunLogError
+from esr.core.fault_windows import FaultWindow
+from esr.core.sketch import LatencySketch
+
+__all__ = ["ERROR_KINDS", "JOURNEY_OUTCOMES", "Bucket", "RunFold"]
+
+ERROR_KINDS = ("timeout", "connect", "4xx", "5xx", "protocol")
+JOURNEY_OUTCOMES = ("completed", "failed", "gave_up", "cut")
+JOURNEY_LABEL = ""  # journeys, SLAs and counters are not per endpoint
+MAX_REASONS = 100  # distinct failure reasons kept; more are counted in the outcomes only
+
+
+class Bucket:
+    __slots__ = (
+        "requests", "errors", "bytes", "latency", "raw_latency",
+        "journeys_started", "journeys", "late_starts", "sla_met", "sla_missed", "counters", "version",
+    )
+
+    def __init__(self) -> None:
+        self.version = 0  # bumped by every change: readers that keep derived figures know when to redo them
+        self.requests = 0
+        self.errors: dict[str, int] = {}
+        self.bytes = 0
+        self.latency = LatencySketch()
+        self.raw_latency = LatencySketch()
+        self.journeys_started = 0
+        self.journeys: dict[str, int] = {}
+        self.late_starts = 0
+        self.sla_met: dict[str, int] = {}
+        self.sla_missed: dict[str, int] = {}
+        self.counters: dict[str, float] = {}
+
+    def add_result(self, r: RequestResult) -> None:
+        self.version += 1
+        self.requests += 1
+        self.bytes += r.bytes
+        self.latency.add(r.latency_ms)
+        self.raw_latency.add(r.raw_latency_ms)
+        if r.error is not None:
+            self.errors[r.error] = self.errors.get(r.error, 0) + 1
+
+    def merge(self, other: Bucket) -> None:
+        self.version += 1
+        self.requests += other.requests
+        self.bytes += other.bytes
+        self.latency.merge(other.latency)
+        self.raw_latency.merge(other.raw_latency)
+        self.journeys_started += other.journeys_started
+        self.late_starts += other.late_starts
+        for mine, theirs in (
+            (self.errors, other.errors),
+            (self.journeys, other.journeys),
+            (self.sla_met, other.sla_met),
+            (self.sla_missed, other.sla_missed),
+            (self.counters, other.counters),
+        ):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "errors": dict(sorted(self.errors.items())),
+            "bytes": self.bytes,
+            "latency": self.latency.to_dict(),
+            "raw_latency": self.raw_latency.to_dict(),
+            "journeys_started": self.journeys_started,
+            "journeys": dict(sorted(self.journeys.items())),
+            "late_starts": self.late_starts,
+            "sla_met": dict(sorted(self.sla_met.items())),
+            "sla_missed": dict(sorted(self.sla_missed.items())),
+            "counters": dict(sorted(self.counters.items())),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Bucket:
+        bucket = cls()
+        for name in ("requests", "bytes", "journeys_started", "late_starts"):
+            setattr(bucket, name, data[name])
+        for name in ("errors", "journeys", "sla_met", "sla_missed", "counters"):
+            setattr(bucket, name, dict(data[name]))
+        bucket.latency = LatencySketch.from_dict(data["latency"])
+        bucket.raw_latency = LatencySketch.from_dict(data["raw_latency"])
+        return bucket
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Bucket) and self.to_dict() == other.to_dict()
+
+
+class RunFold:
+    """The state of one run as a fold over its events, in log order."""
+
+    def __init__(self, late_threshold_ms: float = 10.0) -> None:
+        self.late_threshold_ms = late_threshold_ms
+        self.window_s = 60.0
+        self.buckets: dict[tuple[int, str], Bucket] = {}
+        self.started: RunStarted | None = None
+        self.finished: RunFinished | None = None
+        self.aborted: RunAborted | None = None
+        self.verdict: VerdictIssued | None = None
+        self.results_recorded = 0
+        self.failure_reasons: dict[str, int] = {}  # why journeys failed or gave up
+        self.last_sim_time = 0.0
+        self.last_real_time = 0.0
+        self.events = 0
+        self.faults: dict[str, FaultWindow] = {}  # by failure_injection entry, in start order
+        self.decisions: list[DecisionRecorded] = []  # training mode, in time order
+        self._whole_cache: dict[str | None, tuple[dict, Bucket, dict]] = {}
+        self._handlers = {
+            RequestResult: self._on_result,
+            JourneyStarted: self._on_journey_started,
+            JourneyEnded: self._on_journey_ended,
+            SlaDecided: self._on_sla,
+            CounterAdded: self._on_counter,
+            RunStarted: self._on_run_started,
+            RunFinished: self._on_finished,
+            RunAborted: self._on_aborted,
+            ShardReport: self._on_shard_report,
+            FaultStarted: self._on_fault_started,
+            FaultEnded: self._on_fault_ended,
+            DecisionRecorded: self.decisions.append,
+            VerdictIssued: self._on_verdict,
+        }
+
+    def apply(self, event: Event) -> None:
+        self.events += 1
+        if type(event) is VerdictIssued:  # judged from the events before it
+            self.verdict = event
+            return
+        if event.sim_time > self.last_sim_time:
+            self.last_sim_time = event.sim_time
+        if event.real_time > self.last_real_time:
+            self.last_real_time = event.real_time
+        self._handlers[type(event)](event)
+
+    def apply_all(self, events: Iterable[Event]) -> RunFold:
+        for event in events:
+            self.apply(event)
+        return self
+
+    def bucket(self, sim_time: float, endpoint: str) -> Bucket:
+        key = (int(sim_time // self.window_s), endpoint)
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = Bucket()
+        return bucket
+
+    def merged(
+        self,
+        *,
+        from_sim: float | None = None,
+        to_sim: float | None = None,
+        endpoint: str | None = None,
+    ) -> Bucket:
+        """One bucket for the windows starting in [from_sim, to_sim), optionally one endpoint.
+        The whole run's (no bounds) is kept up to date incrementally: dashboards and scrapes
+        ask for it every second while the run plays."""
+        if (from_sim is None or from_sim <= 0) and to_sim is None:
+            return self._whole(endpoint)
+        total = Bucket()
+        for (window, label), bucket in self.buckets.items():
+            start = window * self.window_s
+            if from_sim is not None and start < from_sim:
+                continue
+            if to_sim is not None and start >= to_sim:
+                continue
+            if endpoint is not None and label != endpoint:
+                continue
+            total.merge(bucket)
+        return total
+
+    def _whole(self, endpoint: str | None) -> Bucket:
+        """Windows unchanged since the last call join a kept aggregate (merged once); the
+        others are merged afresh. A kept window that changes again (a late answer) resets it."""
+        kept, aggregate, last = self._whole_cache.get(endpoint, ({}, Bucket(), {}))
+        now = {key: b.version for key, b in self.buckets.items() if endpoint is None or key[1] == endpoint}
+        if any(now.get(key) != version for key, version in kept.items()):
+            kept, aggregate = {}, Bucket()
+        for key, version in now.items():
+            if key not in kept and last.get(key) == version:
+                aggregate.merge(self.buckets[key])
+                kept[key] = version
+        total = Bucket()
+        total.merge(aggregate)
+        for key in now.keys() - kept.keys():
+            total.merge(self.buckets[key])
+        self._whole_cache[endpoint] = (kept, aggregate, now)
+        return total
+
+    @property
+    def endpoints(self) -> list[str]:
+        return sorted({label for _, label in self.buckets if label != JOURNEY_LABEL})
+
+    # -- handlers -------------------------------------------------------------------------
+    def _on_result(self, e: RequestResult) -> None:
+        self.results_recorded += 1
+        self.bucket(e.sim_time, e.endpoint).add_result(e)
+
+    def _on_journey_started(self, e: JourneyStarted) -> None:
+        bucket = self.bucket(e.sim_time, JOURNEY_LABEL)
+        bucket.version += 1
+        bucket.journeys_started += 1
+        if e.late_ms > self.late_threshold_ms:
+            bucket.late_starts += 1
+
+    def _on_journey_ended(self, e: JourneyEnded) -> None:
+        bucket = self.bucket(e.sim_time, JOURNEY_LABEL)
+        bucket.version += 1
+        journeys = bucket.journeys
+        journeys[e.outcome] = journeys.get(e.outcome, 0) + 1
+        if e.outcome in ("failed", "gave_up") and e.detail:
+            reason = f"{e.journey}: {e.detail}"
+            if reason in self.failure_reasons or len(self.failure_reasons) < MAX_REASONS:
+                self.failure_reasons[reason] = self.failure_reasons.get(reason, 0) + 1
+
+    def _on_sla(self, e: SlaDecided) -> None:
+        # An SLA is counted in the window where it was opened: "claims filed at 9 a.m."
+        bucket = self.bucket(e.opened_sim, JOURNEY_LABEL)
+        bucket.version += 1
+        tally = bucket.sla_met if e.met else bucket.sla_missed
+        tally[e.sla] = tally.get(e.sla, 0) + 1
+
+    def _on_counter(self, e: CounterAdded) -> None:
+        bucket = self.bucket(e.sim_time, JOURNEY_LABEL)
+        bucket.version += 1
+        counters = bucket.counters
+        counters[e.name] = counters.get(e.name, 0) + e.value
+
+    def _on_run_started(self, e: RunStarted) -> None:
+        if self.started is not None:
+            raise RunLogError(f"a second run_started event (run {e.run_id!r}, seq {e.seq}): a log holds one run")
+        self.started = e
+        self.window_s = e.window_s
+        self.late_threshold_ms = float(e.scenario.get("late_threshold_ms", self.late_threshold_ms))
+
+    def _on_finished(self, e: RunFinished) -> None:
+        self.finished = e
+
+    def _on_aborted(self, e: RunAborted) -> None:
+        self.aborted = e
+
+    def _on_verdict(self, e: VerdictIssued) -> None:
+        self.verdict = e
+
+    def _on_fault_started(self, e: FaultStarted) -> None:
+        self.faults[e.fault] = FaultWindow(e.fault, e.name, e.kind, e.start_sim, e.end_sim, e.ok, e.detail)
+
+    def _on_fault_ended(self, e: FaultEnded) -> None:
+        window = self.faults.get(e.fault)
+        if window is None:
+            raise RunLogError(f"fault_ended for {e.fault!r} (run {e.run_id!r}, seq {e.seq}) without its fault_started")
+        window.ended_sim, window.end_reason = e.end_sim, e.reason
+        window.recovered_ok, window.recovery_detail = e.ok, e.detail
+
+    def _on_shard_report(self, e: ShardReport) -> None:
+        """Bookkeeping of the Kafka runtime; its figures reach the verdict through run_finished."""
+
+    # -- partial folds (Kafka runtime: one per partition, merged per run) -------------------
+    def merge(self, other: RunFold) -> None:
+        """Add another fold's buckets and tallies (not its run facts) to this one."""
+        for key, bucket in other.buckets.items():
+            mine = self.buckets.get(key)
+            if mine is None:
+                mine = self.buckets[key] = Bucket()
+            mine.merge(bucket)
+        self.results_recorded += other.results_recorded
+        self.events += other.events
+        for reason, count in other.failure_reasons.items():
+            if reason in self.failure_reasons or len(self.failure_reasons) < MAX_REASONS:
+                self.failure_reasons[reason] = self.failure_reasons.get(reason, 0) + count
+        self.last_sim_time = max(self.last_sim_time, other.last_sim_time)
+        self.last_real_time = max(self.last_real_time, other.last_real_time)
+

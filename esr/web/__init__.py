@@ -1,2 +1,0 @@
-"""Pages people read: the live dashboard and the self-contained HTML report, drawn from
-`esr.timeline` by one script (`static/charts.js`) with uPlot from the npm registry."""
