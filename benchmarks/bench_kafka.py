@@ -40,7 +40,7 @@ from _common import table  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from esr.stream_apps.assembly import EventBatch  # noqa: E402
+from esr.core.events import EventBatch  # noqa: E402
 from esr.core.buckets import RunFold  # noqa: E402
 from esr.bus.kafka import (  # noqa: E402
     KafkaSettings, encode, ensure_topics, headers, make_producer, shard_key,
@@ -48,7 +48,7 @@ from esr.bus.kafka import (  # noqa: E402
 from esr.bus.codec import decode  # noqa: E402
 from esr.bus.codec import encode as encode_line  # noqa: E402
 from esr.core.events import RequestResult, RunFinished, RunStarted, ShardReport  # noqa: E402
-from esr.cli.kafka_run import VerdictWatch  # noqa: E402
+from esr.producers.launch import VerdictWatch  # noqa: E402
 from esr.core.scenario import Scenario  # noqa: E402
 from esr.core.ticks import tick_count, tick_window  # noqa: E402
 from esr.core.verdict import judge  # noqa: E402

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from esr.core.assertions import Assertion, AssertionResult, parse_assertion
-from esr.engine.runner import Run, RunStatus
+from esr.core.run_state import RunStatus
+from esr.engine.runner import Run
 from esr.engine.user import User
 from esr.core.errors import (
     AssertionSyntaxError,

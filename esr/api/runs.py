@@ -20,18 +20,18 @@ from typing import Any
 
 import orjson
 
-from esr.stream_apps.assembly import expected_end
 from esr.core.buckets import RunFold
 from esr.bus.kafka import KafkaSettings
 from esr.bus.codec import encode
-from esr.engine.runner import Run, RunStatus
+from esr.core.run_state import RunStatus
+from esr.engine.runner import Run
 from esr.core.errors import RunLogError
 from esr.core.events import RunAborted, RunStarted, VerdictIssued
 from esr.bus.runlog import LOG_NAME, RunLog, cut_torn_tail, new_run_id, read_events, run_log_path
 from esr.core.scenario import Scenario
 from esr.core.targets import Target
 from esr.api.pending import PendingRun, PendingRuns
-from esr.core.ticks import run_clock
+from esr.core.ticks import expected_end, kafka_progress
 from esr.core.verdict import Verdict, judge
 
 __all__ = ["ManagedRun", "RunManager", "UnknownRun"]
@@ -73,19 +73,8 @@ class ManagedRun:
         elif live is not None and live.status in (RunStatus.RUNNING, RunStatus.DRAINING):
             out["progress"] = live.snapshot()
         elif started is not None and state == RunStatus.RUNNING.value:
-            out["progress"] = kafka_progress(started)
+            out["progress"] = kafka_progress(started, time.time())
         return out
-
-
-def kafka_progress(started: RunStarted) -> dict[str, Any]:
-    """Where the clock of a run on the Kafka runtime stands (the workers hold the rest)."""
-    clock = run_clock(started)
-    real = max(0.0, time.time() - started.real_time)
-    sim = clock.sim_at(real)
-    scenario = started.scenario
-    return {"status": RunStatus.RUNNING.value if real < clock.load_end_real else RunStatus.DRAINING.value,
-            "runtime": "kafka", "shards": started.shards, "sim_hours": sim / 3600, "real_seconds": real,
-            "duration_hours": scenario.get("duration_hours")}
 
 
 class RunManager:
@@ -212,7 +201,7 @@ class RunManager:
         run_id = new_run_id()
         managed = ManagedRun(run_id, scenario.name, target.shown_url, time.time())
         if self.kafka is not None:
-            from esr.cli.kafka_run import kafka_scenario
+            from esr.producers.launch import kafka_scenario
 
             kafka_scenario(scenario, target)  # what it cannot run is a 422 now, not a run stuck QUEUED
         else:  # a fault this target cannot apply is refused here
@@ -270,7 +259,7 @@ class RunManager:
                 self._settled(managed, logged=False, reason="aborted while queued")
 
     async def _play_kafka(self, managed: ManagedRun, scenario: Scenario, target: Target) -> None:
-        from esr.cli.kafka_run import abort_run, start_run
+        from esr.producers.launch import abort_run, start_run
 
         assert self.kafka is not None
         loop = asyncio.get_running_loop()
@@ -319,7 +308,7 @@ class RunManager:
     async def _read_verdicts(self) -> None:
         """One reader of the verdict topic for every run this server waits on."""
         from esr.bus.kafka import decode_event
-        from esr.cli.kafka_run import VerdictWatch
+        from esr.producers.launch import VerdictWatch
 
         assert self.kafka is not None
         watch = await asyncio.to_thread(VerdictWatch, self.kafka, progress=True)

@@ -22,8 +22,7 @@ from typing import Any, Union
 import msgspec
 
 from esr.core.errors import EsrError
-from esr.stream_apps.assembly import EventBatch
-from esr.core.events import EVENT_TYPES, Event, event_type
+from esr.core.events import EVENT_TYPES, Event, EventBatch, event_type
 from esr.core.ticks import Tick
 
 __all__ = [

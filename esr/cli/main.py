@@ -284,9 +284,10 @@ def _execute_kafka(scenario: Scenario, target: Any, args: argparse.Namespace, sc
     """Publish the run's start, then wait for the metrics worker's verdict. Ctrl-C or SIGTERM
     at any moment after the start publishes the abort and waits for the ABORTED verdict (a
     second one stops waiting); before the start, nothing was sent and the command just ends."""
-    from esr.stream_apps.assembly import expected_end
+    from esr.core.ticks import expected_end
     from esr.bus.kafka import KafkaSettings
-    from esr.cli.kafka_run import VerdictWatch, abort_and_wait, start_run
+    from esr.cli.kafka_run import abort_and_wait
+    from esr.producers.launch import VerdictWatch, start_run
     from esr.cli.stop_signals import Interrupted, StopSignals
 
     settings = KafkaSettings.from_env(args.kafka)

@@ -187,10 +187,11 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
 
 def _replay_on_kafka(args: argparse.Namespace, records: Iterator[LogRecord], plan: ReplayPlan, scenario: Any,
                      target: Any, read: dict[str, Any]) -> int:
-    from esr.stream_apps.assembly import expected_end
+    from esr.core.ticks import expected_end
     from esr.bus.kafka import KafkaSettings, ensure_topics
     from esr.cli.main import _report
-    from esr.cli.kafka_run import VerdictWatch, abort_and_wait
+    from esr.cli.kafka_run import abort_and_wait
+    from esr.producers.launch import VerdictWatch
     from esr.cli.stop_signals import Interrupted, StopSignals
     from esr.core.verdict import EXIT_CODES, Verdict
     from esr.replay.kafka import publish_replay

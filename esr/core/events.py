@@ -9,7 +9,7 @@ request, and a Struct is built and encoded several times faster.)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Union
 
 import msgspec
 
@@ -18,6 +18,7 @@ __all__ = [
     "DecisionRecorded",
     "Event",
     "EVENT_TYPES",
+    "EventBatch",
     "FaultEnded",
     "FaultStarted",
     "JourneyEnded",
@@ -225,3 +226,21 @@ EVENT_TYPES: dict[str, type[Event]] = {
 def event_type(event: Event) -> str:
     """The `type` tag of an event, e.g. "result"."""
     return type(event).__struct_config__.tag  # type: ignore[return-value]
+
+
+_AnyEvent = Union[tuple(EVENT_TYPES.values())]  # type: ignore[valid-type]  # noqa: UP007
+
+
+class EventBatch(msgspec.Struct, frozen=True, kw_only=True, tag="event_batch", tag_field="type"):
+    """Events of one shard's journeys that arrived in one tick, sent by one `attempt`.
+    `window_s` and `late_threshold_ms` let the metrics side fold them before it has read the
+    run's start."""
+
+    run_id: str
+    shard: int
+    attempt: str
+    tick: int
+    window_s: float
+    late_threshold_ms: float
+    events: list[_AnyEvent]  # type: ignore[valid-type]
+    sim: bool = True

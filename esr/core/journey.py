@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import msgspec
 import orjson
@@ -24,12 +24,10 @@ from esr.core.journey_spec import JourneySpec, RequestSpec, SlaSpec, StepSpec
 from esr.core.templating import Condition, JsonPath, render_value
 from esr.core.units import parse_duration
 
-if TYPE_CHECKING:
-    from esr.engine.user import User
 
 __all__ = [
     "single_request", "step_ok",
-    "Count", "Decision", "Journey", "Outcome", "Reply", "Send", "SlaBook", "StepDone", "WaitUntil",
+    "Count", "Decision", "Journey", "JourneyUser", "Outcome", "Reply", "Send", "SlaBook", "StepDone", "WaitUntil",
     "declarative_journey", "render_request",
 ]
 
@@ -292,6 +290,26 @@ class SlaBook:
         return decided
 
 
+class JourneyUser(Protocol):
+    """What a Python journey's `run(user)` may do (the embedded runtime's `esr.User` does it)."""
+
+    index: int
+    rng: random.Random
+    run_id: str
+    data: dict[str, Any]
+
+    @property
+    def now_sim(self) -> float: ...
+    def generate(self, specs: dict[str, Any]) -> dict[str, Any]: ...
+    async def request(self, method: str, path: str, *, json: Any = None, body: str | None = None,
+                      headers: dict[str, str] | None = None, query: dict[str, str] | None = None,
+                      label: str | None = None, step: str = "") -> Reply: ...
+    async def wait(self, duration: str | float = 0, *, hours: float = 0, minutes: float = 0) -> None: ...
+    def count(self, name: str, value: float = 1.0) -> None: ...
+    def sla_open(self, key: str, *, within: str | float) -> None: ...
+    def sla_close(self, key: str) -> None: ...
+
+
 class Journey:
     """Base class of Python journeys, for behaviour the declarative form cannot express.
 
@@ -315,7 +333,7 @@ class Journey:
     data: ClassVar[dict[str, Any]] = {}
     longest_wait: ClassVar[str | float] = 0.0
 
-    async def run(self, user: User) -> None:  # pragma: no cover - abstract
+    async def run(self, user: JourneyUser) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     @classmethod

@@ -9,13 +9,17 @@ shard `i % shards`, so every shard gets an even share of every hour of the profi
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import msgspec
 
 from esr.core.clock import SimClock
 from esr.core.events import RunStarted
+from esr.core.plan import drain_bound_sim
+from esr.core.run_state import RunStatus
+from esr.core.scenario import Scenario
 
-__all__ = ["PlannedRequest", "Tick", "run_clock", "shard_of", "tick_count", "tick_for", "tick_of", "tick_window"]
+__all__ = ["GRACE_S", "PlannedRequest", "Tick", "expected_end", "kafka_progress", "run_clock", "shard_of", "tick_count", "tick_for", "tick_of", "tick_window"]
 
 
 class PlannedRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,3 +84,26 @@ def tick_for(started: RunStarted, shard: int, tick: int) -> Tick:
 
 def shard_of(arrival_index: int, shards: int) -> int:
     return arrival_index % shards
+
+
+GRACE_S = 30.0  # real seconds past the expected end before a run with missing data is judged
+
+
+def expected_end(started: RunStarted) -> float:
+    """Unix time by which every shard should have reported: the load, the longest drain the
+    journeys allow, the catch-up of late arrivals, and a grace period."""
+    clock = run_clock(started)
+    scenario = Scenario.from_dict(started.scenario)
+    drain = drain_bound_sim(list(scenario.journeys)) / started.drain_warp
+    return started.real_time + clock.load_end_real * 2 + max(10.0, drain) + 10.0 + GRACE_S
+
+
+def kafka_progress(started: RunStarted, now: float) -> dict[str, Any]:
+    """Where the clock of a run on the Kafka runtime stands at Unix time `now` (the workers hold the rest)."""
+    clock = run_clock(started)
+    real = max(0.0, now - started.real_time)
+    sim = clock.sim_at(real)
+    scenario = started.scenario
+    return {"status": RunStatus.RUNNING.value if real < clock.load_end_real else RunStatus.DRAINING.value,
+            "runtime": "kafka", "shards": started.shards, "sim_hours": sim / 3600, "real_seconds": real,
+            "duration_hours": scenario.get("duration_hours")}

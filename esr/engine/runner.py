@@ -11,7 +11,6 @@ States: QUEUED -> RUNNING -> DRAINING -> FINISHED, or ABORTED from any of them.
 from __future__ import annotations
 
 import asyncio
-import enum
 import gc
 import time
 from collections import deque
@@ -37,6 +36,7 @@ from esr.core.journey import PreparedRequest, declarative_journey, pick_journey,
 from esr.core.journey_spec import JourneySpec
 from esr.core.plan import drain_bound_sim, scenario_journeys
 from esr.bus.runlog import RunLog, esr_home, new_run_id
+from esr.core.run_state import RunStatus
 from esr.core.scenario import Scenario
 from esr.core.sim_headers import RUN_ID, SIM, SIM_TIME, TIME_WARP
 from esr.core.sketch import LatencySketch
@@ -45,7 +45,7 @@ from esr.core.userdata import generate_user_data
 from esr.core.verdict import Verdict, judge
 from esr.engine.sender import Response, Sender, connection_budget, make_sender
 
-__all__ = ["Run", "RunStatus"]
+__all__ = ["Run"]
 
 _COMPLETED = Outcome("completed")
 _CUT = Outcome("cut", "the run ended before the journey did")
@@ -70,14 +70,6 @@ async def _uninterrupted(coro: Any) -> Any:
         except asyncio.CancelledError:
             if task.done():
                 return task.result()
-
-
-class RunStatus(str, enum.Enum):
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    DRAINING = "DRAINING"
-    FINISHED = "FINISHED"
-    ABORTED = "ABORTED"
 
 
 @dataclass(slots=True)
@@ -220,7 +212,7 @@ class Run:
         return table
 
     # -- time -----------------------------------------------------------------------------
-    def _sim_now(self) -> float:
+    def sim_now(self) -> float:
         return self.clock.sim_at(max(0.0, _now() - self._t0))
 
     def _loop_at_sim(self, sim: float) -> float:
@@ -244,6 +236,14 @@ class Run:
 
     def _emit(self, event: Event) -> None:
         self.bus.publish(event)
+
+    async def wait_until_sim(self, sim: float) -> None:
+        """A Python journey's `user.wait(...)`: sleep until simulated time `sim`."""
+        await self._sleep_until(self._loop_at_sim(sim))
+
+    def close_deadline(self, active: _Active, key: str, now: float) -> None:
+        """A Python journey's `user.sla_close(key)`: the deadline met if still in time."""
+        self._emit_decisions(active, active.book.close(key, now))
 
     def _emit_decisions(self, active: _Active, decisions: list[Decision]) -> None:
         for d in decisions:
@@ -272,7 +272,7 @@ class Run:
         """A deadline's time came: missed unless the journey, behind its schedule, may still
         observe the step in time (then it decides when it moves on)."""
         active.timer = None
-        decisions = active.book.expire(active.observed_by(self._sim_now()))
+        decisions = active.book.expire(active.observed_by(self.sim_now()))
         if decisions:
             self._emit_decisions(active, decisions)
 
@@ -305,7 +305,7 @@ class Run:
                 faults_task = self._loop.create_task(self._play_faults())
             await self._schedule()
             await self._sleep_until(self._t0 + self.clock.load_end_real)
-            self.status = RunStatus.DRAINING
+            self.status = self.status.to(RunStatus.DRAINING)
             await self._drain()
             await self._end_faults(faults_task, "run_ended")
             now = _now()
@@ -321,7 +321,7 @@ class Run:
             gc.unfreeze()
             await _uninterrupted(self._close(sender))
         verdict = self._finish_verdict(log)
-        self.status = RunStatus.FINISHED  # only now: a FINISHED run always has its verdict
+        self.status = self.status.to(RunStatus.FINISHED)  # only now: a FINISHED run always has its verdict
         return verdict
 
     async def _aborted(self, faults_task: asyncio.Task | None, exc: BaseException, log: RunLog) -> None:
@@ -330,10 +330,10 @@ class Run:
         await self._end_faults(faults_task, "aborted")
         c = self.counts
         self._emit(RunAborted(
-            run_id=self.run_id, seq=self._next_seq(), sim_time=self._sim_now(), real_time=time.time(),
+            run_id=self.run_id, seq=self._next_seq(), sim_time=self.sim_now(), real_time=time.time(),
             reason=str(exc) or "interrupted (Ctrl-C or abort)", arrivals_planned=c.arrivals_planned,
             journeys_started=c.journeys_started, requests_sent=c.requests_sent, late_starts=c.late_starts))
-        self.status = RunStatus.ABORTED
+        self.status = self.status.to(RunStatus.ABORTED)
         self._finish_verdict(log)
 
     async def _close(self, sender: Sender) -> None:
@@ -380,7 +380,7 @@ class Run:
                 await self._end_fault(fault, "scheduled", sim)
 
     async def _start_fault(self, fault: PlannedFault) -> None:
-        sim = self._sim_now()
+        sim = self.sim_now()
         try:
             ok, detail = await self.injector.start(fault, self._sim_iso(sim))
         except Exception as exc:  # noqa: BLE001 - recorded: the verdict says the fault was not applied
@@ -392,11 +392,11 @@ class Run:
 
     async def _end_fault(self, fault: PlannedFault, reason: str, end_sim: float) -> None:
         try:
-            ok, detail = await self.injector.end(fault, self._sim_iso(self._sim_now()))
+            ok, detail = await self.injector.end(fault, self._sim_iso(self.sim_now()))
         except Exception as exc:  # noqa: BLE001 - recorded; the guard still holds its recovery
             ok, detail = False, f"{type(exc).__name__}: {exc}"
         self._emit(FaultEnded(
-            run_id=self.run_id, seq=self._next_seq(), sim_time=self._sim_now(), real_time=time.time(),
+            run_id=self.run_id, seq=self._next_seq(), sim_time=self.sim_now(), real_time=time.time(),
             fault=fault.key, name=fault.name, reason=reason, end_sim=end_sim, ok=ok, detail=detail))
 
     async def _end_faults(self, task: asyncio.Task | None, reason: str) -> None:
@@ -406,7 +406,7 @@ class Run:
             await asyncio.gather(task, return_exceptions=True)
         if self.injector is None:
             return
-        now = self._sim_now()
+        now = self.sim_now()
         for fault in self.faults:
             if self.injector.is_active(fault):
                 await self._end_fault(fault, reason, now if fault.spec.end_sim is None else min(fault.spec.end_sim, now))
@@ -419,7 +419,7 @@ class Run:
         from esr.core.fault_spec import parse_call
         from esr.faults.injector import perform
 
-        sim = self._sim_now()
+        sim = self.sim_now()
         spec = parse_call(decision)
         action = spec.name if spec is not None and spec.name in self.target.decisions else None
         applied: bool | None = None
@@ -460,7 +460,7 @@ class Run:
             drain_warp=self.clock.drain_warp, load_end_sim=self.clock.load_end_sim,
             window_s=self.scenario.window, arrivals_planned=self.counts.arrivals_planned,
             scenario_file=self.scenario_file))
-        self.status = RunStatus.RUNNING
+        self.status = self.status.to(RunStatus.RUNNING)
 
     def _finish_verdict(self, log: RunLog) -> Verdict:
         if self.verdict is None:
@@ -592,7 +592,7 @@ class Run:
                     active.position = action.sim
                     if not active.announced:
                         self._announce(active)
-                    self._emit_decisions(active, active.book.expire(active.observed_by(self._sim_now())))
+                    self._emit_decisions(active, active.book.expire(active.observed_by(self.sim_now())))
                     if self._done_waiting(active, action.sim):
                         self._end(active, _CUT)
                     else:
@@ -621,7 +621,7 @@ class Run:
             return False
         return active.settled or until > self._drain_bound_end
 
-    def _open_deadline(self, active: _Active, key: str, within: float, now: float) -> None:
+    def open_deadline(self, active: _Active, key: str, within: float, now: float) -> None:
         """A Python journey's `user.sla_open`."""
         active.book.open(key, within, now)
         self._sla_opened += 1
@@ -748,7 +748,7 @@ class Run:
                 self._journey_ended(active.index)
                 return
             self._announce(active)
-        now_sim = self._sim_now()
+        now_sim = self.sim_now()
         if outcome.kind == "cut":
             self.counts.journeys_cut += 1
         if active.book.open_count:

@@ -37,7 +37,7 @@ class User:
     @property
     def now_sim(self) -> float:
         """Simulated seconds since the run's sim_start."""
-        return self._run._sim_now()  # noqa: SLF001
+        return self._run.sim_now()
 
     async def request(self, method: str, path: str, *, json: Any = None, body: str | None = None,
                       headers: dict[str, str] | None = None, query: dict[str, str] | None = None,
@@ -52,15 +52,15 @@ class User:
         """Wait in simulated time: `await user.wait("1h")` or `await user.wait(hours=1)`."""
         target = self.now_sim + parse_duration(duration) + hours * 3600 + minutes * 60
         self._intended = None  # the next request is due when the wait ends, not at the arrival
-        await self._run._sleep_until(self._run._loop_at_sim(target))  # noqa: SLF001
+        await self._run.wait_until_sim(target)
 
     def count(self, name: str, value: float = 1.0) -> None:
         self._run.count(self._active, name, value, self.now_sim)
 
     def sla_open(self, key: str, *, within: str | float) -> None:
         """Start deadline `key` (e.g. "48h": counted in sla_48h_success_rate) now."""
-        self._run._open_deadline(self._active, key, parse_duration(within), self.now_sim)  # noqa: SLF001
+        self._run.open_deadline(self._active, key, parse_duration(within), self.now_sim)
 
     def sla_close(self, key: str) -> None:
         """The journey reached the end of deadline `key`: met if still in time."""
-        self._run._emit_decisions(self._active, self._active.book.close(key, self.now_sim))  # noqa: SLF001
+        self._run.close_deadline(self._active, key, self.now_sim)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -283,13 +284,13 @@ class ServerCollector(Collector):
         return families(self._ended.get(m.run_id) or self._live(m) for m in list(self.manager.runs.values()))
 
     def _live(self, managed: ManagedRun) -> RunSeries:
-        from esr.api.runs import kafka_progress
+        from esr.core.ticks import kafka_progress
 
         run = managed.run
         state = run.status.value if run is not None and managed.verdict is None else managed.state
         if run is None or state not in _LIVE:  # queued, or playing on the Kafka workers
             started = managed.extra.get("started")
-            sim = kafka_progress(started)["sim_hours"] * 3600 if started is not None and state in _LIVE else None
+            sim = kafka_progress(started, time.time())["sim_hours"] * 3600 if started is not None and state in _LIVE else None
             return RunSeries(managed.run_id, managed.scenario_name, state, sim_time_s=sim)
         scenario, assertions = self._plans.get(managed.run_id, lambda: run.scenario)
         return live_series(run.fold, scenario, assertions, run.clock, run_id=managed.run_id, state=state,
@@ -359,7 +360,7 @@ class WorkerCollector(Collector):
         from esr.bus.kafka import decode_event
         from esr.core.scenario import Scenario
         from esr.core.ticks import run_clock
-        from esr.api.runs import kafka_progress
+        from esr.core.ticks import kafka_progress
 
         for run_id in [r for r in list(self.verdicts.keys()) if r not in self._ended]:  # judged before this worker
             data = self.verdicts.get(run_id)
@@ -374,7 +375,7 @@ class WorkerCollector(Collector):
                 continue
             scenario, assertions = self._plans.get(run_id, lambda: Scenario.from_dict(started.scenario))
             fold = run.live_fold()
-            progress = kafka_progress(started)
+            progress = kafka_progress(started, time.time())
             active = [w.name for w in fold.faults.values() if w.ok and w.ended_sim is None]
             out.append(live_series(fold, scenario, assertions, run_clock(started), run_id=run_id,
                                    state=progress["status"], sim_time_s=progress["sim_hours"] * 3600,

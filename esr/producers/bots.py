@@ -26,11 +26,11 @@ from typing import Any
 import msgspec
 
 from esr.core.arrivals import Arrival
-from esr.stream_apps.assembly import EventBatch, expected_end
 from esr.bus.kafka import KafkaSettings, decode_tick, encode, headers, make_consumer, make_producer, shard_key
-from esr.engine.runner import Run, RunStatus, _now
+from esr.core.run_state import RunStatus
+from esr.engine.runner import Run, _now
 from esr.engine.sender import connection_budget, make_sender
-from esr.core.events import Event, JourneyStarted, RequestResult, RunStarted, ShardReport
+from esr.core.events import Event, EventBatch, JourneyStarted, RequestResult, RunStarted, ShardReport
 from esr.faults.plan import fault_moments
 from esr.producers.offsets import OffsetTracker
 from esr.core.scenario import Scenario
@@ -38,7 +38,7 @@ from esr.bus.runlog import esr_home
 from esr.core.targets import Target, TargetRefused, TargetRegistry
 from esr.core.journey import PreparedRequest
 from esr.replay.select import endpoint_label
-from esr.core.ticks import PlannedRequest, Tick, shard_of
+from esr.core.ticks import PlannedRequest, Tick, expected_end, shard_of
 
 __all__ = ["BotWorker", "ShardRun"]
 
@@ -100,7 +100,7 @@ class ShardRun(Run):
             self.http_client, self.target.url, timeout=self.scenario.request_timeout,
             max_connections=connection_budget(self.scenario.max_in_flight),
             keep_headers=any(j.reads_headers for j in self.scenario.journeys))
-        self.status = RunStatus.RUNNING
+        self.status = self.status.to(RunStatus.RUNNING)
         self._tasks.append(self._loop.create_task(self._flush_periodically_kafka()))
         self._follow_faults()
 
@@ -191,7 +191,7 @@ class ShardRun(Run):
         self._ticks[tick.tick] = _TickTally(open=0)
         self.counts.arrivals_not_started = sum(1 for _ in self._arrivals)
         self.final = True
-        self.status = RunStatus.FINISHED
+        self.status = self.status.to(RunStatus.FINISHED)
         self._advance()
 
     async def abort(self) -> None:
@@ -204,7 +204,7 @@ class ShardRun(Run):
         for tally in self._ticks.values():
             tally.open = 0
         self.final = True
-        self.status = RunStatus.ABORTED
+        self.status = self.status.to(RunStatus.ABORTED)
         self._advance()
 
     async def _play(self, tick: Tick, arrivals: list[Arrival]) -> None:
@@ -230,12 +230,12 @@ class ShardRun(Run):
         tally.open -= 1
         if tick.last:
             await self._sleep_until(self._t0 + self.clock.load_end_real)
-            self.status = RunStatus.DRAINING
+            self.status = self.status.to(RunStatus.DRAINING)
             await self._drain()
             for t in self._ticks.values():  # cut journeys ended; arrivals never started are counted
                 t.open = 0
             self.final = True
-            self.status = RunStatus.FINISHED
+            self.status = self.status.to(RunStatus.FINISHED)
         self._advance()
 
     def _journey_ended(self, user: int) -> None:
@@ -293,7 +293,7 @@ class ShardRun(Run):
         ticks = [t for k, t in self._ticks.items() if self.first_tick <= k <= self.done_upto]
         c = self.counts
         return ShardReport(
-            run_id=self.run_id, seq=0, sim_time=self._sim_now(), real_time=time.time(), shard=self.shard,
+            run_id=self.run_id, seq=0, sim_time=self.sim_now(), real_time=time.time(), shard=self.shard,
             attempt=self.attempt, first_tick=self.first_tick, last_tick=self.done_upto, final=self.final,
             journeys_started=sum(t.journeys for t in ticks), requests_sent=sum(t.results for t in ticks),
             journey_events=sum(t.journey_events for t in ticks), late_starts=sum(t.late for t in ticks),
@@ -341,7 +341,7 @@ class ReplayShardRun(ShardRun):
             for t in self._ticks.values():
                 t.open = 0
             self.final = True
-            self.status = RunStatus.FINISHED
+            self.status = self.status.to(RunStatus.FINISHED)
         self._advance()
 
     async def _send_planned(self, planned: PlannedRequest, intended: float, tally: _TickTally) -> None:

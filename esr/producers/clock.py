@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from esr.stream_apps.assembly import GRACE_S, expected_end
 from esr.bus.kafka import (
     KafkaSettings, decode_event, encode, headers, make_consumer, make_producer, shard_key, topic_of,
 )
@@ -34,7 +33,7 @@ from esr.core.events import Event, FaultEnded, FaultStarted, RunAborted, RunStar
 from esr.faults.plan import PlannedFault, fault_moments, plan_faults
 from esr.producers.offsets import OffsetTracker
 from esr.core.scenario import Scenario
-from esr.core.ticks import Tick, run_clock, tick_count, tick_for
+from esr.core.ticks import GRACE_S, Tick, expected_end, run_clock, tick_count, tick_for
 from esr.faults.guard import FaultGuard
 from esr.faults.injector import FaultInjector, wait_set
 

@@ -16,38 +16,19 @@ twice. This module makes that invisible to the verdict:
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import msgspec
 
 from esr.core.buckets import Bucket, RunFold
 from esr.core.events import (
-    EVENT_TYPES, CounterAdded, Event, FaultEnded, FaultStarted, JourneyEnded, JourneyStarted, RequestResult,
-    RunAborted, RunFinished, RunStarted, ShardReport, SlaDecided,
+    CounterAdded, Event, FaultEnded, FaultStarted, JourneyEnded, JourneyStarted, RequestResult,
+    EventBatch, RunAborted, RunFinished, RunStarted, ShardReport, SlaDecided,
 )
-from esr.core.plan import drain_bound_sim
-from esr.core.scenario import Scenario
-from esr.core.ticks import run_clock, tick_count
+from esr.core.ticks import expected_end, tick_count
 
-__all__ = ["EventBatch", "RunAssembly", "ShardFold", "expected_end"]
+__all__ = ["RunAssembly", "ShardFold"]
 
-_AnyEvent = Union[tuple(EVENT_TYPES.values())]  # type: ignore[valid-type]  # noqa: UP007
-GRACE_S = 30.0  # real seconds past the expected end before a run with missing data is judged
-
-
-class EventBatch(msgspec.Struct, frozen=True, kw_only=True, tag="event_batch", tag_field="type"):
-    """Events of one shard's journeys that arrived in one tick, sent by one `attempt`.
-    `window_s` and `late_threshold_ms` let the metrics side fold them before it has read the
-    run's start."""
-
-    run_id: str
-    shard: int
-    attempt: str
-    tick: int
-    window_s: float
-    late_threshold_ms: float
-    events: list[_AnyEvent]  # type: ignore[valid-type]
-    sim: bool = True
 
 
 class _Received(msgspec.Struct, array_like=True):
@@ -213,15 +194,6 @@ class ShardFold:
             elif name.startswith("t"):
                 part.ticks[int(name[1:])] = _TickState.from_dict(msgspec.json.decode(data))
         return part
-
-
-def expected_end(started: RunStarted) -> float:
-    """Unix time by which every shard should have reported: the load, the longest drain the
-    journeys allow, the catch-up of late arrivals, and a grace period."""
-    clock = run_clock(started)
-    scenario = Scenario.from_dict(started.scenario)
-    drain = drain_bound_sim(list(scenario.journeys)) / started.drain_warp
-    return started.real_time + clock.load_end_real * 2 + max(10.0, drain) + 10.0 + GRACE_S
 
 
 class RunAssembly:

@@ -11,12 +11,13 @@ import pytest
 from confluent_kafka import TopicPartition
 from kafka_pipeline import Pipeline
 
-from esr.stream_apps.assembly import EventBatch, ShardFold
+from esr.core.events import EventBatch
+from esr.stream_apps.assembly import ShardFold
 from esr.core.buckets import RunFold
 from esr.bus.kafka import encode, headers, make_consumer, make_producer, shard_key
 from esr.engine.runner import Run
 from esr.core.events import RequestResult, RunFinished, RunStarted, ShardReport, VerdictIssued
-from esr.cli.kafka_run import VerdictWatch
+from esr.producers.launch import VerdictWatch
 from esr.bus.runlog import read_events
 from esr.core.scenario import Scenario
 from esr.core.targets import TargetRegistry

@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from esr.stream_apps.assembly import EventBatch, RunAssembly, ShardFold, expected_end
+from esr.core.events import EventBatch
+from esr.core.ticks import expected_end
+from esr.stream_apps.assembly import RunAssembly, ShardFold
 from esr.core.buckets import RunFold
 from esr.core.events import Event, RequestResult, RunFinished, RunStarted, ShardReport
 from esr.core.verdict import judge

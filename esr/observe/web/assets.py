@@ -12,7 +12,7 @@ from esr.core.errors import EsrError
 __all__ = ["ASSET_FILES", "asset", "charts_script"]
 
 ASSET_FILES = ("uPlot.iife.min.js", "uPlot.min.css")
-_REPO_ASSETS = Path(__file__).resolve().parents[2] / "deploy" / "dashboard" / "node_modules" / "uplot" / "dist"
+_REPO_ASSETS = Path(__file__).resolve().parents[3] / "deploy" / "dashboard" / "node_modules" / "uplot" / "dist"
 _STATIC = Path(__file__).resolve().parent / "static"
 
 
