@@ -22,11 +22,12 @@ from esr.core.run_limits import RunLimits
 from esr.bus.runlog import check_run_id, esr_home, read_events, run_log_path
 from esr.core.scenario import Scenario, load_scenario, read_scenario_json, scenario_json_schema
 from esr.core.targets import TargetRegistry
-from esr.core.verdict import EXIT_CODES, Verdict, judge
+from esr.cli.options import kafka_option, run_loop
+from esr.cli.output import EXIT_ABORTED, fail, report_verdict
+from esr.core.verdict import Verdict, judge
 
 __all__ = ["main"]
 
-EXIT_INVALID = 2
 
 _EPILOG_RUN = """examples:
   esr run scenario.json --target http://127.0.0.1:8080
@@ -69,10 +70,6 @@ replaces each run's annotations (start, end, faults, decisions, verdict; tags si
 environment: ESR_GRAFANA_URL (loopback only; another host only as --url), ESR_GRAFANA_TOKEN, ESR_HOME"""
 
 
-def _kafka_option(parser: argparse.ArgumentParser, help: str) -> None:  # noqa: A002 - argparse's name
-    parser.add_argument("--kafka", metavar="HOST:PORT", default=os.environ.get("ESR_KAFKA") or None, help=help)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="esr",
@@ -93,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--http-client", choices=HTTP_CLIENTS, default=os.environ.get("ESR_HTTP_CLIENT", "pooled"),
                      help="pooled: the lean keep-alive client (default); aiohttp: aiohttp's client "
                           "(env ESR_HTTP_CLIENT)")
-    _kafka_option(run, "run on the Kafka runtime through this broker (env ESR_KAFKA); needs "
+    kafka_option(run, "run on the Kafka runtime through this broker (env ESR_KAFKA); needs "
                        "`esr worker clock`, `bots` and `metrics` running")
 
     judge_p = sub.add_parser("judge", help="re-judge a finished run from its run log", epilog=_EPILOG_JUDGE,
@@ -148,14 +145,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-concurrent", type=int, default=1, help="runs played at once; the rest queue")
     _public_url_option(serve)
     _limit_options(serve)
-    _kafka_option(serve, "play runs on the Kafka runtime through this broker (env ESR_KAFKA)")
+    kafka_option(serve, "play runs on the Kafka runtime through this broker (env ESR_KAFKA)")
 
     worker = sub.add_parser("worker", help="a process of the Kafka runtime: clock, bots or metrics",
                             epilog=_EPILOG_WORKER, formatter_class=raw)
     worker.add_argument("role", choices=("clock", "bots", "metrics"),
                         help="clock: ticks per shard at the warp; bots: run the journeys of owned shards; "
                              "metrics: buckets, completeness and verdicts (Faust)")
-    _kafka_option(worker, "the broker (env ESR_KAFKA)")
+    kafka_option(worker, "the broker (env ESR_KAFKA)")
     worker.add_argument("--http-client", choices=HTTP_CLIENTS, default=os.environ.get("ESR_HTTP_CLIENT", "pooled"),
                         help="bots: the HTTP client (default pooled)")
     worker.add_argument("--log-level", default="warn", choices=("debug", "info", "warn", "error"),
@@ -215,10 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except EsrError as exc:
-        print(f"esr: error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return fail(exc)
     except KeyboardInterrupt:
-        return EXIT_CODES["ABORTED"]
+        return EXIT_ABORTED
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -307,17 +303,17 @@ def _execute_kafka(scenario: Scenario, target: Any, args: argparse.Namespace, sc
         except Interrupted as exc:
             if started is None:
                 print(f"esr: {exc.reason} before the run started; nothing was sent", file=sys.stderr)
-                return EXIT_CODES["ABORTED"]
+                return EXIT_ABORTED
             verdict = abort_and_wait(settings, started, exc.reason, watch, stop)
             if verdict is None:
-                return EXIT_CODES["ABORTED"]
+                return EXIT_ABORTED
         finally:
             if watch is not None:
                 watch.close()
     if verdict is None:
         raise EsrError(f"no verdict for run {started.run_id} arrived on {settings.topic('verdicts')}: "
                        "is `esr worker metrics` running?")
-    return _report(Verdict.from_dict(verdict), args)
+    return report_verdict(Verdict.from_dict(verdict), as_json=args.json, log_path=getattr(args, "log_path", None))
 
 
 def _scenario_target(path: Path) -> str | None:
@@ -343,7 +339,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         finally:
             await runner.cleanup()
 
-    return _report(_run_loop(with_target()), args)
+    return report_verdict(run_loop(with_target()), as_json=args.json, log_path=getattr(args, "log_path", None))
 
 
 def _cmd_demo_target(args: argparse.Namespace) -> int:
@@ -378,7 +374,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     verdict = judge(fold, scenario.parsed_assertions(), custom=scenario.custom_metrics,
                     counters=scenario.counter_names, definitions=scenario.metric_definitions)
     args.quiet = True
-    return _report(verdict, args, str(path))
+    return report_verdict(verdict, as_json=args.json, log_path=str(path))
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -564,14 +560,6 @@ def _registry() -> TargetRegistry:
     return registry
 
 
-def _run_loop(coro: Any) -> Any:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
-        return asyncio.run(coro)
-    return uvloop.run(coro)
-
-
 async def _run_async(scenario: Scenario, target: Any, args: argparse.Namespace, scenario_file: str | None) -> Verdict:
     from esr.observe.display import console, progress_text
     from esr.engine.runner import Run
@@ -625,24 +613,11 @@ async def _run_async(scenario: Scenario, target: Any, args: argparse.Namespace, 
 
 def _execute(scenario: Scenario, target: Any, args: argparse.Namespace, scenario_file: str | None) -> int:
     try:
-        verdict = _run_loop(_run_async(scenario, target, args, scenario_file))
+        verdict = run_loop(_run_async(scenario, target, args, scenario_file))
     except KeyboardInterrupt:
         print("esr: run aborted before it started", file=sys.stderr)
-        return EXIT_CODES["ABORTED"]
-    return _report(verdict, args)
-
-
-def _report(verdict: Verdict, args: argparse.Namespace, log_path: str | None = None) -> int:
-    from esr.observe.display import console, verdict_table
-
-    log_path = log_path or getattr(args, "log_path", None)
-    if args.json:
-        print(json.dumps(verdict.to_dict() | {"run_log": log_path}, indent=2))
-    else:
-        out = console()
-        for part in verdict_table(verdict, log_path):
-            out.print(part)
-    return verdict.exit_code
+        return EXIT_ABORTED
+    return report_verdict(verdict, as_json=args.json, log_path=getattr(args, "log_path", None))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
+from esr.cli.options import kafka_option, run_loop
+from esr.cli.output import EXIT_ABORTED, report_verdict
 from esr.observe.display import printable
 from esr.engine.sender import HTTP_CLIENTS
 from esr.core.errors import EsrError
@@ -71,9 +73,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--max-in-flight", type=int, default=10_000, help="cap on concurrent requests")
     p.add_argument("--http-client", choices=HTTP_CLIENTS, default=os.environ.get("ESR_HTTP_CLIENT", "pooled"),
                    help="pooled (the lean default) or aiohttp (env ESR_HTTP_CLIENT), as for `esr run`")
-    from esr.cli.main import _kafka_option
 
-    _kafka_option(p, "replay on the Kafka runtime: requests go to esr.requests for the bot workers, the "
+    kafka_option(p, "replay on the Kafka runtime: requests go to esr.requests for the bot workers, the "
                      "metrics worker judges (env ESR_KAFKA)")
 
 
@@ -114,7 +115,6 @@ def _tally_dict(tally: Tally, not_selected: dict[str, int], redactor: Redactor) 
 
 
 def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
-    from esr.cli.main import _report, _run_loop
     from esr.replay.player import ReplayRun, replay_scenario
 
     if args.list_formats:
@@ -174,7 +174,7 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
         print(f"esr: replaying {plan.requests:,} requests spanning {plan.span_s:,.0f} s of log in "
               f"{plan.real_s:,.1f} s (warp {plan.warp:g}, peak {plan.peak_rate:,.0f} req/s) to {target.url}",
               file=sys.stderr)
-    verdict = _run_loop(run.execute())
+    verdict = run_loop(run.execute())
     report = {"plan": plan.to_dict(), "read": read, "comparison": run.comparison.to_dict()}
     (run.log_path.parent / "replay_report.json").write_text(json.dumps(report, indent=2))
     if args.json:
@@ -182,18 +182,17 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
         return verdict.exit_code
     _print_report(report)
     args.quiet = True
-    return _report(verdict, args, str(run.log_path))
+    return report_verdict(verdict, as_json=args.json, log_path=str(run.log_path))
 
 
 def _replay_on_kafka(args: argparse.Namespace, records: Iterator[LogRecord], plan: ReplayPlan, scenario: Any,
                      target: Any, read: dict[str, Any]) -> int:
     from esr.core.ticks import expected_end
     from esr.bus.kafka import KafkaSettings, ensure_topics
-    from esr.cli.main import _report
     from esr.cli.kafka_run import abort_and_wait
     from esr.producers.launch import VerdictWatch
     from esr.cli.stop_signals import Interrupted, StopSignals
-    from esr.core.verdict import EXIT_CODES, Verdict
+    from esr.core.verdict import Verdict
     from esr.replay.kafka import publish_replay
 
     settings = KafkaSettings.from_env(args.kafka)
@@ -211,10 +210,10 @@ def _replay_on_kafka(args: argparse.Namespace, records: Iterator[LogRecord], pla
         except Interrupted as exc:
             if "started" not in holder:
                 print(f"esr: {exc.reason} before the replay started; nothing was sent", file=sys.stderr)
-                return EXIT_CODES["ABORTED"]
+                return EXIT_ABORTED
             verdict = abort_and_wait(settings, holder["started"], exc.reason, watch, stop)
             if verdict is None:
-                return EXIT_CODES["ABORTED"]
+                return EXIT_ABORTED
         finally:
             watch.close()
     if verdict is None:
@@ -226,7 +225,7 @@ def _replay_on_kafka(args: argparse.Namespace, records: Iterator[LogRecord], pla
         return Verdict.from_dict(verdict).exit_code
     _print_read(read)
     args.quiet = True
-    return _report(Verdict.from_dict(verdict), args)
+    return report_verdict(Verdict.from_dict(verdict), as_json=args.json)
 
 
 def _print_formats() -> None:

@@ -9,6 +9,7 @@ gets the same numbers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,10 +30,9 @@ from esr.core.events import (
     VerdictIssued,
 )
 from esr.core.errors import RunLogError
-from esr.core.fault_windows import FaultWindow
 from esr.core.sketch import LatencySketch
 
-__all__ = ["ERROR_KINDS", "JOURNEY_OUTCOMES", "Bucket", "RunFold"]
+__all__ = ["ERROR_KINDS", "JOURNEY_OUTCOMES", "Bucket", "FaultWindow", "RunFold"]
 
 ERROR_KINDS = ("timeout", "connect", "4xx", "5xx", "protocol")
 JOURNEY_OUTCOMES = ("completed", "failed", "gave_up", "cut")
@@ -119,6 +119,32 @@ class Bucket:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Bucket) and self.to_dict() == other.to_dict()
+
+
+@dataclass(slots=True)
+class FaultWindow:
+    fault: str  # the failure_injection entry
+    name: str
+    kind: str
+    start_sim: float
+    end_sim: float | None  # scheduled; None: until the run ends
+    ok: bool = True
+    detail: str = ""
+    ended_sim: float | None = None  # when fault_ended says it ended
+    end_reason: str = ""
+    recovered_ok: bool = True
+    recovery_detail: str = ""
+
+    @property
+    def ended_as_scheduled(self) -> bool:
+        """It has a scheduled end, and nothing (an abort, the run's end) cut it short."""
+        return self.end_sim is not None and self.end_reason in ("", "scheduled")
+
+    def until(self, last_sim: float) -> float:
+        """The window's end: as scheduled, else when it was ended, else when the run ended."""
+        if self.ended_as_scheduled:
+            return self.end_sim  # type: ignore[return-value]
+        return self.ended_sim if self.ended_sim is not None else last_sim
 
 
 class RunFold:

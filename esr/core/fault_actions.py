@@ -29,6 +29,7 @@ from pydantic import Field, field_validator, model_validator
 from urllib.parse import urlsplit
 
 from esr.core.fault_spec import FaultSpec
+from esr.core.loopback import is_loopback_url
 from esr.core.journey_spec import Duration, Model
 from esr.core.templating import render_value, template_names
 
@@ -125,7 +126,6 @@ def _origin(url: str) -> tuple[str, str, int]:
 
 def allowed_url(url: str, target_url: str) -> bool:
     """HTTP fault actions go where all of ESR's traffic may: loopback, or the target's origin."""
-    from esr.core.targets import is_loopback_url  # targets declare fault actions: imported late
 
     return is_loopback_url(url) or bool(target_url) and _origin(url) == _origin(target_url)
 

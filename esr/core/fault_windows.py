@@ -1,7 +1,7 @@
 """What the system did during each fault and how long it took to recover: pure, from a fold.
 
-A `FaultWindow` is one applied fault on the run's timeline, from its `fault_started` and
-`fault_ended` events. Metrics *during* a fault are those of the metric windows (buckets) that
+A `FaultWindow` (kept by the fold in `esr.core.buckets`) is one applied fault on the run's
+timeline, from its `fault_started` and `fault_ended` events. Metrics *during* a fault are those of the metric windows (buckets) that
 start inside it. *Recovery* is measured against the steady state, the load before the first
 fault:
 
@@ -19,40 +19,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from esr.core.buckets import Bucket, FaultWindow, RunFold
 from esr.core.errors import JudgementError
-
-if TYPE_CHECKING:
-    from esr.core.buckets import Bucket, RunFold
-
-__all__ = ["FaultWindow", "RecoveryPolicy", "SteadyState", "fault_report", "recovery_time_s", "steady_state"]
+from esr.core.metrics import MetricsView
 
 
-@dataclass(slots=True)
-class FaultWindow:
-    fault: str  # the failure_injection entry
-    name: str
-    kind: str
-    start_sim: float
-    end_sim: float | None  # scheduled; None: until the run ends
-    ok: bool = True
-    detail: str = ""
-    ended_sim: float | None = None  # when fault_ended says it ended
-    end_reason: str = ""
-    recovered_ok: bool = True
-    recovery_detail: str = ""
-
-    @property
-    def ended_as_scheduled(self) -> bool:
-        """It has a scheduled end, and nothing (an abort, the run's end) cut it short."""
-        return self.end_sim is not None and self.end_reason in ("", "scheduled")
-
-    def until(self, last_sim: float) -> float:
-        """The window's end: as scheduled, else when it was ended, else when the run ended."""
-        if self.ended_as_scheduled:
-            return self.end_sim  # type: ignore[return-value]
-        return self.ended_sim if self.ended_sim is not None else last_sim
+__all__ = ["RecoveryPolicy", "SteadyState", "fault_report", "recovery_time_s", "steady_state"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +76,6 @@ def windows_named(fold: RunFold, name: str) -> list[FaultWindow]:
 
 def during(fold: RunFold, name: str, endpoint: str | None = None) -> tuple[Bucket, list[tuple[float, float]]]:
     """The merged buckets of every window of the faults called `name`, and those spans (sim s)."""
-    from esr.core.buckets import Bucket
 
     last = fold.last_sim_time
     total, spans = Bucket(), []
@@ -122,7 +95,6 @@ def _recovery(fold: RunFold, window: FaultWindow, steady: SteadyState, policy: R
                              "to measure")
     width = fold.window_s
     per_window: dict[int, Any] = {}
-    from esr.core.buckets import Bucket
 
     for (index, label), bucket in fold.buckets.items():
         if bucket.requests and label:
@@ -161,7 +133,6 @@ def recovery_time_s(fold: RunFold, name: str, policy: RecoveryPolicy | None = No
 def fault_report(fold: RunFold, clock: Any) -> dict[str, Any]:
     """The verdict's `faults` section: steady state, then each fault with metrics during it
     and its recovery time."""
-    from esr.core.metrics import MetricsView
 
     if not fold.faults:
         return {}

@@ -15,7 +15,6 @@ A URL on 127.0.0.0/8 or ::1 (or `localhost`) is always allowed; anything else mu
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 from dataclasses import dataclass, field
@@ -25,9 +24,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from esr.core.errors import EsrError, TargetRefused
 from esr.core.fault_actions import ActionStep, FaultAction
+from esr.core.loopback import is_loopback_url
 from esr.core.journey_spec import DEFAULT_JOURNEY, JourneySpec
 
-__all__ = ["Target", "TargetRegistry", "is_loopback_host", "is_loopback_url"]
+__all__ = ["Target", "TargetRegistry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +64,6 @@ class Target:
         from esr.core.assertions import expression_metric
 
         return {name: expression_metric(text, None) for name, text in self.metrics.items()}
-
-
-def is_loopback_url(url: str) -> bool:
-    return is_loopback_host(urlsplit(url).hostname or "")
-
-
-def is_loopback_host(host: str) -> bool:
-    """Does `host` (an address or 'localhost') only reach this machine?"""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def shown_url(url: str) -> str:

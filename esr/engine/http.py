@@ -19,7 +19,7 @@ import httptools
 import orjson
 
 from esr.core.journey import PreparedRequest
-from esr.engine.sender import Response, classify_status
+from esr.engine.response import Response, classify_status
 
 __all__ = ["PooledHttpSender"]
 

@@ -43,7 +43,8 @@ from esr.core.sketch import LatencySketch
 from esr.core.targets import Target
 from esr.core.userdata import generate_user_data
 from esr.core.verdict import Verdict, judge
-from esr.engine.sender import Response, Sender, connection_budget, make_sender
+from esr.engine.response import Response, Sender
+from esr.engine.sender import connection_budget, make_sender
 
 __all__ = ["Run"]
 
@@ -417,7 +418,7 @@ class Run:
         on the timeline ("paged on-call")."""
         from esr.core.fault_actions import fault_context, render_action
         from esr.core.fault_spec import parse_call
-        from esr.faults.injector import perform
+        from esr.faults.actions import perform
 
         sim = self.sim_now()
         spec = parse_call(decision)

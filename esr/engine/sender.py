@@ -1,45 +1,25 @@
-"""The transport seam: bots send requests through a `Sender`.
+"""The senders bots send requests through, and the one place that picks one (`make_sender`).
 
-`AiohttpSender` is the real one (one pooled aiohttp session); tests of journey logic may use
-any object with the same `send` coroutine. Transport errors are classified once, here:
-timeout, connect, protocol; HTTP statuses become 4xx or 5xx. No sender follows a redirect: a
-3xx is the answer (following it could take traffic where it was never allowed to go).
+`PooledHttpSender` (esr.engine.http) is the lean default, `AiohttpSender` the aiohttp one; tests
+of journey logic may use any object with the same `send` coroutine (`esr.engine.response`).
+Transport errors are classified by each sender: timeout, connect, protocol; HTTP statuses
+become 4xx or 5xx. No sender follows a redirect: a 3xx is the answer (following it could take
+traffic where it was never allowed to go).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
-import msgspec
 
 from esr.core.errors import EsrError
 from esr.core.journey import PreparedRequest
+from esr.engine.http import PooledHttpSender
+from esr.engine.response import Response, Sender, classify_status
 
-__all__ = ["HTTP_CLIENTS", "AiohttpSender", "Response", "Sender", "classify_status", "connection_budget", "make_sender"]
-
-
-class Response(msgspec.Struct, frozen=True):
-    status: int  # 0 when no response arrived
-    headers: Mapping[str, str]
-    body: bytes
-    error: str | None  # timeout, connect, protocol, 4xx, 5xx or None
-
-
-class Sender(Protocol):
-    async def send(self, request: PreparedRequest, headers: dict[str, str]) -> Response: ...
-
-    async def close(self) -> None: ...
-
-
-def classify_status(status: int) -> str | None:
-    if status >= 500:
-        return "5xx"
-    if status >= 400:
-        return "4xx"
-    return None
+__all__ = ["HTTP_CLIENTS", "AiohttpSender", "connection_budget", "make_sender"]
 
 
 _EMPTY: dict[str, str] = {}
@@ -100,8 +80,6 @@ def make_sender(kind: str, base_url: str, *, timeout: float, max_connections: in
     if kind == "aiohttp":
         return AiohttpSender(base_url, timeout=timeout, max_connections=max_connections, keep_headers=keep_headers)
     if kind == "pooled":
-        from esr.engine.http import PooledHttpSender
-
         return PooledHttpSender(base_url, timeout=timeout, max_connections=max_connections,
                                 keep_headers=keep_headers)
     raise EsrError(f"unknown HTTP client {kind!r}; choose one of {', '.join(HTTP_CLIENTS)}")

@@ -19,6 +19,7 @@ from typing import IO
 import orjson
 
 from esr.core.fault_actions import ActionCall
+from esr.faults.actions import perform
 
 __all__ = ["FaultGuard"]
 
@@ -70,8 +71,6 @@ class FaultGuard:
 
 
 def _watch(run_id: str, target_url: str, stdin: IO[bytes], report: IO[str]) -> int:
-    from esr.faults.injector import perform
-
     armed: dict[str, ActionCall] = {}
     for line in stdin:
         try:

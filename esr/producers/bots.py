@@ -37,7 +37,7 @@ from esr.core.scenario import Scenario
 from esr.bus.runlog import esr_home
 from esr.core.targets import Target, TargetRefused, TargetRegistry
 from esr.core.journey import PreparedRequest
-from esr.replay.select import endpoint_label
+from esr.core.endpoints import endpoint_label
 from esr.core.ticks import PlannedRequest, Tick, expected_end, shard_of
 
 __all__ = ["BotWorker", "ShardRun"]

@@ -28,10 +28,11 @@ from esr.core.sim_headers import RUN_ID, SIM, SIM_TIME, TIME_WARP
 from esr.core.sketch import LatencySketch
 from esr.core.targets import Target
 from esr.core.verdict import Verdict, judge
-from esr.engine.sender import Response, Sender, connection_budget, make_sender
+from esr.engine.response import Response, Sender
+from esr.engine.sender import connection_budget, make_sender
 from esr.replay.record import LogRecord
 from esr.replay.schedule import ReplayPlan
-from esr.replay.select import endpoint_label
+from esr.core.endpoints import endpoint_label
 
 __all__ = ["ReplayComparison", "ReplayRun", "replay_scenario", "sendable_headers"]
 

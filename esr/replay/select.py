@@ -2,8 +2,7 @@
 
 `Selection` applies `--from`/`--to` (log time), `--method`, `--path` (shell-style patterns
 such as `/claims/*`) and `--status` (`200`, `5xx`), and the safety rule: only GET and HEAD
-are replayed unless writes are allowed. `endpoint_label` turns a path into a label that groups
-requests to the same endpoint (`GET /claims/{id}`), as a scenario's endpoint labels do.
+are replayed unless writes are allowed. Endpoint labels come from `esr.core.endpoints`.
 """
 
 from __future__ import annotations
@@ -15,21 +14,9 @@ from fnmatch import fnmatchcase
 from esr.core.errors import EsrError
 from esr.replay.record import LogRecord
 
-__all__ = ["SAFE_METHODS", "Selection", "endpoint_label"]
+__all__ = ["SAFE_METHODS", "Selection"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
-_ID_SEGMENT = re.compile(
-    r"^(?:\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{16,}|"
-    r"[A-Za-z0-9_-]{20,})$")
-
-
-def endpoint_label(method: str, target: str) -> str:
-    """`GET /claims/{id}` for `GET /claims/8812?x=1`: numbers, UUIDs and long tokens become {id}."""
-    path = target.split("?", 1)[0]
-    segments = ["{id}" if _ID_SEGMENT.match(s) else s for s in path.split("/")]
-    return f"{method} {'/'.join(segments) or '/'}"
-
-
 class SelectionError(EsrError):
     """A --status or --method value that cannot be understood."""
 

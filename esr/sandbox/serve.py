@@ -17,7 +17,8 @@ from esr.core.fault_actions import ActionStep, FaultAction
 from esr.core.journey_spec import JourneySpec
 from esr.core.run_limits import RunLimits
 from esr.bus.runlog import esr_home
-from esr.core.targets import Target, TargetRegistry, is_loopback_host, is_loopback_url
+from esr.core.loopback import is_loopback_host, is_loopback_url
+from esr.core.targets import Target, TargetRegistry
 from esr.sandbox.app import CLAIM_JOURNEY, ClaimsService, make_claims_app
 from esr.sandbox.claims import OfficeConfig
 

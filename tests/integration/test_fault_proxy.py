@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 
 from esr.engine.http import PooledHttpSender
-from esr.engine.sender import Response
+from esr.engine.response import Response
 from esr.core.journey import PreparedRequest
 from esr.faults.proxy import FaultProxy
 from esr.core.toxics import Bandwidth, Down, Errors, Latency, Reset, Timeout

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from esr.core.errors import TargetRefused
-from esr.core.targets import TargetRegistry, is_loopback_url
+from esr.core.loopback import is_loopback_url
+from esr.core.targets import TargetRegistry
 
 
 @pytest.mark.parametrize(("url", "loopback"), [

@@ -259,7 +259,7 @@ def test_request_lines(request_line: str, method: str | None, target: str | None
 ])
 def test_request_lines_with_nothing_to_replay_are_skipped(request_line: str, reason: str) -> None:
     assert one(line(request=request_line)) == Skipped(reason, "access.log:7")
-    assert one(line(request=request_line, tail=f'400 0 "-" "-" 0.001')) == Skipped(reason, "access.log:7")
+    assert one(line(request=request_line, tail='400 0 "-" "-" 0.001')) == Skipped(reason, "access.log:7")
 
 
 def test_a_skipped_request_line_still_needs_a_good_time() -> None:
@@ -342,7 +342,7 @@ def test_escapes_in_referer_and_user_agent(written: str, meant: str) -> None:
 ])
 def test_escapes_in_the_request_line(written: str, target: str) -> None:
     assert record(line(request=f"GET {written} HTTP/1.1")).target == target
-    assert record(line(request=f"GET {written} HTTP/1.1", tail=f'200 1 "-" "x" 0.5')).target == target
+    assert record(line(request=f"GET {written} HTTP/1.1", tail='200 1 "-" "x" 0.5')).target == target
 
 
 def test_raw_quotes_inside_a_field_stay_in_it() -> None:

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from esr.replay.record import BadLine, LogRecord, Skipped
 from esr.replay.redact import REDACTED, Redactor
 from esr.replay.schedule import plan_replay, send_offset
-from esr.replay.select import Selection, SelectionError, endpoint_label
+from esr.core.endpoints import endpoint_label
+from esr.replay.select import Selection, SelectionError
 from esr.replay.sources import Tally, reorder
 
 
