@@ -35,6 +35,7 @@ EPILOG = """examples:
   esr replay --warp 120 logs/ --target staging --assert "error_rate < 0.01" --assert "latency_p95_ms < 300"
   esr replay access.log.gz --format clf --from 2024-03-04T09:00 --to 2024-03-04T12:00 --status 5xx
   esr replay capture.har --target http://127.0.0.1:8080 --allow-writes --redact ssn --redact /citizens/{id}
+  esr replay u_ex250314.log --fields "date time cs-method cs-uri-stem sc-status time-taken" --dry-run
 
 Formats (detected per file; --format forces one): clf (Apache/nginx common and combined),
 json (JSON lines; Caddy and nginx presets), w3c (IIS), alb, elb, cloudfront (AWS), har, gor
@@ -50,6 +51,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--list-formats", action="store_true", help="print the log formats known, with a sample of each")
     p.add_argument("--target", help="registered target name or loopback URL: replaces scheme and host")
     p.add_argument("--format", dest="fmt", help="force a log format instead of detecting it per file")
+    p.add_argument("--fields", metavar='"FIELD ..."',
+                   help='the W3C field list of files without a #Fields line, e.g. --fields "date time cs-method '
+                        'cs-uri-stem sc-status time-taken"; files no other format recognises are read as w3c with it')
     p.add_argument("--reorder-window", default="60s",
                    help="re-sort lines out of order by up to this much log time (default 60s)")
     p.add_argument("--from", dest="start", help="replay requests logged at or after this time (ISO 8601)")
@@ -87,6 +91,21 @@ def _when(value: str | None, flag: str) -> float | None:
         raise EsrError(f"{flag} {value!r}: expected an ISO 8601 time such as 2024-03-04T09:00 or "
                        "2024-03-04T09:00:00+01:00") from None
     return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _w3c_fields(fields: str | None, fmt: str | None) -> dict[str, dict[str, str]] | None:
+    """Reader options for `--fields`, checked before anything is read."""
+    if fields is None:
+        return None
+    from esr.replay.formats.w3c import field_list
+
+    if fmt not in (None, "w3c"):
+        raise EsrError(f"--fields gives the field list of W3C logs; it cannot be used with --format {fmt}")
+    try:
+        field_list(fields)
+    except ValueError as exc:
+        raise EsrError(str(exc)) from None
+    return {"w3c": {"fields": fields}}
 
 
 def _selected(stream: LogStream, selection: Selection, redactor: Redactor, skipped: dict[str, int]) -> Iterator[LogRecord]:
@@ -128,6 +147,7 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
         raise EsrError(f"--warp must be a positive number, not {args.warp:g}")
     if args.fmt is not None and args.fmt not in readers():
         raise EsrError(f"unknown --format {args.fmt!r}; known formats: {', '.join(sorted(readers()))}")
+    options = _w3c_fields(args.fields, args.fmt)
     window = parse_duration(args.reorder_window)
     selection = Selection(_when(args.start, "--from"), _when(args.end, "--to"),
                           frozenset(m.upper() for m in args.method), tuple(args.path), tuple(args.status),
@@ -135,7 +155,8 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
     redactor = Redactor.from_options(args.redact, keep_credentials=args.keep_credentials)
 
     def stream() -> LogStream:
-        return LogStream(args.paths, fmt=args.fmt, reorder_window_s=window)
+        return LogStream(args.paths, fmt=args.fmt, reorder_window_s=window, options=options,
+                         fallback=None if options is None else "w3c")
 
     # the target is checked first, as in a real replay: a dry run that would be refused says so
     target = registry.resolve(args.target) if args.target else None

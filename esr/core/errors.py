@@ -6,6 +6,7 @@
     ├── FaultSyntaxError          a failure_injection entry does not parse
     ├── TargetRefused             the target is not in the target registry
     ├── RunLogError               a run log is missing or unreadable
+    ├── UnknownLogFormat          a log file is in no format `esr replay` reads (names the closest)
     └── JudgementError            a metric cannot be computed from the data (e.g. no requests)
 
 Messages name the bad value, where it is (field path, file:line, column) and the fix, so the
@@ -25,6 +26,7 @@ __all__ = [
     "RunLogError",
     "ScenarioError",
     "TargetRefused",
+    "UnknownLogFormat",
 ]
 
 
@@ -86,3 +88,15 @@ class RunLogError(EsrError):
 
 class JudgementError(EsrError):
     """A metric has no value for this data (no requests, no SLA decided, division by zero)."""
+
+
+class UnknownLogFormat(EsrError):
+    """A log file is in no known format: names the closest format (`closest`, its `label`), the first
+    `line` that did not match it, the `column` where matching stopped and what was `expected` there."""
+
+    def __init__(self, path: str, closest: str, label: str, line: int, column: int, expected: str,
+                 found: str) -> None:
+        self.path, self.closest, self.line, self.column, self.expected = path, closest, line, column, expected
+        super().__init__(f"{path}: unknown log format: closest is {label} ({closest}), line {line} does not "
+                         f"match it at column {column}: expected {expected}, found {found}; "
+                         "pass --format to force one")

@@ -4,7 +4,9 @@
 - `read_lines(path)`: (line number, text) from a plain or gzip file (detected by its magic
   bytes, not its name), LF or CRLF, with or without a final newline; bytes that are not UTF-8
   are kept (surrogate escapes) rather than failing the file.
-- `detect(path, head)`: the reader whose `sniff` accepts the file's first lines, or `--format`.
+- `detect(path, forced, fallback)`: the reader whose `sniff` accepts the file's first lines, or
+  `--format`, or `fallback` when none does; else `UnknownLogFormat` naming the closest format, the
+  first line that does not match it and the column (`esr.replay.closest`).
 - `reorder(parsed, window_s)`: re-sorts records that are out of order within `window_s` of log
   time (logs written when a request completes, lines shuffled within a second) using a heap
   bounded by that window; a record older than the window is reported as late, never dropped
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from esr.core.errors import EsrError
+from esr.core.errors import EsrError, UnknownLogFormat
 from esr.replay.record import BadLine, LogRecord, Parsed, Skipped
 
 __all__ = ["LogStream", "ReplayInputError", "detect", "find_files", "read_lines", "readers", "reorder"]
@@ -83,7 +85,7 @@ def read_lines(path: Path, *, keep_cr: bool = False) -> Iterator[tuple[int, str]
             yield number, raw.decode("utf-8", "surrogateescape")
 
 
-def detect(path: Path, forced: str | None = None) -> ModuleType:
+def detect(path: Path, forced: str | None = None, fallback: str | None = None) -> ModuleType:
     known = readers()
     if forced is not None:
         if forced not in known:
@@ -93,8 +95,11 @@ def detect(path: Path, forced: str | None = None) -> ModuleType:
     for module in known.values():
         if module.sniff(head):
             return module
-    raise ReplayInputError(f"{path}: cannot tell the log format from its first lines; "
-                           f"pass --format (one of {', '.join(sorted(known))})")
+    if fallback is not None:
+        return known[fallback]
+    from esr.replay.closest import closest
+
+    raise closest(str(path), head, list(known))
 
 
 @dataclass
@@ -145,20 +150,23 @@ class LogStream:
     """Every file's records merged in time order (ties: file order, then line order)."""
 
     def __init__(self, paths: Sequence[str | Path], *, fmt: str | None = None, reorder_window_s: float = 60.0,
-                 options: dict | None = None) -> None:
+                 options: dict | None = None, fallback: str | None = None) -> None:
         self.files = find_files(paths)
         self.fmt = fmt
+        self.fallback = fallback  # the format of files no reader recognises
         self.window = reorder_window_s
         self.options = options or {}
         self.tally = Tally()
 
     def _file_records(self, path: Path) -> Iterator[LogRecord]:
         try:
-            module = detect(path, self.fmt)
+            module = detect(path, self.fmt, self.fallback)
             self.tally.files[str(path)] = module.NAME
             lines = read_lines(path, keep_cr=getattr(module, "KEEP_CR", False))
             yield from reorder(module.parse(lines, str(path), **self.options.get(module.NAME, {})),
                                self.window, self.tally)
+        except UnknownLogFormat as exc:  # its message names the file
+            self.tally.unreadable.append(str(exc))
         except (OSError, EOFError, gzip.BadGzipFile, ReplayInputError) as exc:
             self.tally.unreadable.append(f"{path}: {exc}")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from esr.core.errors import EsrError, UnknownLogFormat
 from esr.replay.sources import LogStream, ReplayInputError, detect, readers
 
 SAMPLES = {
@@ -65,7 +66,8 @@ def test_an_unknown_format_is_reported_by_name_and_the_rest_still_replays(tmp_pa
     (tmp_path / "b.txt").write_text("hello\nworld\n")
     stream = LogStream([tmp_path])
     assert len(list(stream)) == 1
-    assert len(stream.tally.unreadable) == 1 and "b.txt: cannot tell the log format" in stream.tally.unreadable[0]
+    assert len(stream.tally.unreadable) == 1
+    assert stream.tally.unreadable[0].startswith(f"{tmp_path / 'b.txt'}: unknown log format: closest is ")
 
 
 def test_a_forced_unknown_format_and_a_missing_path_are_errors(tmp_path: Path) -> None:
@@ -74,3 +76,50 @@ def test_a_forced_unknown_format_and_a_missing_path_are_errors(tmp_path: Path) -
         detect(tmp_path / "a.log", "nope")
     with pytest.raises(ReplayInputError, match="no such file or folder"):
         LogStream([tmp_path / "missing"])
+
+
+# -- a file in no known format: the closest one, the line and the column where it stopped matching --
+CLOSEST = [
+    ("combined, its time not bracketed",
+     ['203.0.113.5 - - 04/Mar/2024:09:00:00 +0000 "GET /claims HTTP/1.1" 200 512 "-" "curl/8.5"'] * 3,
+     "closest is combined (clf), line 1 does not match it at column 17: expected '[' (the time, as "
+     "[day/Mon/year:hh:mm:ss zone]), found '04/Mar/2024:09:00:00...'"),
+    ("combined, the second line cut short",
+     ['203.0.113.5 - - [04/Mar/2024:09:00:00 +0000] "GET /claims HTTP/1.1" 200 512',
+      '203.0.113.5 - - [04/Mar/2024:09:00:01 +0000] "GET /claims HTTP/1.1"',
+      '203.0.113.5 - - [04/Mar/2024:09:00:02 +0000] "GET'],
+     "closest is combined (clf), line 2 does not match it at column 68: expected ' ' before the status, "
+     "found the end of the line"),
+    ("W3C rows without a header",
+     ["2025-03-14 10:00:00 GET /a 200 15", "2025-03-14 10:00:01 GET /b 200 15"],
+     "closest is W3C extended (w3c), line 1 does not match it at column 1: expected a '#Fields:' directive "
+     "before the first row (or --fields, e.g. --fields \"date time cs-method cs-uri-stem sc-status\"), "
+     "found '2025-03-14 10:00:00 ...'"),
+    ("JSON lines with a missing comma",
+     ['{"ts": 1709542800, "method": "GET", "uri": "/claims" "status": 200}'] * 2,
+     "closest is JSON lines (json), line 1 does not match it at column 54: expected ',' or '}', "
+     "found '\"status\": 200}'"),
+    ("ALB with a local time",
+     ["http 2024-03-04 09:00:00 app/my-alb/50dc6c495c0c9188 203.0.113.5:2817 10.0.0.1:80 0.000 0.012"] * 2,
+     "closest is AWS Application Load Balancer (alb), line 1 does not match it at column 6: expected a time "
+     "such as 2024-03-04T09:00:01.123456Z, found '2024-03-04 09:00:00 ...'"),
+]
+
+
+@pytest.mark.parametrize(("lines", "message"), [c[1:] for c in CLOSEST], ids=[c[0] for c in CLOSEST])
+def test_an_unknown_format_names_the_closest_format_line_and_column(
+        lines: list[str], message: str, tmp_path: Path) -> None:
+    path = tmp_path / "mystery.log"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(UnknownLogFormat) as caught:
+        detect(path)
+    assert isinstance(caught.value, EsrError)
+    assert str(caught.value) == f"{path}: unknown log format: {message}; pass --format to force one"
+
+
+def test_the_closest_format_skips_blank_lines_and_counts_their_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "mystery.log"
+    path.write_text("\n\n" + "{not json}\n")
+    with pytest.raises(UnknownLogFormat) as caught:
+        detect(path)
+    assert (caught.value.closest, caught.value.line, caught.value.column) == ("json", 3, 2)

@@ -104,7 +104,8 @@ def test_fields_that_change_mid_file_apply_to_the_rows_after_them() -> None:
     assert out[5] == Skipped("W3C directive", "u_ex240304.log:6")
     assert out[6] == LogRecord(MIDNIGHT + 2, "GET", "/a", "u_ex240304.log:7", 404, 7.0, 512, "2001:db8::1",
                                "claims.example.gov", ())
-    assert out[7] == BadLine("wrong field count: expected 9 fields from the #Fields on line 6, found 5",
+    assert out[7] == BadLine("wrong field count: expected 9 fields from the #Fields on line 6, found 5 "
+                             "(no earlier #Fields has 5 either: line 4 has 15)",
                              "u_ex240304.log:8", "2024-03-04 00:00:03 GET /b 200")
 
 
@@ -177,7 +178,7 @@ def test_request_headers_from_cs_fields() -> None:
     ('"Mozilla/5.0 (X11; Linux x86_64)"', "Mozilla/5.0 (X11; Linux x86_64)"),
     ('"a+b stays"', "a+b stays"),  # quoted: taken as written
     ('"say ""hi"""', 'say "hi"'),
-    ('"-"', "-"),
+    ('"-"', None),  # IIS Advanced Logging quotes the dash too
     ('""', None),
     ("-", None),
 ])
@@ -256,7 +257,8 @@ def test_a_row_without_a_date_and_no_date_directive_is_bad() -> None:
 # -- bad lines ------------------------------------------------------------------------------------
 def test_a_row_before_any_fields_directive_is_bad() -> None:
     reason = bad(["#Software: Microsoft Internet Information Services 10.0", iis()])
-    assert reason == "no #Fields: expected a #Fields directive before the first data row"
+    assert reason == ("no #Fields: expected a #Fields directive before the first data row (or --fields, e.g. "
+                      '--fields "date time cs-method cs-uri-stem sc-status")')
 
 
 def test_wrong_number_of_fields_names_the_fields_line() -> None:
@@ -306,7 +308,8 @@ def test_unterminated_quoted_field() -> None:
 @pytest.mark.parametrize("text", ["#Date: yesterday", "#Date: 2024-03-04", "#Date: 2024-02-30 00:00:00",
                                   "#Date: 2024-03-04 25:00:00"])
 def test_a_bad_date_directive(text: str) -> None:
-    assert bad([text]) == f"bad #Date: expected '#Date: yyyy-mm-dd hh:mm:ss', found {text!r}"
+    assert bad([text]) == ("bad #Date: expected a date and a time such as '#Date: 2025-03-14 00:00:00' "
+                           f"(or 2025-03-14T00:00:00Z, 14-Mar-2025 00:00:00, 3/14/2025 0:00:00), found {text!r}")
 
 
 def test_a_bad_date_directive_keeps_the_previous_date() -> None:
@@ -333,8 +336,8 @@ def test_fields_without_what_a_request_needs(fields: str, missing: str) -> None:
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\t"])
-def test_empty_lines_are_bad(text: str) -> None:
-    assert bad(IIS_HEADER + [text]) == "line is empty"
+def test_blank_lines_are_skipped(text: str) -> None:
+    assert last(IIS_HEADER + [text]) == Skipped("blank line", "u_ex240304.log:5")
 
 
 def test_a_byte_order_mark_before_the_first_directive() -> None:
@@ -429,3 +432,167 @@ def test_any_text_gives_one_result_per_line_and_never_raises(texts: list[str]) -
         assert type(item) in (LogRecord, Skipped, BadLine)
         if type(item) is LogRecord:
             assert item.target.startswith("/") and item.method == item.method.upper()
+
+
+# -- W3C in full: real dialects -------------------------------------------------------------------
+MARCH_14 = 1741910400.0  # 2025-03-14 00:00:00 UTC
+
+
+def utc(day: int, hh: int, mm: int, ss: float = 0) -> float:
+    return datetime(2025, 3, day, hh, mm, tzinfo=timezone.utc).timestamp() + ss
+
+
+def requests(lines: list[str], **options: object) -> list[tuple[float, str, str, int | None, float | None]]:
+    out = read(lines, **options)
+    bad_lines = [p for p in out if type(p) is BadLine]
+    assert not bad_lines, bad_lines
+    return [(p.time, p.method, p.target, p.status, p.duration_ms) for p in out if type(p) is LogRecord]
+
+
+ADVANCED_LOGGING = [
+    "#Software: IIS Advanced Logging Module",
+    "#Version: 1.0",
+    "#Start-Date: 2025-03-14 00:00:00.017",
+    "#Fields: date time cs-uri-stem cs-uri-query s-contentpath sc-status s-computername cs(Referer) "
+    "sc-win32-status sc-bytes cs-bytes X-Forwarded-For TimeTakenMS cs(User-Agent) c-ip cs-method",
+    r'"2025-03-14" "10:00:00.123" "/claims/17" "id=3" "C:\inetpub\wwwroot\claims\17" "200" "WEB01" '
+    r'"https://portal.example.gov/?q=a+b" "0" "5120" "412" "198.51.100.4" "31" '
+    r'"Mozilla/5.0 (Windows NT 10.0; Win64; x64)" "10.0.0.9" "GET"',
+    r'"2025-03-14" "10:00:01.500" "/claims" "-" "-" "503" "WEB01" "-" "64" "0" "900" "-" "1200" '
+    r'"Mozilla/5.0 ""Edge"" x" "10.0.0.9" "POST"',
+]
+
+
+def test_iis_advanced_logging_where_every_value_is_quoted() -> None:
+    out = read(ADVANCED_LOGGING)
+    assert out[:4] == [Skipped("W3C directive", f"u_ex240304.log:{n}") for n in range(1, 5)]
+    first, second = out[4], out[5]
+    assert first == LogRecord(
+        time=pytest.approx(utc(14, 10, 0, 0.123)), method="GET", target="/claims/17?id=3",
+        source="u_ex240304.log:5", status=200, duration_ms=31.0, bytes=5120, client="10.0.0.9", host=None,
+        headers=(("Referer", "https://portal.example.gov/?q=a+b"),
+                 ("User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64)")))
+    assert second == LogRecord(pytest.approx(utc(14, 10, 0, 1.5)), "POST", "/claims", "u_ex240304.log:6", 503,
+                               1200.0, 0, "10.0.0.9", None, (("User-Agent", 'Mozilla/5.0 "Edge" x'),))
+
+
+def test_every_value_quoted_with_runs_of_spaces() -> None:
+    assert requests(["#Fields: date time cs-method cs-uri-stem sc-status time-taken",
+                     '"2025-03-14"   "10:00:00"  "GET" "/a"    "204" "7"',
+                     '"2025-03-14" "10:00:02" "get" "/b c" "-" "-"']) == [
+        (utc(14, 10, 0), "GET", "/a", 204, 7.0), (utc(14, 10, 0, 2), "GET", "/b c", None, None)]
+
+
+def test_runs_of_spaces_and_tabs_between_values_and_field_names() -> None:
+    assert requests(["#Fields:   date  time\tcs-method   cs-uri-stem  sc-status",
+                     "2025-03-14    10:00:00 \t GET   /a   200   "]) == [(utc(14, 10, 0), "GET", "/a", 200, None)]
+
+
+def test_blank_lines_between_header_lines_are_skipped() -> None:
+    out = read(["#Software: Microsoft Internet Information Services 10.0", "", "#Version: 1.0", "   ",
+                "#Date: 2025-03-14 00:00:00", "", "#Fields: time cs-method cs-uri-stem sc-status", "",
+                "10:00:00 GET /a 200"])
+    assert [p for p in out if type(p) is Skipped and p.reason == "blank line"] == [
+        Skipped("blank line", f"u_ex240304.log:{n}") for n in (2, 4, 6, 8)]
+    assert out[-1] == LogRecord(utc(14, 10, 0), "GET", "/a", "u_ex240304.log:9", 200)
+
+
+def test_a_header_block_changing_mid_file_keeps_rows_that_fit_an_earlier_one() -> None:
+    out = read([
+        "#Software: Microsoft Internet Information Services 10.0", "#Version: 1.0", "#Date: 2025-03-14 00:00:00",
+        "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port c-ip sc-status time-taken",
+        "2025-03-14 10:00:00 10.0.0.5 GET /claims id=1 443 203.0.113.5 200 15",
+        "#Software: Microsoft Internet Information Services 10.0", "#Version: 1.0", "#Date: 2025-03-14 10:00:01",
+        "#Fields: date time cs-method cs-uri-stem sc-status",
+        "2025-03-14 10:00:02 GET /new 201",
+        "2025-03-14 10:00:01 10.0.0.5 GET /claims id=2 443 203.0.113.5 500 9",  # written late, old layout
+        "2025-03-14 10:00:03 POST /new 404",
+        "2025-03-14 10:00:04 GET /four",
+    ])
+    assert [(p.time, p.method, p.target, p.status, p.duration_ms, p.client, p.source)
+            for p in out if type(p) is LogRecord] == [
+        (utc(14, 10, 0), "GET", "/claims?id=1", 200, 15.0, "203.0.113.5", "u_ex240304.log:5"),
+        (utc(14, 10, 0, 2), "GET", "/new", 201, None, None, "u_ex240304.log:10"),
+        (utc(14, 10, 0, 1), "GET", "/claims?id=2", 500, 9.0, "203.0.113.5", "u_ex240304.log:11"),
+        (utc(14, 10, 0, 3), "POST", "/new", 404, None, None, "u_ex240304.log:12")]
+    assert out[-1] == BadLine("wrong field count: expected 5 fields from the #Fields on line 9, found 4 "
+                              "(no earlier #Fields has 4 either: line 4 has 10)",
+                              "u_ex240304.log:13", "2025-03-14 10:00:04 GET /four")
+
+
+@pytest.mark.parametrize("date", ["2025-03-14 00:00:00", "2025-03-14T00:00:00Z", "2025-03-14T00:00:00.214Z",
+                                  "14-Mar-2025 00:00:00", "3/14/2025 0:00:00", "03/14/2025 00:00:00"])
+def test_date_directive_forms_date_time_only_rows(date: str) -> None:
+    assert requests([f"#Date: {date}", "#Fields: time cs-method cs-uri-stem sc-status",
+                     "09:30:00 GET /a 200", "23:59:59 GET /b 200", "00:00:05 GET /c 200"]) == [
+        (utc(14, 9, 30), "GET", "/a", 200, None), (utc(14, 23, 59, 59), "GET", "/b", 200, None),
+        (utc(15, 0, 0, 5), "GET", "/c", 200, None)]
+
+
+def test_exchange_style_log_with_an_iso_date_and_time_only_rows() -> None:
+    lines = ["#Software: Microsoft Exchange Server", "#Version: 15.02.1544.004", "#Log-type: OWA Logs",
+             "#Date: 2025-03-14T23:58:00.214Z",
+             "#Fields: time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) "
+             "sc-status sc-substatus sc-win32-status time-taken",
+             "23:58:01 10.0.0.7 POST /owa/service.svc action=GetItem 443 CONTOSO\\jdoe 198.51.100.20 "
+             "Mozilla/5.0+(Windows+NT+10.0) 200 0 0 46",
+             "00:00:02 10.0.0.7 GET /owa/ - 443 - 198.51.100.20 Mozilla/5.0+(Windows+NT+10.0) 302 0 0 3"]
+    assert requests(lines) == [(utc(14, 23, 58, 1), "POST", "/owa/service.svc?action=GetItem", 200, 46.0),
+                               (utc(15, 0, 0, 2), "GET", "/owa/", 302, 3.0)]
+
+
+@pytest.mark.parametrize(("offset", "shift_h"), [("-0800", 8), ("+0100", -1), ("+05:30", -5.5), ("+0000", 0)])
+def test_gmt_offset_converts_row_times_to_utc(offset: str, shift_h: float) -> None:
+    out = requests(["#Software: Oracle iPlanet Web Server 7.0", "#Version: 1.0", "#Date: 14-Mar-2025 00:00:00",
+                    f"#GMT-Offset: {offset}", "#Fields: date time cs-method cs-uri-stem sc-status time-taken",
+                    "2025-03-14 10:00:00 GET /a 200 15"])
+    assert out == [(utc(14, 10, 0) + shift_h * 3600, "GET", "/a", 200, 15.0)]
+
+
+def test_gmt_offset_with_time_only_rows_rolls_over_local_midnight() -> None:
+    out = requests(["#Date: 3/14/2025 23:00:00", "#GMT-Offset: +0100", "#Fields: time cs-method cs-uri-stem",
+                    "23:30:00 GET /a", "00:15:00 GET /b"])
+    assert [t for t, *_ in out] == [utc(14, 22, 30), utc(14, 23, 15)]
+
+
+@pytest.mark.parametrize("text", ["#GMT-Offset: PST", "#GMT-Offset: -8", "#GMT-Offset: +2500", "#GMT-Offset:"])
+def test_a_bad_gmt_offset_is_reported(text: str) -> None:
+    assert bad([text]) == f"bad #GMT-Offset: expected '#GMT-Offset: -0800' (sign, hours, minutes), found {text!r}"
+
+
+def test_a_bad_gmt_offset_keeps_the_previous_one() -> None:
+    out = read(["#GMT-Offset: -0800", "#GMT-Offset: soon", "#Fields: date time cs-method cs-uri-stem",
+                "2025-03-14 10:00:00 GET /a"])
+    assert out[-1].time == utc(14, 18, 0)
+
+
+HEADERLESS = "date time cs-method cs-uri-stem sc-status time-taken"
+
+
+def test_a_header_less_file_is_read_with_the_fields_option() -> None:
+    assert requests(["2025-03-14 10:00:00 GET /a 200 15", "2025-03-14  10:00:01 POST /b 500 1.5"],
+                    fields=HEADERLESS) == [(utc(14, 10, 0), "GET", "/a", 200, 15.0),
+                                           (utc(14, 10, 0, 1), "POST", "/b", 500, 1500.0)]
+
+
+def test_a_fields_line_in_the_file_wins_over_the_fields_option() -> None:
+    assert requests(["2025-03-14 10:00:00 GET /a 200 15", "#Fields: date time cs-uri-stem cs-method",
+                     "2025-03-14 10:00:01 /b HEAD"], fields=HEADERLESS) == [
+        (utc(14, 10, 0), "GET", "/a", 200, 15.0), (utc(14, 10, 0, 1), "HEAD", "/b", None, None)]
+
+
+def test_a_row_that_does_not_fit_the_fields_option_names_it() -> None:
+    out = read(["2025-03-14 10:00:00 GET /a"], fields=HEADERLESS)
+    assert out == [BadLine("wrong field count: expected 6 fields from --fields, found 4", "u_ex240304.log:1",
+                           "2025-03-14 10:00:00 GET /a")]
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ("", "--fields lists no fields: expected W3C field names, e.g. --fields \"date time cs-method cs-uri-stem "
+         "sc-status\""),
+    ("date cs-method cs-uri-stem", "unusable --fields: the list names no time"),
+])
+def test_a_bad_fields_option_is_refused_at_once(fields: str, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        w3c.parse([], "a", fields=fields)
+    assert str(caught.value) == message
