@@ -36,11 +36,15 @@ EPILOG = """examples:
   esr replay access.log.gz --format clf --from 2024-03-04T09:00 --to 2024-03-04T12:00 --status 5xx
   esr replay capture.har --target http://127.0.0.1:8080 --allow-writes --redact ssn --redact /citizens/{id}
   esr replay u_ex250314.log --fields "date time cs-method cs-uri-stem sc-status time-taken" --dry-run
+  esr replay --warp 60 traefik-access.json --preset traefik --target http://127.0.0.1:8080 --dry-run
+  esr replay --warp 60 app.jsonl --field-map time=ts,method=req.verb,path=req.uri,status=code --dry-run
 
 Formats (detected per file; --format forces one): clf (Apache/nginx common and combined),
-json (JSON lines; Caddy and nginx presets), w3c (IIS), alb, elb, cloudfront (AWS), har, gor
-(GoReplay). Plain or gzip, single files or whole folders (recursively), merged by time.
-Only GET and HEAD are sent unless --allow-writes. Exit codes as for `esr run`."""
+json (JSON lines: --preset for Caddy, nginx, Traefik, Envoy, Cloudflare, ECS, Google Cloud load
+balancer, Fastly, Azure Front Door, --field-map for any other layout), w3c (IIS), alb, elb,
+cloudfront (AWS), har, gor (GoReplay). Plain or gzip, single files or whole folders
+(recursively), merged by time. Only GET and HEAD are sent unless --allow-writes. Exit codes as
+for `esr run`."""
 
 
 def add_parser(sub: Any) -> None:
@@ -54,6 +58,17 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--fields", metavar='"FIELD ..."',
                    help='the W3C field list of files without a #Fields line, e.g. --fields "date time cs-method '
                         'cs-uri-stem sc-status time-taken"; files no other format recognises are read as w3c with it')
+    from esr.replay.formats.jsonl import PRESETS
+
+    p.add_argument("--preset", metavar="NAME",
+                   help=f"read the logs as JSON lines written by this product: {', '.join(PRESETS)}; "
+                        "e.g. --preset traefik (--list-formats shows a line of each)")
+    p.add_argument("--field-map", metavar="MAP",
+                   help="read the logs as JSON lines whose fields are named here, dotted for nested objects: "
+                        "time, method and path (path and query, or a full URL) are needed; status, duration "
+                        "(with duration_unit=s|ms|us|ns, default ms), bytes, client, host, query and headers "
+                        "may be added. With --preset, these entries replace the preset's. "
+                        "e.g. --field-map time=ts,method=req.verb,path=req.uri")
     p.add_argument("--reorder-window", default="60s",
                    help="re-sort lines out of order by up to this much log time (default 60s)")
     p.add_argument("--from", dest="start", help="replay requests logged at or after this time (ISO 8601)")
@@ -108,6 +123,41 @@ def _w3c_fields(fields: str | None, fmt: str | None) -> dict[str, dict[str, str]
     return {"w3c": {"fields": fields}}
 
 
+def _json_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The JSON reader's options from --preset and --field-map (whose entries replace the preset's)."""
+    from esr.replay.formats.jsonl import PRESETS, parse_field_map
+
+    if args.preset is not None and args.preset not in PRESETS:
+        raise EsrError(f"unknown --preset {args.preset!r}; known presets: {', '.join(PRESETS)}")
+    if args.field_map is not None:
+        try:
+            return {"field_map": parse_field_map(args.field_map, PRESETS[args.preset] if args.preset else None)}
+        except ValueError as exc:
+            raise EsrError(str(exc)) from None
+    return {"preset": args.preset} if args.preset is not None else {}
+
+
+def _plan_dict(plan: ReplayPlan, notes: dict[str, dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    """The plan, and for JSON logs the kind of time their timestamps were read as and the preset used
+    ("epoch milliseconds", "traefik"), said once when every file agrees, else file by file."""
+    out: dict[str, Any] = plan.to_dict()
+    if not notes:
+        return out
+    out["timestamps"] = _per_file({path: " and ".join(note["timestamps"]) for path, note in notes.items()})
+    if args.field_map is not None:
+        out["json_preset"] = f"{args.preset} (with --field-map)" if args.preset else "none (--field-map)"
+    else:
+        out["json_preset"] = _per_file({path: note["preset"] for path, note in notes.items()})
+    return out
+
+
+def _per_file(values: dict[str, str | None]) -> str | None:
+    known = {path: value for path, value in values.items() if value}
+    if len(set(known.values())) <= 1:
+        return next(iter(known.values()), None)
+    return "; ".join(f"{value} in {path}" for path, value in known.items())
+
+
 def _selected(stream: LogStream, selection: Selection, redactor: Redactor, skipped: dict[str, int]) -> Iterator[LogRecord]:
     for record in stream:
         why = selection.why_not(record)
@@ -148,6 +198,14 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
     if args.fmt is not None and args.fmt not in readers():
         raise EsrError(f"unknown --format {args.fmt!r}; known formats: {', '.join(sorted(readers()))}")
     options = _w3c_fields(args.fields, args.fmt)
+    json_options, fmt = _json_options(args), args.fmt
+    if json_options:
+        if options is not None:
+            raise EsrError("--fields reads W3C logs and --preset/--field-map read JSON lines; give one or the other")
+        if fmt not in (None, "json"):
+            raise EsrError(f"--preset and --field-map read JSON lines; they cannot be used with --format {fmt}")
+        fmt = "json"
+    notes: dict[str, dict[str, Any]] = {}  # per JSON file: the preset used and the kinds of time seen
     window = parse_duration(args.reorder_window)
     selection = Selection(_when(args.start, "--from"), _when(args.end, "--to"),
                           frozenset(m.upper() for m in args.method), tuple(args.path), tuple(args.status),
@@ -155,7 +213,8 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
     redactor = Redactor.from_options(args.redact, keep_credentials=args.keep_credentials)
 
     def stream() -> LogStream:
-        return LogStream(args.paths, fmt=args.fmt, reorder_window_s=window, options=options,
+        return LogStream(args.paths, fmt=fmt, reorder_window_s=window,
+                         options={**(options or {}), "json": {**json_options, "notes": notes}},
                          fallback=None if options is None else "w3c")
 
     # the target is checked first, as in a real replay: a dry run that would be refused says so
@@ -166,7 +225,7 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
     plan: ReplayPlan = plan_replay((r.time for r in _selected(first, selection, redactor, not_selected)), args.warp)
     read = _tally_dict(first.tally, not_selected, redactor)
     if args.dry_run or not plan.requests:
-        out = {"plan": plan.to_dict(), "read": read}
+        out = {"plan": _plan_dict(plan, notes, args), "read": read}
         _print_plan(out, args.json)
         if not plan.requests:
             print("esr: error: nothing to replay (see what was read above)", file=sys.stderr)
@@ -187,7 +246,8 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
     scenario = replay_scenario(plan, assertions, derived_metrics=derived)
     second = stream()
     if args.kafka:
-        return _replay_on_kafka(args, _selected(second, selection, redactor, {}), plan, scenario, target, read)
+        return _replay_on_kafka(args, _selected(second, selection, redactor, {}), plan, scenario, target, read,
+                                _plan_dict(plan, notes, args))
     run = ReplayRun(_selected(second, selection, redactor, {}), plan, target, scenario=scenario,
                     run_id=args.run_id, timeout=args.timeout, max_in_flight=max(1, args.max_in_flight),
                     http_client=args.http_client)
@@ -196,7 +256,7 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
               f"{plan.real_s:,.1f} s (warp {plan.warp:g}, peak {plan.peak_rate:,.0f} req/s) to {target.url}",
               file=sys.stderr)
     verdict = run_loop(run.execute())
-    report = {"plan": plan.to_dict(), "read": read, "comparison": run.comparison.to_dict()}
+    report = {"plan": _plan_dict(plan, notes, args), "read": read, "comparison": run.comparison.to_dict()}
     (run.log_path.parent / "replay_report.json").write_text(json.dumps(report, indent=2))
     if args.json:
         print(json.dumps({"verdict": verdict.to_dict(), "replay": report, "run_log": str(run.log_path)}, indent=2))
@@ -207,7 +267,7 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
 
 
 def _replay_on_kafka(args: argparse.Namespace, records: Iterator[LogRecord], plan: ReplayPlan, scenario: Any,
-                     target: Any, read: dict[str, Any]) -> int:
+                     target: Any, read: dict[str, Any], plan_dict: dict[str, Any]) -> int:
     from esr.core.ticks import expected_end
     from esr.bus.kafka import KafkaSettings, ensure_topics
     from esr.cli.kafka_run import abort_and_wait
@@ -240,7 +300,7 @@ def _replay_on_kafka(args: argparse.Namespace, records: Iterator[LogRecord], pla
     if verdict is None:
         raise EsrError(f"no verdict for the replay arrived on {settings.topic('verdicts')}: are `esr worker bots` "
                        "and `esr worker metrics` running?")
-    report = {"plan": plan.to_dict(), "read": read, "runtime": "kafka"}
+    report = {"plan": plan_dict, "read": read, "runtime": "kafka"}
     if args.json:
         print(json.dumps({"verdict": verdict, "replay": report, "run_log": None}, indent=2))
         return Verdict.from_dict(verdict).exit_code
@@ -256,6 +316,8 @@ def _print_formats() -> None:
         print(f"{name}: {summary}")
         for line in module.SAMPLE:
             print(f"    {printable(line)}")
+        for preset, (product, sample) in getattr(module, "PRESET_SAMPLES", {}).items():
+            print(f"  --preset {preset}: {product}\n      {printable(sample)}")
         print()
 
 
@@ -269,6 +331,10 @@ def _print_plan(out: dict[str, Any], as_json: bool) -> None:
     print(f"requests to send: {plan['requests']:,}\nlog time: {first} .. {last} ({plan['span_s']:,.0f} s)\n"
           f"real duration at warp {plan['warp']:g}: {plan['real_s']:,.1f} s\n"
           f"peak real rate: {plan['peak_rate_per_s']:,.0f} requests/s")
+    if plan.get("timestamps"):
+        print(f"timestamps: {printable(plan['timestamps'])}")
+    if plan.get("json_preset"):
+        print(f"json preset: {printable(plan['json_preset'])}")
     _print_read(read)
 
 

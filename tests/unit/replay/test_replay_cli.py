@@ -67,6 +67,8 @@ def test_an_unknown_format_is_printed_with_the_column(tmp_path: Path, capsys: py
     (["--fields", "date cs-method cs-uri-stem"], "esr: error: unusable --fields: the list names no time"),
     (["--fields", HEADERLESS, "--format", "clf"],
      "esr: error: --fields gives the field list of W3C logs; it cannot be used with --format clf"),
+    (["--fields", HEADERLESS, "--preset", "traefik"],
+     "esr: error: --fields reads W3C logs and --preset/--field-map read JSON lines; give one or the other"),
 ])
 def test_a_bad_fields_option_is_an_error(args: list[str], message: str, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
