@@ -63,8 +63,9 @@ def run_scenario(scenario: Scenario, target: str, **kwargs: Any) -> Verdict:
     """
     import asyncio
 
-    from esr.bus.runlog import esr_home
     from esr.core.targets import TargetRegistry
+    from esr.settings import Settings
 
-    resolved = TargetRegistry.from_environment(kwargs.pop("home", None) or esr_home()).resolve(target)
-    return asyncio.run(Run(scenario, resolved, **kwargs).execute())
+    settings = Settings.current(home=kwargs.pop("home", None))
+    resolved = TargetRegistry.load(settings.registry_file).resolve(target)
+    return asyncio.run(Run(scenario, resolved, home=settings.home, **kwargs).execute())

@@ -13,7 +13,6 @@ that it does so. Standard library only.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import urllib.error
@@ -24,7 +23,7 @@ from esr.api.auth import read_token
 from esr.observe.display import printable
 from esr.core.errors import EsrError
 from esr.core.metric_expression import metric_expression
-from esr.bus.runlog import esr_home
+from esr.settings import Settings
 from esr.core.scenario import Scenario
 
 __all__ = ["EsrServerError", "Scenario", "launch", "report"]
@@ -45,9 +44,10 @@ class EsrServerError(EsrError):
 
 
 def _call(method: str, path: str, body: dict[str, Any] | None = None, url: str | None = None) -> dict[str, Any]:
-    base = _base(url)
+    settings = Settings.current()
+    base = _base(url, settings)
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    token = read_token(esr_home())
+    token = read_token(settings.home, settings.token)
     if token:
         headers["Authorization"] = f"Bearer {token}"
     data = json.dumps(body).encode() if body is not None else None
@@ -73,21 +73,14 @@ def launch(scenario: Scenario | dict[str, Any], target: str, *, url: str | None 
         body.pop("python_metrics", None)
         translated = {name: metric_expression(name, function) for name, function in scenario.metrics.items()}
         body["derived_metrics"] = {**body.get("derived_metrics", {}), **translated}
-    body |= _warp_override(body)
+    body |= _warp_override(body, Settings.current().time_warp)
     return str(_call("POST", "/run", body | {"target": target}, url)["run_id"])
 
 
-def _warp_override(body: dict[str, Any]) -> dict[str, Any]:
+def _warp_override(body: dict[str, Any], warp: float | None) -> dict[str, Any]:
     """`ESR_TIME_WARP`: the warp to play at instead of the scenario's, said out loud on stderr."""
-    given = os.environ.get("ESR_TIME_WARP")
-    if not given:
+    if warp is None:
         return {}
-    try:
-        warp = float(given)
-    except ValueError:
-        raise EsrError(f"ESR_TIME_WARP={given!r} is not a number; set it to a warp such as 1440, or unset it") from None
-    if not 0 < warp < float("inf"):
-        raise EsrError(f"ESR_TIME_WARP={given!r}: a warp is a positive number, such as 1440")
     hours = float(body.get("duration_hours") or 0)
     minutes = hours * 60 / warp
     print(f"playing at warp {warp:g} instead of {body.get('time_warp', 1):g} to finish {hours:g} simulated hours "
@@ -109,7 +102,7 @@ def report(run_id: str, wait: bool = False, *, url: str | None = None, poll_s: f
         if not wait:
             return summary
         if not shown:
-            shown = summary.get("dashboard_url") or f"{_base(url)}/dashboard/{run_id}"
+            shown = summary.get("dashboard_url") or f"{_base(url, Settings.current())}/dashboard/{run_id}"
             _say(f"dashboard: {shown}")
         if summary["state"] in _TERMINAL:
             _say(_verdict_line(summary), color={"PASS": 32}.get(str(summary.get("verdict")), 31))
@@ -122,8 +115,8 @@ def report(run_id: str, wait: bool = False, *, url: str | None = None, poll_s: f
         time.sleep(poll_s)
 
 
-def _base(url: str | None) -> str:
-    return (url or os.environ.get("ESR_URL") or DEFAULT_URL).rstrip("/")
+def _base(url: str | None, settings: Settings) -> str:
+    return (url or settings.url or DEFAULT_URL).rstrip("/")
 
 
 def _say(line: str, color: int | None = None) -> None:

@@ -41,10 +41,9 @@ def mask(token: str) -> str:
     return token[:4] + "…" if len(token) > 8 else "…"
 
 
-def _load_or_create(home: Path, env: str, name: str) -> str:
-    token = os.environ.get(env)
-    if token:
-        return token
+def _load_or_create(home: Path, given: str | None, name: str) -> str:
+    if given:
+        return given
     path = home / name
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
@@ -56,11 +55,10 @@ def _load_or_create(home: Path, env: str, name: str) -> str:
     return token
 
 
-def read_token(home: Path) -> str | None:
-    """The launch token for a local client: ESR_TOKEN, else the server's token file."""
-    token = os.environ.get("ESR_TOKEN")
-    if token:
-        return token
+def read_token(home: Path, given: str | None = None) -> str | None:
+    """The launch token for a local client: `given` (ESR_TOKEN), else the server's token file."""
+    if given:
+        return given
     path = home / TOKEN_FILE
     return path.read_text(encoding="utf-8").strip() if path.exists() else None
 
@@ -90,9 +88,10 @@ class Tokens:
             raise TokenError("the launch and observer tokens must differ (ESR_TOKEN, ESR_OBSERVER_TOKEN)")
 
     @classmethod
-    def from_environment(cls, home: Path) -> Tokens:
-        return cls(_load_or_create(home, "ESR_TOKEN", TOKEN_FILE),
-                   _load_or_create(home, "ESR_OBSERVER_TOKEN", OBSERVER_FILE))
+    def load(cls, home: Path, *, admin: str | None = None, observer: str | None = None) -> Tokens:
+        """The tokens given (ESR_TOKEN, ESR_OBSERVER_TOKEN), else those in `home`, written there
+        (readable by the owner only) the first time."""
+        return cls(_load_or_create(home, admin, TOKEN_FILE), _load_or_create(home, observer, OBSERVER_FILE))
 
     def from_header(self, header: str | None) -> LinkToken | None:
         """What an Authorization header allows (`Bearer TOKEN`, the scheme in any case); None when

@@ -157,8 +157,9 @@ def _denied(request: web.Request, run_id: str | None, tokens: Tokens) -> web.Res
 
 
 def add_dashboard_routes(app: web.Application, manager: RunManager, tokens: Tokens, home: Path,
-                         public_url: str) -> None:
-    """The pages and their data; `public_url` starts every link minted (never the caller's Host)."""
+                         public_url: str, assets: Path | None = None) -> None:
+    """The pages and their data; `public_url` starts every link minted (never the caller's Host);
+    `assets` (ESR_ASSETS) holds uPlot's files."""
     app[_TIMELINES] = Timelines(manager, home)
 
     def run_or_404(request: web.Request) -> str:
@@ -232,7 +233,7 @@ def add_dashboard_routes(app: web.Application, manager: RunManager, tokens: Toke
     @viewer
     async def report(request: web.Request, run_id: str, _: LinkToken) -> web.Response:
         body, _final = app[_TIMELINES].get(run_id)
-        page = report_html(orjson.loads(body))
+        page = report_html(orjson.loads(body), assets)
         return web.Response(content_type="text/html", text=page, headers=_headers(report_csp(page)))
 
     async def links(request: web.Request) -> web.Response:
@@ -288,7 +289,7 @@ def add_dashboard_routes(app: web.Application, manager: RunManager, tokens: Toke
         if name not in ASSET_FILES:
             raise web.HTTPNotFound(text=f"no asset {name!r}")
         try:
-            body = asset(name)
+            body = asset(name, assets)
         except EsrError as exc:
             return web.Response(status=500, text=str(exc))
         return web.Response(body=body, content_type=_CONTENT_TYPES[Path(name).suffix],

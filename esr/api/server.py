@@ -171,7 +171,7 @@ async def get_openapi(request: web.Request) -> web.Response:
 def make_app(home: Path, *, registry: TargetRegistry, tokens: Tokens, max_concurrent: int = 1,
              http_client: str = "pooled", on_end: Callable[[str], None] | None = None,
              kafka: KafkaSettings | None = None, public_url: str = "http://127.0.0.1:9700",
-             limits: RunLimits | None = None) -> web.Application:
+             limits: RunLimits | None = None, assets: Path | None = None) -> web.Application:
     """The server; with `kafka` settings, runs play on the Kafka runtime's workers. `public_url`
     is where users reach it: the dashboard links it hands out start with it. `limits` bound
     each scenario it accepts (default: RunLimits())."""
@@ -189,7 +189,7 @@ def make_app(home: Path, *, registry: TargetRegistry, tokens: Tokens, max_concur
     app.router.add_post("/run/{run_id}/abort", post_abort)
     app.router.add_get("/openapi.json", get_openapi)
     add_metrics_route(app, manager)  # GET /metrics for Prometheus (esr/api/prom.py)
-    add_dashboard_routes(app, manager, tokens, home, app[_PUBLIC_URL])
+    add_dashboard_routes(app, manager, tokens, home, app[_PUBLIC_URL], assets)
 
     async def start_runs(app: web.Application) -> None:
         await app[MANAGER].start()  # the accepted runs a restart found still queued

@@ -15,15 +15,17 @@ Two message shapes besides plain events:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import msgspec
 
 from esr.core.errors import EsrError
 from esr.core.events import EVENT_TYPES, Event, EventBatch, event_type
 from esr.core.ticks import Tick
+
+if TYPE_CHECKING:
+    from esr.settings import Settings
 
 __all__ = [
     "TOPICS",
@@ -69,14 +71,10 @@ class KafkaSettings:
     client_overrides: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, bootstrap: str | None = None) -> KafkaSettings:
-        servers = bootstrap or os.environ.get("ESR_KAFKA", "")
-        if not servers:
+    def from_settings(cls, settings: Settings) -> KafkaSettings:
+        if not settings.kafka:
             raise KafkaError("no Kafka broker given: pass --kafka HOST:PORT or set ESR_KAFKA")
-        partitions = os.environ.get("ESR_KAFKA_PARTITIONS", "4")
-        if not partitions.isdigit() or int(partitions) < 1:
-            raise KafkaError(f"ESR_KAFKA_PARTITIONS must be a whole number of at least 1, not {partitions!r}")
-        return cls(servers, os.environ.get("ESR_KAFKA_PREFIX", "esr."), int(partitions))
+        return cls(settings.kafka, settings.kafka_prefix, settings.kafka_partitions)
 
     def topic(self, name: str) -> str:
         return self.prefix + name

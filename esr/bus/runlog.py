@@ -18,14 +18,9 @@ from esr.bus.codec import decode, encode
 from esr.core.errors import RunLogError
 from esr.core.events import Event
 
-__all__ = ["RunLog", "check_run_id", "cut_torn_tail", "is_run_id", "private_dir", "esr_home", "new_run_id", "read_events", "run_log_path"]
+__all__ = ["RunLog", "check_run_id", "cut_torn_tail", "is_run_id", "private_dir", "new_run_id", "read_events", "run_log_path"]
 
 LOG_NAME = "events.jsonl"
-
-
-def esr_home() -> Path:
-    """`ESR_HOME`, or ~/.esr."""
-    return Path(os.environ.get("ESR_HOME") or Path.home() / ".esr")
 
 
 def new_run_id(now: datetime | None = None) -> str:

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import os
 import signal
 import sys
 import time
@@ -19,12 +18,13 @@ from esr.core.buckets import RunFold
 from esr.engine.sender import HTTP_CLIENTS
 from esr.core.errors import EsrError
 from esr.core.run_limits import RunLimits
-from esr.bus.runlog import check_run_id, esr_home, read_events, run_log_path
+from esr.bus.runlog import check_run_id, read_events, run_log_path
 from esr.core.scenario import Scenario, load_scenario, read_scenario_json, scenario_json_schema
 from esr.core.targets import TargetRegistry
-from esr.cli.options import kafka_option, run_loop
+from esr.cli.options import http_client, kafka_option, run_loop
 from esr.cli.output import EXIT_ABORTED, fail, report_verdict
 from esr.core.verdict import Verdict, judge
+from esr.settings import Settings
 
 __all__ = ["main"]
 
@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the verdict as JSON on stdout")
     run.add_argument("--quiet", action="store_true", help="no live progress display")
     run.add_argument("--run-id", help="use this run id instead of a generated one")
-    run.add_argument("--http-client", choices=HTTP_CLIENTS, default=os.environ.get("ESR_HTTP_CLIENT", "pooled"),
+    run.add_argument("--http-client", choices=HTTP_CLIENTS,
                      help="pooled: the lean keep-alive client (default); aiohttp: aiohttp's client "
                           "(env ESR_HTTP_CLIENT)")
     kafka_option(run, "run on the Kafka runtime through this broker (env ESR_KAFKA); needs "
@@ -153,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="clock: ticks per shard at the warp; bots: run the journeys of owned shards; "
                              "metrics: buckets, completeness and verdicts (Faust)")
     kafka_option(worker, "the broker (env ESR_KAFKA)")
-    worker.add_argument("--http-client", choices=HTTP_CLIENTS, default=os.environ.get("ESR_HTTP_CLIENT", "pooled"),
+    worker.add_argument("--http-client", choices=HTTP_CLIENTS,
                         help="bots: the HTTP client (default pooled)")
     worker.add_argument("--log-level", default="warn", choices=("debug", "info", "warn", "error"),
                         help="metrics: Faust's log level (default warn)")
@@ -210,7 +210,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return _COMMANDS[args.command](args)
+        settings = Settings.current(kafka=getattr(args, "kafka", None), http_client=getattr(args, "http_client", None),
+                                    public_url=getattr(args, "public_url", None))
+        return _COMMANDS[args.command](args, settings)
     except EsrError as exc:
         return fail(exc)
     except KeyboardInterrupt:
@@ -218,12 +220,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # -- commands -------------------------------------------------------------------------------
-def _cmd_validate(args: argparse.Namespace) -> int:
+def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     from esr.faults.plan import plan_faults
 
     path = Path(args.scenario)
-    name = (args.target or os.environ.get("ESR_TARGET") or _scenario_target(path)) if path.is_file() else None
-    target = _registry().resolve(name) if name else None
+    name = (args.target or settings.target or _scenario_target(path)) if path.is_file() else None
+    target = _registry(settings).resolve(name) if name else None
     scenario = load_scenario(path, fill_in=target.fill_in if target else None)
     against = ""
     if target is not None:  # what `esr run` checks next: the faults against what the target offers
@@ -234,17 +236,17 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_schema(args: argparse.Namespace) -> int:
+def _cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
     print(json.dumps(scenario_json_schema(), indent=2))
     return 0
 
 
-def _cmd_plan(args: argparse.Namespace) -> int:
+def _cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     from esr.observe.display import console, plan_table
     from esr.core.plan import make_plan
 
     scenario = load_scenario(args.scenario)
-    target = _registry().resolve(args.target) if args.target else None
+    target = _registry(settings).resolve(args.target) if args.target else None
     from esr.core.journey_spec import DEFAULT_JOURNEY
 
     plan = make_plan(scenario, target.default_journey if target else DEFAULT_JOURNEY)
@@ -255,28 +257,27 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    if args.http_client not in HTTP_CLIENTS:
-        raise EsrError(f"ESR_HTTP_CLIENT={args.http_client!r} is not an HTTP client; choose one of "
-                       f"{', '.join(HTTP_CLIENTS)}")
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    http_client(settings)
     if args.run_id is not None:
-        check_run_id(args.run_id, esr_home())
+        check_run_id(args.run_id, settings.home)
     path = Path(args.scenario)
     if not path.is_file():
         raise EsrError(f"no such scenario file: {path}")
-    name = args.target or os.environ.get("ESR_TARGET") or _scenario_target(path)
+    name = args.target or settings.target or _scenario_target(path)
     if not name:
         raise EsrError(
             "no target: pass --target URL (a loopback URL or a registered name), set ESR_TARGET, "
             "or put \"target\" in the scenario")
-    target = _registry().resolve(name)
+    target = _registry(settings).resolve(name)
     scenario = load_scenario(path, fill_in=target.fill_in)  # the target's metrics and counters
-    if args.kafka:
-        return _execute_kafka(scenario, target, args, scenario_file=str(path.resolve()))
-    return _execute(scenario, target, args, scenario_file=str(path.resolve()))
+    if settings.kafka:
+        return _execute_kafka(scenario, target, args, settings, scenario_file=str(path.resolve()))
+    return _execute(scenario, target, args, settings, scenario_file=str(path.resolve()))
 
 
-def _execute_kafka(scenario: Scenario, target: Any, args: argparse.Namespace, scenario_file: str) -> int:
+def _execute_kafka(scenario: Scenario, target: Any, args: argparse.Namespace, settings: Settings,
+                   scenario_file: str) -> int:
     """Publish the run's start, then wait for the metrics worker's verdict. Ctrl-C or SIGTERM
     at any moment after the start publishes the abort and waits for the ABORTED verdict (a
     second one stops waiting); before the start, nothing was sent and the command just ends."""
@@ -286,16 +287,16 @@ def _execute_kafka(scenario: Scenario, target: Any, args: argparse.Namespace, sc
     from esr.producers.launch import VerdictWatch, start_run
     from esr.cli.stop_signals import Interrupted, StopSignals
 
-    settings = KafkaSettings.from_env(args.kafka)
+    kafka = KafkaSettings.from_settings(settings)
     started = None
     watch = None
     with StopSignals() as stop:
         try:
-            watch = VerdictWatch(settings, progress=True)  # the worker's progress also says it is still at work
+            watch = VerdictWatch(kafka, progress=True)  # the worker's progress also says it is still at work
             with stop.held():  # the start is published whole, then a held signal aborts it
-                started = start_run(settings, scenario, target, run_id=args.run_id, scenario_file=scenario_file)
+                started = start_run(kafka, scenario, target, run_id=args.run_id, scenario_file=scenario_file)
             if not args.quiet:
-                print(f"esr: run {started.run_id} on Kafka at {settings.bootstrap}: {started.shards} shards, "
+                print(f"esr: run {started.run_id} on Kafka at {kafka.bootstrap}: {started.shards} shards, "
                       f"{started.arrivals_planned} journeys planned; waiting for the verdict", file=sys.stderr,
                       flush=True)
             verdict = watch.wait(started.run_id, expected_end(started) - time.time() + 30,
@@ -304,14 +305,14 @@ def _execute_kafka(scenario: Scenario, target: Any, args: argparse.Namespace, sc
             if started is None:
                 print(f"esr: {exc.reason} before the run started; nothing was sent", file=sys.stderr)
                 return EXIT_ABORTED
-            verdict = abort_and_wait(settings, started, exc.reason, watch, stop)
+            verdict = abort_and_wait(kafka, started, exc.reason, watch, stop)
             if verdict is None:
                 return EXIT_ABORTED
         finally:
             if watch is not None:
                 watch.close()
     if verdict is None:
-        raise EsrError(f"no verdict for run {started.run_id} arrived on {settings.topic('verdicts')}: "
+        raise EsrError(f"no verdict for run {started.run_id} arrived on {kafka.topic('verdicts')}: "
                        "is `esr worker metrics` running?")
     return report_verdict(Verdict.from_dict(verdict), as_json=args.json, log_path=getattr(args, "log_path", None))
 
@@ -324,7 +325,7 @@ def _scenario_target(path: Path) -> str | None:
     return data.get("target") if isinstance(data, dict) and isinstance(data.get("target"), str) else None
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from esr.sandbox.demo_target import DemoTargetConfig, start
 
     text = resources.files("esr").joinpath("examples/quickstart.json").read_text(encoding="utf-8")
@@ -335,14 +336,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         runner, url = await start(DemoTargetConfig(latency_ms=2, jitter_ms=1, seed=scenario.seed))
         try:
             print(f"bundled target listening on {url}", file=sys.stderr)
-            return await _run_async(scenario, _registry().resolve(url), args, None)
+            return await _run_async(scenario, _registry(settings).resolve(url), args, settings, None)
         finally:
             await runner.cleanup()
 
     return report_verdict(run_loop(with_target()), as_json=args.json, log_path=getattr(args, "log_path", None))
 
 
-def _cmd_demo_target(args: argparse.Namespace) -> int:
+def _cmd_demo_target(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
     from esr.sandbox.demo_target import DemoTargetConfig, make_app
@@ -354,8 +355,8 @@ def _cmd_demo_target(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_judge(args: argparse.Namespace) -> int:
-    path = run_log_path(esr_home(), args.run_id)
+def _cmd_judge(args: argparse.Namespace, settings: Settings) -> int:
+    path = run_log_path(settings.home, args.run_id)
     fold = RunFold().apply_all(read_events(path))
     if fold.started is None:
         raise EsrError(f"{path}: the log has no run_started event")
@@ -377,12 +378,12 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     return report_verdict(verdict, as_json=args.json, log_path=str(path))
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
+def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from esr.observe.timeline import finished_timeline
 
     if not args.html and not args.json:
         raise EsrError("say what to write: --html FILE (a page) or --json (on stdout)")
-    path = run_log_path(esr_home(), args.run_id)
+    path = run_log_path(settings.home, args.run_id)
     fold = RunFold().apply_all(read_events(path))
     if fold.started is None:
         raise EsrError(f"{path}: the log has no run_started event")
@@ -390,7 +391,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.html:
         from esr.observe.web.pages import report_html
 
-        page = report_html(timeline)  # rendered first: a missing asset leaves no half-written file
+        page = report_html(timeline, settings.assets)  # rendered first: a missing asset leaves no half-written file
         target = Path(args.html)
         partial = target.with_name(target.name + ".partial")
         partial.write_text(page, encoding="utf-8")
@@ -401,20 +402,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_serve(args: argparse.Namespace) -> int:
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from esr.api.auth import Tokens
     from esr.api.server import MANAGER, make_app, serve_app
 
-    home = esr_home()
-    tokens = Tokens.from_environment(home)
+    home = settings.home
+    tokens = Tokens.load(home, admin=settings.token, observer=settings.observer_token)
     kafka = None
-    if args.kafka:
+    if settings.kafka:
         from esr.bus.kafka import KafkaSettings, ensure_topics
 
-        kafka = KafkaSettings.from_env(args.kafka)
+        kafka = KafkaSettings.from_settings(settings)
         ensure_topics(kafka)
-    app = make_app(home, registry=_registry(), tokens=tokens, max_concurrent=max(1, args.max_concurrent), kafka=kafka,
-                   public_url=_public_url(args), limits=_limits(args))
+    app = make_app(home, registry=_registry(settings), tokens=tokens, max_concurrent=max(1, args.max_concurrent), kafka=kafka,
+                   public_url=_public_url(args, settings), limits=_limits(args, settings), assets=settings.assets)
     recovered = len(app[MANAGER].runs)
     runtime = f"Kafka at {kafka.bootstrap} (topics {kafka.prefix}*)" if kafka else "embedded"
     print(f"ESR server on http://{args.host}:{args.port}  (API description: /openapi.json; runtime: {runtime})\n"
@@ -435,40 +436,40 @@ def _kafka_progress(figures: dict[str, Any]) -> None:
           f"assertions holding so far {held}/{len(figures.get('assertions', []))}", file=sys.stderr, flush=True)
 
 
-def _cmd_replay(args: argparse.Namespace) -> int:
+def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from esr.cli.replay import cmd_replay
 
-    return cmd_replay(args, _registry())
+    return cmd_replay(args, settings, _registry(settings))
 
 
-def _cmd_worker(args: argparse.Namespace) -> int:
+def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from esr.bus.kafka import KafkaSettings, ensure_topics
 
-    settings = KafkaSettings.from_env(args.kafka)
-    ensure_topics(settings)
-    print(f"esr worker {args.role}: broker {settings.bootstrap}, topics {settings.prefix}*", file=sys.stderr)
+    kafka = KafkaSettings.from_settings(settings)
+    ensure_topics(kafka)
+    print(f"esr worker {args.role}: broker {kafka.bootstrap}, topics {kafka.prefix}*", file=sys.stderr)
     if args.role == "clock":
         from esr.producers.clock import run_clock_worker
 
-        run_clock_worker(settings)
+        run_clock_worker(kafka)
     elif args.role == "bots":
         from esr.producers.bots import run_bots
 
-        run_bots(settings, http_client=args.http_client)
+        run_bots(kafka, http_client=http_client(settings), registry_file=settings.registry_file)
     else:
         from esr.stream_apps.metrics import run_metrics_worker
 
-        run_metrics_worker(settings, loglevel=args.log_level)
+        run_metrics_worker(kafka, loglevel=args.log_level, metrics_port=settings.metrics_port)
     return 0
 
 
-def _cmd_sandbox(args: argparse.Namespace) -> int:
+def _cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     from esr.sandbox.claims import OfficeConfig
     from esr.sandbox.serve import serve_sandbox
 
-    serve_sandbox(args.host, args.port, args.sut_port, max(1, args.max_concurrent),
+    serve_sandbox(settings, args.host, args.port, args.sut_port, max(1, args.max_concurrent),
                   config=OfficeConfig(caseworkers=args.caseworkers), auth=args.auth,
-                  public_url=_public_url(args), limits=_limits(args))
+                  public_url=_public_url(args, settings), limits=_limits(args, settings))
     return 0
 
 
@@ -484,8 +485,8 @@ def _limit_options(parser: argparse.ArgumentParser) -> None:
                        help=f"requests one journey may send (default {defaults.max_requests_per_journey:,})")
 
 
-def _limits(args: argparse.Namespace) -> RunLimits:
-    limits = RunLimits.from_environment()
+def _limits(args: argparse.Namespace, settings: Settings) -> RunLimits:
+    limits = settings.limits
     given = {name: getattr(args, name) for name in ("max_journeys", "max_rate", "max_real_hours",
                                                      "max_requests_per_journey") if getattr(args, name) is not None}
     for name, value in given.items():
@@ -495,25 +496,26 @@ def _limits(args: argparse.Namespace) -> RunLimits:
 
 
 def _public_url_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--public-url", default=os.environ.get("ESR_PUBLIC_URL"), metavar="URL",
+    parser.add_argument("--public-url", metavar="URL",
                         help="where users reach the server, e.g. behind a proxy: the dashboard links it hands out "
                              "start with it, whatever Host a request names (env ESR_PUBLIC_URL; default "
                              "http://HOST:PORT)")
 
 
-def _public_url(args: argparse.Namespace) -> str:
+def _public_url(args: argparse.Namespace, settings: Settings) -> str:
     from urllib.parse import urlsplit
 
-    if not args.public_url:
+    public_url = settings.public_url
+    if not public_url:
         return f"http://{args.host}:{args.port}"
-    parts = urlsplit(args.public_url)
+    parts = urlsplit(public_url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment or parts.password:
-        raise EsrError(f"--public-url {args.public_url!r}: expected an http(s) URL such as "
+        raise EsrError(f"--public-url {public_url!r}: expected an http(s) URL such as "
                        "https://esr.agency.example (no query, fragment or credentials)")
-    return args.public_url.rstrip("/")
+    return public_url.rstrip("/")
 
 
-def _cmd_grafana(args: argparse.Namespace) -> int:
+def _cmd_grafana(args: argparse.Namespace, settings: Settings) -> int:
     from esr.observe import grafana
 
     if args.grafana_command == "write":
@@ -521,11 +523,11 @@ def _cmd_grafana(args: argparse.Namespace) -> int:
             print(f"wrote {path}", file=sys.stderr)
         return 0
     source = "--url" if args.url else "ESR_GRAFANA_URL"
-    url = grafana.check_url(args.url or os.environ.get("ESR_GRAFANA_URL") or _GRAFANA_URL, source=source,
+    url = grafana.check_url(args.url or settings.grafana_url or _GRAFANA_URL, source=source,
                             explicit=bool(args.url))
-    token = grafana.check_token(args.token or os.environ.get("ESR_GRAFANA_TOKEN"),
+    token = grafana.check_token(args.token or settings.grafana_token,
                                 source="--token" if args.token else "ESR_GRAFANA_TOKEN")
-    folds, skipped = grafana.read_runs(esr_home(), args.runs)
+    folds, skipped = grafana.read_runs(settings.home, args.runs)
     report = grafana.push(url, token, folds)
     print(f"Grafana {report.version} at {url}, folder {grafana.FOLDER_TITLE!r}:", file=sys.stderr)
     for uid, path in report.dashboards.items():
@@ -537,7 +539,7 @@ def _cmd_grafana(args: argparse.Namespace) -> int:
     for path in skipped:
         print(f"  skipped {path}: no run_started event", file=sys.stderr)
     if not folds:
-        print(f"  no run logs under {esr_home() / 'runs'}: dashboards only", file=sys.stderr)
+        print(f"  no run logs under {settings.home / 'runs'}: dashboards only", file=sys.stderr)
     return 0
 
 
@@ -550,22 +552,22 @@ _COMMANDS = {
 
 
 # -- helpers --------------------------------------------------------------------------------
-def _registry() -> TargetRegistry:
+def _registry(settings: Settings) -> TargetRegistry:
     """The target registry file, plus the names of a local sandbox while one runs."""
     from esr.sandbox.serve import register_running_sandbox
 
-    home = esr_home()
-    registry = TargetRegistry.from_environment(home)
-    register_running_sandbox(registry, home)
+    registry = TargetRegistry.load(settings.registry_file)
+    register_running_sandbox(registry, settings.home)
     return registry
 
 
-async def _run_async(scenario: Scenario, target: Any, args: argparse.Namespace, scenario_file: str | None) -> Verdict:
+async def _run_async(scenario: Scenario, target: Any, args: argparse.Namespace, settings: Settings,
+                     scenario_file: str | None) -> Verdict:
     from esr.observe.display import console, progress_text
     from esr.engine.runner import Run
 
     run = Run(scenario, target, run_id=getattr(args, "run_id", None), scenario_file=scenario_file,
-              http_client=getattr(args, "http_client", "pooled"))
+              home=settings.home, http_client=settings.http_client)
     err = console(stderr=True)
     show = not args.quiet
     live = None
@@ -611,9 +613,10 @@ async def _run_async(scenario: Scenario, target: Any, args: argparse.Namespace, 
     return run.verdict
 
 
-def _execute(scenario: Scenario, target: Any, args: argparse.Namespace, scenario_file: str | None) -> int:
+def _execute(scenario: Scenario, target: Any, args: argparse.Namespace, settings: Settings,
+             scenario_file: str | None) -> int:
     try:
-        verdict = run_loop(_run_async(scenario, target, args, scenario_file))
+        verdict = run_loop(_run_async(scenario, target, args, settings, scenario_file))
     except KeyboardInterrupt:
         print("esr: run aborted before it started", file=sys.stderr)
         return EXIT_ABORTED

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from esr.cli.options import kafka_option, run_loop
+from esr.cli.options import http_client, kafka_option, run_loop
 from esr.cli.output import EXIT_ABORTED, report_verdict
 from esr.observe.display import printable
+from esr.settings import Settings
 from esr.engine.sender import HTTP_CLIENTS
 from esr.core.errors import EsrError
 from esr.core.units import parse_duration
@@ -90,7 +90,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--run-id", help="use this run id")
     p.add_argument("--timeout", type=float, default=10.0, help="per-request timeout in seconds (default 10)")
     p.add_argument("--max-in-flight", type=int, default=10_000, help="cap on concurrent requests")
-    p.add_argument("--http-client", choices=HTTP_CLIENTS, default=os.environ.get("ESR_HTTP_CLIENT", "pooled"),
+    p.add_argument("--http-client", choices=HTTP_CLIENTS,
                    help="pooled (the lean default) or aiohttp (env ESR_HTTP_CLIENT), as for `esr run`")
 
     kafka_option(p, "replay on the Kafka runtime: requests go to esr.requests for the bot workers, the "
@@ -183,7 +183,7 @@ def _tally_dict(tally: Tally, not_selected: dict[str, int], redactor: Redactor) 
     }
 
 
-def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
+def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> int:
     from esr.replay.player import ReplayRun, replay_scenario
 
     if args.list_formats:
@@ -245,12 +245,12 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
         derived = dict(source.derived_metrics)
     scenario = replay_scenario(plan, assertions, derived_metrics=derived)
     second = stream()
-    if args.kafka:
-        return _replay_on_kafka(args, _selected(second, selection, redactor, {}), plan, scenario, target, read,
+    if settings.kafka:
+        return _replay_on_kafka(args, settings, _selected(second, selection, redactor, {}), plan, scenario, target, read,
                                 _plan_dict(plan, notes, args))
     run = ReplayRun(_selected(second, selection, redactor, {}), plan, target, scenario=scenario,
                     run_id=args.run_id, timeout=args.timeout, max_in_flight=max(1, args.max_in_flight),
-                    http_client=args.http_client)
+                    home=settings.home, http_client=http_client(settings))
     if not args.json:
         print(f"esr: replaying {plan.requests:,} requests spanning {plan.span_s:,.0f} s of log in "
               f"{plan.real_s:,.1f} s (warp {plan.warp:g}, peak {plan.peak_rate:,.0f} req/s) to {target.url}",
@@ -266,7 +266,7 @@ def cmd_replay(args: argparse.Namespace, registry: Any) -> int:
     return report_verdict(verdict, as_json=args.json, log_path=str(run.log_path))
 
 
-def _replay_on_kafka(args: argparse.Namespace, records: Iterator[LogRecord], plan: ReplayPlan, scenario: Any,
+def _replay_on_kafka(args: argparse.Namespace, settings: Settings, records: Iterator[LogRecord], plan: ReplayPlan, scenario: Any,
                      target: Any, read: dict[str, Any], plan_dict: dict[str, Any]) -> int:
     from esr.core.ticks import expected_end
     from esr.bus.kafka import KafkaSettings, ensure_topics
@@ -276,29 +276,29 @@ def _replay_on_kafka(args: argparse.Namespace, records: Iterator[LogRecord], pla
     from esr.core.verdict import Verdict
     from esr.replay.kafka import publish_replay
 
-    settings = KafkaSettings.from_env(args.kafka)
-    ensure_topics(settings)
+    kafka = KafkaSettings.from_settings(settings)
+    ensure_topics(kafka)
     holder: dict[str, Any] = {}
     if not args.json:
-        print(f"esr: replaying {plan.requests:,} requests on Kafka at {settings.bootstrap} in {plan.real_s:,.1f} s "
+        print(f"esr: replaying {plan.requests:,} requests on Kafka at {kafka.bootstrap} in {plan.real_s:,.1f} s "
               f"(warp {plan.warp:g}) to {target.url}", file=sys.stderr)
     with StopSignals() as stop:  # Ctrl-C and SIGTERM abort the replay, whatever the shell left ignored
-        watch = VerdictWatch(settings)
+        watch = VerdictWatch(kafka)
         try:
-            started = publish_replay(settings, records, plan, scenario, target, run_id=args.run_id,
+            started = publish_replay(kafka, records, plan, scenario, target, run_id=args.run_id,
                                      on_started=lambda s: holder.update(started=s))
             verdict = watch.wait(started.run_id, expected_end(started) - time.time() + 60)
         except Interrupted as exc:
             if "started" not in holder:
                 print(f"esr: {exc.reason} before the replay started; nothing was sent", file=sys.stderr)
                 return EXIT_ABORTED
-            verdict = abort_and_wait(settings, holder["started"], exc.reason, watch, stop)
+            verdict = abort_and_wait(kafka, holder["started"], exc.reason, watch, stop)
             if verdict is None:
                 return EXIT_ABORTED
         finally:
             watch.close()
     if verdict is None:
-        raise EsrError(f"no verdict for the replay arrived on {settings.topic('verdicts')}: are `esr worker bots` "
+        raise EsrError(f"no verdict for the replay arrived on {kafka.topic('verdicts')}: are `esr worker bots` "
                        "and `esr worker metrics` running?")
     report = {"plan": plan_dict, "read": read, "runtime": "kafka"}
     if args.json:

@@ -8,7 +8,6 @@ here is arithmetic on the scenario (no arrival is counted one by one), so refusi
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
@@ -31,9 +30,10 @@ class RunLimits:
     max_requests_per_journey: int = 1_000
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> RunLimits:
-        """`ESR_MAX_JOURNEYS`, `ESR_MAX_RATE`, `ESR_MAX_REAL_HOURS`, `ESR_MAX_REQUESTS_PER_JOURNEY`."""
-        env = os.environ if environ is None else environ
+    def from_environment(cls, environ: Mapping[str, str]) -> RunLimits:
+        """`ESR_MAX_JOURNEYS`, `ESR_MAX_RATE`, `ESR_MAX_REAL_HOURS`, `ESR_MAX_REQUESTS_PER_JOURNEY`
+        from `environ` (esr.settings passes the process's)."""
+        env = environ
         values = {}
         for f in fields(cls):
             raw = env.get(f"ESR_{f.name.upper()}")

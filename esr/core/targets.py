@@ -16,7 +16,6 @@ A URL on 127.0.0.0/8 or ::1 (or `localhost`) is always allowed; anything else mu
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,11 +117,6 @@ class TargetRegistry:
         if not isinstance(allow, bool):
             raise TargetRefused(f"cannot read the target registry {path}: \"loopback\" must be true or false")
         return cls(targets, path, allow)
-
-    @classmethod
-    def from_environment(cls, home: Path) -> TargetRegistry:
-        path = os.environ.get("ESR_TARGETS")
-        return cls.load(Path(path) if path else home / "targets.json")
 
     def register(self, target: Target) -> None:
         self.targets[target.name] = target

@@ -29,13 +29,14 @@ from esr.core.events import (
     CounterAdded, DecisionRecorded, Event, FaultEnded, FaultStarted, JourneyEnded, JourneyStarted, RequestResult, RunAborted,
     RunFinished, RunStarted, SlaDecided, VerdictIssued,
 )
+from esr.settings import Settings
 from esr.faults.plan import PlannedFault, fault_moments, plan_faults
 from esr.faults.injector import wait_set
 from esr.core.journey import Count, Decision, Journey, Outcome, Reply, Send, SlaBook, StepDone, WaitUntil
 from esr.core.journey import PreparedRequest, declarative_journey, pick_journey, single_request, step_ok
 from esr.core.journey_spec import JourneySpec
 from esr.core.plan import drain_bound_sim, scenario_journeys
-from esr.bus.runlog import RunLog, esr_home, new_run_id
+from esr.bus.runlog import RunLog, new_run_id
 from esr.core.run_state import RunStatus
 from esr.core.scenario import Scenario
 from esr.core.sim_headers import RUN_ID, SIM, SIM_TIME, TIME_WARP
@@ -158,7 +159,7 @@ class Run:
         self.scenario = scenario
         self.target = target
         self.run_id = run_id or new_run_id()
-        self.home = home or esr_home()
+        self.home = home if home is not None else Settings.current().home  # esr.Run(...) called without one
         self._sender = sender
         self.scenario_file = scenario_file
         start = sim_start or scenario.sim_start or datetime.now(timezone.utc).replace(

@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from esr.api.runs import ManagedRun, RunManager
 
 __all__ = ["LATENCY_BOUNDS_MS", "EndpointSeries", "RunSeries", "add_metrics_route", "families", "fold_series",
-           "latency_buckets", "metrics_port_from_env", "serve_worker_metrics", "verdict_series"]
+           "latency_buckets", "serve_worker_metrics", "verdict_series"]
 
 LATENCY_BOUNDS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 _MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)  # the key mapping of LatencySketch's DDSketch
@@ -315,16 +315,6 @@ def add_metrics_route(app: web.Application, manager: RunManager) -> ServerCollec
 
 
 # -- the Kafka metrics worker -----------------------------------------------------------------
-def metrics_port_from_env(environ: Mapping[str, str]) -> int | None:
-    """`ESR_METRICS_PORT`: where the metrics worker serves /metrics (127.0.0.1 only); unset: nowhere."""
-    text = environ.get("ESR_METRICS_PORT", "").strip()
-    if not text:
-        return None
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise EsrError(f"ESR_METRICS_PORT must be a port number from 1 to 65535, not {text!r}")
-    return int(text)
-
-
 class WorkerCollector(Collector):
     """The metrics worker's runs. Scrapes come on the exporter's thread; the worker's state
     belongs to its event loop, so the series are built there. Until `attach`: no runs."""

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -34,7 +35,6 @@ from esr.core.events import Event, EventBatch, JourneyStarted, RequestResult, Ru
 from esr.faults.plan import fault_moments
 from esr.producers.offsets import OffsetTracker
 from esr.core.scenario import Scenario
-from esr.bus.runlog import esr_home
 from esr.core.targets import Target, TargetRefused, TargetRegistry
 from esr.core.journey import PreparedRequest
 from esr.core.endpoints import endpoint_label
@@ -59,10 +59,12 @@ class ShardRun(Run):
     """One shard of a Kafka run, on this worker, under one attempt."""
 
     def __init__(self, started: RunStarted, shard: int, attempt: str,
-                 publish: Callable[[str, EventBatch], None], *, http_client: str = "pooled") -> None:
+                 publish: Callable[[str, EventBatch], None], *, registry_file: Path, http_client: str = "pooled") -> None:
         scenario = Scenario.from_dict(started.scenario)
         super().__init__(scenario, Target(started.target, started.target), run_id=started.run_id,
-                         sim_start=datetime.fromisoformat(started.sim_start), http_client=http_client)
+                         home=registry_file.parent, sim_start=datetime.fromisoformat(started.sim_start),
+                         http_client=http_client)
+        self.registry_file = registry_file  # read at each shard's start: the worker's registry decides
         self.started = started
         self.shard = shard
         self.attempt = attempt
@@ -91,7 +93,7 @@ class ShardRun(Run):
         self._epoch0 = self.started.real_time
         self._t0 = _now() + (self.started.real_time - time.time())
         try:  # whoever can write to the runs topic names the target: this worker's registry decides
-            allowed = TargetRegistry.from_environment(esr_home()).resolve(self.started.target)
+            allowed = TargetRegistry.load(self.registry_file).resolve(self.started.target)
             self.target = dataclasses.replace(self.target, url=allowed.url)  # with its credentials, if registered
         except TargetRefused as exc:
             self.refused = f"bot worker {socket.gethostname()}:{os.getpid()} refused {self.started.target}: {exc}"
@@ -361,8 +363,10 @@ class ReplayShardRun(ShardRun):
 class BotWorker:
     """`esr worker bots`: joins the `esr-bots` group on the tick topic and runs owned shards."""
 
-    def __init__(self, settings: KafkaSettings, *, http_client: str = "pooled", commit_every_s: float = 0.25) -> None:
+    def __init__(self, settings: KafkaSettings, *, registry_file: Path, http_client: str = "pooled",
+                 commit_every_s: float = 0.25) -> None:
         self.settings = settings
+        self.registry_file = registry_file
         self.group = settings.group("bots")
         self.http_client = http_client
         self.commit_every_s = commit_every_s
@@ -447,7 +451,7 @@ class BotWorker:
                 return
             kind = ReplayShardRun if tick.run.source == "replay" else ShardRun
             shard = kind(tick.run, tick.shard, f"{self.worker_id}:{next(self._attempts)}", self._publish,
-                         http_client=self.http_client)
+                         registry_file=self.registry_file, http_client=self.http_client)
             shard.tp = tp
             shard.open()
             self.shards[key] = shard
@@ -492,8 +496,9 @@ class BotWorker:
             self._uncommitted = commits
 
 
-def run_bots(settings: KafkaSettings, *, http_client: str = "pooled") -> None:
-    """Serve until SIGINT or SIGTERM (then leave the group, so shards move at once)."""
+def run_bots(settings: KafkaSettings, *, registry_file: Path, http_client: str = "pooled") -> None:
+    """Serve until SIGINT or SIGTERM (then leave the group, so shards move at once); targets are
+    checked against the registry in `registry_file` (ESR_TARGETS, else $ESR_HOME/targets.json)."""
     from esr.producers import serve_until_stopped
 
-    serve_until_stopped(BotWorker(settings, http_client=http_client).serve)
+    serve_until_stopped(BotWorker(settings, registry_file=registry_file, http_client=http_client).serve)

@@ -22,7 +22,8 @@ from esr.bus import EmbeddedBus
 from esr.core.buckets import RunFold
 from esr.core.events import RequestResult, RunAborted, RunFinished, RunStarted, VerdictIssued
 from esr.core.journey import PreparedRequest
-from esr.bus.runlog import RunLog, esr_home, new_run_id
+from esr.bus.runlog import RunLog, new_run_id
+from esr.settings import Settings
 from esr.core.scenario import Scenario
 from esr.core.sim_headers import RUN_ID, SIM, SIM_TIME, TIME_WARP
 from esr.core.sketch import LatencySketch
@@ -123,7 +124,7 @@ class ReplayRun:
         self.target = target
         self.scenario = scenario
         self.run_id = run_id or new_run_id()
-        self.home = home or esr_home()
+        self.home = home if home is not None else Settings.current().home
         self._sender = sender
         self.http_client = http_client
         self.timeout = timeout

@@ -16,11 +16,12 @@ from esr.api.server import PortTaken, make_app, serve_app
 from esr.core.fault_actions import ActionStep, FaultAction
 from esr.core.journey_spec import JourneySpec
 from esr.core.run_limits import RunLimits
-from esr.bus.runlog import esr_home
 from esr.core.loopback import is_loopback_host, is_loopback_url
 from esr.core.targets import Target, TargetRegistry
 from esr.sandbox.app import CLAIM_JOURNEY, ClaimsService, make_claims_app
 from esr.sandbox.claims import OfficeConfig
+
+from esr.settings import Settings
 
 __all__ = ["SANDBOX_NAMES", "register_running_sandbox", "sandbox_target", "sandbox_tokens", "serve_sandbox",
            "write_registration"]
@@ -99,18 +100,19 @@ def sandbox_tokens(tokens: Tokens, host: str, auth: bool) -> tuple[Tokens, bool]
     return replace(tokens, open=not auth and not forced), forced
 
 
-def serve_sandbox(host: str = "127.0.0.1", port: int = 9700, sut_port: int = 9701,
-                  max_concurrent: int = 1, home: Path | None = None, config: OfficeConfig | None = None,
+def serve_sandbox(settings: Settings, host: str = "127.0.0.1", port: int = 9700, sut_port: int = 9701,
+                  max_concurrent: int = 1, config: OfficeConfig | None = None,
                   auth: bool = False, public_url: str | None = None, limits: RunLimits | None = None) -> None:
     """Run both until interrupted; prints the addresses (and the tokens when they are on).
 
     On loopback, without `auth`, the sandbox is a single-user playground: requests need no
     token, as the chapter's client sends none. Bound to any other address it always asks for
     tokens: anyone who can reach it could otherwise launch traffic from this machine."""
-    home = home or esr_home()
-    tokens, forced = sandbox_tokens(Tokens.from_environment(home), host, auth)
+    home = settings.home
+    tokens, forced = sandbox_tokens(Tokens.load(home, admin=settings.token, observer=settings.observer_token), host,
+                                    auth)
     service = ClaimsService(config)
-    registry = TargetRegistry.from_environment(home)
+    registry = TargetRegistry.load(settings.registry_file)
     public = public_url or f"http://{host}:{port}"
 
     async def start_sut(app: web.Application) -> None:
@@ -139,7 +141,7 @@ def serve_sandbox(host: str = "127.0.0.1", port: int = 9700, sut_port: int = 970
         await app["sut_runner"].cleanup()
 
     app = make_app(home, registry=registry, tokens=tokens, max_concurrent=max_concurrent, on_end=service.purge,
-                   public_url=public, limits=limits)
+                   public_url=public, limits=limits, assets=settings.assets)
     app.on_startup.append(start_sut)
     app.on_cleanup.append(stop_sut)
     serve_app(app, host, port, ready)

@@ -28,7 +28,6 @@ exactly what its tables lack, and `ShardFold` skips what they already have.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from typing import Any
@@ -36,7 +35,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from esr.observe.prom import WorkerCollector, metrics_port_from_env, serve_worker_metrics
+from esr.observe.prom import WorkerCollector, serve_worker_metrics
 from esr.stream_apps.assembly import RunAssembly, ShardFold
 from esr.core.assertions import evaluate
 from esr.bus.kafka import KafkaSettings, decode_batch, decode_event, encode, headers
@@ -229,11 +228,11 @@ def judge_assembly(run: RunAssembly) -> VerdictIssued:
                          real_time=time.time(), verdict=verdict.to_dict())
 
 
-def run_metrics_worker(settings: KafkaSettings, *, loglevel: str = "warn") -> None:
-    """Serve until SIGINT or SIGTERM (Faust's worker handles both); `ESR_METRICS_PORT` set: with
-    Prometheus metrics on 127.0.0.1:ESR_METRICS_PORT/metrics."""
+def run_metrics_worker(settings: KafkaSettings, *, loglevel: str = "warn", metrics_port: int | None = None) -> None:
+    """Serve until SIGINT or SIGTERM (Faust's worker handles both); with `metrics_port`
+    (ESR_METRICS_PORT), Prometheus metrics on 127.0.0.1:PORT/metrics."""
     import faust
 
-    port = metrics_port_from_env(os.environ)
+    port = metrics_port
     app = create_app(settings, exporter=serve_worker_metrics(port) if port is not None else None)
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

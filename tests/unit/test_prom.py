@@ -18,7 +18,6 @@ from esr.observe.prom import (
     fold_series,
     latency_buckets,
     live_series,
-    metrics_port_from_env,
     verdict_series,
 )
 from esr.core.errors import EsrError
@@ -208,9 +207,3 @@ def _registry(*runs: RunSeries) -> CollectorRegistry:
     return registry
 
 
-def test_the_metrics_port_comes_from_the_environment() -> None:
-    assert metrics_port_from_env({}) is None and metrics_port_from_env({"ESR_METRICS_PORT": ""}) is None
-    assert metrics_port_from_env({"ESR_METRICS_PORT": "9464"}) == 9464
-    for bad in ("0", "70000", "nine"):
-        with pytest.raises(EsrError, match=f"ESR_METRICS_PORT must be a port number from 1 to 65535, not '{bad}'"):
-            metrics_port_from_env({"ESR_METRICS_PORT": bad})

@@ -23,14 +23,12 @@ def test_every_error_is_an_esr_error() -> None:
 def test_tokens_are_generated_once_and_private(tmp_path, monkeypatch) -> None:
     from esr.api.auth import Tokens, read_token
 
-    monkeypatch.delenv("ESR_TOKEN", raising=False)
-    monkeypatch.delenv("ESR_OBSERVER_TOKEN", raising=False)
-    first = Tokens.from_environment(tmp_path)
-    assert first == Tokens.from_environment(tmp_path) and first.admin != first.observer
+    first = Tokens.load(tmp_path)
+    assert first == Tokens.load(tmp_path) and first.admin != first.observer
     assert (tmp_path / "token").stat().st_mode & 0o777 == 0o600
     assert read_token(tmp_path) == first.admin
     admin, observer = first.from_header(f"Bearer {first.admin}"), first.from_header(f"Bearer {first.observer}")
     assert admin is not None and admin.role == "admin" and observer is not None and observer.role == "observer"
     assert first.from_header("Bearer nope") is None and first.from_header(None) is None
-    monkeypatch.setenv("ESR_TOKEN", "from-env-0123456789")
-    assert Tokens.from_environment(tmp_path).admin == "from-env-0123456789" and read_token(tmp_path) == "from-env-0123456789"
+    given = "from-env-0123456789"
+    assert Tokens.load(tmp_path, admin=given).admin == given and read_token(tmp_path, given) == given

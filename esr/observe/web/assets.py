@@ -3,7 +3,6 @@ deploy/dashboard (npm `uplot`). Never a CDN: agencies run air-gapped, and so do 
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from pathlib import Path
 
@@ -16,21 +15,17 @@ _REPO_ASSETS = Path(__file__).resolve().parents[3] / "deploy" / "dashboard" / "n
 _STATIC = Path(__file__).resolve().parent / "static"
 
 
-def _folder() -> Path:
-    configured = os.environ.get("ESR_ASSETS")
-    return Path(configured) if configured else _REPO_ASSETS
-
-
 @cache
 def _read(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def asset(name: str) -> bytes:
-    """One of ASSET_FILES; an EsrError saying how to install it when it is missing."""
+def asset(name: str, folder: Path | None = None) -> bytes:
+    """One of ASSET_FILES, from `folder` (ESR_ASSETS) or the checkout's deploy/dashboard; an
+    EsrError saying how to install it when it is missing."""
     if name not in ASSET_FILES:
         raise EsrError(f"no asset {name!r}; assets are {', '.join(ASSET_FILES)}")
-    path = _folder() / name
+    path = (folder or _REPO_ASSETS) / name
     if not path.is_file():
         raise EsrError(f"the charting library is not installed ({path} is missing): run `make install` "
                        "(npm ci --prefix deploy/dashboard) or set ESR_ASSETS to a folder with "

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import html
 import re
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -36,13 +37,14 @@ PLAIN_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; for
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 
 
-def report_html(timeline: dict[str, Any]) -> str:
-    """One page that opens with no network: the library, our script and the data inline."""
+def report_html(timeline: dict[str, Any], assets: Path | None = None) -> str:
+    """One page that opens with no network: the library (from `assets`, ESR_ASSETS), our script
+    and the data inline."""
     title = html.escape(f"ESR report: {timeline['run'].get('scenario') or ''} {timeline['run'].get('run_id') or ''}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
-            f"<style>{asset('uPlot.min.css').decode()}{_STYLE}</style></head><body><div id='esr'></div>"
+            f"<style>{asset('uPlot.min.css', assets).decode()}{_STYLE}</style></head><body><div id='esr'></div>"
             f"<script id='esr-data' type='application/json'>{_json(timeline)}</script>"
-            f"<script>{asset('uPlot.iife.min.js').decode()}</script><script>{charts_script().decode()}</script>"
+            f"<script>{asset('uPlot.iife.min.js', assets).decode()}</script><script>{charts_script().decode()}</script>"
             "</body></html>")
 
 
