@@ -67,7 +67,7 @@ def openapi_spec(targets: tuple[str, ...] = (), loopback: bool = True) -> dict[s
     token = {"name": "token", "in": "query", "required": False, "schema": {"type": "string"},
              "description": "a link token of this run, or the observer token (never the launch token)"}
     page = [*run_id, token]
-    bearer = [{"bearer": []}]
+    bearer: list[dict[str, list[str]]] = [{"bearer": []}]
     return {
         "openapi": "3.1.0",
         "info": {"title": "HMS-ESR", "version": "0.1.0",

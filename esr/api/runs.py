@@ -79,7 +79,7 @@ class ManagedRun:
 
 class RunManager:
     def __init__(self, home: Path, *, max_concurrent: int = 1, http_client: str = "pooled",
-                 on_end: Callable[[str], None] | None = None, kafka: KafkaSettings | None = None) -> None:
+                 on_end: Callable[[str], object] | None = None, kafka: KafkaSettings | None = None) -> None:
         self.home = home
         self.kafka = kafka
         self._waiting: dict[str, asyncio.Future] = {}  # Kafka runtime: run id -> its verdict
@@ -162,7 +162,7 @@ class RunManager:
         """Append the end the previous server could not write: aborted, with the data it had."""
         assert fold.started is not None
         run_id = fold.started.run_id
-        events = []
+        events: list[RunAborted | VerdictIssued] = []
         if fold.finished is None and fold.aborted is None:
             events.append(RunAborted(run_id=run_id, seq=fold.events + 1, sim_time=fold.last_sim_time,
                                      real_time=time.time(), reason="the server stopped while the run was playing"))

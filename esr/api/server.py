@@ -169,7 +169,7 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 
 def make_app(home: Path, *, registry: TargetRegistry, tokens: Tokens, max_concurrent: int = 1,
-             http_client: str = "pooled", on_end: Callable[[str], None] | None = None,
+             http_client: str = "pooled", on_end: Callable[[str], object] | None = None,
              kafka: KafkaSettings | None = None, public_url: str = "http://127.0.0.1:9700",
              limits: RunLimits | None = None, assets: Path | None = None) -> web.Application:
     """The server; with `kafka` settings, runs play on the Kafka runtime's workers. `public_url`

@@ -16,7 +16,7 @@ from esr.core.events import EVENT_TYPES, SCHEMA_VERSION, Event
 __all__ = ["decode", "encode"]
 
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(Union[tuple(EVENT_TYPES.values())])  # type: ignore[misc]  # noqa: UP007
+_decoder = msgspec.json.Decoder(Union[tuple(EVENT_TYPES.values())])  # noqa: UP007
 
 
 def encode(event: Event) -> bytes:

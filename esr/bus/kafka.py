@@ -92,7 +92,7 @@ class KafkaSettings:
 _encoder = msgspec.json.Encoder()
 _tick_decoder = msgspec.json.Decoder(Tick)
 _batch_decoder = msgspec.json.Decoder(EventBatch)
-_event_decoder = msgspec.json.Decoder(Union[tuple(EVENT_TYPES.values())])  # type: ignore[misc]  # noqa: UP007
+_event_decoder = msgspec.json.Decoder(Union[tuple(EVENT_TYPES.values())])  # noqa: UP007
 
 
 def encode(message: msgspec.Struct) -> bytes:

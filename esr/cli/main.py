@@ -305,6 +305,7 @@ def _execute_kafka(scenario: Scenario, target: Any, args: argparse.Namespace, se
             if started is None:
                 print(f"esr: {exc.reason} before the run started; nothing was sent", file=sys.stderr)
                 return EXIT_ABORTED
+            assert watch is not None  # made before the start
             verdict = abort_and_wait(kafka, started, exc.reason, watch, stop)
             if verdict is None:
                 return EXIT_ABORTED
@@ -530,8 +531,8 @@ def _cmd_grafana(args: argparse.Namespace, settings: Settings) -> int:
     folds, skipped = grafana.read_runs(settings.home, args.runs)
     report = grafana.push(url, token, folds)
     print(f"Grafana {report.version} at {url}, folder {grafana.FOLDER_TITLE!r}:", file=sys.stderr)
-    for uid, path in report.dashboards.items():
-        print(f"  dashboard {uid}: {url}{path}", file=sys.stderr)
+    for uid, url_path in report.dashboards.items():
+        print(f"  dashboard {uid}: {url}{url_path}", file=sys.stderr)
     for uid in report.provisioned:
         print(f"  dashboard {uid}: provisioned from files on that Grafana, left as it is", file=sys.stderr)
     for run_id, (posted, replaced) in report.annotations.items():

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -27,7 +27,7 @@ from esr.core.buckets import RunFold
 from esr.core.clock import SimClock
 from esr.core.errors import AssertionSyntaxError, JudgementError
 from esr.core.fault_windows import during, recovery_time_s
-from esr.core.grammar import error_column, expected_tokens
+from esr.core.grammar import error_column, expected_tokens, token_column
 from esr.core.input_limits import assertion_size_error
 from esr.core.metrics import MetricFunction, MetricsView, is_known_metric, is_request_metric, known_metric_names
 from esr.core.units import parse_duration
@@ -61,7 +61,7 @@ STRING: /"[^"]*"/ | /'[^']*'/
 
 _COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
              "==": operator.eq, "!=": operator.ne}
-_ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+_ARITH: dict[str, Callable[[float, float], float]] = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
 
 
 @cache
@@ -101,39 +101,39 @@ FAULT_FUNCTIONS = ("recovery_time_s",)
 _SCOPE_WORDS = {"fault": "during", "during": "during", "every": "in every", "endpoint": "for endpoint"}
 
 
-class _Build(Transformer):
+class _Build(Transformer[Token, Any]):
     def __init__(self) -> None:
         super().__init__()
         self.names: list[Token] = []
         self.calls: list[tuple[Token, Token]] = []
 
-    def call(self, items: list[Token]) -> tuple:
+    def call(self, items: list[Token]) -> tuple[Any, ...]:
         self.calls.append((items[0], items[1]))
         return ("call", f"{items[0]}({items[1]})")
 
-    def number(self, items: list[Token]) -> tuple:
+    def number(self, items: list[Token]) -> tuple[Any, ...]:
         return ("num", float(items[0]))
 
-    def metric(self, items: list[Token]) -> tuple:
+    def metric(self, items: list[Token]) -> tuple[Any, ...]:
         self.names.append(items[0])
         return ("metric", str(items[0]))
 
-    def neg(self, items: list) -> tuple:
+    def neg(self, items: list[Any]) -> tuple[Any, ...]:
         return ("neg", items[0])
 
-    def binop(self, items: list) -> tuple:
+    def binop(self, items: list[Any]) -> tuple[Any, ...]:
         return ("op", str(items[1]), items[0], items[2])
 
-    def during_hours(self, items: list[Token]) -> tuple:
+    def during_hours(self, items: list[Token]) -> tuple[Any, ...]:
         return ("during", float(items[0]), float(items[2]), items[0])
 
-    def during_fault(self, items: list[Token]) -> tuple:
+    def during_fault(self, items: list[Token]) -> tuple[Any, ...]:
         return ("fault", str(items[0]), items[0])
 
-    def every(self, items: list[Token]) -> tuple:
+    def every(self, items: list[Token]) -> tuple[Any, ...]:
         return ("every", parse_duration(str(items[0])), items[0])
 
-    def endpoint(self, items: list[Token]) -> tuple:
+    def endpoint(self, items: list[Token]) -> tuple[Any, ...]:
         return ("endpoint", str(items[0])[1:-1], items[0])
 
 
@@ -163,16 +163,16 @@ def parse_assertion(
     for token in build.names:
         if not is_known_metric(str(token), counters, custom):
             known = ", ".join(known_metric_names(counters, custom))
-            raise AssertionSyntaxError(text, token.column, f"unknown metric {str(token)!r}; known metrics: {known}")
+            raise AssertionSyntaxError(text, token_column(token), f"unknown metric {str(token)!r}; known metrics: {known}")
     def check_fault(token: Token) -> None:
         if faults is not None and str(token) not in faults:
             known = ", ".join(sorted(faults)) or "none: add one to failure_injection"
-            raise AssertionSyntaxError(text, token.column, f"no fault named {str(token)!r} in failure_injection "
+            raise AssertionSyntaxError(text, token_column(token), f"no fault named {str(token)!r} in failure_injection "
                                                            f"(faults: {known})")
 
     for function, fault in build.calls:
         if str(function) not in FAULT_FUNCTIONS:
-            raise AssertionSyntaxError(text, function.column, f"unknown function {str(function)!r}; "
+            raise AssertionSyntaxError(text, token_column(function), f"unknown function {str(function)!r}; "
                                                               f"known: {', '.join(FAULT_FUNCTIONS)}(FAULT)")
         check_fault(fault)
     kwargs: dict[str, Any] = {}
@@ -186,7 +186,7 @@ def parse_assertion(
                                                                "whole run; write it without scopes")
     if "fault" in kinds and ("during" in kinds or "every" in kinds):
         token = scopes[kinds.index("fault")][-1]
-        raise AssertionSyntaxError(text, token.column, "'during FAULT' cannot be combined with 'during hour' "
+        raise AssertionSyntaxError(text, token_column(token), "'during FAULT' cannot be combined with 'during hour' "
                                                        "or 'in every'; write one scope")
     for scope in scopes:
         kind, *args, token = scope
@@ -195,7 +195,7 @@ def parse_assertion(
             kwargs["fault"] = args[0]
         elif kind == "during":
             if not args[0] < args[1]:
-                raise AssertionSyntaxError(text, token.column, f"hour range {args[0]:g}..{args[1]:g} is empty; write 'during hour 8..18'")
+                raise AssertionSyntaxError(text, token_column(token), f"hour range {args[0]:g}..{args[1]:g} is empty; write 'during hour 8..18'")
             kwargs["from_hour"], kwargs["to_hour"] = args
         elif kind == "every":
             if args[0] < window_s or args[0] % window_s:
@@ -207,17 +207,17 @@ def parse_assertion(
             for name_token in build.names:
                 if not is_request_metric(str(name_token)):
                     raise AssertionSyntaxError(
-                        text, name_token.column, f"'for endpoint' applies to request metrics (latency, requests, "
+                        text, token_column(name_token), f"'for endpoint' applies to request metrics (latency, requests, "
                         f"errors, throughput, bytes); {str(name_token)!r} is not one")
     names = tuple(dict.fromkeys(str(t) for t in build.names))
     calls = tuple(dict.fromkeys((str(f), str(a)) for f, a in build.calls))
     return Assertion(text, left, str(op), right, metrics=names, calls=calls, **kwargs)
 
 
-def _value(node: tuple, view: MetricsView) -> float:
+def _value(node: tuple[Any, ...], view: MetricsView) -> float:
     kind = node[0]
     if kind == "num":
-        return node[1]
+        return float(node[1])
     if kind in ("metric", "call"):
         return view[node[1]]
     if kind == "neg":
@@ -313,10 +313,11 @@ def expression_metric(text: str, counters: frozenset[str] | set[str] | None = fr
                                    "'cloud_cost / claims_processed'") from None
     build = _Build()
     node = build.transform(tree)
-    for token in build.names if counters is not None else []:  # None: names are checked when judged
-        if not is_known_metric(str(token), counters, custom):
-            known = ", ".join(known_metric_names(counters, custom))
-            raise AssertionSyntaxError(text, token.column, f"unknown metric {str(token)!r}; known metrics: {known}")
+    if counters is not None:  # None: names are checked when judged
+        for token in build.names:
+            if not is_known_metric(str(token), counters, custom):
+                known = ", ".join(known_metric_names(counters, custom))
+                raise AssertionSyntaxError(text, token_column(token), f"unknown metric {str(token)!r}; known metrics: {known}")
 
     def metric(metrics: Mapping[str, float]) -> float:
         return _value(node, metrics)  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ gets the same numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from esr.core.events import (
@@ -82,10 +82,11 @@ class Bucket:
             (self.journeys, other.journeys),
             (self.sla_met, other.sla_met),
             (self.sla_missed, other.sla_missed),
-            (self.counters, other.counters),
         ):
             for key, value in theirs.items():
                 mine[key] = mine.get(key, 0) + value
+        for key, amount in other.counters.items():
+            self.counters[key] = self.counters.get(key, 0) + amount
 
     @property
     def error_count(self) -> int:
@@ -165,8 +166,8 @@ class RunFold:
         self.events = 0
         self.faults: dict[str, FaultWindow] = {}  # by failure_injection entry, in start order
         self.decisions: list[DecisionRecorded] = []  # training mode, in time order
-        self._whole_cache: dict[str | None, tuple[dict, Bucket, dict]] = {}
-        self._handlers = {
+        self._whole_cache: dict[str | None, tuple[dict[tuple[int, str], int], Bucket, dict[tuple[int, str], int]]] = {}
+        self._handlers: dict[type[Event], Callable[[Any], None]] = {
             RequestResult: self._on_result,
             JourneyStarted: self._on_journey_started,
             JourneyEnded: self._on_journey_ended,

@@ -19,7 +19,7 @@ from lark import Lark, Token, Transformer, UnexpectedInput, v_args
 from lark.exceptions import VisitError
 
 from esr.core.errors import FaultSyntaxError
-from esr.core.grammar import error_column, expected_tokens
+from esr.core.grammar import error_column, expected_tokens, token_column
 from esr.core.units import parse_duration
 
 __all__ = ["FaultSpec", "Seconds", "parse_call", "parse_fault"]
@@ -92,7 +92,7 @@ def _parser() -> Lark:
     return Lark(_GRAMMAR, parser="lalr", propagate_positions=True, start=["start", "call"])
 
 
-class _Build(Transformer):
+class _Build(Transformer[Token, Any]):
     def duration_value(self, items: list[Token]) -> float:
         return Seconds(parse_duration(str(items[0])))
 
@@ -106,14 +106,14 @@ class _Build(Transformer):
     def string(self, items: list[Token]) -> str:
         return str(items[0])[1:-1]
 
-    def named(self, items: list) -> tuple[str, Any, int]:
+    def named(self, items: list[Any]) -> tuple[str, Any, int]:
         return (str(items[0]), items[1], items[0].column)
 
     @v_args(meta=True)
-    def positional(self, meta: Any, items: list) -> tuple[None, Any, int]:
+    def positional(self, meta: Any, items: list[Any]) -> tuple[None, Any, int]:
         return (None, items[0], meta.column)
 
-    def params(self, items: list) -> list:
+    def params(self, items: list[Any]) -> list[Any]:
         return [i for i in items if i is not None]
 
     def at_hour(self, items: list[Token]) -> float:
@@ -154,13 +154,13 @@ def parse_fault(text: str) -> FaultSpec:
         parts = _Build().transform(tree).children
     except VisitError as exc:  # a value error inside a rule
         cause = exc.orig_exc
-        column = cause.token.column if isinstance(cause, _BadValue) else 1
+        column = token_column(cause.token) if isinstance(cause, _BadValue) else 1
         raise FaultSyntaxError(text, column, str(cause)) from None
     name = str(parts[0])
     if name in RESERVED:
         raise FaultSyntaxError(text, 1, f"{name!r} is a word of the assertion grammar ('during hour 8..18'); "
                                         "give the fault another name")
-    params: list = parts[1] if len(parts) > 1 and isinstance(parts[1], list) else []
+    params: list[Any] = parts[1] if len(parts) > 1 and isinstance(parts[1], list) else []
     rest = parts[2:] if params or (len(parts) > 1 and isinstance(parts[1], list)) else parts[1:]
     start = float(rest[0])
     duration = float(rest[1]) if len(rest) > 1 else None
@@ -179,7 +179,7 @@ def parse_call(text: str) -> FaultSpec | None:
         parts = _Build().transform(tree).children
     except (UnexpectedInput, VisitError):
         return None
-    params: list = parts[1] if len(parts) > 1 else []
+    params: list[Any] = parts[1] if len(parts) > 1 else []
     args = tuple(v for k, v, _ in params if k is None)
     kwargs = tuple((k, v) for k, v, _ in params if k is not None)
     return FaultSpec(str(parts[0]), 0.0, None, args, kwargs, text.strip())

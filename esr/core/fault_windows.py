@@ -137,8 +137,9 @@ def fault_report(fold: RunFold, clock: Any) -> dict[str, Any]:
     if not fold.faults:
         return {}
     policy = RecoveryPolicy.from_scenario(fold.started.scenario if fold.started else {})
+    steady: SteadyState | None
     try:
-        steady: SteadyState | None = steady_state(fold)
+        steady = steady_state(fold)
         steady_dict: dict[str, Any] = {"error_rate": steady.error_rate, "latency_p95_ms": steady.latency_p95_ms,
                                        "until_sim_hour": steady.until_sim / 3600}
     except JudgementError as exc:

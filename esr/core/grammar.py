@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from lark import UnexpectedInput
+from lark import Token, UnexpectedInput
 
-__all__ = ["error_column", "expected_tokens"]
+__all__ = ["error_column", "expected_tokens", "token_column"]
 
 _TOKEN_NAMES = {
     "AT": "'@'", "LPAR": "'('", "RPAR": "')'", "COMMA": "','", "PLUS": "'+'", "MINUS": "'-'",
@@ -14,6 +14,11 @@ _TOKEN_NAMES = {
     "INT": "a whole number", "$END": "the end", "DOTDOT": "'..'", "ADD": "'+' or '-'",
     "MUL": "'*' or '/'", "PATH": "a JSON path such as $.status",
 }
+
+
+def token_column(token: Token) -> int:
+    """1-based column of a token from the parser (its lexer sets every token's column)."""
+    return token.column if token.column is not None else 1
 
 
 def expected_tokens(exc: UnexpectedInput) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 from esr.core.clock import SimClock
 from esr.core.errors import EsrError, FieldError
@@ -34,7 +35,7 @@ class RunLimits:
         """`ESR_MAX_JOURNEYS`, `ESR_MAX_RATE`, `ESR_MAX_REAL_HOURS`, `ESR_MAX_REQUESTS_PER_JOURNEY`
         from `environ` (esr.settings passes the process's)."""
         env = environ
-        values = {}
+        values: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get(f"ESR_{f.name.upper()}")
             if raw:

@@ -353,7 +353,7 @@ def _semantic_errors_raw(data: Mapping[str, Any]) -> list[FieldError]:
         for step in items(steps):
             if isinstance(step, dict) and isinstance(step.get("counters"), dict):
                 counters |= {k for k in step["counters"] if isinstance(k, str)}
-    metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
+    metrics = found if isinstance(found := data.get("metrics"), dict) else {}
     if isinstance(data.get("derived_metrics"), dict):
         metrics = {**data["derived_metrics"], **metrics}
     assertions = [a for a in items(data.get("assertions")) if isinstance(a, str)]

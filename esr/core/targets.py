@@ -43,13 +43,13 @@ class Target:
         with the scenario, so `esr judge` finds them) and, when the scenario names no journeys,
         the counters of the target's default journey."""
         data = dict(data)
-        derived = data.get("derived_metrics") if isinstance(data.get("derived_metrics"), dict) else {}
+        derived = found if isinstance(found := data.get("derived_metrics"), dict) else {}
         data["derived_metrics"] = {**self.metrics, **derived}  # the scenario's own definition wins
-        origins = data.get("metric_origins") if isinstance(data.get("metric_origins"), dict) else {}
+        origins = found if isinstance(found := data.get("metric_origins"), dict) else {}
         data["metric_origins"] = {**{name: f"target {self.name}" for name in self.metrics if name not in derived},
                                   **origins}
         if not data.get("journeys") and not data.get("python_journeys"):
-            counters = data.get("counters") if isinstance(data.get("counters"), list) else []
+            counters = found if isinstance(found := data.get("counters"), list) else []
             data["counters"] = sorted(set(counters) | self.default_journey.counter_names)
         return data
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from jsonpath_ng import parse as _jsonpath_parse
+from jsonpath_ng.parser import parse as _jsonpath_parse
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
 from lark import Lark, Token, Transformer, UnexpectedInput
 
@@ -158,38 +158,41 @@ def _condition_parser() -> Lark:
     return Lark(_CONDITION_GRAMMAR, parser="lalr", maybe_placeholders=False)
 
 
-class _ConditionBuilder(Transformer):
+_Items = list[Any]  # a rule's children (the builder's method `list` hides the builtin inside it)
+
+
+class _ConditionBuilder(Transformer[Token, Any]):
     def string(self, items: list[Token]) -> str:
         return str(items[0])[1:-1]
 
     def number(self, items: list[Token]) -> float:
         return float(items[0])
 
-    def true(self, _: list) -> bool:
+    def true(self, _: _Items) -> bool:
         return True
 
-    def false(self, _: list) -> bool:
+    def false(self, _: _Items) -> bool:
         return False
 
-    def null(self, _: list) -> None:
+    def null(self, _: _Items) -> None:
         return None
 
-    def list(self, items: list) -> tuple:
+    def list(self, items: _Items) -> tuple[Any, ...]:
         return tuple(i for i in items if i is not _MISSING)
 
-    def compare(self, items: list) -> tuple:
+    def compare(self, items: _Items) -> tuple[Any, ...]:
         return ("cmp", JsonPath.compile(str(items[0])), str(items[1]), items[2])
 
-    def member(self, items: list) -> tuple:
+    def member(self, items: _Items) -> tuple[Any, ...]:
         return ("in", JsonPath.compile(str(items[0])), items[1])
 
-    def not_member(self, items: list) -> tuple:
+    def not_member(self, items: _Items) -> tuple[Any, ...]:
         return ("not in", JsonPath.compile(str(items[0])), items[1])
 
-    def any_of(self, items: list) -> tuple:
+    def any_of(self, items: _Items) -> tuple[Any, ...]:
         return ("or", tuple(items))
 
-    def all_of(self, items: list) -> tuple:
+    def all_of(self, items: _Items) -> tuple[Any, ...]:
         return ("and", tuple(items))
 
 
@@ -198,7 +201,7 @@ def _same(a: Any, b: Any) -> bool:
     return isinstance(a, bool) == isinstance(b, bool) and a == b
 
 
-_OPS = {
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": _same,
     "!=": lambda a, b: not _same(a, b),
     "<": lambda a, b: a < b,
@@ -213,7 +216,7 @@ class Condition:
     """A test on a JSON response, e.g. `$.status in ['paid', 'denied']`."""
 
     text: str
-    _tree: tuple
+    _tree: tuple[Any, ...]
 
     @classmethod
     @cache
@@ -234,8 +237,8 @@ class Condition:
         return _evaluate(self._tree, document)
 
 
-def _evaluate(node: tuple, document: Any) -> bool:
-    kind = node[0]
+def _evaluate(node: tuple[Any, ...], document: Any) -> bool:
+    kind: str = node[0]
     if kind == "or":
         return any(_evaluate(n, document) for n in node[1])
     if kind == "and":

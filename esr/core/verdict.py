@@ -183,8 +183,8 @@ def judge(
         bad = next(w for w in fold.faults.values() if not w.ok)
         status, reason = "ERROR", f"fault {bad.fault!r} could not be applied, so the rehearsal did not happen: {bad.detail}"
     elif any(r.holds is None for r in results):
-        bad = next(r for r in results if r.holds is None)
-        status, reason = "ERROR", f"cannot judge {bad.assertion!r}: {bad.detail}"
+        unjudged = next(r for r in results if r.holds is None)
+        status, reason = "ERROR", f"cannot judge {unjudged.assertion!r}: {unjudged.detail}"
     elif any(r.holds is False for r in results):
         failed = [r.assertion for r in results if r.holds is False]
         status, reason = "FAIL", "failed: " + "; ".join(failed)

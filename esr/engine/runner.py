@@ -547,11 +547,10 @@ class Run:
         active = _Active(arrival, name, len(journey.sla), SlaBook(journey.sla), due, position=arrival.sim)
         self._active[arrival.index] = active
         try:
-            if rng is None and journey.data:
-                rng = user_rng(self.scenario.seed, arrival.index)
             context = {  # templates only read it; `vars` is the journey's own
                 "user": {"index": arrival.index, "id": f"{self.run_id}-{arrival.index}"},
-                "data": generate_user_data(journey.data, rng) if journey.data else _NO_DATA,
+                "data": (generate_user_data(journey.data, rng or user_rng(self.scenario.seed, arrival.index))
+                         if journey.data else _NO_DATA),
                 "run": self._run_context,
             }
             active.steps = declarative_journey(journey, context, arrival.sim)

@@ -147,6 +147,8 @@ class _Client(asyncio.Protocol):
         self.upstream: _Upstream | None = None
         self.paused = False
         self.writable: asyncio.Future[None] | None = None
+        self.headers: list[bytes] = []  # of the request being parsed, from on_message_begin on
+        self.body: list[bytes] = []
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -37,6 +37,7 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models.dashboard import (
     DataSourceRef,
     ValueMap,
+    ValueMapping,
     ValueMappingResult,
     VariableRefresh,
     VariableSort,
@@ -57,9 +58,9 @@ DEFAULT_URL = "http://127.0.0.1:3000"
 WINDOW = "$__rate_interval"
 _PROMETHEUS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 _ANNOTATIONS = DataSourceRef(type_val="grafana", uid="-- Grafana --")
-_ON_OFF = [ValueMap({"0": ValueMappingResult(text="off", color="green"),
+_ON_OFF: list[ValueMapping] = [ValueMap({"0": ValueMappingResult(text="off", color="green"),
                      "1": ValueMappingResult(text="on", color="red")})]
-_HOLDS = [ValueMap({"0": ValueMappingResult(text="fails", color="red"),
+_HOLDS: list[ValueMapping] = [ValueMap({"0": ValueMappingResult(text="fails", color="red"),
                     "1": ValueMappingResult(text="holds", color="green")})]
 
 
@@ -132,7 +133,7 @@ class _Layout:
                  .reduce_options(common_b.ReduceDataOptions().calcs(["lastNotNull"]).values(False)))
         return self.place(panel, title, description, [query], span=6, height=4, instant=True)
 
-    def states(self, title: str, description: str, query: tuple[str, str], mappings: list[ValueMap],
+    def states(self, title: str, description: str, query: tuple[str, str], mappings: list[ValueMapping],
                span: int = 12) -> statetimeline.Panel:
         panel = (statetimeline.Panel().mappings(mappings).merge_values(True).fill_opacity(70)
                  .legend(common_b.VizLegendOptions().display_mode(common.LegendDisplayMode.LIST)

@@ -70,8 +70,9 @@ def _rows(fold: RunFold, cache: dict[int, _Row]) -> dict[int, _Row]:
             b = Bucket()
             for _, part in parts:
                 b.merge(part)
+            p50, p95, p99 = (_round(b.latency.quantile(q)) for q in (0.5, 0.95, 0.99))
             row = cache[index] = _Row(
-                versions, b.requests, *(_round(b.latency.quantile(q)) for q in (0.5, 0.95, 0.99)),
+                versions, b.requests, p50, p95, p99,
                 _round(b.error_count / b.requests, 5) if b.requests else None, tuple(sorted(b.errors.items())),
                 sum(b.sla_met.values()), sum(b.sla_missed.values()))
         rows[index] = row

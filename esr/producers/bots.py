@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -31,11 +31,12 @@ from esr.bus.kafka import KafkaSettings, decode_tick, encode, headers, make_cons
 from esr.core.run_state import RunStatus
 from esr.engine.runner import Run, _now
 from esr.engine.sender import connection_budget, make_sender
-from esr.core.events import Event, EventBatch, JourneyStarted, RequestResult, RunStarted, ShardReport
+from esr.core.events import AnyEvent, Event, EventBatch, JourneyStarted, RequestResult, RunStarted, ShardReport
 from esr.faults.plan import fault_moments
 from esr.producers.offsets import OffsetTracker
 from esr.core.scenario import Scenario
-from esr.core.targets import Target, TargetRefused, TargetRegistry
+from esr.core.errors import TargetRefused
+from esr.core.targets import Target, TargetRegistry
 from esr.core.journey import PreparedRequest
 from esr.core.endpoints import endpoint_label
 from esr.core.ticks import PlannedRequest, Tick, expected_end, shard_of
@@ -264,13 +265,13 @@ class ShardRun(Run):
             topic = "journeys"
             if tally:
                 tally.journey_events += 1
-            if kind is JourneyStarted and self._overdue:
-                late = self._overdue.pop(event.user, None)  # type: ignore[attr-defined]
+            if type(event) is JourneyStarted and self._overdue:
+                late = self._overdue.pop(event.user, None)
                 if late is not None:
                     event = msgspec.structs.replace(event, late_ms=late)
-            if kind is JourneyStarted and tally:
+            if type(event) is JourneyStarted and tally:
                 tally.journeys += 1
-                if event.late_ms > self.scenario.late_threshold_ms:  # type: ignore[attr-defined]
+                if event.late_ms > self.scenario.late_threshold_ms:
                     tally.late += 1
         self._buffers.setdefault((topic, tick), []).append(event)
 
@@ -281,7 +282,7 @@ class ShardRun(Run):
                 self._publish(topic, EventBatch(
                     run_id=self.run_id, shard=self.shard, attempt=self.attempt, tick=tick,
                     window_s=self.scenario.window, late_threshold_ms=self.scenario.late_threshold_ms,
-                    events=events[i:i + BATCH_MAX]))
+                    events=cast("list[AnyEvent]", events[i:i + BATCH_MAX])))  # a runner emits only these
 
     async def _flush_periodically_kafka(self) -> None:
         while True:
@@ -374,7 +375,7 @@ class BotWorker:
         self._attempts = itertools.count(1)
         self.shards: dict[tuple[str, int], ShardRun] = {}
         self._finished: set[tuple[str, int]] = set()
-        self._offsets = OffsetTracker()
+        self._offsets: OffsetTracker[tuple[str, int]] = OffsetTracker()
         self._tick_offsets: dict[tuple[str, int], list[tuple[int, Any, int]]] = {}  # -> (tick, (topic, partition), offset)
         self._reported: dict[tuple[str, int], tuple[int, bool]] = {}
         self._revoked: list[ShardRun] = []

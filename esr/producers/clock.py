@@ -29,7 +29,7 @@ from typing import Any
 from esr.bus.kafka import (
     KafkaSettings, decode_event, encode, headers, make_consumer, make_producer, shard_key, topic_of,
 )
-from esr.core.events import Event, FaultEnded, FaultStarted, RunAborted, RunStarted
+from esr.core.events import Event, FaultEnded, FaultStarted, RunAborted, RunStarted, event_type
 from esr.faults.plan import PlannedFault, fault_moments, plan_faults
 from esr.producers.offsets import OffsetTracker
 from esr.core.scenario import Scenario
@@ -46,7 +46,7 @@ class ClockProducer:
         self.group = settings.group("clock")
         self.lead_s = lead_s
         self._runs: dict[str, tuple[asyncio.Task, RunStarted, int]] = {}  # run id -> (task, start, next tick)
-        self._offsets = OffsetTracker()
+        self._offsets: OffsetTracker[int] = OffsetTracker()
         self._faults: dict[str, _RunFaults] = {}  # runs whose faults are playing
 
     async def serve(self, stop: asyncio.Event) -> None:
@@ -193,7 +193,7 @@ class ClockProducer:
 
     def _publish(self, event: Event) -> None:
         self.producer.produce(topic_of(event, self.settings), key=event.run_id.encode(), value=encode(event),
-                              headers=headers(type(event).__struct_config__.tag, event.run_id))  # type: ignore[attr-defined]
+                              headers=headers(event_type(event), event.run_id))
         self.producer.poll(0)
 
     def _send_aborted(self, started: RunStarted) -> None:

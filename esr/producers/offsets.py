@@ -8,29 +8,33 @@ one past the longest run of finished messages from the start of what is pending.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Hashable
+from typing import Generic, TypeVar
 
 __all__ = ["OffsetTracker"]
 
+P = TypeVar("P", bound=Hashable)  # a partition: its number, or (topic, number)
 
-class OffsetTracker:
+
+class OffsetTracker(Generic[P]):
     def __init__(self) -> None:
-        self._pending: dict[int, deque[int]] = {}  # partition -> offsets in order
-        self._done: dict[int, set[int]] = {}
-        self._committed: dict[int, int] = {}
+        self._pending: dict[P, deque[int]] = {}  # partition -> offsets in order
+        self._done: dict[P, set[int]] = {}
+        self._committed: dict[P, int] = {}
 
-    def add(self, partition: int, offset: int) -> None:
+    def add(self, partition: P, offset: int) -> None:
         self._pending.setdefault(partition, deque()).append(offset)
 
-    def done(self, partition: int, offset: int) -> None:
+    def done(self, partition: P, offset: int) -> None:
         self._done.setdefault(partition, set()).add(offset)
 
-    def forget(self, partition: int) -> None:
+    def forget(self, partition: P) -> None:
         """The partition went to another worker: it re-reads from the last commit."""
         self._pending.pop(partition, None)
         self._done.pop(partition, None)
         self._committed.pop(partition, None)
 
-    def committable(self) -> dict[int, int]:
+    def committable(self) -> dict[P, int]:
         """partition -> offset to commit (the next one to read), for partitions that advanced."""
         out = {}
         for partition, pending in self._pending.items():
@@ -43,5 +47,5 @@ class OffsetTracker:
                 out[partition] = self._committed[partition] = last + 1
         return out
 
-    def pending(self, partition: int) -> int:
+    def pending(self, partition: P) -> int:
         return len(self._pending.get(partition, ()))

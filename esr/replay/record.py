@@ -18,6 +18,7 @@ name for messages. A reader is pure: no file access, no clock reads, no network.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 
 __all__ = ["BadLine", "LogRecord", "Parsed", "Skipped"]
@@ -35,7 +36,7 @@ class LogRecord:
     client: str | None = None  # client address or host name
     host: str | None = None  # the Host / vhost the request went to
     headers: tuple[tuple[str, str], ...] = ()  # request headers, when the log has them (HAR, GoReplay)
-    body: bytes | None = field(default=None, repr=False)  # request body, when the log has it
+    body: builtins.bytes | None = field(default=None, repr=False)  # request body, when the log has it
 
 
 @dataclass(frozen=True, slots=True)

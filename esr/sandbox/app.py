@@ -110,7 +110,7 @@ class ClaimsService:
     async def payments(self, request: web.Request) -> web.Response:
         office = self.office(request.headers.get(RUN_ID, NO_RUN), time_warp(request.headers))
         now = sim_time(request.headers)
-        paid = [{"claim": c, "amount": a, "paid_at": t.isoformat()} for c, a, t in office.payments if t <= now]
+        paid: list[dict[str, Any]] = [{"claim": c, "amount": a, "paid_at": t.isoformat()} for c, a, t in office.payments if t <= now]
         return self._reply({"payments": paid, "total": round(sum(p["amount"] for p in paid), 2)}, self.costs.lookup)
 
     async def purge_run(self, request: web.Request) -> web.Response:

@@ -98,8 +98,7 @@ class ShardFold:
             tally = state.received[sender] = _Received()
         fold, seen, window_s, windows = self.fold, state.seen, self.fold.window_s, self._dirty_windows
         for e in batch.events:
-            kind = type(e)
-            if kind is RequestResult:
+            if type(e) is RequestResult:
                 tally.results += 1
                 if e.n < state.next_result.get(e.user, 0):
                     self.duplicates += 1
@@ -107,16 +106,16 @@ class ShardFold:
                 state.next_result[e.user] = e.n + 1
             else:
                 tally.journey_events += 1
-                if kind is CounterAdded:
+                if type(e) is CounterAdded:
                     if e.n < state.next_count.get(e.user, 0):
                         continue
                     state.next_count[e.user] = e.n + 1
                 else:
-                    if kind is JourneyStarted:
+                    if type(e) is JourneyStarted:
                         key = (e.user, "started")
-                    elif kind is JourneyEnded:
+                    elif type(e) is JourneyEnded:
                         key = (e.user, "ended")
-                    elif kind is SlaDecided:
+                    elif type(e) is SlaDecided:
                         key = (e.user, "sla:" + e.sla)
                         windows.add(int(e.opened_sim // window_s))
                     else:
@@ -209,18 +208,17 @@ class RunAssembly:
         self._expected_end: float | None = None
 
     def on_run_event(self, event: Event) -> None:
-        kind = type(event)
-        if kind is FaultStarted or kind is FaultEnded:
-            self.faults[(event.fault, kind.__name__)] = event  # type: ignore[attr-defined]
-        elif kind is RunStarted:
-            self.started = event  # type: ignore[assignment]
-        elif kind is ShardReport:
-            by_attempt = self.reports.setdefault(event.shard, {})  # type: ignore[attr-defined]
-            old = by_attempt.get(event.attempt)  # type: ignore[attr-defined]
-            if old is None or (event.last_tick, event.final) >= (old.last_tick, old.final):  # type: ignore[attr-defined]
-                by_attempt[event.attempt] = event  # type: ignore[attr-defined,index]
-        elif kind is RunAborted:
-            self.aborted = event  # type: ignore[assignment]
+        if type(event) is FaultStarted or type(event) is FaultEnded:
+            self.faults[(event.fault, type(event).__name__)] = event
+        elif type(event) is RunStarted:
+            self.started = event
+        elif type(event) is ShardReport:
+            by_attempt = self.reports.setdefault(event.shard, {})
+            old = by_attempt.get(event.attempt)
+            if old is None or (event.last_tick, event.final) >= (old.last_tick, old.final):
+                by_attempt[event.attempt] = event
+        elif type(event) is RunAborted:
+            self.aborted = event
 
     def part(self, key: Any, batch: EventBatch) -> ShardFold:
         part = self.parts.get(key)

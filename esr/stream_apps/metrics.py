@@ -39,7 +39,7 @@ from esr.observe.prom import WorkerCollector, serve_worker_metrics
 from esr.stream_apps.assembly import RunAssembly, ShardFold
 from esr.core.assertions import evaluate
 from esr.bus.kafka import KafkaSettings, decode_batch, decode_event, encode, headers
-from esr.core.events import FaultEnded, FaultStarted, RunAborted, RunStarted, ShardReport, VerdictIssued
+from esr.core.events import Event, FaultEnded, FaultStarted, RunAborted, RunStarted, ShardReport, VerdictIssued
 from esr.core.metrics import MetricsView
 from esr.core.scenario import Scenario
 from esr.core.ticks import run_clock
@@ -80,14 +80,14 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
         broker_heartbeat_interval=1.0,
         producer_acks=-1,
     )
-    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw",
+    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw",
            "partitions": settings.partitions}
     events_topic = app.topic(settings.topic("results"), settings.topic("journeys"), **raw)
     runs_topic = app.topic(settings.topic("runs"), settings.topic("faults"), **raw)
     verdicts_topic = app.topic(settings.topic("verdicts"), **raw)
     metrics_topic = app.topic(settings.topic("metrics"), **raw)
     progress_at: dict[str, float] = {}
-    table = {"key_type": str, "value_type": bytes, "partitions": settings.partitions, "default": None}
+    table: dict[str, Any] = {"key_type": str, "value_type": bytes, "partitions": settings.partitions, "default": None}
     partials = app.Table("esr-partials", **table)
     runs = app.Table("esr-runs", **table)
     verdicts = app.Table("esr-verdicts", use_partitioner=True, **table)
@@ -151,7 +151,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
                 continue
             run = assembly(event.run_id)
             run.on_run_event(event)
-            kept = [run.started] if run.started else []
+            kept: list[Event] = [run.started] if run.started else []
             kept += [r for reports in run.reports.values() for r in reports.values()]
             kept += [run.aborted] if run.aborted else []
             kept += list(run.faults.values())

@@ -124,12 +124,12 @@ def _parse(lines: Iterable[tuple[int, str]], source: str, unit: str) -> Iterator
             host = None
         else:
             split = split_request(request)
-            if type(split) is str:
+            if isinstance(split, str):
                 yield Skipped(split, where)
                 continue
             method, target, host = split
         yield LogRecord(
-            when, method, target, where,  # type: ignore[arg-type]
+            when, method, target, where,
             None if status == "-" else int(status),
             None if took is None or took == "-" else duration_ms(took, unit, "us"),
             None if size == "-" else int(size),
@@ -219,9 +219,9 @@ def split_request(request: str) -> tuple[str, str, str | None] | str:
         return NOT_A_REQUEST
     method = parts[0].upper()
     found = request_target(method, target)
-    if type(found) is str:
+    if isinstance(found, str):
         return found
-    return (method, *found)  # type: ignore[return-value]
+    return (method, *found)
 
 
 def request_target(method: str, target: str) -> tuple[str, str | None] | str:
@@ -247,26 +247,26 @@ def _slow(text: str, where: str, cache: Memo, unit: str) -> Parsed:
     if not line:
         return bad_line("line is empty", where, text)
     tokens = _tokens(line)
-    if type(tokens) is str:
+    if isinstance(tokens, str):
         return bad_line(tokens, where, text)
-    at = next((k for k, (kind, _) in enumerate(tokens) if kind == "["), -1)  # type: ignore[union-attr]
+    at = next((k for k, (kind, _) in enumerate(tokens) if kind == "["), -1)
     if at < 0:
         if len(tokens) < 4:
             return bad_line(f"too few fields: expected {LINE_SHAPE}, found {len(tokens)} field(s)", where, text)
-        return bad_line(f"bad time: expected {TIME_SHAPE} time, found {show(_shown(tokens[3]))}",  # type: ignore[index]
+        return bad_line(f"bad time: expected {TIME_SHAPE} time, found {show(_shown(tokens[3]))}",
                         where, text)
-    before, after = tokens[:at], tokens[at + 1:]  # type: ignore[index]
+    before, after = tokens[:at], tokens[at + 1:]
     if len(before) < 3:
         found = " ".join(_shown(t) for t in before)
         return bad_line(f"bad client: expected 'client ident user' before the time, found {len(before)} "
                         f"field(s){' ' + show(found) if found else ''}", where, text)
-    when = cache[tokens[at][1]]  # type: ignore[index]
+    when = cache[tokens[at][1]]
     if type(when) is str:
         return bad_line(when, where, text)
     addresses = _addresses(before[:-2])
-    if type(addresses) is str:
+    if isinstance(addresses, str):
         return bad_line(addresses, where, text)
-    client, vhost = addresses  # type: ignore[misc]
+    client, vhost = addresses
 
     if not after or after[0][0] != '"':
         found = show(_shown(after[0])) if after else "end of line"
@@ -274,12 +274,12 @@ def _slow(text: str, where: str, cache: Memo, unit: str) -> Parsed:
     if len(after) < 2:
         return bad_line("bad status: expected a status after the request line, found end of line", where, text)
     status = _count(after[1], 3)
-    if type(status) is str:
+    if isinstance(status, str):
         return bad_line(f"bad status: {status} is not a number (expected a 3-digit HTTP status or '-')", where, text)
     if len(after) < 3:
         return bad_line("bad bytes: expected the response size after the status, found end of line", where, text)
     size = _count(after[2], 20)
-    if type(size) is str:
+    if isinstance(size, str):
         return bad_line(f"bad bytes: {size} is not a number (expected the response size in bytes or '-')", where, text)
     referer = agent = None
     k = 3
@@ -291,10 +291,10 @@ def _slow(text: str, where: str, cache: Memo, unit: str) -> Parsed:
 
     request = after[0][1]
     split = split_request(_unescape(request) if "\\" in request else request)
-    if type(split) is str:
+    if isinstance(split, str):
         return Skipped(split, where)
-    method, target, host = split  # type: ignore[misc]
-    return LogRecord(when, method, target, where, status, took, size, client, host or vhost,  # type: ignore[arg-type]
+    method, target, host = split
+    return LogRecord(when, method, target, where, status, took, size, client, host or vhost,
                      _headers(referer, agent))
 
 

@@ -334,9 +334,9 @@ class _Pairing:
                 self.waiting[item.pid] = slot
             self.queue.append(slot)
         elif isinstance(item, _Response):
-            slot = self.waiting.pop(item.pid, None)
-            if slot is not None:
-                slot.pid, slot.status, slot.duration_ms = None, item.status, item.duration_ms
+            waiting = self.waiting.pop(item.pid, None)
+            if waiting is not None:
+                waiting.pid, waiting.status, waiting.duration_ms = None, item.status, item.duration_ms
             else:
                 displaced = self.responses.pop(item.pid, None)
                 if displaced is not None:

@@ -116,7 +116,7 @@ def _record(entry: Any, where: str) -> LogRecord:
         raise _BadEntry(f"bad request.method: {method!r} is not an HTTP method")
     time = _time(entry.get("startedDateTime"))
     target, host = _target(url)
-    response = entry.get("response") if isinstance(entry.get("response"), dict) else {}
+    response = found if isinstance(found := entry.get("response"), dict) else {}
     status = _known(response.get("status"))
     return LogRecord(
         time=time,
