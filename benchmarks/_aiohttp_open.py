@@ -52,7 +52,7 @@ async def main(a: argparse.Namespace) -> dict:
                         ok += 1
                     else:
                         errors += 1
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            except (TimeoutError, aiohttp.ClientError, OSError):
                 errors += 1
 
         def arrive(intended: float) -> None:

@@ -38,11 +38,11 @@ def main() -> None:
 
     import uvloop
 
-    from esr.engine.runner import Run
-    from esr.core.events import RequestResult
     from esr.bus.runlog import read_events
+    from esr.core.events import RequestResult
     from esr.core.scenario import Scenario
     from esr.core.targets import TargetRegistry
+    from esr.engine.runner import Run
 
     wall_lag: list[float] = []  # seconds, time.monotonic() at send - intended
     skew: list[float] = []

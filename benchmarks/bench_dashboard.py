@@ -45,8 +45,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (LOAD_CPU, PYTHON, SERVER_CPU, free_port, have_two_cpus, nginx_server,  # noqa: E402
-                     percentile, require, table)
+from _common import LOAD_CPU, PYTHON, SERVER_CPU, free_port, have_two_cpus, nginx_server, percentile, require, table  # noqa: E402
 
 GOAL_P99_MS = 50.0
 POLL_TIMEOUT_S = 10.0
@@ -122,7 +121,7 @@ class Poller:
                 if resp.status != 200:
                     self.errors.append(f"HTTP {resp.status}: {body[:200]!r}")
                     return
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             self.errors.append(f"{type(exc).__name__}: {exc}")
             return
         self.latencies_ms.append((time.perf_counter() - t0) * 1000)
@@ -168,7 +167,7 @@ async def follow_events(session: aiohttp.ClientSession, url: str, deadline: floa
                 if loop.time() > deadline:
                     break
             ended = b"event: end" in tail
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         return {"error": f"{type(exc).__name__}: {exc}", "events": events}
     timelines = events - (1 if ended else 0)
     span = (last - first) if first is not None and last is not None else 0.0
@@ -306,9 +305,9 @@ def server_costs(home: Path, run_id: str, repeat: int) -> dict[str, float]:
     from prometheus_client.exposition import generate_latest
     from prometheus_client.registry import Collector, CollectorRegistry
 
-    from esr.observe.prom import families, fold_series
-    from esr.core.buckets import RunFold
     from esr.bus.runlog import read_events, run_log_path
+    from esr.core.buckets import RunFold
+    from esr.observe.prom import families, fold_series
     from esr.observe.timeline import run_timeline
 
     fold = RunFold().apply_all(read_events(run_log_path(home, run_id)))

@@ -35,8 +35,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    LOAD_CPU, PYTHON, SERVER_CPU, free_port, have_two_cpus, machine_note, nginx_server, percentile, pinned, require,
-    run_json, table,
+    LOAD_CPU,
+    PYTHON,
+    SERVER_CPU,
+    free_port,
+    have_two_cpus,
+    machine_note,
+    nginx_server,
+    percentile,
+    pinned,
+    require,
+    run_json,
+    table,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,8 +64,8 @@ REPEATS = 2
 
 
 async def _load(url: str, count: int) -> dict[str, float]:
-    from esr.engine.http import PooledHttpSender
     from esr.core.journey import PreparedRequest
+    from esr.engine.http import PooledHttpSender
 
     request = PreparedRequest(method="GET", path="/", endpoint="bench", step="bench")
     sender = PooledHttpSender(url, timeout=10, max_connections=CONCURRENCY, keep_headers=False)
@@ -102,8 +112,8 @@ def serve_esr_proxy(upstream_port: int, latency_ms: float) -> None:
     """The child: a FaultProxy on uvloop (as the bots run it) until SIGTERM."""
     import uvloop
 
-    from esr.faults.proxy import FaultProxy
     from esr.core.toxics import Latency
+    from esr.faults.proxy import FaultProxy
 
     async def run() -> None:
         proxy = FaultProxy("127.0.0.1", upstream_port)

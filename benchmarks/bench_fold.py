@@ -117,8 +117,8 @@ def main() -> int:
     sys.stdout.reconfigure(line_buffering=True)
     print(f"building {n:,} events ...", file=sys.stderr, flush=True)
 
-    from esr.core.buckets import RunFold
     from esr.bus.codec import decode, encode
+    from esr.core.buckets import RunFold
 
     t0 = time.perf_counter()
     events = make_events(n)

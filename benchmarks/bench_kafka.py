@@ -40,18 +40,28 @@ from _common import table  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from esr.core.events import EventBatch  # noqa: E402
-from esr.core.buckets import RunFold  # noqa: E402
-from esr.bus.kafka import (  # noqa: E402
-    KafkaSettings, encode, ensure_topics, headers, make_producer, shard_key,
-)
 from esr.bus.codec import decode  # noqa: E402
 from esr.bus.codec import encode as encode_line  # noqa: E402
-from esr.core.events import RequestResult, RunFinished, RunStarted, ShardReport  # noqa: E402
-from esr.producers.launch import VerdictWatch  # noqa: E402
+from esr.bus.kafka import (  # noqa: E402
+    KafkaSettings,
+    encode,
+    ensure_topics,
+    headers,
+    make_producer,
+    shard_key,
+)
+from esr.core.buckets import RunFold  # noqa: E402
+from esr.core.events import (  # noqa: E402
+    EventBatch,  # noqa: E402
+    RequestResult,
+    RunFinished,
+    RunStarted,
+    ShardReport,
+)
 from esr.core.scenario import Scenario  # noqa: E402
 from esr.core.ticks import tick_count, tick_window  # noqa: E402
 from esr.core.verdict import judge  # noqa: E402
+from esr.producers.launch import VerdictWatch  # noqa: E402
 
 GOAL_EPS = 50_000
 SHARDS = 4

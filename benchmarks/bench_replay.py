@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -57,7 +57,7 @@ def generate(path: Path, lines: int, per_second: float) -> None:
             stamp = stamps.get(t)
             if stamp is None:
                 stamps.clear()
-                stamp = stamps[t] = datetime.fromtimestamp(t, timezone.utc).strftime("%d/%b/%Y:%H:%M:%S +0000")
+                stamp = stamps[t] = datetime.fromtimestamp(t, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
             target = rng.choice(PATHS).replace("{n}", str(rng.randrange(100000)))
             chunk.append(f'10.{i % 250}.{(i >> 8) % 250}.{i % 7 + 1} - - [{stamp}] "GET {target} HTTP/1.1" 200 '
                          f'{rng.randrange(100, 9000)} "https://claims.example/" {rng.choice(AGENTS)}\n')

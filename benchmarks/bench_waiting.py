@@ -55,14 +55,13 @@ def cpu_seconds() -> float:
 
 
 def esr_side(journeys: int) -> dict:
-    import asyncio
 
     import uvloop
 
-    from esr.sandbox.demo_target import DemoTargetConfig, start
-    from esr.engine.runner import Run
     from esr.core.scenario import Scenario
     from esr.core.targets import TargetRegistry
+    from esr.engine.runner import Run
+    from esr.sandbox.demo_target import DemoTargetConfig, start
 
     async def main() -> dict:
         runner, url = await start(DemoTargetConfig())

@@ -12,9 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from esr.core.assertions import Assertion, AssertionResult, parse_assertion
-from esr.core.run_state import RunStatus
-from esr.engine.runner import Run
-from esr.engine.user import User
 from esr.core.errors import (
     AssertionSyntaxError,
     EsrError,
@@ -26,8 +23,11 @@ from esr.core.errors import (
     TargetRefused,
 )
 from esr.core.journey import Journey
+from esr.core.run_state import RunStatus
 from esr.core.scenario import Scenario, load_scenario, scenario_json_schema
 from esr.core.verdict import Verdict, judge
+from esr.engine.runner import Run
+from esr.engine.user import User
 
 __all__ = [
     "Assertion",

@@ -20,11 +20,11 @@ import urllib.request
 from typing import Any
 
 from esr.api.auth import read_token
-from esr.observe.display import printable
 from esr.core.errors import EsrError
 from esr.core.metric_expression import metric_expression
-from esr.settings import Settings
 from esr.core.scenario import Scenario
+from esr.observe.display import printable
+from esr.settings import Settings
 
 __all__ = ["EsrServerError", "Scenario", "launch", "report"]
 

@@ -13,15 +13,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import os
 import secrets
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from esr.core.errors import EsrError
 from esr.bus.runlog import is_run_id
+from esr.core.errors import EsrError
 
 __all__ = ["LinkToken", "TokenError", "Tokens", "check_link_ttl", "mask", "read_token"]
 

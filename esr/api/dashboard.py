@@ -27,14 +27,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from esr.api.auth import LinkToken, Tokens, check_link_ttl
+from esr.api.runs import ManagedRun, RunManager, UnknownRun, timeline_path
+from esr.bus.runlog import read_events, run_log_path
 from esr.core.buckets import RunFold
 from esr.core.errors import EsrError
-from esr.bus.runlog import read_events, run_log_path
 from esr.observe.timeline import finished_timeline, run_timeline
 from esr.observe.web.assets import ASSET_FILES, asset, charts_script
 from esr.observe.web.pages import DASHBOARD_CSP, PLAIN_CSP, dashboard_html, report_csp, report_html
-from esr.api.auth import LinkToken, Tokens, check_link_ttl
-from esr.api.runs import ManagedRun, RunManager, UnknownRun, timeline_path
 
 __all__ = ["add_dashboard_routes"]
 

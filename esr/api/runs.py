@@ -20,19 +20,19 @@ from typing import Any
 
 import orjson
 
-from esr.core.buckets import RunFold
-from esr.bus.kafka import KafkaSettings
+from esr.api.pending import PendingRun, PendingRuns
 from esr.bus.codec import encode
-from esr.core.run_state import RunStatus
-from esr.engine.runner import Run
+from esr.bus.kafka import KafkaSettings
+from esr.bus.runlog import LOG_NAME, RunLog, cut_torn_tail, new_run_id, read_events, run_log_path
+from esr.core.buckets import RunFold
 from esr.core.errors import RunLogError
 from esr.core.events import RunAborted, RunStarted, VerdictIssued
-from esr.bus.runlog import LOG_NAME, RunLog, cut_torn_tail, new_run_id, read_events, run_log_path
+from esr.core.run_state import RunStatus
 from esr.core.scenario import Scenario
 from esr.core.targets import Target
-from esr.api.pending import PendingRun, PendingRuns
 from esr.core.ticks import expected_end, kafka_progress
 from esr.core.verdict import Verdict, judge
+from esr.engine.runner import Run
 
 __all__ = ["ManagedRun", "RunManager", "UnknownRun"]
 
@@ -279,7 +279,7 @@ class RunManager:
                 managed.state = RunStatus.RUNNING.value
                 try:
                     verdict = await asyncio.wait_for(asyncio.shield(future), expected_end(started) - time.time() + 60)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     verdict = _no_verdict(managed.run_id, "no verdict arrived from the metrics worker "
                                                           "(is `esr worker metrics` running?)", "ERROR")
         except Exception as exc:  # noqa: BLE001 - e.g. the broker is gone: the run ends ERROR, not QUEUED forever
@@ -289,7 +289,7 @@ class RunManager:
                 await asyncio.to_thread(abort_run, self.kafka, started, "aborted through the API")
                 try:
                     verdict = await asyncio.wait_for(asyncio.shield(future), 30)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     verdict = None
             verdict = verdict or _no_verdict(managed.run_id, "aborted" + ("" if started else " while queued"))
         finally:

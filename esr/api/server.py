@@ -22,16 +22,16 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from esr.api.auth import Tokens
+from esr.api.dashboard import add_dashboard_routes
+from esr.api.openapi import openapi_spec
+from esr.api.runs import RunManager, UnknownRun
+from esr.bus.kafka import KafkaSettings
 from esr.core.errors import EsrError, ScenarioError, TargetRefused
 from esr.core.run_limits import RunLimits
 from esr.core.scenario import Scenario
 from esr.core.targets import TargetRegistry
-from esr.api.auth import Tokens
-from esr.api.dashboard import add_dashboard_routes
-from esr.api.openapi import openapi_spec
 from esr.observe.prom import add_metrics_route
-from esr.bus.kafka import KafkaSettings
-from esr.api.runs import RunManager, UnknownRun
 
 __all__ = ["MANAGER", "PortTaken", "dashboard_url", "make_app", "serve_app"]
 

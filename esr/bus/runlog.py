@@ -10,7 +10,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,7 +25,7 @@ LOG_NAME = "events.jsonl"
 
 def new_run_id(now: datetime | None = None) -> str:
     """Sortable and unique: 20261127-090512-3f9a1c."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 

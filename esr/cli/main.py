@@ -14,16 +14,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from esr.core.buckets import RunFold
-from esr.engine.sender import HTTP_CLIENTS
-from esr.core.errors import EsrError
-from esr.core.run_limits import RunLimits
 from esr.bus.runlog import check_run_id, read_events, run_log_path
-from esr.core.scenario import Scenario, load_scenario, read_scenario_json, scenario_json_schema
-from esr.core.targets import TargetRegistry
 from esr.cli.options import http_client, kafka_option, run_loop
 from esr.cli.output import EXIT_ABORTED, fail, report_verdict
+from esr.core.buckets import RunFold
+from esr.core.errors import EsrError
+from esr.core.run_limits import RunLimits
+from esr.core.scenario import Scenario, load_scenario, read_scenario_json, scenario_json_schema
+from esr.core.targets import TargetRegistry
 from esr.core.verdict import Verdict, judge
+from esr.engine.sender import HTTP_CLIENTS
 from esr.settings import Settings
 
 __all__ = ["main"]
@@ -242,8 +242,8 @@ def _cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
-    from esr.observe.display import console, plan_table
     from esr.core.plan import make_plan
+    from esr.observe.display import console, plan_table
 
     scenario = load_scenario(args.scenario)
     target = _registry(settings).resolve(args.target) if args.target else None
@@ -281,11 +281,11 @@ def _execute_kafka(scenario: Scenario, target: Any, args: argparse.Namespace, se
     """Publish the run's start, then wait for the metrics worker's verdict. Ctrl-C or SIGTERM
     at any moment after the start publishes the abort and waits for the ABORTED verdict (a
     second one stops waiting); before the start, nothing was sent and the command just ends."""
-    from esr.core.ticks import expected_end
     from esr.bus.kafka import KafkaSettings
     from esr.cli.kafka_run import abort_and_wait
-    from esr.producers.launch import VerdictWatch, start_run
     from esr.cli.stop_signals import Interrupted, StopSignals
+    from esr.core.ticks import expected_end
+    from esr.producers.launch import VerdictWatch, start_run
 
     kafka = KafkaSettings.from_settings(settings)
     started = None
@@ -564,8 +564,8 @@ def _registry(settings: Settings) -> TargetRegistry:
 
 async def _run_async(scenario: Scenario, target: Any, args: argparse.Namespace, settings: Settings,
                      scenario_file: str | None) -> Verdict:
-    from esr.observe.display import console, progress_text
     from esr.engine.runner import Run
+    from esr.observe.display import console, progress_text
 
     run = Run(scenario, target, run_id=getattr(args, "run_id", None), scenario_file=scenario_file,
               home=settings.home, http_client=settings.http_client)

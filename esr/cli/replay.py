@@ -12,21 +12,21 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from esr.cli.options import http_client, kafka_option, run_loop
 from esr.cli.output import EXIT_ABORTED, report_verdict
-from esr.observe.display import printable
-from esr.settings import Settings
-from esr.engine.sender import HTTP_CLIENTS
 from esr.core.errors import EsrError
 from esr.core.units import parse_duration
+from esr.engine.sender import HTTP_CLIENTS
+from esr.observe.display import printable
 from esr.replay.record import LogRecord
 from esr.replay.redact import Redactor
 from esr.replay.schedule import ReplayPlan, plan_replay
 from esr.replay.select import Selection
 from esr.replay.sources import LogStream, Tally, readers
+from esr.settings import Settings
 
 __all__ = ["add_parser", "cmd_replay"]
 
@@ -105,7 +105,7 @@ def _when(value: str | None, flag: str) -> float | None:
     except ValueError:
         raise EsrError(f"{flag} {value!r}: expected an ISO 8601 time such as 2024-03-04T09:00 or "
                        "2024-03-04T09:00:00+01:00") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _w3c_fields(fields: str | None, fmt: str | None) -> dict[str, dict[str, str]] | None:
@@ -268,12 +268,12 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
 
 def _replay_on_kafka(args: argparse.Namespace, settings: Settings, records: Iterator[LogRecord], plan: ReplayPlan, scenario: Any,
                      target: Any, read: dict[str, Any], plan_dict: dict[str, Any]) -> int:
-    from esr.core.ticks import expected_end
     from esr.bus.kafka import KafkaSettings, ensure_topics
     from esr.cli.kafka_run import abort_and_wait
-    from esr.producers.launch import VerdictWatch
     from esr.cli.stop_signals import Interrupted, StopSignals
+    from esr.core.ticks import expected_end
     from esr.core.verdict import Verdict
+    from esr.producers.launch import VerdictWatch
     from esr.replay.kafka import publish_replay
 
     kafka = KafkaSettings.from_settings(settings)
@@ -326,8 +326,8 @@ def _print_plan(out: dict[str, Any], as_json: bool) -> None:
         print(json.dumps(out, indent=2))
         return
     plan, read = out["plan"], out["read"]
-    first = datetime.fromtimestamp(plan["first"], timezone.utc).isoformat() if plan["first"] else "-"
-    last = datetime.fromtimestamp(plan["last"], timezone.utc).isoformat() if plan["last"] else "-"
+    first = datetime.fromtimestamp(plan["first"], UTC).isoformat() if plan["first"] else "-"
+    last = datetime.fromtimestamp(plan["last"], UTC).isoformat() if plan["last"] else "-"
     print(f"requests to send: {plan['requests']:,}\nlog time: {first} .. {last} ({plan['span_s']:,.0f} s)\n"
           f"real duration at warp {plan['warp']:g}: {plan['real_s']:,.1f} s\n"
           f"peak real rate: {plan['peak_rate_per_s']:,.0f} requests/s")

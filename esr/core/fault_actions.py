@@ -23,14 +23,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from urllib.parse import urlsplit
-
 from esr.core.fault_spec import FaultSpec
-from esr.core.loopback import is_loopback_url
 from esr.core.journey_spec import Duration, Model
+from esr.core.loopback import is_loopback_url
 from esr.core.templating import render_value, template_names
 
 __all__ = ["ActionCall", "ActionStep", "CommandAction", "FaultAction", "HttpAction", "allowed_url", "fault_context",

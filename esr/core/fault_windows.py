@@ -25,7 +25,6 @@ from esr.core.buckets import Bucket, FaultWindow, RunFold
 from esr.core.errors import JudgementError
 from esr.core.metrics import MetricsView
 
-
 __all__ = ["RecoveryPolicy", "SteadyState", "fault_report", "recovery_time_s", "steady_state"]
 
 

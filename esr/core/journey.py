@@ -24,7 +24,6 @@ from esr.core.journey_spec import JourneySpec, RequestSpec, SlaSpec, StepSpec
 from esr.core.templating import Condition, JsonPath, render_value
 from esr.core.units import parse_duration
 
-
 __all__ = [
     "single_request", "step_ok",
     "Count", "Decision", "Journey", "JourneyUser", "Outcome", "Reply", "Send", "SlaBook", "StepDone", "WaitUntil",

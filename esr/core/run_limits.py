@@ -15,7 +15,7 @@ from typing import Any
 from esr.core.clock import SimClock
 from esr.core.errors import EsrError, FieldError
 from esr.core.journey_spec import JourneySpec
-from esr.core.plan import max_requests, drain_bound_sim, scenario_journeys
+from esr.core.plan import drain_bound_sim, max_requests, scenario_journeys
 from esr.core.scenario import Scenario
 
 __all__ = ["RunLimits"]

@@ -29,8 +29,8 @@ from esr.core.fault_spec import FaultSpec, parse_fault
 from esr.core.input_limits import nesting_error, text_nesting_error
 from esr.core.journey_spec import Duration, JourneySpec, Model
 from esr.core.load_profile import LoadPoint, LoadProfile
-from esr.core.toxics import toxic_for
 from esr.core.metrics import MetricFunction
+from esr.core.toxics import toxic_for
 from esr.core.units import parse_rate
 from esr.core.userdata import check_data_spec
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 __all__ = ["RUN_ID", "SIM", "SIM_TIME", "TIME_WARP", "sim_time", "time_warp"]
 
@@ -27,10 +27,10 @@ def sim_time(headers: Mapping[str, str]) -> datetime:
     so a system under test can "live in simulated time"."""
     header = headers.get(SIM_TIME)
     try:
-        now = datetime.fromisoformat(header) if header else datetime.now(timezone.utc)
+        now = datetime.fromisoformat(header) if header else datetime.now(UTC)
     except ValueError:
-        now = datetime.now(timezone.utc)
-    return now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+        now = datetime.now(UTC)
+    return now if now.tzinfo else now.replace(tzinfo=UTC)
 
 
 def time_warp(headers: Mapping[str, str]) -> float | None:

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from esr.core.errors import EsrError, TargetRefused
 from esr.core.fault_actions import ActionStep, FaultAction
-from esr.core.loopback import is_loopback_url
 from esr.core.journey_spec import DEFAULT_JOURNEY, JourneySpec
+from esr.core.loopback import is_loopback_url
 
 __all__ = ["Target", "TargetRegistry"]
 

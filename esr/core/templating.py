@@ -10,12 +10,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Callable, Mapping
+from typing import Any
 
-from jsonpath_ng.parser import parse as _jsonpath_parse
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
+from jsonpath_ng.parser import parse as _jsonpath_parse
 from lark import Lark, Token, Transformer, UnexpectedInput
 
 from esr.core.grammar import error_column

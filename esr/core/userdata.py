@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Mapping
 from datetime import date, datetime
 from functools import cache
-from typing import Any, Mapping
+from typing import Any
 
 from faker import Faker
 

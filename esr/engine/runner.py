@@ -16,27 +16,49 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from esr.bus import EmbeddedBus
+from esr.bus.runlog import RunLog, new_run_id
 from esr.core.agenda import Agenda
 from esr.core.arrivals import Arrival, ArrivalPlan, user_rng
-from esr.bus import EmbeddedBus
 from esr.core.buckets import RunFold
 from esr.core.clock import SimClock
 from esr.core.events import (
-    CounterAdded, DecisionRecorded, Event, FaultEnded, FaultStarted, JourneyEnded, JourneyStarted, RequestResult, RunAborted,
-    RunFinished, RunStarted, SlaDecided, VerdictIssued,
+    CounterAdded,
+    DecisionRecorded,
+    Event,
+    FaultEnded,
+    FaultStarted,
+    JourneyEnded,
+    JourneyStarted,
+    RequestResult,
+    RunAborted,
+    RunFinished,
+    RunStarted,
+    SlaDecided,
+    VerdictIssued,
 )
-from esr.settings import Settings
-from esr.faults.plan import PlannedFault, fault_moments, plan_faults
-from esr.faults.injector import wait_set
-from esr.core.journey import Count, Decision, Journey, Outcome, Reply, Send, SlaBook, StepDone, WaitUntil
-from esr.core.journey import PreparedRequest, declarative_journey, pick_journey, single_request, step_ok
+from esr.core.journey import (
+    Count,
+    Decision,
+    Journey,
+    Outcome,
+    PreparedRequest,
+    Reply,
+    Send,
+    SlaBook,
+    StepDone,
+    WaitUntil,
+    declarative_journey,
+    pick_journey,
+    single_request,
+    step_ok,
+)
 from esr.core.journey_spec import JourneySpec
 from esr.core.plan import drain_bound_sim, scenario_journeys
-from esr.bus.runlog import RunLog, new_run_id
 from esr.core.run_state import RunStatus
 from esr.core.scenario import Scenario
 from esr.core.sim_headers import RUN_ID, SIM, SIM_TIME, TIME_WARP
@@ -46,6 +68,9 @@ from esr.core.userdata import generate_user_data
 from esr.core.verdict import Verdict, judge
 from esr.engine.response import Response, Sender
 from esr.engine.sender import connection_budget, make_sender
+from esr.faults.injector import wait_set
+from esr.faults.plan import PlannedFault, fault_moments, plan_faults
+from esr.settings import Settings
 
 __all__ = ["Run"]
 
@@ -162,9 +187,9 @@ class Run:
         self.home = home if home is not None else Settings.current().home  # esr.Run(...) called without one
         self._sender = sender
         self.scenario_file = scenario_file
-        start = sim_start or scenario.sim_start or datetime.now(timezone.utc).replace(
+        start = sim_start or scenario.sim_start or datetime.now(UTC).replace(
             hour=0, minute=0, second=0, microsecond=0)
-        self.sim_start = start if start.tzinfo else start.replace(tzinfo=timezone.utc)
+        self.sim_start = start if start.tzinfo else start.replace(tzinfo=UTC)
         self.clock = SimClock(scenario.time_warp, scenario.duration_hours * 3600, scenario.effective_drain_warp)
         self.plan = ArrivalPlan(scenario.profile, self.clock, scenario.seed)
         self.bus = bus or EmbeddedBus()

@@ -9,7 +9,6 @@ traffic where it was never allowed to go).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiohttp
@@ -58,7 +57,7 @@ class AiohttpSender:
                 body = await resp.read()
                 status = resp.status
                 head = dict(resp.headers) if self.keep_headers else _EMPTY
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             return Response(0, _EMPTY, b"", "timeout")
         except aiohttp.ClientConnectorError:
             return Response(0, _EMPTY, b"", "connect")

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from esr.core.fault_actions import ActionCall, fault_context, render_action
 from esr.faults.actions import perform
-from esr.faults.plan import PlannedFault
 from esr.faults.guard import FaultGuard
+from esr.faults.plan import PlannedFault
 
 if TYPE_CHECKING:
     from esr.faults.proxy import FaultProxy
@@ -27,7 +27,7 @@ async def wait_set(event: asyncio.Event, seconds: float) -> bool:
     if not event.is_set() and seconds > 0:
         try:
             await asyncio.wait_for(event.wait(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
     return event.is_set()
 

@@ -43,9 +43,9 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableSort,
 )
 
+from esr.bus.runlog import LOG_NAME, read_events, run_log_path
 from esr.core.buckets import RunFold
 from esr.core.errors import EsrError, RunLogError
-from esr.bus.runlog import LOG_NAME, read_events, run_log_path
 from esr.core.verdict import fold_clock
 
 __all__ = ["FOLDER_TITLE", "FOLDER_UID", "TAG", "Annotation", "GrafanaError", "PushReport", "check_token",

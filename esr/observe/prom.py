@@ -50,19 +50,19 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
+from esr.bus.runlog import read_events, run_log_path
 from esr.core.assertions import Assertion, evaluate
 from esr.core.buckets import JOURNEY_LABEL, Bucket, RunFold
 from esr.core.clock import SimClock
 from esr.core.errors import EsrError, RunLogError
-from esr.bus.runlog import read_events, run_log_path
 from esr.core.sketch import RELATIVE_ACCURACY, LatencySketch
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from esr.stream_apps.assembly import RunAssembly
-    from esr.core.scenario import Scenario
     from esr.api.runs import ManagedRun, RunManager
+    from esr.core.scenario import Scenario
+    from esr.stream_apps.assembly import RunAssembly
 
 __all__ = ["LATENCY_BOUNDS_MS", "EndpointSeries", "RunSeries", "add_metrics_route", "families", "fold_series",
            "latency_buckets", "serve_worker_metrics", "verdict_series"]
@@ -349,8 +349,7 @@ class WorkerCollector(Collector):
     async def _series(self) -> list[RunSeries]:
         from esr.bus.kafka import decode_event
         from esr.core.scenario import Scenario
-        from esr.core.ticks import run_clock
-        from esr.core.ticks import kafka_progress
+        from esr.core.ticks import kafka_progress, run_clock
 
         for run_id in [r for r in list(self.verdicts.keys()) if r not in self._ended]:  # judged before this worker
             data = self.verdicts.get(run_id)

@@ -26,20 +26,20 @@ from typing import Any, cast
 
 import msgspec
 
-from esr.core.arrivals import Arrival
 from esr.bus.kafka import KafkaSettings, decode_tick, encode, headers, make_consumer, make_producer, shard_key
+from esr.core.arrivals import Arrival
+from esr.core.endpoints import endpoint_label
+from esr.core.errors import TargetRefused
+from esr.core.events import AnyEvent, Event, EventBatch, JourneyStarted, RequestResult, RunStarted, ShardReport
+from esr.core.journey import PreparedRequest
 from esr.core.run_state import RunStatus
+from esr.core.scenario import Scenario
+from esr.core.targets import Target, TargetRegistry
+from esr.core.ticks import PlannedRequest, Tick, expected_end, shard_of
 from esr.engine.runner import Run, _now
 from esr.engine.sender import connection_budget, make_sender
-from esr.core.events import AnyEvent, Event, EventBatch, JourneyStarted, RequestResult, RunStarted, ShardReport
 from esr.faults.plan import fault_moments
 from esr.producers.offsets import OffsetTracker
-from esr.core.scenario import Scenario
-from esr.core.errors import TargetRefused
-from esr.core.targets import Target, TargetRegistry
-from esr.core.journey import PreparedRequest
-from esr.core.endpoints import endpoint_label
-from esr.core.ticks import PlannedRequest, Tick, expected_end, shard_of
 
 __all__ = ["BotWorker", "ShardRun"]
 

@@ -27,15 +27,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from esr.bus.kafka import (
-    KafkaSettings, decode_event, encode, headers, make_consumer, make_producer, shard_key, topic_of,
+    KafkaSettings,
+    decode_event,
+    encode,
+    headers,
+    make_consumer,
+    make_producer,
+    shard_key,
+    topic_of,
 )
 from esr.core.events import Event, FaultEnded, FaultStarted, RunAborted, RunStarted, event_type
-from esr.faults.plan import PlannedFault, fault_moments, plan_faults
-from esr.producers.offsets import OffsetTracker
 from esr.core.scenario import Scenario
 from esr.core.ticks import GRACE_S, Tick, expected_end, run_clock, tick_count, tick_for
 from esr.faults.guard import FaultGuard
 from esr.faults.injector import FaultInjector, wait_set
+from esr.faults.plan import PlannedFault, fault_moments, plan_faults
+from esr.producers.offsets import OffsetTracker
 
 __all__ = ["ClockProducer", "run_clock_worker"]
 

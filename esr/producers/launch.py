@@ -10,23 +10,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from esr.core.arrivals import ArrivalPlan
 from esr.bus.kafka import (
-    KafkaError, KafkaSettings, decode_event, encode, ensure_topics, headers, make_consumer, make_producer,
+    KafkaError,
+    KafkaSettings,
+    decode_event,
+    encode,
+    ensure_topics,
+    headers,
+    make_consumer,
+    make_producer,
     topic_partitions,
 )
+from esr.bus.runlog import new_run_id
+from esr.core.arrivals import ArrivalPlan
 from esr.core.clock import SimClock
 from esr.core.errors import FieldError, ScenarioError
 from esr.core.events import RunAborted, RunStarted, VerdictIssued
-from esr.faults.plan import plan_faults
-from esr.bus.runlog import new_run_id
 from esr.core.scenario import Scenario
 from esr.core.targets import Target
+from esr.faults.plan import plan_faults
 
 __all__ = ["KAFKA_START_LEAD_S", "VerdictWatch", "abort_run", "kafka_run_started", "kafka_scenario", "start_run"]
 
@@ -56,8 +63,8 @@ def kafka_run_started(scenario: Scenario, target: Target, *, shards: int, run_id
                       tick_s: float = 0.5) -> RunStarted:
     """The run's start as the bots will read it (see `kafka_scenario`)."""
     scenario = kafka_scenario(scenario, target)
-    start = scenario.sim_start or datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    start = start if start.tzinfo else start.replace(tzinfo=timezone.utc)
+    start = scenario.sim_start or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = start if start.tzinfo else start.replace(tzinfo=UTC)
     clock = SimClock(scenario.time_warp, scenario.duration_hours * 3600, scenario.effective_drain_warp)
     return RunStarted(
         run_id=run_id or new_run_id(), seq=0, sim_time=0.0, real_time=time.time() + lead_s,

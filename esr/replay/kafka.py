@@ -13,14 +13,20 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from esr.bus.kafka import (
-    KafkaSettings, encode, ensure_topics, headers, make_producer, shard_key, topic_partitions,
+    KafkaSettings,
+    encode,
+    ensure_topics,
+    headers,
+    make_producer,
+    shard_key,
+    topic_partitions,
 )
-from esr.core.events import RunStarted
 from esr.bus.runlog import new_run_id
+from esr.core.events import RunStarted
 from esr.core.scenario import Scenario
 from esr.core.targets import Target
 from esr.core.ticks import PlannedRequest, Tick, tick_count, tick_of, tick_window
@@ -40,7 +46,7 @@ def replay_started(plan: ReplayPlan, scenario: Scenario, target: Target, *, shar
     return RunStarted(
         run_id=run_id or new_run_id(), seq=0, sim_time=0.0, real_time=time.time() + START_LEAD_S,
         scenario=scenario.to_dict(), target=target.url, seed=0,
-        sim_start=datetime.fromtimestamp(plan.first, timezone.utc).isoformat(), time_warp=plan.warp,
+        sim_start=datetime.fromtimestamp(plan.first, UTC).isoformat(), time_warp=plan.warp,
         drain_warp=plan.warp, load_end_sim=plan.span_s, window_s=scenario.window, arrivals_planned=plan.requests,
         shards=shards, tick_s=tick_s, source="replay")
 

@@ -14,16 +14,16 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from esr.bus import EmbeddedBus
+from esr.bus.runlog import RunLog, new_run_id
 from esr.core.buckets import RunFold
+from esr.core.endpoints import endpoint_label
 from esr.core.events import RequestResult, RunAborted, RunFinished, RunStarted, VerdictIssued
 from esr.core.journey import PreparedRequest
-from esr.bus.runlog import RunLog, new_run_id
-from esr.settings import Settings
 from esr.core.scenario import Scenario
 from esr.core.sim_headers import RUN_ID, SIM, SIM_TIME, TIME_WARP
 from esr.core.sketch import LatencySketch
@@ -33,7 +33,7 @@ from esr.engine.response import Response, Sender
 from esr.engine.sender import connection_budget, make_sender
 from esr.replay.record import LogRecord
 from esr.replay.schedule import ReplayPlan
-from esr.core.endpoints import endpoint_label
+from esr.settings import Settings
 
 __all__ = ["ReplayComparison", "ReplayRun", "replay_scenario", "sendable_headers"]
 
@@ -162,7 +162,7 @@ class ReplayRun:
         self._emit(RunStarted(
             run_id=self.run_id, seq=self._next_seq(), sim_time=0.0, real_time=epoch0,
             scenario=self.scenario.to_dict(), target=self.target.shown_url, seed=0,
-            sim_start=datetime.fromtimestamp(t0, timezone.utc).isoformat(), time_warp=warp, drain_warp=warp,
+            sim_start=datetime.fromtimestamp(t0, UTC).isoformat(), time_warp=warp, drain_warp=warp,
             load_end_sim=self.plan.span_s, window_s=self.scenario.window, arrivals_planned=self.plan.requests,
             scenario_file=self.scenario_file))
         try:
@@ -204,7 +204,7 @@ class ReplayRun:
                     sim: float) -> None:
         label = endpoint_label(record.method, record.target)
         headers = {RUN_ID: self.run_id, SIM: "true",
-                   SIM_TIME: datetime.fromtimestamp(record.time, timezone.utc).isoformat(timespec="milliseconds"),
+                   SIM_TIME: datetime.fromtimestamp(record.time, UTC).isoformat(timespec="milliseconds"),
                    TIME_WARP: f"{self.plan.warp:g}"}
         extra = sendable_headers(record.headers)
         request = PreparedRequest(record.method, record.target, label, "replay", headers=extra, body=record.body)

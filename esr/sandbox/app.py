@@ -20,15 +20,26 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from esr.core.sim_headers import RUN_ID, sim_time, time_warp
-from esr.sandbox.claims import (OFFICE_ACTIONS, OFFICE_FAULTS, BadFaultParameter, ClaimsDatabaseDown, ClaimsOffice, FaultActive,
-                     FaultError, IntakePaused, OfficeConfig, UnknownFault, known_fault)
+from esr.sandbox.claims import (
+    OFFICE_ACTIONS,
+    OFFICE_FAULTS,
+    BadFaultParameter,
+    ClaimsDatabaseDown,
+    ClaimsOffice,
+    FaultActive,
+    FaultError,
+    IntakePaused,
+    OfficeConfig,
+    UnknownFault,
+    known_fault,
+)
 
 __all__ = ["CLAIMS", "ClaimsService", "make_claims_app"]
 
@@ -191,7 +202,7 @@ async def _fault_call(request: web.Request, name: str) -> tuple[datetime, list[A
     except (TypeError, ValueError):
         raise BadFaultParameter(f'"sim_time" must be an ISO 8601 time, e.g. 2026-03-02T12:00:00+00:00; '
                                 f'got {body["sim_time"]!r}') from None
-    return (now if now.tzinfo else now.replace(tzinfo=timezone.utc)), args, params
+    return (now if now.tzinfo else now.replace(tzinfo=UTC)), args, params
 
 
 CLAIMS: web.AppKey[ClaimsService] = web.AppKey("claims", ClaimsService)

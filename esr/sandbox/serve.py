@@ -15,12 +15,11 @@ from esr.api.auth import Tokens
 from esr.api.server import PortTaken, make_app, serve_app
 from esr.core.fault_actions import ActionStep, FaultAction
 from esr.core.journey_spec import JourneySpec
-from esr.core.run_limits import RunLimits
 from esr.core.loopback import is_loopback_host, is_loopback_url
+from esr.core.run_limits import RunLimits
 from esr.core.targets import Target, TargetRegistry
 from esr.sandbox.app import CLAIM_JOURNEY, ClaimsService, make_claims_app
 from esr.sandbox.claims import OfficeConfig
-
 from esr.settings import Settings
 
 __all__ = ["SANDBOX_NAMES", "register_running_sandbox", "sandbox_target", "sandbox_tokens", "serve_sandbox",

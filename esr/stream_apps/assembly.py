@@ -22,8 +22,19 @@ import msgspec
 
 from esr.core.buckets import Bucket, RunFold
 from esr.core.events import (
-    CounterAdded, Event, FaultEnded, FaultStarted, JourneyEnded, JourneyStarted, RequestResult,
-    EventBatch, RunAborted, RunFinished, RunStarted, ShardReport, SlaDecided,
+    CounterAdded,
+    Event,
+    EventBatch,
+    FaultEnded,
+    FaultStarted,
+    JourneyEnded,
+    JourneyStarted,
+    RequestResult,
+    RunAborted,
+    RunFinished,
+    RunStarted,
+    ShardReport,
+    SlaDecided,
 )
 from esr.core.ticks import expected_end, tick_count
 

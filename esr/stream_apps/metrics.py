@@ -35,16 +35,16 @@ from typing import Any
 import msgspec
 import orjson
 
-from esr.observe.prom import WorkerCollector, serve_worker_metrics
-from esr.stream_apps.assembly import RunAssembly, ShardFold
-from esr.core.assertions import evaluate
 from esr.bus.kafka import KafkaSettings, decode_batch, decode_event, encode, headers
+from esr.core.assertions import evaluate
 from esr.core.events import Event, FaultEnded, FaultStarted, RunAborted, RunStarted, ShardReport, VerdictIssued
 from esr.core.metrics import MetricsView
 from esr.core.scenario import Scenario
 from esr.core.ticks import run_clock
-from esr.observe.timeline import run_timeline
 from esr.core.verdict import judge
+from esr.observe.prom import WorkerCollector, serve_worker_metrics
+from esr.observe.timeline import run_timeline
+from esr.stream_apps.assembly import RunAssembly, ShardFold
 
 __all__ = ["create_app", "run_metrics_worker"]
 

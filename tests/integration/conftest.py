@@ -9,13 +9,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
-from esr.bus.kafka import KafkaSettings, ensure_topics
-
 from aiohttp import web
 from kafka_pipeline import Pipeline
-from recording_server import Recorder
 from real_parts import missing
+from recording_server import Recorder
+
+from esr.bus.kafka import KafkaSettings, ensure_topics
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from esr.api.auth import Tokens, TokenError
+from esr.api.auth import TokenError, Tokens
 from esr.api.server import make_app
 from esr.core.targets import TargetRegistry
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import jsonschema
 import pytest
+from loopback import wait_for_port, wait_until_sync
 
 from esr.bus.runlog import read_events
-from loopback import wait_for_port, wait_until_sync
 
 pytestmark = pytest.mark.integration
 

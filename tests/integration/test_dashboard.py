@@ -13,15 +13,14 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-
 from loopback import serve, wait_until
 from real_parts import missing
 
 from esr.api.auth import Tokens
 from esr.api.server import make_app
+from esr.core.targets import TargetRegistry
 from esr.sandbox.app import ClaimsService, make_claims_app
 from esr.sandbox.serve import sandbox_target
-from esr.core.targets import TargetRegistry
 
 pytestmark = pytest.mark.integration
 

@@ -6,16 +6,16 @@ import asyncio
 from typing import Any
 
 import pytest
+from loopback import wait_until
 
 import esr
-from esr.core.buckets import RunFold
-from esr.engine.runner import Run
-from esr.core.events import JourneyStarted, RequestResult, RunAborted, SlaDecided, VerdictIssued
 from esr.bus.runlog import read_events
+from esr.core.buckets import RunFold
+from esr.core.events import JourneyStarted, RequestResult, RunAborted, SlaDecided, VerdictIssued
 from esr.core.scenario import Scenario
 from esr.core.targets import TargetRegistry
 from esr.core.verdict import judge
-from loopback import wait_until
+from esr.engine.runner import Run
 
 pytestmark = pytest.mark.integration
 

@@ -14,14 +14,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-
 from loopback import serve, wait_until
 
 from esr.api.auth import Tokens
 from esr.api.server import make_app
+from esr.core.targets import TargetRegistry
 from esr.sandbox.app import ClaimsService, make_claims_app
 from esr.sandbox.serve import sandbox_target
-from esr.core.targets import TargetRegistry
 
 pytestmark = pytest.mark.integration
 

@@ -18,14 +18,13 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
+from loopback import wait_until
 
+from esr.core.journey import PreparedRequest
+from esr.core.toxics import Bandwidth, Down, Errors, Latency, Reset, Timeout
 from esr.engine.http import PooledHttpSender
 from esr.engine.response import Response
-from esr.core.journey import PreparedRequest
 from esr.faults.proxy import FaultProxy
-from esr.core.toxics import Bandwidth, Down, Errors, Latency, Reset, Timeout
-
-from loopback import wait_until
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")]

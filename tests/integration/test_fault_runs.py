@@ -10,19 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from esr.core.buckets import RunFold
-from esr.engine.runner import Run
-from esr.core.events import FaultEnded, FaultStarted, RequestResult
-from esr.bus.runlog import read_events as read_log
-from esr.bus.runlog import run_log_path
-from esr.core.scenario import Scenario
-from esr.core.targets import Target
-
 from loopback import wait_until
 from switchboard import BROKEN, Switchboard, serve
 
+from esr.bus.runlog import read_events as read_log
+from esr.bus.runlog import run_log_path
+from esr.core.buckets import RunFold
+from esr.core.events import FaultEnded, FaultStarted, RequestResult
 from esr.core.fault_actions import FaultAction
+from esr.core.scenario import Scenario
+from esr.core.targets import Target
+from esr.engine.runner import Run
 
 pytestmark = pytest.mark.integration
 

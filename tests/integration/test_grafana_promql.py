@@ -9,11 +9,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-
-from esr.observe.grafana import dashboards
-
 from test_prometheus import CLAIM, prometheus, prometheus_binary, wait_for_series  # noqa: F401 - fixtures
 from test_server import ADMIN, call, server, wait_until_ended  # noqa: F401 - server is a fixture
+
+from esr.observe.grafana import dashboards
 
 pytestmark = pytest.mark.integration
 

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from loopback import wait_until
 
-from esr.core.buckets import RunFold
-from esr.engine.runner import Run
 from esr.bus.runlog import read_events, run_log_path
+from esr.core.buckets import RunFold
 from esr.core.scenario import Scenario
 from esr.core.targets import TargetRegistry
-from loopback import wait_until
+from esr.engine.runner import Run
 
 pytestmark = pytest.mark.integration
 

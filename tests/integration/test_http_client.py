@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiohttp import web
 
+from esr.core.journey import PreparedRequest
 from esr.engine.http import PooledHttpSender
 from esr.engine.sender import HTTP_CLIENTS, make_sender
-from esr.core.journey import PreparedRequest
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +67,7 @@ async def test_idle_connections_closed_by_the_server_are_retried_once(raw_server
         await writer.drain()
         try:  # keep-alive timeout: the next request on this connection finds it closing
             await asyncio.wait_for(reader.read(1), 0.01)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         writer.transport.abort()
 

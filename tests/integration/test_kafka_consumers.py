@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from kafka_pipeline import Pipeline
-from test_kafka_runtime import single_request
 from real_parts import missing
+from test_kafka_runtime import single_request
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 

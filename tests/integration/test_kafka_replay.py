@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ async def test_a_replay_on_kafka_sends_every_logged_request_once_and_is_judged(
     sent = {(s["method"], s["target"], s["sim_time"]) for s in rec.seen}
     assert len(rec.seen) == 7
     assert sent == {(m.split()[0], m.split()[1].replace("123-45-6789", "REDACTED"),
-                     datetime.fromtimestamp(BASE + dt, timezone.utc).isoformat(timespec="milliseconds"))
+                     datetime.fromtimestamp(BASE + dt, UTC).isoformat(timespec="milliseconds"))
                     for dt, m in expected}
     # one client's requests stay in order on one bot
     first_client = [s["sim_time"] for s in rec.seen if s["target"] != "/status"]

@@ -17,8 +17,8 @@ from loopback import wait_until
 from test_schedule_lag import claims
 
 from esr.bus.kafka import KafkaSettings, decode_event, ensure_topics, make_consumer
-from esr.core.events import RunAborted, RunStarted, ShardReport
 from esr.cli.stop_signals import REASONS
+from esr.core.events import RunAborted, RunStarted, ShardReport
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 

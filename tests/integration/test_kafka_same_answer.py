@@ -11,17 +11,16 @@ import pytest
 from confluent_kafka import TopicPartition
 from kafka_pipeline import Pipeline
 
-from esr.core.events import EventBatch
-from esr.stream_apps.assembly import ShardFold
-from esr.core.buckets import RunFold
 from esr.bus.kafka import encode, headers, make_consumer, make_producer, shard_key
-from esr.engine.runner import Run
-from esr.core.events import RequestResult, RunFinished, RunStarted, ShardReport, VerdictIssued
-from esr.producers.launch import VerdictWatch
 from esr.bus.runlog import read_events
+from esr.core.buckets import RunFold
+from esr.core.events import EventBatch, RequestResult, RunFinished, RunStarted, ShardReport, VerdictIssued
 from esr.core.scenario import Scenario
 from esr.core.targets import TargetRegistry
 from esr.core.ticks import tick_count
+from esr.engine.runner import Run
+from esr.producers.launch import VerdictWatch
+from esr.stream_apps.assembly import ShardFold
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 

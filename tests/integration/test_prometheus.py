@@ -11,11 +11,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from loopback import wait_until
-from test_server import ADMIN, SMALL, call, server, wait_until_ended, wait_until_playing  # noqa: F401 - server is a fixture
+from prometheus_client.parser import text_string_to_metric_families
 from real_parts import missing
+from test_server import ADMIN, SMALL, call, server, wait_until_ended, wait_until_playing  # noqa: F401 - server is a fixture
 
 pytestmark = pytest.mark.integration
 

@@ -8,6 +8,7 @@ import asyncio
 import gzip
 import json
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,9 @@ BASE = 1709542800  # 2024-03-04T09:00:00Z
 
 
 def clf_time(t: int) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%d/%b/%Y:%H:%M:%S +0000")
+    return datetime.fromtimestamp(t, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
 
 
 def combined(t: int, method: str, target: str, status: int = 200, client: str = "203.0.113.5") -> str:
@@ -70,10 +71,10 @@ async def test_replay_sends_every_request_once_in_log_order_with_its_logged_time
     result = json.loads(out)
     assert [f"{s['method']} {s['target']}" for s in rec.seen] == [
         f"{m.split()[0]} {m.split()[1].replace('123-45-6789', 'REDACTED')}" for _, m in expected]
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     assert [s["sim_time"] for s in rec.seen] == [
-        datetime.fromtimestamp(BASE + dt, timezone.utc).isoformat(timespec="milliseconds") for dt, _ in expected]
+        datetime.fromtimestamp(BASE + dt, UTC).isoformat(timespec="milliseconds") for dt, _ in expected]
     assert {s["sim"] for s in rec.seen} == {"true"}
 
     verdict, replay = result["verdict"], result["replay"]

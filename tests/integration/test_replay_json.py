@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ async def esr(*args: str) -> tuple[int, str, str]:
 
 
 def traefik(dt: float, method: str, path: str, status: int = 200) -> str:
-    start = datetime.fromtimestamp(T0 + dt, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    start = datetime.fromtimestamp(T0 + dt, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return json.dumps({"ClientHost": "203.0.113.7", "DownstreamContentSize": 512, "DownstreamStatus": status,
                        "Duration": 4512345, "RequestHost": "claims.example.com", "RequestMethod": method,
                        "RequestPath": path, "RequestProtocol": "HTTP/1.1", "StartUTC": start,

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from esr.engine.runner import Run
-from esr.core.scenario import Scenario
-from esr.core.targets import TargetRegistry
 from loopback import wait_until
 from test_dashboard import CHROMIUM, _chromium
+
+from esr.core.scenario import Scenario
+from esr.core.targets import TargetRegistry
+from esr.engine.runner import Run
 
 pytestmark = pytest.mark.integration
 

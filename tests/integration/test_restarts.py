@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loopback import wait_for_port, wait_until_sync
 
 from esr.api.runs import RunManager
-from esr.engine.runner import Run
 from esr.bus.runlog import LOG_NAME, read_events
 from esr.core.scenario import Scenario
 from esr.core.targets import TargetRegistry
-from loopback import wait_for_port, wait_until_sync
+from esr.engine.runner import Run
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from esr.sandbox.demo_target import DemoTargetConfig, start
-from esr.engine.runner import Run
 from esr.core.scenario import Scenario
 from esr.core.targets import TargetRegistry
+from esr.engine.runner import Run
+from esr.sandbox.demo_target import DemoTargetConfig, start
 
 pytestmark = pytest.mark.integration
 

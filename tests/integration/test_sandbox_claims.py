@@ -10,12 +10,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from esr.core.scenario import Scenario
+from esr.core.targets import TargetRegistry
 from esr.engine.runner import Run
 from esr.sandbox.app import CLAIM_JOURNEY, CLAIMS, ClaimsService, make_claims_app
 from esr.sandbox.claims import OfficeConfig
 from esr.sandbox.serve import sandbox_target
-from esr.core.scenario import Scenario
-from esr.core.targets import TargetRegistry
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from esr.engine.runner import Run
 from esr.core.scenario import Scenario
 from esr.core.targets import TargetRegistry
+from esr.engine.runner import Run
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from loopback import wait_for_port, wait_until
 from openapi_spec_validator import validate
 
 from esr import client
-from loopback import wait_for_port, wait_until
 from esr.api.auth import Tokens
 from esr.api.server import MANAGER, make_app
 from esr.bus.runlog import read_events

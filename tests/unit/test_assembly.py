@@ -7,16 +7,15 @@ from typing import Any
 
 import msgspec
 import pytest
+from factories import HOUR, RUN_ID, RunEvents
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from esr.core.events import EventBatch
-from esr.core.ticks import expected_end
-from esr.stream_apps.assembly import RunAssembly, ShardFold
 from esr.core.buckets import RunFold
-from esr.core.events import Event, RequestResult, RunFinished, RunStarted, ShardReport
+from esr.core.events import Event, EventBatch, RequestResult, RunFinished, RunStarted, ShardReport
+from esr.core.ticks import expected_end
 from esr.core.verdict import judge
-from factories import HOUR, RUN_ID, RunEvents
+from esr.stream_apps.assembly import RunAssembly, ShardFold
 
 replace = msgspec.structs.replace
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import string
 
 import pytest
+from factories import HOUR, RunEvents, fold
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,7 +14,6 @@ from esr.core.buckets import RunFold
 from esr.core.clock import SimClock
 from esr.core.errors import AssertionSyntaxError, EsrError
 from esr.core.events import Event
-from factories import HOUR, RunEvents, fold
 
 COUNTERS = frozenset({"cloud_cost", "claims_paid"})
 POST, GET = "POST /claims", "GET /claims/{claim_id}"

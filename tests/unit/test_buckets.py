@@ -6,10 +6,10 @@ import random
 
 import orjson
 import pytest
+from factories import HOUR, RunEvents, fold
 
 from esr.core.buckets import Bucket, RunFold
 from esr.core.events import Event, RequestResult
-from factories import HOUR, RunEvents, fold
 
 ENDPOINTS = ("POST /claims", "GET /claims/{claim_id}", "GET /health")
 ERRORS = (None, None, None, "5xx", "timeout", "4xx")

@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from esr.core.arrivals import ArrivalPlan
 from esr.core.clock import SimClock
 from esr.core.load_profile import LoadPoint, LoadProfile
-from esr.sandbox.claims import (BadFaultParameter, ClaimsDatabaseDown, ClaimsOffice, FaultActive, OfficeConfig,
-                                UnknownFault, fault_params)
+from esr.sandbox.claims import (
+    BadFaultParameter,
+    ClaimsDatabaseDown,
+    ClaimsOffice,
+    FaultActive,
+    OfficeConfig,
+    UnknownFault,
+    fault_params,
+)
 
-MONDAY = datetime(2026, 3, 2, tzinfo=timezone.utc)
+MONDAY = datetime(2026, 3, 2, tzinfo=UTC)
 
 
 def office(**config: object) -> ClaimsOffice:
@@ -302,7 +309,7 @@ def test_trainee_actions_change_capacity_and_intake() -> None:
     from esr.sandbox.claims import IntakePaused, UnknownFault
 
     office = ClaimsOffice(OfficeConfig(caseworkers=2, review_minutes=60), {f"s{i}": 5000 for i in range(10)})
-    nine = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
+    nine = datetime(2026, 1, 5, 9, tzinfo=UTC)
     claims = [office.file(f"s{i}", nine) for i in range(6)]
     assert [c.decided.hour for c in claims] == [10, 10, 11, 11, 12, 12]
     assert office.act("add_caseworkers", nine, [2]) == {"caseworkers": 4, "intake_paused": False}

@@ -19,10 +19,10 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from real_parts import missing
 
 from esr.cli.main import _parser
 from esr.core.targets import TargetRegistry
-from real_parts import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

@@ -7,10 +7,10 @@ import pytest
 
 from esr.core.errors import AssertionSyntaxError, FaultSyntaxError, ScenarioError
 from esr.core.fault_actions import ActionCall, FaultAction, fault_context, render_action
-from esr.faults.plan import plan_faults
 from esr.core.fault_spec import parse_fault
 from esr.core.scenario import Scenario
 from esr.core.toxics import Bandwidth, Down, Errors, Latency, Reset, Timeout, toxic_for
+from esr.faults.plan import plan_faults
 
 ADMIN = "{{ target.url }}/_esr/runs/{{ run.id }}/faults/db_down"
 DB_DOWN = FaultAction.model_validate({"start": {"http": {"url": ADMIN}},

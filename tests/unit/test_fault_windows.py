@@ -6,14 +6,13 @@ from __future__ import annotations
 import math
 
 import pytest
+from factories import HOUR, RunEvents, fold
 
 from esr.core.assertions import evaluate, parse_assertion
 from esr.core.errors import JudgementError, RunLogError
 from esr.core.events import Event
 from esr.core.fault_windows import RecoveryPolicy, recovery_time_s, steady_state
 from esr.core.verdict import fold_clock, judge
-
-from factories import HOUR, RunEvents, fold
 
 MINUTE = 60.0
 FAULT = "db_down@hour1+30m"

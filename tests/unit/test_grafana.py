@@ -8,13 +8,12 @@ from typing import Any
 
 import pytest
 import yaml
+from factories import HOUR, RUN_ID, RunEvents, fold
 
 import esr.observe.prom
-from esr.observe import grafana
 from esr.core.errors import RunLogError
 from esr.core.events import DecisionRecorded
-
-from factories import HOUR, RUN_ID, RunEvents, fold
+from esr.observe import grafana
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from esr.core.errors import ScenarioError
 from esr.core.input_limits import (
-    MAX_ASSERTION_TERMS, MAX_NESTING, assertion_size_error, nesting_error, text_nesting_error,
+    MAX_ASSERTION_TERMS,
+    MAX_NESTING,
+    assertion_size_error,
+    nesting_error,
+    text_nesting_error,
 )
 from esr.core.scenario import Scenario
 

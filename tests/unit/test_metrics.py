@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from factories import RunEvents, fold
 
 from esr.core.buckets import Bucket
 from esr.core.errors import JudgementError
 from esr.core.metrics import BUILTIN_METRICS, MetricsView, is_known_metric, known_metric_names
-from factories import RunEvents, fold
 
 REAL_SECONDS = 50.0
 

@@ -6,10 +6,15 @@ import random
 from typing import Any
 
 import pytest
+from factories import HOUR, RUN_ID, RunEvents, fold
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
+from esr.core.scenario import Scenario
+from esr.core.sketch import RELATIVE_ACCURACY, LatencySketch
+from esr.core.ticks import run_clock
+from esr.core.verdict import judge
 from esr.observe.prom import (
     LATENCY_BOUNDS_MS,
     RunSeries,
@@ -20,12 +25,6 @@ from esr.observe.prom import (
     live_series,
     verdict_series,
 )
-from esr.core.errors import EsrError
-from esr.core.scenario import Scenario
-from esr.core.sketch import RELATIVE_ACCURACY, LatencySketch
-from esr.core.ticks import run_clock
-from esr.core.verdict import judge
-from factories import HOUR, RUN_ID, RunEvents, fold
 
 GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
 CLAIMS, HEALTH = "POST /claims", "GET /health"

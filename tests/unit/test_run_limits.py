@@ -7,8 +7,8 @@ import pytest
 from esr.core.errors import EsrError
 from esr.core.journey_spec import DEFAULT_JOURNEY
 from esr.core.run_limits import RunLimits
-from esr.sandbox.serve import sandbox_target
 from esr.core.scenario import Scenario
+from esr.sandbox.serve import sandbox_target
 
 CHAPTER = {"name": "DOL_48h_SLA_Stress", "duration_hours": 24, "time_warp": 60,
            "load_profile": [[0, 5], [8, 30], [18, 40]],

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from esr.core.errors import RunLogError
-from esr.bus.runlog import RunLog, check_run_id, read_events, run_log_path
 from factories import RunEvents
+
+from esr.bus.runlog import RunLog, check_run_id, read_events, run_log_path
+from esr.core.errors import RunLogError
 
 
 @pytest.mark.parametrize("run_id", ["../x", "a/b", "", ".hidden", "x" * 101, "a..b"])

@@ -6,8 +6,8 @@ import io
 
 from rich.console import Console
 
-from esr.observe.display import printable, verdict_table
 from esr.core.verdict import Verdict
+from esr.observe.display import printable, verdict_table
 
 EVIL = "\x1b]0;pwned\x07\x1b[2J[bold red]shouting[/]\u202egnp.exe\r\n"
 

@@ -8,13 +8,13 @@ from collections import Counter
 
 import msgspec
 import pytest
+from factories import HOUR, RunEvents
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from esr.core.clock import SimClock
 from esr.core.events import RunStarted
 from esr.core.ticks import Tick, run_clock, shard_of, tick_count, tick_for, tick_window
-from factories import HOUR, RunEvents
 
 
 def started(*, time_warp: float = 360.0, load_end_sim: float = HOUR, tick_s: float = 0.5,

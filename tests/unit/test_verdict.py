@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-
-from esr.core.assertions import parse_assertion
-from esr.bus.codec import decode, encode
 import msgspec
+import pytest
+from factories import HOUR, RUN_ID, RunEvents, fold
 
+from esr.bus.codec import decode, encode
+from esr.core.assertions import parse_assertion
 from esr.core.events import Event, RequestResult, RunFinished
 from esr.core.verdict import EXIT_CODES, Verdict, judge
-from factories import HOUR, RUN_ID, RunEvents, fold
 
 
 def run_events(*, n: int = 40, slow: int = 0, errors: int = 0, late: int = 0, sent: int | None = None,

@@ -42,11 +42,23 @@ import ipaddress
 import re
 from collections.abc import Iterable, Iterator
 
-from esr.replay.record import BadLine, LogRecord, Parsed, Skipped
 from esr.replay.formats._common import CACHE_MAX as _CACHE_MAX
-from esr.replay.formats._common import COMMON_METHODS, MONTHS, TOKEN, Memo, bad_line, check_choice, check_options, duration_ms
+from esr.replay.formats._common import (
+    COMMON_METHODS,
+    MONTHS,
+    TOKEN,
+    Memo,
+    bad_line,
+    check_choice,
+    check_options,
+    duration_ms,
+    optional_count,
+    show,
+    utc_seconds,
+    valid_time_of_day,
+)
 from esr.replay.formats._common import MONTH_NAMES as _MONTH_NAMES
-from esr.replay.formats._common import optional_count, show, utc_seconds, valid_time_of_day
+from esr.replay.record import BadLine, LogRecord, Parsed, Skipped
 
 __all__ = ["NAME", "REQUEST_TIME_UNITS", "parse", "parse_time", "request_target", "sniff", "split_request"]
 

@@ -41,8 +41,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
-from esr.replay.record import BadLine, LogRecord, Parsed, Skipped
 from esr.replay.formats._common import HOP_BY_HOP, TOKEN, bad_line, end_to_end
+from esr.replay.record import BadLine, LogRecord, Parsed, Skipped
 
 __all__ = ["NAME", "SEPARATOR", "WINDOW", "parse", "sniff"]
 

@@ -27,13 +27,13 @@ import binascii
 import json
 import re
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from esr.replay.record import LogRecord, Parsed
 from esr.replay.formats._common import HOP_BY_HOP as _HOP_BY_HOP
 from esr.replay.formats._common import TEXT_CUT, TOKEN, bad_line, end_to_end, json_kind, show
+from esr.replay.record import LogRecord, Parsed
 
 __all__ = ["NAME", "parse", "sniff"]
 
@@ -152,7 +152,7 @@ def _time(value: Any) -> float:
                           tzinfo=timezone(-offset if sign == "-" else offset))
     except ValueError as exc:
         raise _BadEntry(f"bad startedDateTime: {value!r}: {exc}") from None
-    seconds = (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(seconds=1)
+    seconds = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(seconds=1)
     if seconds < 0:
         return seconds + float(fraction or 0)
     return float(f"{seconds}{fraction or ''}")

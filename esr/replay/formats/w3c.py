@@ -40,10 +40,20 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from esr.replay.record import LogRecord, Parsed, Skipped
-from esr.replay.formats._common import MONTHS, Memo, bad_line, check_choice, check_options, duration_ms, optional_count, show, utc_seconds
-from esr.replay.formats._common import valid_time_of_day
+from esr.replay.formats._common import (
+    MONTHS,
+    Memo,
+    bad_line,
+    check_choice,
+    check_options,
+    duration_ms,
+    optional_count,
+    show,
+    utc_seconds,
+    valid_time_of_day,
+)
 from esr.replay.formats.clf import EMPTY_REQUEST, request_target
+from esr.replay.record import LogRecord, Parsed, Skipped
 
 __all__ = ["FIELDS_EXAMPLE", "NAME", "TIME_TAKEN_UNITS", "field_list", "parse", "sniff"]
 

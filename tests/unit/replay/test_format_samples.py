@@ -3,6 +3,8 @@ in detection order, and reads into a request."""
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 
 from esr.replay.record import LogRecord
@@ -44,7 +46,7 @@ def test_every_json_preset_has_a_sample() -> None:
 
 @pytest.mark.parametrize("preset", list(PRESET_SAMPLES))
 def test_a_json_presets_sample_is_json_and_reads_into_its_request(preset: str) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from esr.replay.formats import jsonl
 
@@ -54,5 +56,5 @@ def test_a_json_presets_sample_is_json_and_reads_into_its_request(preset: str) -
     for options in ({"preset": preset}, {}):  # named, and picked from the line itself
         (record,) = jsonl.parse([(1, line)], "sample", **options)
         assert type(record) is LogRecord, record
-        when = datetime.fromtimestamp(record.time, timezone.utc).isoformat()
+        when = datetime.fromtimestamp(record.time, UTC).isoformat()
         assert (when, record.method, record.target, record.status) == PRESET_SAMPLES[preset]

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from esr.core.endpoints import endpoint_label
 from esr.replay.record import BadLine, LogRecord, Skipped
 from esr.replay.redact import REDACTED, Redactor
 from esr.replay.schedule import plan_replay, send_offset
-from esr.core.endpoints import endpoint_label
 from esr.replay.select import Selection, SelectionError
 from esr.replay.sources import Tally, reorder
 

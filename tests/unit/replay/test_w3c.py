@@ -3,7 +3,7 @@ with bad rows reported with what was expected instead of raised."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -66,7 +66,7 @@ def test_an_iis_log_from_its_directives_to_its_rows() -> None:
 
 def test_times_are_utc() -> None:
     r = row(IIS_HEADER + [iis(time="2000-10-10 20:55:36")])
-    assert r.time == 971211336.0 == datetime(2000, 10, 10, 20, 55, 36, tzinfo=timezone.utc).timestamp()
+    assert r.time == 971211336.0 == datetime(2000, 10, 10, 20, 55, 36, tzinfo=UTC).timestamp()
 
 
 @pytest.mark.parametrize(("stamp", "epoch"), [
@@ -387,7 +387,7 @@ tokens = st.text(st.characters(categories=("L", "N", "P", "S"), exclude_characte
 def rows(draw: st.DrawFn) -> tuple[list[str], str, LogRecord]:
     fields = draw(st.permutations(FIELDS))
     epoch = draw(st.integers(0, 4_102_444_799))
-    stamp = datetime.fromtimestamp(epoch, timezone.utc)
+    stamp = datetime.fromtimestamp(epoch, UTC)
     method = draw(st.sampled_from(["GET", "POST", "DELETE", "PROPFIND"]))
     stem = "/" + draw(st.one_of(st.just(""), tokens.filter(lambda s: "?" not in s)))
     query = draw(st.one_of(st.none(), tokens))
@@ -439,7 +439,7 @@ MARCH_14 = 1741910400.0  # 2025-03-14 00:00:00 UTC
 
 
 def utc(day: int, hh: int, mm: int, ss: float = 0) -> float:
-    return datetime(2025, 3, day, hh, mm, tzinfo=timezone.utc).timestamp() + ss
+    return datetime(2025, 3, day, hh, mm, tzinfo=UTC).timestamp() + ss
 
 
 def requests(lines: list[str], **options: object) -> list[tuple[float, str, str, int | None, float | None]]:
