@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install system-deps demo demo-chaos quickstart test unit integration kafka-up kafka-down bench clean
+.PHONY: install system-deps demo demo-chaos quickstart lint test unit integration kafka-up kafka-down bench clean
 
 install: $(STAMP)
 
@@ -42,6 +42,14 @@ system-deps:
 	test -x /usr/bin/prometheus || missing="$$missing prometheus"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
+
+## The contracts CI checks beside the tests (docs/architecture.md): ruff (style, bug patterns, no
+## private members of other objects, no blind excepts), mypy (strict on esr/core) and import-linter
+## (layers point down, no import circles). Seconds, not minutes.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 ## The whole test suite (unit + integration on loopback), with a throw-away Apache Kafka
 ## broker (deploy/kafka: jars from Maven Central, needs Java 17+ and Maven) for the Kafka tests.
