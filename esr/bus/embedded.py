@@ -9,21 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from esr.core.events import Event, event_type
+from esr.core.events import TOPIC_OF, Event, event_type
 
 __all__ = ["EmbeddedBus", "topic_for"]
 
-_TOPICS = {
-    "run_started": "runs", "run_finished": "runs", "run_aborted": "runs",
-    "result": "results", "journey_started": "journeys", "journey_ended": "journeys",
-    "sla_decided": "journeys", "counter": "journeys", "verdict": "verdicts",
-}
 
 Handler = Callable[[Event], None]
 
 
 def topic_for(event: Event, prefix: str = "esr.") -> str:
-    return prefix + _TOPICS[event_type(event)]
+    return prefix + TOPIC_OF[event_type(event)]
 
 
 class EmbeddedBus:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Union
 import msgspec
 
 from esr.core.errors import EsrError
-from esr.core.events import EVENT_TYPES, Event, EventBatch, event_type
+from esr.core.events import EVENT_TYPES, TOPIC_OF, Event, EventBatch, event_type
 from esr.core.ticks import Tick
 
 if TYPE_CHECKING:
@@ -48,12 +48,6 @@ __all__ = [
 
 # topic -> what it carries (DESIGN.md section 2); every name gets the prefix, "esr." by default
 TOPICS = ("runs", "ticks", "requests", "results", "journeys", "faults", "metrics", "decisions", "verdicts")
-_EVENT_TOPIC = {
-    "run_started": "runs", "run_finished": "runs", "run_aborted": "runs", "shard_report": "runs",
-    "result": "results", "journey_started": "journeys", "journey_ended": "journeys",
-    "sla_decided": "journeys", "counter": "journeys", "verdict": "verdicts",
-    "fault_started": "faults", "fault_ended": "faults",
-}
 
 
 class KafkaError(EsrError):
@@ -112,7 +106,7 @@ def decode_event(data: bytes) -> Event:
 
 
 def topic_of(event: Event, settings: KafkaSettings) -> str:
-    return settings.topic(_EVENT_TOPIC[event_type(event)])
+    return settings.topic(TOPIC_OF[event_type(event)])
 
 
 def shard_key(run_id: str, shard: int) -> bytes:

@@ -9,10 +9,11 @@ gets the same numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from esr.core.errors import RunLogError
 from esr.core.events import (
     CounterAdded,
     DecisionRecorded,
@@ -29,7 +30,6 @@ from esr.core.events import (
     SlaDecided,
     VerdictIssued,
 )
-from esr.core.errors import RunLogError
 from esr.core.sketch import LatencySketch
 
 __all__ = ["ERROR_KINDS", "JOURNEY_OUTCOMES", "Bucket", "FaultWindow", "RunFold"]

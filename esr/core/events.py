@@ -20,6 +20,7 @@ __all__ = [
     "Event",
     "EVENT_TYPES",
     "EventBatch",
+    "TOPIC_OF",
     "FaultEnded",
     "FaultStarted",
     "JourneyEnded",
@@ -241,3 +242,11 @@ class EventBatch(msgspec.Struct, frozen=True, kw_only=True, tag="event_batch", t
     late_threshold_ms: float
     events: list[AnyEvent]
     sim: bool = True
+
+
+TOPIC_OF: dict[str, str] = {  # event type -> the topic it is published on, on both buses
+    "run_started": "runs", "run_finished": "runs", "run_aborted": "runs", "shard_report": "runs",
+    "result": "results", "journey_started": "journeys", "journey_ended": "journeys",
+    "sla_decided": "journeys", "counter": "journeys", "fault_started": "faults", "fault_ended": "faults",
+    "decision": "decisions", "verdict": "verdicts",
+}

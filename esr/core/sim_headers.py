@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-__all__ = ["RUN_ID", "SIM", "SIM_TIME", "TIME_WARP", "sim_time", "time_warp"]
+__all__ = ["RUN_ID", "SIM", "SIM_TIME", "TIME_WARP", "SimTimeFormat", "sim_time", "time_warp"]
 
 SIM = "X-ESR-Sim"
 RUN_ID = "X-ESR-Run-Id"
@@ -40,3 +40,24 @@ def time_warp(headers: Mapping[str, str]) -> float | None:
     except ValueError:
         return None
     return warp if math.isfinite(warp) and warp > 0 else None
+
+
+class SimTimeFormat:
+    """ISO 8601 of simulated times, to the millisecond (`2026-11-27T09:00:00.250+00:00`): the
+    `X-ESR-Sim-Time` of every request and the `sim_time` of fault actions, on every runtime.
+    The part up to the second is cached, since every request formats one."""
+
+    __slots__ = ("sim_start", "_second", "_prefix", "_zone")
+
+    def __init__(self, sim_start: datetime) -> None:
+        self.sim_start = sim_start if sim_start.tzinfo else sim_start.replace(tzinfo=UTC)
+        self._second: int | None = None
+        self._prefix, self._zone = "", ""
+
+    def __call__(self, sim: float) -> str:
+        ms = round(sim * 1_000_000) // 1000  # to the microsecond as a timedelta is, then cut to the ms
+        second, fraction = divmod(ms, 1000)
+        if second != self._second:
+            stamp = (self.sim_start + timedelta(seconds=second)).isoformat(timespec="seconds")
+            self._second, self._prefix, self._zone = second, stamp[:19], stamp[19:]
+        return f"{self._prefix}.{fraction:03d}{self._zone}"

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ from esr.core.journey_spec import JourneySpec
 from esr.core.plan import drain_bound_sim, scenario_journeys
 from esr.core.run_state import RunStatus
 from esr.core.scenario import Scenario
-from esr.core.sim_headers import RUN_ID, SIM, SIM_TIME, TIME_WARP
+from esr.core.sim_headers import RUN_ID, SIM, SIM_TIME, TIME_WARP, SimTimeFormat
 from esr.core.sketch import LatencySketch
 from esr.core.targets import Target
 from esr.core.userdata import generate_user_data
@@ -201,7 +201,7 @@ class Run:
         self._weights = [w for _, w, _ in self._journeys]
         self._single = self._single_requests()
         self._seq = 0
-        self._iso_second, self._iso_prefix, self._iso_zone = -1, "", ""
+        self._sim_iso = SimTimeFormat(self.sim_start)
         self._active: dict[int, _Active] = {}
         self._stopping = False
         self.counts = GeneratorCounts()
@@ -247,14 +247,6 @@ class Run:
 
     def _epoch(self, loop_time: float) -> float:
         return self._epoch0 + (loop_time - self._t0)
-
-    def _sim_iso(self, sim: float) -> str:
-        """ISO 8601 of a simulated time, e.g. 2026-11-27T09:00:00.250+00:00 (cached per second)."""
-        second = int(sim)
-        if second != self._iso_second:
-            stamp = (self.sim_start + timedelta(seconds=second)).isoformat(timespec="seconds")
-            self._iso_second, self._iso_prefix, self._iso_zone = second, stamp[:19], stamp[19:]
-        return f"{self._iso_prefix}.{int((sim - second) * 1000):03d}{self._iso_zone}"
 
     # -- events ---------------------------------------------------------------------------
     def _next_seq(self) -> int:

@@ -23,7 +23,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from esr.bus.kafka import (
@@ -38,6 +38,7 @@ from esr.bus.kafka import (
 )
 from esr.core.events import Event, FaultEnded, FaultStarted, RunAborted, RunStarted, event_type
 from esr.core.scenario import Scenario
+from esr.core.sim_headers import SimTimeFormat
 from esr.core.ticks import GRACE_S, Tick, expected_end, run_clock, tick_count, tick_for
 from esr.faults.guard import FaultGuard
 from esr.faults.injector import FaultInjector, wait_set
@@ -175,7 +176,7 @@ class ClockProducer:
             ok, detail = True, f"applied by each bot worker's fault proxy: {fault.toxic}"
         else:
             try:
-                ok, detail = await injector.start(fault, _sim_iso(started, sim))
+                ok, detail = await injector.start(fault, SimTimeFormat(datetime.fromisoformat(started.sim_start))(sim))
             except Exception as exc:  # noqa: BLE001 - recorded: the verdict says it was not applied
                 ok, detail = False, f"{type(exc).__name__}: {exc}"
         self._faults[started.run_id].started.add(fault.key)
@@ -191,7 +192,7 @@ class ClockProducer:
         ok, detail = True, "removed from each bot worker's fault proxy"
         if fault.toxic is None:
             try:
-                ok, detail = await injector.end(fault, _sim_iso(started, sim))
+                ok, detail = await injector.end(fault, SimTimeFormat(datetime.fromisoformat(started.sim_start))(sim))
             except Exception as exc:  # noqa: BLE001 - recorded; the guard still holds its recovery
                 ok, detail = False, f"{type(exc).__name__}: {exc}"
         self._publish(FaultEnded(
@@ -230,10 +231,6 @@ class _RunFaults:
         if not self.stopped.is_set():
             self.reason = reason
             self.stopped.set()
-
-
-def _sim_iso(started: RunStarted, sim: float) -> str:
-    return (datetime.fromisoformat(started.sim_start) + timedelta(seconds=sim)).isoformat(timespec="milliseconds")
 
 
 def run_clock_worker(settings: KafkaSettings) -> None:

@@ -135,3 +135,16 @@ def test_a_newer_event_of_another_shape_says_it_is_newer() -> None:
           "counter": "c", "amount": 1.0}
     with pytest.raises(RunLogError, match="newer than this ESR"):
         decode(json.dumps(v2), "events.jsonl:3")
+
+
+def test_every_event_type_has_one_topic_on_both_buses() -> None:
+    from esr.bus.embedded import topic_for
+    from esr.bus.kafka import TOPICS, KafkaSettings, topic_of
+    from esr.core.events import EVENT_TYPES, TOPIC_OF
+
+    assert set(TOPIC_OF) == set(EVENT_TYPES) - {"event_batch"}  # a batch travels on its events' topics
+    assert set(TOPIC_OF.values()) <= set(TOPICS)
+    kafka = KafkaSettings("127.0.0.1:9092", prefix="p.")
+    for event in SAMPLES:
+        assert topic_for(event, "p.") == topic_of(event, kafka) == "p." + TOPIC_OF[event_type(event)]
+    assert {event_type(e) for e in SAMPLES} == set(TOPIC_OF)
