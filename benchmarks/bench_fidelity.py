@@ -48,7 +48,8 @@ def main() -> int:
         print(f"nginx on {server.url}; {machine_note()}", file=sys.stderr, flush=True)
         before = server.served()
         esr = run_json([*pinned(), PYTHON, str(HERE / "_esr_worker.py"), "--url", server.url,
-                        "--home", tmp, "--rate", str(a.rate), "--seconds", str(a.seconds), "--lags"], timeout=a.seconds * 6 + 60)
+                        "--home", tmp, "--rate", str(a.rate), "--seconds", str(a.seconds), "--lags"],
+                       timeout=a.seconds * 6 + 60)
         esr_seen = server.served() - before - 1
         before = server.served()
         peer = run_json([*pinned(), PYTHON, str(HERE / "_aiohttp_open.py"), "--url", server.url,

@@ -124,7 +124,8 @@ def hey(server, seconds: float) -> dict:
     seen = server.served() - before - 1
     m = re.search(r"Requests/sec:\s+([\d.]+)", proc.stdout)
     if not m:
-        raise RuntimeError(f"no Requests/sec in hey output (exit {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        raise RuntimeError(f"no Requests/sec in hey output (exit {proc.returncode}):\n"
+                           f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     codes = re.findall(r"\[(\d+)\]\s+(\d+) responses", proc.stdout)
     errors = sum(int(n) for c, n in codes if c != "200")
     errors += sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]\s+Get ", proc.stdout, re.M))

@@ -72,7 +72,8 @@ class Timelines:
                 return kafka
         run = managed.run
         if run is not None and managed.verdict is None:
-            live: dict[str, Any] = run.snapshot() if run.status.value in ("RUNNING", "DRAINING") else {"status": run.status.value}
+            live: dict[str, Any] = (run.snapshot() if run.status.value in ("RUNNING", "DRAINING")
+                                    else {"status": run.status.value})
             live["assertions"] = _assertions_so_far(run)
             return run_timeline(run.fold, live=live, cache=self._rows.setdefault(managed.run_id, {})), False
         if run is not None:

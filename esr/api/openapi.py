@@ -13,7 +13,8 @@ __all__ = ["openapi_spec"]
 
 
 def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
 def _text(description: str, kind: str = "text/plain") -> dict[str, Any]:
@@ -89,7 +90,8 @@ def openapi_spec(targets: tuple[str, ...] = (), loopback: bool = True) -> dict[s
                 "responses": {
                     "202": {"description": "queued", "content": {"application/json": {"schema": {
                         "type": "object", "required": ["run_id"], "properties": {
-                            "run_id": {"type": "string"}, "state": {"type": "string"}, "summary_url": {"type": "string"}}}}}},
+                            "run_id": {"type": "string"}, "state": {"type": "string"},
+                            "summary_url": {"type": "string"}}}}}},
                     "400": _error("the body is not JSON"), "401": _error("no valid token"),
                     "403": _error("a read-only token, or a target that is not registered"),
                     "422": _error("invalid scenario, or over the server's limits: every field error")}}},
@@ -136,7 +138,8 @@ def openapi_spec(targets: tuple[str, ...] = (), loopback: bool = True) -> dict[s
                                             "parameters": page, "responses": {"200": _text("the page", "text/html"),
                                                                               **_page_errors()}}},
             "/run/{run_id}/timeline": {"get": {
-                "summary": "The run's timeline so far (what the dashboard draws)", "security": bearer, "parameters": page,
+                "summary": "The run's timeline so far (what the dashboard draws)", "security": bearer,
+                "parameters": page,
                 "responses": {"200": {"description": "timeline", "content": {"application/json": {"schema": {
                     "type": "object"}}}}, **_page_errors()}}},
             "/run/{run_id}/events": {"get": {
@@ -155,7 +158,8 @@ def openapi_spec(targets: tuple[str, ...] = (), loopback: bool = True) -> dict[s
                 "responses": {"200": {"description": "the file", "content": {
                     "text/javascript": {"schema": {"type": "string"}}, "text/css": {"schema": {"type": "string"}}}},
                     "404": _text("no such asset")}}},
-            "/openapi.json": {"get": {"summary": "This description", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+            "/openapi.json": {"get": {"summary": "This description",
+                                      "responses": {"200": {"description": "OpenAPI 3.1"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics of every run, labelled sim=\"true\" (docs/server.md)",
                                  "responses": {"200": {"description": "Prometheus text or OpenMetrics format"}}}},
         },

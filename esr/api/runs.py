@@ -67,7 +67,8 @@ class ManagedRun:
             "state": state, "verdict": self.verdict["verdict"] if self.verdict else None,
         }
         if self.verdict:
-            out |= {k: self.verdict[k] for k in ("reason", "assertions", "summary", "completeness", "generator", "time")}
+            out |= {k: self.verdict[k]
+                    for k in ("reason", "assertions", "summary", "completeness", "generator", "time")}
             out["faults"] = self.verdict.get("faults", {})
             out["metric_definitions"] = self.verdict.get("metric_definitions", {})
         elif live is not None and live.status in (RunStatus.RUNNING, RunStatus.DRAINING):

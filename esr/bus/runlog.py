@@ -18,7 +18,8 @@ from esr.bus.codec import decode, encode
 from esr.core.errors import RunLogError
 from esr.core.events import Event
 
-__all__ = ["RunLog", "check_run_id", "cut_torn_tail", "is_run_id", "private_dir", "new_run_id", "read_events", "run_log_path"]
+__all__ = ["RunLog", "check_run_id", "cut_torn_tail", "is_run_id", "private_dir", "new_run_id", "read_events",
+           "run_log_path"]
 
 LOG_NAME = "events.jsonl"
 

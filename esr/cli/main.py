@@ -83,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a scenario and print its verdict", epilog=_EPILOG_RUN, formatter_class=raw)
     run.add_argument("scenario", help="scenario file: JSON, or Python defining `scenario = Scenario(...)`")
-    run.add_argument("--target", help="registered target name or loopback URL (default: $ESR_TARGET, then the scenario's)")
+    run.add_argument("--target",
+                     help="registered target name or loopback URL (default: $ESR_TARGET, then the scenario's)")
     run.add_argument("--json", action="store_true", help="print the verdict as JSON on stdout")
     run.add_argument("--quiet", action="store_true", help="no live progress display")
     run.add_argument("--run-id", help="use this run id instead of a generated one")
@@ -102,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     judge_p.add_argument("--json", action="store_true", help="print the verdict as JSON")
 
     report = sub.add_parser("report", help="a finished run's charts, verdict, faults and decisions: HTML or JSON",
-                            epilog="examples:\n  esr report latest --html report.html   # one file, opens with no network\n"
+                            epilog="examples:\n"
+                                   "  esr report latest --html report.html   # one file, opens with no network\n"
                                    "  esr report 20261127-090512-3f9a1c --json > run.json", formatter_class=raw)
     report.add_argument("run_id", help="run id, or `latest`")
     report.add_argument("--html", metavar="FILE", help="write a self-contained HTML page to FILE")
@@ -137,7 +139,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the ESR server: launch and watch runs over HTTP",
                            epilog="examples:\n  esr serve                      # 127.0.0.1:9700, prints the token\n"
                                   "  ESR_TOKEN=$(openssl rand -hex 16) esr serve --max-concurrent 2 --max-rate 2000\n\n"
-                                  "API: POST /run, GET /runs, GET /run/ID/summary, POST /run/ID/abort, GET /openapi.json\n"
+                                  "API: POST /run, GET /runs, GET /run/ID/summary, POST /run/ID/abort, "
+                                  "GET /openapi.json\n"
                                   "environment: ESR_TOKEN (launch token), ESR_OBSERVER_TOKEN (read-only), ESR_HOME",
                            formatter_class=raw)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -194,7 +197,8 @@ def _parser() -> argparse.ArgumentParser:
                             epilog="endpoints:\n"
                                    "  GET  /               'ok' after --latency ms (503 at --error-rate)\n"
                                    "  GET  /status/CODE    answers with that status\n"
-                                   "  POST /claims         files a claim: 201 {\"id\", \"status\": \"filed\"}, header X-Cost\n"
+                                   "  POST /claims         files a claim: 201 {\"id\", \"status\": \"filed\"}, "
+                                   "header X-Cost\n"
                                    "  GET  /claims/ID      'pending', then 'paid' 12-60 simulated hours after filing\n"
                                    "                       (simulated time from the X-ESR-Sim-Time header)\n\n"
                                    "example:\n  esr demo-target --port 8080 --latency 20 --error-rate 0.01",
@@ -397,7 +401,8 @@ def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         partial = target.with_name(target.name + ".partial")
         partial.write_text(page, encoding="utf-8")
         partial.replace(target)
-        print(f"{target}: report of run {fold.started.run_id} ({len(page) // 1024} KB, self-contained)", file=sys.stderr)
+        print(f"{target}: report of run {fold.started.run_id} ({len(page) // 1024} KB, self-contained)",
+              file=sys.stderr)
     if args.json:
         print(json.dumps(timeline, indent=1))
     return 0
@@ -415,8 +420,9 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
         kafka = KafkaSettings.from_settings(settings)
         ensure_topics(kafka)
-    app = make_app(home, registry=_registry(settings), tokens=tokens, max_concurrent=max(1, args.max_concurrent), kafka=kafka,
-                   public_url=_public_url(args, settings), limits=_limits(args, settings), assets=settings.assets)
+    app = make_app(home, registry=_registry(settings), tokens=tokens, max_concurrent=max(1, args.max_concurrent),
+                   kafka=kafka, public_url=_public_url(args, settings), limits=_limits(args, settings),
+                   assets=settings.assets)
     recovered = len(app[MANAGER].runs)
     runtime = f"Kafka at {kafka.bootstrap} (topics {kafka.prefix}*)" if kafka else "embedded"
     print(f"ESR server on http://{args.host}:{args.port}  (API description: /openapi.json; runtime: {runtime})\n"
@@ -478,8 +484,10 @@ def _limit_options(parser: argparse.ArgumentParser) -> None:
     """How big a run the server accepts (a bigger one is a 422 naming the limit)."""
     group = parser.add_argument_group("limits on each scenario (defaults from ESR_MAX_*, else as shown)")
     defaults = RunLimits()
-    group.add_argument("--max-journeys", type=int, help=f"expected journeys of one run (default {defaults.max_journeys:,})")
-    group.add_argument("--max-rate", type=float, help=f"peak journey starts per real second (default {defaults.max_rate:g})")
+    group.add_argument("--max-journeys", type=int,
+                       help=f"expected journeys of one run (default {defaults.max_journeys:,})")
+    group.add_argument("--max-rate", type=float,
+                       help=f"peak journey starts per real second (default {defaults.max_rate:g})")
     group.add_argument("--max-real-hours", type=float,
                        help=f"real hours of load plus drain bound (default {defaults.max_real_hours:g})")
     group.add_argument("--max-requests-per-journey", type=int,

@@ -75,7 +75,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--to", dest="end", help="replay requests logged before this time (ISO 8601)")
     p.add_argument("--method", action="append", default=[], help="only this method (repeatable)")
     p.add_argument("--path", action="append", default=[], help="only paths matching this pattern, e.g. '/claims/*'")
-    p.add_argument("--status", action="append", default=[], help="only requests whose original status was this: 200, 5xx")
+    p.add_argument("--status", action="append", default=[],
+                   help="only requests whose original status was this: 200, 5xx")
     p.add_argument("--allow-writes", action="store_true", help="also send methods other than GET and HEAD")
     p.add_argument("--redact", action="append", default=[],
                    help="query parameter, header or JSON/form body field name, or path template like "
@@ -158,7 +159,8 @@ def _per_file(values: dict[str, str | None]) -> str | None:
     return "; ".join(f"{value} in {path}" for path, value in known.items())
 
 
-def _selected(stream: LogStream, selection: Selection, redactor: Redactor, skipped: dict[str, int]) -> Iterator[LogRecord]:
+def _selected(stream: LogStream, selection: Selection, redactor: Redactor,
+              skipped: dict[str, int]) -> Iterator[LogRecord]:
     for record in stream:
         why = selection.why_not(record)
         if why is not None:
@@ -246,8 +248,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
     scenario = replay_scenario(plan, assertions, derived_metrics=derived)
     second = stream()
     if settings.kafka:
-        return _replay_on_kafka(args, settings, _selected(second, selection, redactor, {}), plan, scenario, target, read,
-                                _plan_dict(plan, notes, args))
+        return _replay_on_kafka(args, settings, _selected(second, selection, redactor, {}), plan, scenario, target,
+                                read, _plan_dict(plan, notes, args))
     run = ReplayRun(_selected(second, selection, redactor, {}), plan, target, scenario=scenario,
                     run_id=args.run_id, timeout=args.timeout, max_in_flight=max(1, args.max_in_flight),
                     home=settings.home, http_client=http_client(settings))
@@ -266,8 +268,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
     return report_verdict(verdict, as_json=args.json, log_path=str(run.log_path))
 
 
-def _replay_on_kafka(args: argparse.Namespace, settings: Settings, records: Iterator[LogRecord], plan: ReplayPlan, scenario: Any,
-                     target: Any, read: dict[str, Any], plan_dict: dict[str, Any]) -> int:
+def _replay_on_kafka(args: argparse.Namespace, settings: Settings, records: Iterator[LogRecord], plan: ReplayPlan,
+                     scenario: Any, target: Any, read: dict[str, Any], plan_dict: dict[str, Any]) -> int:
     from esr.bus.kafka import KafkaSettings, ensure_topics
     from esr.cli.kafka_run import abort_and_wait
     from esr.cli.stop_signals import Interrupted, StopSignals
@@ -359,10 +361,11 @@ def _print_report(report: dict[str, Any]) -> None:
     for label, sides in comparison["endpoints"].items():
         then, now = sides["then"], sides["now"]
         fmt = lambda v: "-" if v is None else f"{v:,.1f}"  # noqa: E731
-        print(f"{printable(label)[:40]:40}  {then['count']:>11,}  {fmt(then['latency_p95_ms']):>6}  {now['count']:>10,}  "
-              f"{fmt(now['latency_p95_ms']):>6}  {then['statuses']} -> {now['statuses']}")
+        print(f"{printable(label)[:40]:40}  {then['count']:>11,}  {fmt(then['latency_p95_ms']):>6}  "
+              f"{now['count']:>10,}  {fmt(now['latency_p95_ms']):>6}  {then['statuses']} -> {now['statuses']}")
     for change in comparison["changed"][:10]:
-        print(f"changed: {change['count']:,} x {printable(change['endpoint'])}: {change['then']} then, {change['now']} now")
+        print(f"changed: {change['count']:,} x {printable(change['endpoint'])}: {change['then']} then, "
+              f"{change['now']} now")
     for example in comparison["changed_examples"][:5]:
         print(f"  e.g. {printable(example['source'])}: {printable(example['request'])} was {example['then']}, "
               f"now {example['now']}")

@@ -61,7 +61,8 @@ STRING: /"[^"]*"/ | /'[^']*'/
 
 _COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
              "==": operator.eq, "!=": operator.ne}
-_ARITH: dict[str, Callable[[float, float], float]] = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+_ARITH: dict[str, Callable[[float, float], float]] = {"+": operator.add, "-": operator.sub, "*": operator.mul,
+                                                      "/": operator.truediv}
 
 
 @cache
@@ -163,7 +164,8 @@ def parse_assertion(
     for token in build.names:
         if not is_known_metric(str(token), counters, custom):
             known = ", ".join(known_metric_names(counters, custom))
-            raise AssertionSyntaxError(text, token_column(token), f"unknown metric {str(token)!r}; known metrics: {known}")
+            raise AssertionSyntaxError(text, token_column(token),
+                                       f"unknown metric {str(token)!r}; known metrics: {known}")
     def check_fault(token: Token) -> None:
         if faults is not None and str(token) not in faults:
             known = ", ".join(sorted(faults)) or "none: add one to failure_injection"
@@ -178,7 +180,8 @@ def parse_assertion(
     kwargs: dict[str, Any] = {}
     kinds = [scope[0] for scope in scopes]
     for i, kind in enumerate(kinds):
-        if kind in kinds[:i] or (kind == "fault" and "during" in kinds[:i]) or (kind == "during" and "fault" in kinds[:i]):
+        if (kind in kinds[:i] or (kind == "fault" and "during" in kinds[:i])
+                or (kind == "during" and "fault" in kinds[:i])):
             raise AssertionSyntaxError(text, scopes[i][-1].column, "one scope of each kind: a second "
                                                                    f"'{_SCOPE_WORDS[kind]}' scope")
     if build.calls and scopes:
@@ -195,7 +198,8 @@ def parse_assertion(
             kwargs["fault"] = args[0]
         elif kind == "during":
             if not args[0] < args[1]:
-                raise AssertionSyntaxError(text, token_column(token), f"hour range {args[0]:g}..{args[1]:g} is empty; write 'during hour 8..18'")
+                raise AssertionSyntaxError(text, token_column(token), f"hour range {args[0]:g}..{args[1]:g} is empty; "
+                                                                      "write 'during hour 8..18'")
             kwargs["from_hour"], kwargs["to_hour"] = args
         elif kind == "every":
             if args[0] < window_s or args[0] % window_s:
@@ -207,8 +211,8 @@ def parse_assertion(
             for name_token in build.names:
                 if not is_request_metric(str(name_token)):
                     raise AssertionSyntaxError(
-                        text, token_column(name_token), f"'for endpoint' applies to request metrics (latency, requests, "
-                        f"errors, throughput, bytes); {str(name_token)!r} is not one")
+                        text, token_column(name_token), "'for endpoint' applies to request metrics (latency, "
+                        f"requests, errors, throughput, bytes); {str(name_token)!r} is not one")
     names = tuple(dict.fromkeys(str(t) for t in build.names))
     calls = tuple(dict.fromkeys((str(f), str(a)) for f, a in build.calls))
     return Assertion(text, left, str(op), right, metrics=names, calls=calls, **kwargs)
@@ -317,7 +321,8 @@ def expression_metric(text: str, counters: frozenset[str] | set[str] | None = fr
         for token in build.names:
             if not is_known_metric(str(token), counters, custom):
                 known = ", ".join(known_metric_names(counters, custom))
-                raise AssertionSyntaxError(text, token_column(token), f"unknown metric {str(token)!r}; known metrics: {known}")
+                raise AssertionSyntaxError(text, token_column(token),
+                                           f"unknown metric {str(token)!r}; known metrics: {known}")
 
     def metric(metrics: Mapping[str, float]) -> float:
         return _value(node, metrics)  # type: ignore[arg-type]

@@ -1,9 +1,9 @@
 """What the system did during each fault and how long it took to recover: pure, from a fold.
 
 A `FaultWindow` (kept by the fold in `esr.core.buckets`) is one applied fault on the run's
-timeline, from its `fault_started` and `fault_ended` events. Metrics *during* a fault are those of the metric windows (buckets) that
-start inside it. *Recovery* is measured against the steady state, the load before the first
-fault:
+timeline, from its `fault_started` and `fault_ended` events. Metrics *during* a fault are those
+of the metric windows (buckets) that start inside it. *Recovery* is measured against the steady
+state, the load before the first fault:
 
     steady error rate  e0 = errors / requests       over the windows before the first fault
     steady p95         p0 = latency p95             over the same windows
@@ -159,7 +159,8 @@ def fault_report(fold: RunFold, clock: Any) -> dict[str, Any]:
         faults.append({
             "fault": w.fault, "name": w.name, "kind": w.kind, "applied": w.ok, "detail": w.detail,
             "start_sim_hour": w.start_sim / 3600, "end_sim_hour": end / 3600,
-            "ended": w.end_reason or ("not reported" if fold.finished or fold.aborted else "still active"), "recovery_action_ok": w.recovered_ok,
+            "ended": w.end_reason or ("not reported" if fold.finished or fold.aborted else "still active"),
+            "recovery_action_ok": w.recovered_ok,
             "recovery_detail": w.recovery_detail,
             "during": {name: view.get_or_none(name) for name in (
                 "requests", "errors", "error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms")}

@@ -187,8 +187,7 @@ def declarative_journey(
             reply: Reply = yield Send(request, intended)
             now = reply.sim
             document = reply.json() if reads_body else None
-            for count in _counters(step, reply, document):
-                yield count
+            yield from _counters(step, reply, document)
             ok = _step_ok(step, reply)
             if until is None:
                 if not ok:

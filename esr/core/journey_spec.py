@@ -15,7 +15,7 @@ Durations of `wait` and `poll` are simulated time; `request.timeout` is real tim
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -35,7 +35,7 @@ def _duration(value: Any) -> float:
 DURATION_PATTERN = r"^\s*(\d+(\.\d+)?(ms|min|s|m|h|d)\s*)+$"
 Duration = Annotated[
     float,
-    BeforeValidator(_duration, json_schema_input_type=Union[float, Annotated[str, Field(pattern=DURATION_PATTERN)]]),
+    BeforeValidator(_duration, json_schema_input_type=float | Annotated[str, Field(pattern=DURATION_PATTERN)]),
     Field(json_schema_extra={"examples": ["1h", "30m", 90]}),
 ]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
@@ -239,7 +239,8 @@ class JourneySpec(Model):
                 if space == "run" and key != "id":
                     raise ValueError(f"steps[{i}] ({step.name}) uses {{{{ {name} }}}}; the run has only run.id")
                 if space == "data" and key not in self.data:
-                    raise ValueError(f"steps[{i}] ({step.name}) uses {{{{ {name} }}}} but the journey's data has no {key!r}")
+                    raise ValueError(f"steps[{i}] ({step.name}) uses {{{{ {name} }}}} but the journey's data "
+                                     f"has no {key!r}")
             known_vars |= set(step.extract)
         for sla in self.sla:
             for end in (sla.from_step, sla.to_step):

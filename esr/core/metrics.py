@@ -104,7 +104,7 @@ class MetricsView(Mapping[str, float]):
                 raise
             except ZeroDivisionError:
                 raise JudgementError(f"{name}: division by zero (no data for its denominator)") from None
-            except Exception as exc:  # the user's function failed: report, do not crash the run
+            except Exception as exc:  # noqa: BLE001 - the user's function failed: report, do not crash the run
                 raise JudgementError(f"{name}: custom metric raised {type(exc).__name__}: {exc}") from None
         if name in self.counters:
             return float(b.counters.get(name, 0.0))
@@ -157,7 +157,8 @@ class MetricsView(Mapping[str, float]):
                 raise JudgementError(f"{name}: no requests recorded")
             return {"latency_mean_ms": sk.sum / sk.count, "latency_min_ms": sk.min,
                     "latency_max_ms": sk.max}[name]  # type: ignore[return-value]
-        raise JudgementError(f"unknown metric {name!r}; known: {', '.join(known_metric_names(self.counters, self.custom))}")
+        raise JudgementError(f"unknown metric {name!r}; "
+                             f"known: {', '.join(known_metric_names(self.counters, self.custom))}")
 
     def get_or_none(self, name: str) -> float | None:
         try:

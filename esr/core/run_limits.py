@@ -74,6 +74,7 @@ class RunLimits:
             if most is not None and most > self.max_requests_per_journey:
                 where = f"journeys[{i}]" if scenario.journeys else "target default journey"
                 errors.append(FieldError(where, (
-                    f"up to {most:,} requests per journey, over this server's limit of {self.max_requests_per_journey:,} "
+                    f"up to {most:,} requests per journey, over this server's limit of "
+                    f"{self.max_requests_per_journey:,} "
                     "(esr serve --max-requests-per-journey, ESR_MAX_REQUESTS_PER_JOURNEY)")))
         return errors

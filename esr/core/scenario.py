@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
@@ -43,7 +43,7 @@ def _rate(value: Any) -> float:
 
 RATE_PATTERN = r"^\s*\d+(\.\d+)?\s*(/\s*(ms|s|sec|min|m|h|hour))?\s*$"
 Rate = Annotated[float, BeforeValidator(
-    _rate, json_schema_input_type=Union[float, Annotated[str, Field(pattern=RATE_PATTERN)]]), Field(
+    _rate, json_schema_input_type=float | Annotated[str, Field(pattern=RATE_PATTERN)]), Field(
     description="journey starts per real second while this simulated hour plays; a number or '2400/min'")]
 
 
@@ -97,9 +97,11 @@ class Scenario(Model):
     seed: int = 0
     sim_start: datetime | None = Field(default=None, description="simulated start; default midnight UTC today")
     window: Duration = Field(default=60.0, description="metric bucket width in simulated time; divides 1h")
-    max_in_flight: int = Field(default=10_000, ge=1, le=1_000_000, description="cap on requests in flight; waiting journeys hold no slot")
+    max_in_flight: int = Field(default=10_000, ge=1, le=1_000_000,
+                               description="cap on requests in flight; waiting journeys hold no slot")
     request_timeout: Duration = Field(default=30.0, description="real-time timeout of one request")
-    late_threshold_ms: float = Field(default=10.0, ge=0, description="a journey starting later than this is a late start")
+    late_threshold_ms: float = Field(default=10.0, ge=0,
+                                     description="a journey starting later than this is a late start")
     target: str | None = Field(default=None, description="default target: a registered name or a loopback URL")
     derived_metrics: dict[str, str] = Field(
         default_factory=dict, description="metrics defined by an expression, e.g. {\"cost_per_claim\": "
@@ -174,7 +176,8 @@ class Scenario(Model):
             if i and hour <= hours[i - 1]:
                 raise ValueError(f"load_profile[{i}]: hours must increase; {hour:g} follows {hours[i - 1]:g}")
             if hour >= self.duration_hours:
-                raise ValueError(f"load_profile[{i}]: hour {hour:g} is not before the end (duration_hours={self.duration_hours:g})")
+                raise ValueError(f"load_profile[{i}]: hour {hour:g} is not before the end "
+                                 f"(duration_hours={self.duration_hours:g})")
         if self.load_profile[0].ramp:
             raise ValueError("load_profile[0]: the first entry cannot ramp (there is nothing to ramp from)")
         names = [j.name for j in self.journeys] + [getattr(c, "name", c.__name__) for c in self.python_journeys]
@@ -294,7 +297,8 @@ def _reference_errors(scenario: Scenario) -> list[FieldError]:
     return errors
 
 
-def _derived_errors(derived: Mapping[str, str], counters: frozenset[str], functions: Mapping[str, Any]) -> list[FieldError]:
+def _derived_errors(derived: Mapping[str, str], counters: frozenset[str],
+                    functions: Mapping[str, Any]) -> list[FieldError]:
     errors = []
     for name, text in derived.items():
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
@@ -327,7 +331,8 @@ def _semantic_errors(
             continue
         if duration_hours is not None and fault.start_sim >= duration_hours * 3600:
             errors.append(FieldError(f"failure_injection[{i}]", f"{text!r} starts at simulated hour "
-                                     f"{fault.start_sim / 3600:g}, after the load ends (duration_hours={duration_hours:g})"))
+                                     f"{fault.start_sim / 3600:g}, after the load ends "
+                                     f"(duration_hours={duration_hours:g})"))
     return errors
 
 
@@ -414,7 +419,7 @@ def _load_python(path: Path) -> Scenario:
     except SyntaxError as exc:
         raise ScenarioError([FieldError("", f"line {exc.lineno}: Python syntax error: {exc.msg}")],
                             source=str(path)) from None
-    except Exception as exc:  # the user's module failed while loading: say where, no traceback
+    except Exception as exc:  # noqa: BLE001 - the user's module failed while loading: say where, no traceback
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path.resolve()]
         where = f"line {frames[-1].lineno}: " if frames else ""
         raise ScenarioError([FieldError("", f"{where}loading the file raised {type(exc).__name__}: {exc}")],
@@ -423,7 +428,8 @@ def _load_python(path: Path) -> Scenario:
         sys.path.pop(0)
     scenario = getattr(module, "scenario", None)
     if not isinstance(scenario, Scenario):
-        raise ScenarioError([FieldError("", "the Python file must define `scenario = Scenario(...)`")], source=str(path))
+        raise ScenarioError([FieldError("", "the Python file must define `scenario = Scenario(...)`")],
+                            source=str(path))
     return scenario
 
 

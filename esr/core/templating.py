@@ -18,6 +18,7 @@ from typing import Any
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
 from jsonpath_ng.parser import parse as _jsonpath_parse
 from lark import Lark, Token, Transformer, UnexpectedInput
+from lark.exceptions import VisitError
 
 from esr.core.grammar import error_column
 
@@ -229,8 +230,8 @@ class Condition:
                 f"cannot parse condition {text!r} at column {error_column(exc, text)}: expected a form like"
                 " \"$.status == 'paid'\" or \"$.status in ['paid', 'denied']\""
             ) from None
-        except Exception as exc:  # a bad JSON path inside the condition
-            cause = exc.__context__ if isinstance(exc.__context__, ValueError) else exc
+        except VisitError as exc:  # a bad JSON path inside the condition (lark wraps the builder's ValueError)
+            cause = exc.orig_exc if isinstance(exc.orig_exc, ValueError) else exc
             raise ValueError(f"invalid condition {text!r}: {cause}") from None
         return cls(text, tree)
 

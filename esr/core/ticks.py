@@ -19,7 +19,8 @@ from esr.core.plan import drain_bound_sim
 from esr.core.run_state import RunStatus
 from esr.core.scenario import Scenario
 
-__all__ = ["GRACE_S", "PlannedRequest", "Tick", "expected_end", "kafka_progress", "run_clock", "shard_of", "tick_count", "tick_for", "tick_of", "tick_window"]
+__all__ = ["GRACE_S", "PlannedRequest", "Tick", "expected_end", "kafka_progress", "run_clock", "shard_of", "tick_count",
+           "tick_for", "tick_of", "tick_window"]
 
 
 class PlannedRequest(msgspec.Struct, frozen=True, kw_only=True):

@@ -21,7 +21,7 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Union
+from typing import Any
 
 from esr.core.fault_spec import FaultSpec, Seconds
 
@@ -62,7 +62,7 @@ class Bandwidth:
     bytes_per_s: float
 
 
-Toxic = Union[Latency, Errors, Down, Reset, Timeout, Bandwidth]
+Toxic = Latency | Errors | Down | Reset | Timeout | Bandwidth
 
 
 class _Bad(ValueError):

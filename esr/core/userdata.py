@@ -44,7 +44,8 @@ def check_data_spec(spec: DataSpec) -> None:
         raise ValueError("a data generator is a provider name or a one-key object such as {'int': [1, 9]}")
     (kind, arg), = spec.items()
     if kind in ("int", "float"):
-        if not (isinstance(arg, list) and len(arg) == 2 and all(isinstance(x, (int, float)) for x in arg) and arg[0] <= arg[1]):
+        if not (isinstance(arg, list) and len(arg) == 2 and all(isinstance(x, (int, float)) for x in arg)
+                and arg[0] <= arg[1]):
             raise ValueError(f"{{'{kind}': [lo, hi]}} needs two numbers with lo <= hi, got {arg!r}")
     elif kind == "choice":
         if not (isinstance(arg, list) and arg):

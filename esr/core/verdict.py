@@ -181,7 +181,8 @@ def judge(
         status, reason = "ERROR", f"data incomplete: {_gap(completeness)}"
     elif any(not w.ok for w in fold.faults.values()):
         bad = next(w for w in fold.faults.values() if not w.ok)
-        status, reason = "ERROR", f"fault {bad.fault!r} could not be applied, so the rehearsal did not happen: {bad.detail}"
+        status, reason = "ERROR", (f"fault {bad.fault!r} could not be applied, so the rehearsal did not happen: "
+                                   f"{bad.detail}")
     elif any(r.holds is None for r in results):
         unjudged = next(r for r in results if r.holds is None)
         status, reason = "ERROR", f"cannot judge {unjudged.assertion!r}: {unjudged.detail}"

@@ -428,7 +428,8 @@ class Run:
         now = self.sim_now()
         for fault in self.faults:
             if self.injector.is_active(fault):
-                await self._end_fault(fault, reason, now if fault.spec.end_sim is None else min(fault.spec.end_sim, now))
+                await self._end_fault(fault, reason,
+                                      now if fault.spec.end_sim is None else min(fault.spec.end_sim, now))
 
     async def record_decision(self, decision: str, author: str) -> DecisionRecorded:
         """A trainee's decision at the simulated time now (training mode). One that names an

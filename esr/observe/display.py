@@ -77,11 +77,13 @@ def verdict_table(verdict: Verdict, log_path: str | None = None) -> list[Any]:
     figures.add_column(style="dim")
     figures.add_column()
     figures.add_row("requests", f"{_num(s.get('requests'))}  errors {_num(s.get('errors'))} "
-                                f"({_num((s.get('error_rate') or 0) * 100, 2)} %)  throughput {_num(s.get('throughput_rps'))} req/s")
+                                f"({_num((s.get('error_rate') or 0) * 100, 2)} %)"
+                                f"  throughput {_num(s.get('throughput_rps'))} req/s")
     figures.add_row("latency ms", f"p50 {_num(s.get('latency_p50_ms'))}  p95 {_num(s.get('latency_p95_ms'))}  "
                                   f"p99 {_num(s.get('latency_p99_ms'))}  max {_num(s.get('latency_max_ms'))}"
                                   f"  (raw p99 {_num(s.get('raw_latency_p99_ms'))})")
-    figures.add_row("journeys", f"started {_num(s.get('journeys_started'))}  completed {_num(s.get('journeys_completed'))}"
+    figures.add_row("journeys", f"started {_num(s.get('journeys_started'))}"
+                                f"  completed {_num(s.get('journeys_completed'))}"
                                 f"  failed {_num(s.get('journeys_failed'))}  gave up {_num(s.get('journeys_gave_up'))}"
                                 f"  cut {_num(s.get('journeys_cut'))}")
     for why, count in list(verdict.journey_failures.items())[:3]:
@@ -90,9 +92,12 @@ def verdict_table(verdict: Verdict, log_path: str | None = None) -> list[Any]:
     for sla in slas:
         rate = s.get(f"sla_{sla}_success_rate")
         figures.add_row(f"SLA {sla}", f"{_num(rate * 100 if rate is not None else None)} % met "
-                                      f"({_num(s.get(f'sla_{sla}_met'))} met, {_num(s.get(f'sla_{sla}_missed'))} missed)")
-    figures.add_row("completeness", f"planned {_num(c.get('arrivals_planned'))}  started {_num(c.get('journeys_started'))}"
-                                    f"  sent {_num(c.get('requests_sent'))}  recorded {_num(c.get('results_recorded'))}")
+                                      f"({_num(s.get(f'sla_{sla}_met'))} met, "
+                                      f"{_num(s.get(f'sla_{sla}_missed'))} missed)")
+    figures.add_row("completeness", f"planned {_num(c.get('arrivals_planned'))}"
+                                    f"  started {_num(c.get('journeys_started'))}"
+                                    f"  sent {_num(c.get('requests_sent'))}"
+                                    f"  recorded {_num(c.get('results_recorded'))}")
     figures.add_row("generator", f"late starts {_num(g['late_starts'])} ({g['late_start_rate']:.2%} over "
                                  f"{g['late_threshold_ms']:g} ms){'  SATURATED' if g['saturated'] else ''}")
     faults = verdict.faults
@@ -102,14 +107,16 @@ def verdict_table(verdict: Verdict, log_path: str | None = None) -> list[Any]:
             figures.add_row("steady state", _text(steady["error"]))
         else:
             figures.add_row("steady state", f"before hour {_num(steady['until_sim_hour'])}: error rate "
-                                            f"{_num(steady['error_rate'] * 100)} %  p95 {_num(steady['latency_p95_ms'])} ms")
+                                            f"{_num(steady['error_rate'] * 100)} %"
+                                            f"  p95 {_num(steady['latency_p95_ms'])} ms")
         for w in faults["windows"]:
             figures.add_row(_text(f"fault {w['fault']}", "dim"), _text(_fault_line(w)))
     if verdict.time:
         figures.add_row("time", verdict.time["note"])
     if log_path:
         figures.add_row("run log", _text(log_path))
-    line = Text.assemble(("VERDICT ", "bold"), (verdict.status, _STYLE[verdict.status]), f"  {printable(verdict.reason)}")
+    line = Text.assemble(("VERDICT ", "bold"), (verdict.status, _STYLE[verdict.status]),
+                         f"  {printable(verdict.reason)}")
     return [table, figures, line]
 
 
@@ -141,9 +148,11 @@ def plan_table(plan: RunPlan) -> Table:
     grid.add_row("journeys", f"{plan.planned_journeys:,} planned (expected {plan.expected_journeys:,.0f});"
                              f" {plan.journeys_per_sim_hour_at_peak:,.0f} per simulated hour at peak")
     grid.add_row("drain bound", f"{plan.drain_bound_sim_hours:g} simulated h = at most "
-                                f"{format_duration(plan.drain_bound_real_seconds)} real at drain warp {plan.drain_warp:g}")
+                                f"{format_duration(plan.drain_bound_real_seconds)} real"
+                                f" at drain warp {plan.drain_warp:g}")
     for name, most in plan.max_requests_per_journey.items():
-        grid.add_row(_text(f"journey {name}", "dim"), f"at most {most} requests" if most is not None else "Python journey")
+        grid.add_row(_text(f"journey {name}", "dim"),
+                     f"at most {most} requests" if most is not None else "Python journey")
     for text in plan.assertions:
         grid.add_row("assertion", _text(text))
     for text in plan.failure_injection:

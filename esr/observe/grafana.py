@@ -112,7 +112,7 @@ class _Layout:
               span: int = 12, height: int = 8, instant: bool = False) -> Any:
         self.next_id += 1
         panel = panel.id(self.next_id).title(title).description(description).datasource(_PROMETHEUS)
-        for ref, (expr, legend) in zip("ABCDEFGH", queries):
+        for ref, (expr, legend) in zip("ABCDEFGH", queries, strict=False):
             panel = panel.with_target(_target(expr, legend, ref, instant=instant))
         return panel.span(span).height(height)
 
@@ -280,7 +280,8 @@ def run_annotations(fold: RunFold) -> list[Annotation]:
                               tags("esr:end")))
     if fold.verdict is not None:
         verdict = fold.verdict.verdict
-        out.append(Annotation(ms(fold.verdict.sim_time), f"verdict {verdict.get('verdict')}: {verdict.get('reason', '')}",
+        out.append(Annotation(ms(fold.verdict.sim_time),
+                              f"verdict {verdict.get('verdict')}: {verdict.get('reason', '')}",
                               tags("esr:verdict", f"verdict:{verdict.get('verdict')}")))
     return out
 

@@ -38,6 +38,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -214,7 +215,8 @@ def families(runs: Iterable[RunSeries]) -> list[Metric]:
             for kind, count in sorted(e.errors.items()):
                 errors.add_metric([*labels, e.endpoint, kind], count)
             if e.latency_le is not None:
-                latency.add_metric([*labels, e.endpoint], list(zip(les, e.latency_le)), e.latency_sum_ms / 1000)
+                latency.add_metric([*labels, e.endpoint], list(zip(les, e.latency_le, strict=True)),
+                                   e.latency_sum_ms / 1000)
         for tally, family in ((run.sla_met, met), (run.sla_missed, missed)):
             for sla, count in sorted(tally.items()):
                 family.add_metric([*labels, sla], count)
@@ -290,7 +292,8 @@ class ServerCollector(Collector):
         state = run.status.value if run is not None and managed.verdict is None else managed.state
         if run is None or state not in _LIVE:  # queued, or playing on the Kafka workers
             started = managed.extra.get("started")
-            sim = kafka_progress(started, time.time())["sim_hours"] * 3600 if started is not None and state in _LIVE else None
+            sim = (kafka_progress(started, time.time())["sim_hours"] * 3600
+                   if started is not None and state in _LIVE else None)
             return RunSeries(managed.run_id, managed.scenario_name, state, sim_time_s=sim)
         scenario, assertions = self._plans.get(managed.run_id, lambda: run.scenario)
         return live_series(run.fold, scenario, assertions, run.clock, run_id=managed.run_id, state=state,
@@ -362,7 +365,7 @@ class WorkerCollector(Collector):
             started = run.started
             if started is None or run_id in self._ended:
                 continue
-            scenario, assertions = self._plans.get(run_id, lambda: Scenario.from_dict(started.scenario))
+            scenario, assertions = self._plans.get(run_id, partial(Scenario.from_dict, started.scenario))
             fold = run.live_fold()
             progress = kafka_progress(started, time.time())
             active = [w.name for w in fold.faults.values() if w.ok and w.ended_sim is None]

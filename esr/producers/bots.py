@@ -60,7 +60,8 @@ class ShardRun(Run):
     """One shard of a Kafka run, on this worker, under one attempt."""
 
     def __init__(self, started: RunStarted, shard: int, attempt: str,
-                 publish: Callable[[str, EventBatch], None], *, registry_file: Path, http_client: str = "pooled") -> None:
+                 publish: Callable[[str, EventBatch], None], *, registry_file: Path,
+                 http_client: str = "pooled") -> None:
         scenario = Scenario.from_dict(started.scenario)
         super().__init__(scenario, Target(started.target, started.target), run_id=started.run_id,
                          home=registry_file.parent, sim_start=datetime.fromisoformat(started.sim_start),
@@ -376,7 +377,8 @@ class BotWorker:
         self.shards: dict[tuple[str, int], ShardRun] = {}
         self._finished: set[tuple[str, int]] = set()
         self._offsets: OffsetTracker[tuple[str, int]] = OffsetTracker()
-        self._tick_offsets: dict[tuple[str, int], list[tuple[int, Any, int]]] = {}  # -> (tick, (topic, partition), offset)
+        # shard key -> [(tick, (topic, partition), offset)]
+        self._tick_offsets: dict[tuple[str, int], list[tuple[int, Any, int]]] = {}
         self._reported: dict[tuple[str, int], tuple[int, bool]] = {}
         self._revoked: list[ShardRun] = []
         self._uncommitted: dict[tuple[str, int], int] = {}  # commits that failed, retried next round
@@ -414,8 +416,8 @@ class BotWorker:
         self.consumer = make_consumer(self.settings, self.group, **{
             "partition.assignment.strategy": "roundrobin",
             "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000})
-        self.consumer.subscribe([self.settings.topic("ticks"), self.settings.topic("requests")], on_assign=self._on_assign,
-                                on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        self.consumer.subscribe([self.settings.topic("ticks"), self.settings.topic("requests")],
+                                on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke)
         last_commit = 0.0
         try:
             while not stop.is_set():

@@ -44,7 +44,8 @@ def readers() -> dict[str, ModuleType]:
     from importlib import import_module
 
     found: dict[str, ModuleType] = {}
-    for name in ("har", "gor", "cloudfront", "w3c", "aws_alb", "aws_elb", "jsonl", "clf"):  # CloudFront before W3C: it is a W3C dialect
+    # CloudFront before W3C: it is a W3C dialect
+    for name in ("har", "gor", "cloudfront", "w3c", "aws_alb", "aws_elb", "jsonl", "clf"):
         try:
             module = import_module(f"{__package__}.formats.{name}")
         except ImportError:

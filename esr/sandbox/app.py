@@ -121,7 +121,8 @@ class ClaimsService:
     async def payments(self, request: web.Request) -> web.Response:
         office = self.office(request.headers.get(RUN_ID, NO_RUN), time_warp(request.headers))
         now = sim_time(request.headers)
-        paid: list[dict[str, Any]] = [{"claim": c, "amount": a, "paid_at": t.isoformat()} for c, a, t in office.payments if t <= now]
+        paid: list[dict[str, Any]] = [{"claim": c, "amount": a, "paid_at": t.isoformat()}
+                                      for c, a, t in office.payments if t <= now]
         return self._reply({"payments": paid, "total": round(sum(p["amount"] for p in paid), 2)}, self.costs.lookup)
 
     async def purge_run(self, request: web.Request) -> web.Response:
@@ -187,7 +188,8 @@ async def _fault_call(request: web.Request, name: str) -> tuple[datetime, list[A
     except orjson.JSONDecodeError:
         raise BadFaultParameter('send a JSON object {"fault", "args", "params", "sim_time"}, or no body') from None
     if not isinstance(body, dict):
-        raise BadFaultParameter(f'the body must be a JSON object {{"fault", "args", "params", "sim_time"}}; got {body!r}')
+        raise BadFaultParameter(f'the body must be a JSON object {{"fault", "args", "params", "sim_time"}}; '
+                                f'got {body!r}')
     for key, path_value in (("fault", name), ("run_id", request.match_info["run_id"])):
         if body.get(key, path_value) != path_value:
             raise BadFaultParameter(f"the body's {key} is {body[key]!r} but the path names {path_value!r}")

@@ -134,7 +134,8 @@ OFFICE_FAULTS = tuple(_KINDS)
 
 # what a trainee may decide during a run (training mode): these stay, they are not undone
 _ACTIONS: dict[str, _FaultKind | None] = {
-    "add_caseworkers": _FaultKind("n", None, lambda v: type(v) is int and v > 0, "a positive whole number of caseworkers"),
+    "add_caseworkers": _FaultKind("n", None, lambda v: type(v) is int and v > 0,
+                                  "a positive whole number of caseworkers"),
     "pause_intake": None,
     "resume_intake": None,
 }

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 BASE = {"name": "x", "duration_hours": 1, "time_warp": 60, "load_profile": [[0, 1]]}
 DEEP_BODY = '{"a":' * 1000 + "{}" + "}" * 1000  # within orjson's limit, beyond ours
 DEEP = ('{"name": "deep", "duration_hours": 1, "time_warp": 60, "load_profile": [[0, 1]], "journeys": [{"name": "j", '
-        '"steps": [{"name": "s", "request": {"method": "POST", "path": "/x", "json": %s}}]}]}' % DEEP_BODY)
+        '"steps": [{"name": "s", "request": {"method": "POST", "path": "/x", "json": ' + DEEP_BODY + '}}]}]}')
 TERMS = BASE | {"assertions": [" + ".join(["requests"] * 500) + " > 0"]}
 
 

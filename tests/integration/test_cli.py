@@ -114,7 +114,8 @@ def test_schema_validates_the_examples(tmp_path: Path) -> None:
     validator.validate(json.loads(QUICKSTART.read_text()))
     validator.validate(SMALL)
     errors = list(validator.iter_errors({"name": "x", "time_warp": "fast"}))
-    assert {e.message for e in errors} >= {"'duration_hours' is a required property", "'load_profile' is a required property"}
+    assert {e.message for e in errors} >= {"'duration_hours' is a required property",
+                                           "'load_profile' is a required property"}
 
 
 def test_plan_states_real_and_simulated_figures(tmp_path: Path) -> None:
@@ -173,7 +174,8 @@ def test_registered_target_by_name(tmp_path: Path, target_url: str, esr_home: Pa
     home_journey = {"name": "home", "steps": [{"name": "get", "request": {"path": "/"},
                                                "counters": {"cloud_cost": "header:X-Cost"}}]}
     (esr_home / "targets.json").write_text(json.dumps({"targets": {"staging": {
-        "url": target_url, "default_journey": home_journey, "metrics": {"cost_per_request": "cloud_cost / requests"}}}}))
+        "url": target_url, "default_journey": home_journey,
+        "metrics": {"cost_per_request": "cloud_cost / requests"}}}}))
     with_metric = write(tmp_path, SMALL | {"assertions": ["cost_per_request < 0.002"]}, "metric.json")
     done = esr("run", str(with_metric), "--target", "staging", "--json")
     assert done.returncode == 0, done.stderr
@@ -184,7 +186,8 @@ def test_registered_target_by_name(tmp_path: Path, target_url: str, esr_home: Pa
     assert unknown.returncode == 2 and "registered targets: staging" in unknown.stderr
 
 
-@pytest.mark.parametrize(("sig", "why"), [(signal.SIGINT, "interrupted (Ctrl-C)"), (signal.SIGTERM, "terminated (SIGTERM)")])
+@pytest.mark.parametrize(("sig", "why"), [(signal.SIGINT, "interrupted (Ctrl-C)"),
+                                         (signal.SIGTERM, "terminated (SIGTERM)")])
 def test_ctrl_c_or_sigterm_leaves_an_aborted_verdict(tmp_path: Path, target_url: str, esr_home: Path,
                                                      sig: signal.Signals, why: str) -> None:
     long = write(tmp_path, SMALL | {"duration_hours": 24, "time_warp": 60})

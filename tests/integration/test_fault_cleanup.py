@@ -101,7 +101,8 @@ async def test_an_abort_through_the_server_restores_the_target(claims: tuple[Cla
     service, url = claims
     registry = TargetRegistry()
     registry.register(sandbox_target("prod-like-staging.dol.gov", url))
-    app = make_app(esr_home, registry=registry, tokens=Tokens(admin="launch-token-for-tests", observer="observer-token-for-tests"))
+    app = make_app(esr_home, registry=registry,
+                   tokens=Tokens(admin="launch-token-for-tests", observer="observer-token-for-tests"))
     runner, server = await serve(app)
     try:
         async with aiohttp.ClientSession(headers=ADMIN) as session:

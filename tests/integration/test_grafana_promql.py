@@ -85,8 +85,9 @@ async def test_every_panel_query_has_data_for_a_finished_run_with_a_fault(
     runs = await prom_api(api, "/api/v1/label/run_id/values", {"match[]": 'esr_run_info{sim="true"}'})
     assert run_id in runs
     errors = dict((title, expr) for uid, title, expr, _ in queries if uid == "esr-run")["Errors by kind"]
-    kinds = {s["metric"]["kind"] for s in (await prom_api(api, "/api/v1/query_range",
-                                                          {"query": errors, "start": begin, "end": end, "step": 1}))["result"]}
+    kinds = {s["metric"]["kind"]
+             for s in (await prom_api(api, "/api/v1/query_range",
+                                      {"query": errors, "start": begin, "end": end, "step": 1}))["result"]}
     assert "5xx" in kinds
     faults = dict((title, expr) for uid, title, expr, _ in queries if uid == "esr-run")["Faults"]
     found = (await prom_api(api, "/api/v1/query", {"query": faults, "time": end}))["result"]

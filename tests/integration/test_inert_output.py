@@ -76,11 +76,12 @@ async def test_a_scenario_name_with_html_is_text_in_the_browser(finished: tuple[
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
-            for where in (f"{url}/dashboard/{run_id}?token={observer}", f"{url}/run/{run_id}/report.html?token={observer}",
-                          report_file.as_uri()):
+            for where in (f"{url}/dashboard/{run_id}?token={observer}",
+                          f"{url}/run/{run_id}/report.html?token={observer}", report_file.as_uri()):
                 page = await browser.new_page()
                 violations: list[str] = []
-                page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+                page.on("console", lambda m, violations=violations: violations.append(m.text)
+                        if "Content Security Policy" in m.text else None)
                 await page.goto(where)
                 await page.wait_for_selector("#esr h1")
                 assert await page.evaluate("window.__pwned") is None, where

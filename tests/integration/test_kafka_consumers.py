@@ -45,7 +45,7 @@ async def test_kcat_and_the_example_listener_read_the_verdict(pipeline: Pipeline
     envelope = envelopes[0]
     assert envelope["key"] == run_id
     assert {"sim": "true", "type": "verdict", "run_id": run_id}.items() <= dict(
-        zip(envelope["headers"][::2], envelope["headers"][1::2])).items()
+        zip(envelope["headers"][::2], envelope["headers"][1::2], strict=True)).items()
     event = json.loads(envelope["payload"])
     assert (event["type"], event["run_id"], event["sim"]) == ("verdict", run_id, True)
     assert verdict.pop("run_log") is None  # Kafka runs keep no local run log

@@ -24,7 +24,8 @@ ACTIONS = {"broken": {"start": {"http": {"method": "POST", "url": ADMIN}},
                       "recover": {"http": {"method": "DELETE", "url": ADMIN}}}}
 
 
-def work(hours: float, faults: list[str], assertions: list[str], warp: float = 3600, rate: float = 40) -> dict[str, Any]:
+def work(hours: float, faults: list[str], assertions: list[str], warp: float = 3600,
+         rate: float = 40) -> dict[str, Any]:
     """One GET /work per journey; at warp 3600 a simulated hour is a real second."""
     return {"name": "kafka_faults", "duration_hours": hours, "time_warp": warp, "seed": 5,
             "load_profile": [[0, rate]], "window": 60,

@@ -279,7 +279,8 @@ async def test_ctrl_c_while_playing_aborts_a_kafka_run_and_every_shard_stops(pip
     sent_at_abort = target.requests
     assert 0 < sent_at_abort < verdict["completeness"]["arrivals_planned"]
     def closed_shards() -> set[int]:
-        return {e.shard for e in run_topic(pipeline.settings, verdict["run_id"]) if isinstance(e, ShardReport) and e.final}
+        return {e.shard for e in run_topic(pipeline.settings, verdict["run_id"])
+                if isinstance(e, ShardReport) and e.final}
 
     # the bots hear of it from the clock's aborted ticks and close their shards
     await wait_until(lambda: closed_shards() == set(range(pipeline.settings.partitions)), 120, "every shard closed")

@@ -58,7 +58,8 @@ async def prometheus(prometheus_binary: str, tmp_path: Path) -> AsyncIterator[Ca
         folder.mkdir()
         (folder / "prometheus.yml").write_text(
             "global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}\n"
-            f"scrape_configs: [{{job_name: esr, metrics_path: /metrics, static_configs: [{{targets: ['{target}']}}]}}]\n")
+            "scrape_configs: [{job_name: esr, metrics_path: /metrics, "
+            f"static_configs: [{{targets: ['{target}']}}]}}]\n")
         listen = f"127.0.0.1:{free_port()}"
         log = folder / "prometheus.log"
         with log.open("wb") as out:

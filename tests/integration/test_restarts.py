@@ -66,7 +66,8 @@ async def test_a_log_cut_at_every_byte_offset_recovers_twice_to_the_same_runs(
         kept = whole[:offset - len(fragment)] + (fragment + b"\n" if whole_but_newline else b"")
         assert after_first.startswith(kept), offset  # nothing complete was lost
         side = log.with_name(LOG_NAME + ".torn")
-        assert (side.read_bytes() == fragment + b"\n") if fragment and not whole_but_newline else not side.exists(), offset
+        assert ((side.read_bytes() == fragment + b"\n") if fragment and not whole_but_newline
+                else not side.exists()), offset
         if offset < first_event_end:
             assert run_id not in first.runs and run_id not in second.runs, offset
             continue

@@ -60,7 +60,8 @@ async def test_claims_are_paid_in_simulated_time_with_a_fork_per_run(claims_syst
     paid = sum(1 for c in office.claims.values() if c.status != "denied")
     assert v.summary["claims_processed"] == paid and len(office.claims) == v.summary["journeys_started"]
     assert 0 < paid < len(office.claims)  # some SSNs have no qualifying wages
-    assert v.summary["cloud_cost"] == pytest.approx(0.004 * len(office.claims) + 0.0008 * (v.summary["requests"] - len(office.claims)))
+    assert v.summary["cloud_cost"] == pytest.approx(0.004 * len(office.claims)
+                                                    + 0.0008 * (v.summary["requests"] - len(office.claims)))
     second = Run(scenario, TargetRegistry().resolve(url))
     await second.execute()
     assert set(service.offices) == {first.run_id, second.run_id}
@@ -133,7 +134,8 @@ async def test_db_down_queue_holds_claims_until_the_database_is_back(claims_syst
         body = {"fault": "db_down", "args": ["queue"], "params": {}, "sim_time": MONDAY.format("09:00")}
         assert (await call(s, "POST", f"{url}/_esr/runs/r1/faults/db_down", json=body))[0] == 200
         status, held, headers = await call(s, "POST", f"{url}/claims", "r1", "09:30", json={"ssn": "900-00-0001"})
-        assert (status, held["status"], held["filed_at"], headers["X-Cost"]) == (202, "queued", MONDAY.format("09:30"), "0.004")
+        assert (status, held["status"], held["filed_at"], headers["X-Cost"]) == (202, "queued", MONDAY.format("09:30"),
+                                                                                 "0.004")
         assert (await call(s, "GET", f"{url}/claims/{held['id']}", "r1", "11:59"))[1]["status"] == "queued"
         body = {"fault": "db_down", "args": [], "params": {}, "sim_time": MONDAY.format("12:00")}
         assert (await call(s, "DELETE", f"{url}/_esr/runs/r1/faults/db_down", json=body))[1]["was_active"] is True
@@ -162,11 +164,13 @@ async def test_caseworkers_out_delays_decisions_until_they_return(claims_system:
     ("POST", "disk_full", None, 404, "the claims office has no fault 'disk_full'; known: db_down, caseworkers_out"),
     ("DELETE", "disk_full", None, 404, "no fault 'disk_full'"),
     ("POST", "caseworkers_out", None, 400, "caseworkers_out: parameter 'n' is required: a positive whole number"),
-    ("POST", "caseworkers_out", {"args": [0]}, 400, "parameter 'n' must be a positive whole number of caseworkers; got 0"),
+    ("POST", "caseworkers_out", {"args": [0]}, 400,
+     "parameter 'n' must be a positive whole number of caseworkers; got 0"),
     ("POST", "caseworkers_out", {"params": {"n": "3"}}, 400, "got '3'"),
     ("POST", "db_down", {"params": {"mode": "slow"}}, 400, "parameter 'mode' must be \"fail\""),
     ("POST", "db_down", {"params": {"rate": 1}}, 400, "db_down has no parameter 'rate'"),
-    ("POST", "db_down", {"fault": "caseworkers_out"}, 400, "the body's fault is 'caseworkers_out' but the path names 'db_down'"),
+    ("POST", "db_down", {"fault": "caseworkers_out"}, 400,
+     "the body's fault is 'caseworkers_out' but the path names 'db_down'"),
     ("POST", "db_down", {"run_id": "r2"}, 400, "the body's run_id is 'r2' but the path names 'r1'"),
     ("POST", "db_down", {"sim_time": "noon"}, 400, "\"sim_time\" must be an ISO 8601 time"),
     ("POST", "db_down", {"args": "queue"}, 400, "\"args\" must be a JSON array"),
@@ -190,11 +194,13 @@ async def test_a_body_that_is_not_json_and_a_second_start_are_refused(claims_sys
     url, _ = await claims_system(OfficeConfig())
     async with aiohttp.ClientSession() as s:
         status, error, _ = await call(s, "POST", f"{url}/_esr/runs/r1/faults/db_down", at="09:00", data=b"mode=queue")
-        assert (status, error["error"]) == (400, 'send a JSON object {"fault", "args", "params", "sim_time"}, or no body')
+        assert (status, error["error"]) == (400,
+                                            'send a JSON object {"fault", "args", "params", "sim_time"}, or no body')
         assert (await call(s, "POST", f"{url}/_esr/runs/r1/faults/db_down", at="09:00"))[0] == 200
         status, error, _ = await call(s, "POST", f"{url}/_esr/runs/r1/faults/db_down", at="10:00",
                                       json={"params": {"mode": "queue"}})
-        assert status == 409 and error["error"] == "db_down is already active in this run (with {'mode': 'fail'}); end it first to start it again"
+        assert status == 409 and error["error"] == ("db_down is already active in this run (with {'mode': 'fail'}); "
+                                                    "end it first to start it again")
 
 
 async def test_purging_a_run_drops_its_faults(claims_system: Any) -> None:

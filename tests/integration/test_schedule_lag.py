@@ -50,4 +50,5 @@ async def test_polls_slower_than_their_interval_are_judged_on_their_schedule(dem
     assert verdict.completeness["complete"] is True and verdict.completeness["sla_undecided"] == 0
     # each claim's polls were sent for their due hours: one filing, then polls at 0, 1, ... ceil(hours)
     polls = [2 + math.ceil(hours) for _, hours in filed]
-    assert sum(n for n, (_, hours) in zip(polls, filed) if math.ceil(hours) <= 48) < target.requests <= sum(polls)
+    assert (sum(n for n, (_, hours) in zip(polls, filed, strict=True) if math.ceil(hours) <= 48)
+            < target.requests <= sum(polls))

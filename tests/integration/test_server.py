@@ -147,7 +147,8 @@ async def test_a_restarted_server_rebuilds_runs_from_their_logs(server: Any, dem
     assert managed.task is not None
     managed.task.cancel()
     await asyncio.gather(managed.task, return_exceptions=True)
-    log.write_bytes(b"\n".join(line for line in lines if b'"type":"verdict"' not in line and b"run_aborted" not in line))
+    log.write_bytes(b"\n".join(line for line in lines
+                               if b'"type":"verdict"' not in line and b"run_aborted" not in line))
 
     url2, _ = await server()
     _, again = await call("GET", f"{url2}/run/{done['run_id']}/summary", OBSERVER)

@@ -63,10 +63,12 @@ class RunEvents:
                              raw_latency_ms=latency_ms if raw_latency_ms is None else raw_latency_ms,
                              bytes=nbytes, error=error)
 
-    def journey_started(self, *, sim: float, user: int = 0, late_ms: float = 0.0, journey: str = "claim") -> JourneyStarted:
+    def journey_started(self, *, sim: float, user: int = 0, late_ms: float = 0.0,
+                        journey: str = "claim") -> JourneyStarted:
         return JourneyStarted(**self._envelope(sim), user=user, journey=journey, late_ms=late_ms)
 
-    def journey_ended(self, *, sim: float, outcome: str = "completed", user: int = 0, journey: str = "claim") -> JourneyEnded:
+    def journey_ended(self, *, sim: float, outcome: str = "completed", user: int = 0,
+                      journey: str = "claim") -> JourneyEnded:
         return JourneyEnded(**self._envelope(sim), user=user, journey=journey, outcome=outcome)
 
     def sla(self, *, opened: float, decided: float, met: bool, sla: str = "48h", user: int = 0) -> SlaDecided:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import pytest
 
@@ -93,7 +94,7 @@ def test_each_part_of_the_profile_gets_its_share(big: list[Arrival], from_hour: 
 def test_real_times_strictly_increase_and_stay_inside_the_load(big_plan: ArrivalPlan, big: list[Arrival]) -> None:
     clock = big_plan.clock
     assert big[0].real > 1.0  # nothing in the implied zero-rate first hour
-    assert all(b.real > a.real for a, b in zip(big, big[1:]))
+    assert all(b.real > a.real for a, b in pairwise(big))
     assert all(0.0 <= a.real < clock.load_end_real for a in big)
     assert all(0.0 <= a.sim < clock.load_end_sim for a in big)
 

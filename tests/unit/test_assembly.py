@@ -399,7 +399,7 @@ def test_any_interleaving_of_re_runs_counts_each_event_once(seed: int, attempts:
 
     longest: dict[int, list[Event]] = {}
     for prefixes in sent.values():
-        for (_, prefix), u in zip(prefixes, canonical):
+        for (_, prefix), u in zip(prefixes, canonical, strict=True):
             if len(prefix) > len(longest.get(u, [])):
                 longest[u] = prefix
     expected = RunFold()
@@ -474,7 +474,8 @@ def test_on_run_event_keeps_the_latest_report_per_shard_and_attempt() -> None:
 
 def test_every_shard_without_reports_is_missing() -> None:
     a = assembly_with(run_started(shards=3))
-    assert a.gaps() == {"shard_reports_missing": 3, "results_lost": 0, "journey_events_lost": 0, "fault_events_missing": 0}
+    assert a.gaps() == {"shard_reports_missing": 3, "results_lost": 0, "journey_events_lost": 0,
+                        "fault_events_missing": 0}
     assert not a.complete()
 
 
@@ -491,7 +492,8 @@ def test_every_shard_without_reports_is_missing() -> None:
 def test_shard_reports_missing_counts_shards_without_all_ticks_or_a_final_report(
         reports: list[ShardReport], missing: int) -> None:
     a = assembly_with(run_started(shards=1), *reports)
-    assert a.gaps() == {"shard_reports_missing": missing, "results_lost": 0, "journey_events_lost": 0, "fault_events_missing": 0}
+    assert a.gaps() == {"shard_reports_missing": missing, "results_lost": 0, "journey_events_lost": 0,
+                        "fault_events_missing": 0}
     assert a.complete() is (missing == 0)
 
 
@@ -504,7 +506,8 @@ def test_results_lost_are_what_reports_say_was_sent_minus_what_arrived() -> None
     feed.send(1, "b", 0, [result(1, 0), EV.journey_started(sim=1.0, user=1), EV.journey_ended(sim=9.0, user=1)])
     a.on_run_event(report(0, "a", 0, TICKS - 1, final=True, sent=5, journey_events=1))  # 2 results lost
     a.on_run_event(report(1, "b", 0, TICKS - 1, final=True, sent=1, journey_events=4))  # 2 journey events lost
-    assert a.gaps() == {"shard_reports_missing": 0, "results_lost": 2, "journey_events_lost": 2, "fault_events_missing": 0}
+    assert a.gaps() == {"shard_reports_missing": 0, "results_lost": 2, "journey_events_lost": 2,
+                        "fault_events_missing": 0}
     assert not a.complete()
 
 
@@ -516,18 +519,22 @@ def test_results_lost_is_never_negative_and_counts_only_the_reports_ticks() -> N
     feed.send(0, "b", 0, [result(0, n) for n in range(4)])  # b re-ran tick 0: its own report covers it
     a.on_run_event(report(0, "a", 0, 0, sent=2))  # fewer than received for tick 0: no loss, not -2
     a.on_run_event(report(0, "b", 0, TICKS - 1, final=True, sent=4))
-    assert a.gaps() == {"shard_reports_missing": 0, "results_lost": 0, "journey_events_lost": 0, "fault_events_missing": 0}
+    assert a.gaps() == {"shard_reports_missing": 0, "results_lost": 0, "journey_events_lost": 0,
+                        "fault_events_missing": 0}
     a.on_run_event(report(0, "a", 0, 0, sent=5))  # tick 1's 3 results do not make up for tick 0's
-    assert a.gaps() == {"shard_reports_missing": 0, "results_lost": 1, "journey_events_lost": 0, "fault_events_missing": 0}
+    assert a.gaps() == {"shard_reports_missing": 0, "results_lost": 1, "journey_events_lost": 0,
+                        "fault_events_missing": 0}
     a.on_run_event(report(0, "b", 0, TICKS - 1, final=True, sent=6))
-    assert a.gaps() == {"shard_reports_missing": 0, "results_lost": 1 + 2, "journey_events_lost": 0, "fault_events_missing": 0}
+    assert a.gaps() == {"shard_reports_missing": 0, "results_lost": 1 + 2, "journey_events_lost": 0,
+                        "fault_events_missing": 0}
 
 
 def test_extra_results_do_not_make_up_for_lost_journey_events() -> None:
     a = assembly_with(run_started(shards=1))
     Feed(a).send(0, "a", 0, [result(0, 0), result(0, 1), result(0, 2), EV.journey_started(sim=1.0, user=0)])
     a.on_run_event(report(0, "a", 0, TICKS - 1, final=True, sent=1, journey_events=3))
-    assert a.gaps() == {"shard_reports_missing": 0, "results_lost": 0, "journey_events_lost": 2, "fault_events_missing": 0}
+    assert a.gaps() == {"shard_reports_missing": 0, "results_lost": 0, "journey_events_lost": 2,
+                        "fault_events_missing": 0}
 
 
 def test_a_run_without_its_start_is_neither_complete_nor_due() -> None:
@@ -688,7 +695,8 @@ def test_a_shard_re_run_after_a_crash_is_complete_with_its_repeats_dropped() -> 
     a.on_run_event(report(0, "w2:2", 4, TICKS - 1, final=True, sent=results(sent_b),
                           journey_events=len(sent_b) - results(sent_b)))
 
-    assert a.gaps() == {"shard_reports_missing": 0, "results_lost": 0, "journey_events_lost": 0, "fault_events_missing": 0}
+    assert a.gaps() == {"shard_reports_missing": 0, "results_lost": 0, "journey_events_lost": 0,
+                        "fault_events_missing": 0}
     assert a.complete() and a.due(s.real_time)
     distinct = sum(1 + u % 3 for u in range(4 * TICKS))
     fold = a.run_fold()

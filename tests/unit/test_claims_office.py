@@ -67,9 +67,10 @@ def test_caseworkers_work_in_parallel_first_come_first_served() -> None:
 # The chapter's walk-through profile (shared/seed, section 3.1): hour -> journey starts per second
 CHAPTER_PROFILE = [(0, 5), (8, 30), (18, 40)]
 PEAK_80 = [(0, 5), (8, 30), (18, 80)]  # its mini-lab, step 5: the evening spike at 80
+DEFAULT_OFFICE = OfficeConfig()
 
 
-def sla_share(profile: list[tuple[float, float]], warp: float, config: OfficeConfig = OfficeConfig()) -> float:
+def sla_share(profile: list[tuple[float, float]], warp: float, config: OfficeConfig = DEFAULT_OFFICE) -> float:
     """A day of `profile` at `warp` through an office that knows the warp; 92 % of claimants
     qualify (as the sandbox's wage records give); hourly polls from filing, met within 48 h."""
     points = tuple(LoadPoint(h, r) for h, r in profile)
@@ -121,7 +122,8 @@ def at(hour: int, minute: int = 0, day: int = 0) -> datetime:
 def play(o: ClaimsOffice, arrivals: list[tuple[int, str]], faults: list[tuple[int, str, list]]) -> list:
     """File `(minute, ssn)` claims and start (`args` a list) or end (`args` None) faults at their
     minutes, faults first on a tie; each claim's id, status, decision and payment."""
-    events = sorted([(m, 0, i) for i, (m, _, _) in enumerate(faults)] + [(m, 1, i) for i, (m, _) in enumerate(arrivals)])
+    events = sorted([(m, 0, i) for i, (m, _, _) in enumerate(faults)]
+                    + [(m, 1, i) for i, (m, _) in enumerate(arrivals)])
     for minute, is_claim, i in events:
         now = MONDAY + timedelta(minutes=minute)
         if is_claim:

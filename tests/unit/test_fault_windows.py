@@ -24,7 +24,8 @@ def minute(ev: RunEvents, start: float, *, errors: int = 0, latency_ms: float = 
                       error="5xx" if i < errors else None) for i in range(n)]
 
 
-def timeline(shape: dict[tuple[float, float], dict], *, faults: list[tuple[str, float, float | None, float]] | None = None,
+def timeline(shape: dict[tuple[float, float], dict], *,
+             faults: list[tuple[str, float, float | None, float]] | None = None,
              scenario: dict | None = None, load_end: float = 4 * HOUR) -> tuple[list[Event], RunEvents]:
     """Results minute by minute: `shape` maps (from_hour, to_hour) to minute() keywords (steady
     otherwise); `faults` are (entry, start, scheduled end, actual end) in simulated seconds."""

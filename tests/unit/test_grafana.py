@@ -135,7 +135,8 @@ def decision(ev: RunEvents, sim: float, text: str, applied: bool | None = None) 
 def test_a_run_becomes_annotations_at_real_times() -> None:
     ev = RunEvents(time_warp=3600.0, drain_warp=7200.0, load_end_sim=3 * HOUR)
     events = [ev.started(scenario={"name": "claims"}),
-              ev.fault_started(fault="errors(rate=0.5)@hour1+1h", name="errors", kind="proxy", start=HOUR, end=2 * HOUR),
+              ev.fault_started(fault="errors(rate=0.5)@hour1+1h", name="errors", kind="proxy", start=HOUR,
+                               end=2 * HOUR),
               ev.fault_ended(fault="errors(rate=0.5)@hour1+1h", name="errors", end=2 * HOUR),
               decision(ev, 1.5 * HOUR, "page on-call"),
               decision(ev, 1.75 * HOUR, "add_caseworkers(5)", applied=False),

@@ -151,7 +151,7 @@ def test_poll_gives_up_after_give_up_after() -> None:
     d.notes_until_send_or_wait(d.send(reply(201, {"id": "c-1"}, sim=START, headers={"Location": "/c/1"})))
     waits = []
     now = START
-    for k in range(5):  # the first request, then polls at +1h .. +4h (4h is still allowed)
+    for _ in range(5):  # the first request, then polls at +1h .. +4h (4h is still allowed)
         action = d.send(reply(200, {"status": "pending"}, sim=now + 1))
         notes = d.notes_until_send_or_wait(action)
         final = notes[-1]

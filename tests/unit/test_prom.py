@@ -89,7 +89,7 @@ def test_latency_buckets_are_cumulative_and_within_the_sketch_resolution(seed: i
         sketch.add(value)
     counts = latency_buckets(sketch)
     assert list(counts) == sorted(counts) and counts[-1] == len(values)
-    for bound, count in zip(LATENCY_BOUNDS_MS, counts):
+    for bound, count in zip(LATENCY_BOUNDS_MS, counts, strict=False):
         exact_below = sum(v <= bound for v in values)
         # only values in the bound's own sketch bin, less than a factor gamma above it, may join
         assert exact_below <= count <= sum(v <= bound * GAMMA for v in values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from itertools import pairwise
 
 import orjson
 import pytest
@@ -86,7 +87,7 @@ def test_count_sum_min_max(samples: list[float], sketch: LatencySketch) -> None:
 def test_merging_sketches_of_parts_equals_the_sketch_of_the_whole(samples: list[float],
                                                                    sketch: LatencySketch) -> None:
     cuts = [0, 1, 12_345, 50_000, 99_999, N]  # unequal parts, including a one-value part
-    parts = [sketch_of(samples[a:b]) for a, b in zip(cuts, cuts[1:])]
+    parts = [sketch_of(samples[a:b]) for a, b in pairwise(cuts)]
     total = LatencySketch()
     for part in parts:
         total.merge(part)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import Counter
+from itertools import pairwise
 
 import msgspec
 import pytest
@@ -33,7 +34,7 @@ def assert_tiles(s: RunStarted) -> None:
     ws = windows(s)
     assert ws[0][0] == 0.0
     assert ws[-1][1] == s.load_end_sim
-    for (_, prev_to), (next_from, _) in zip(ws, ws[1:]):
+    for (_, prev_to), (next_from, _) in pairwise(ws):
         assert prev_to == next_from  # exact: an arrival at a boundary belongs to exactly one tick
     for sim_from, sim_to in ws:
         assert sim_from < sim_to

@@ -23,7 +23,12 @@ __all__ = ["NAME", "parse", "sniff"]
 
 NAME = "alb"
 SAMPLE = (  # a line (or file) of this format, for `esr replay --list-formats`
-    'https 2024-03-04T09:00:01.123456Z app/claims-alb/50dc6c495c0c9188 203.0.113.7:51234 10.0.1.15:8080 0.001 0.045 0.000 200 200 512 1536 "GET https://claims.example.com:443/claims?id=3 HTTP/1.1" "curl/8.5.0" ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2 arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/claims/73e2d6bc24d8a067 "Root=1-65e58e11-1a2b3c4d5e6f7a8b9c0d1e2f" "claims.example.com" "-" 1 2024-03-04T09:00:01.076543Z "forward" "-" "-" "10.0.1.15:8080" "200" "-" "-" TID_1234abcd5678ef90',
+    'https 2024-03-04T09:00:01.123456Z app/claims-alb/50dc6c495c0c9188 203.0.113.7:51234 10.0.1.15:8080 '
+    '0.001 0.045 0.000 200 200 512 1536 "GET https://claims.example.com:443/claims?id=3 HTTP/1.1" "curl/8.5.0" '
+    'ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2 '
+    'arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/claims/73e2d6bc24d8a067 '
+    '"Root=1-65e58e11-1a2b3c4d5e6f7a8b9c0d1e2f" "claims.example.com" "-" 1 2024-03-04T09:00:01.076543Z "forward" "-" '
+    '"-" "10.0.1.15:8080" "200" "-" "-" TID_1234abcd5678ef90',
 )
 
 _LOG = BalancerLog(

@@ -21,7 +21,8 @@ __all__ = ["NAME", "parse", "sniff"]
 
 NAME = "elb"
 SAMPLE = (  # a line (or file) of this format, for `esr replay --list-formats`
-    '2024-03-04T09:00:01.945958Z claims-elb 203.0.113.7:2817 10.0.0.1:80 0.000073 0.001048 0.000057 200 200 0 29 "GET http://claims.example.com:80/claims?id=3 HTTP/1.1" "curl/8.5.0" - -',
+    '2024-03-04T09:00:01.945958Z claims-elb 203.0.113.7:2817 10.0.0.1:80 0.000073 0.001048 0.000057 200 200 0 29 '
+    '"GET http://claims.example.com:80/claims?id=3 HTTP/1.1" "curl/8.5.0" - -',
 )
 
 _LOG = BalancerLog(

@@ -34,7 +34,9 @@ __all__ = ["DEFAULT_FIELDS", "NAME", "parse", "sniff"]
 NAME = "cloudfront"
 SAMPLE = (  # a line (or file) of this format, for `esr replay --list-formats`
     '#Version: 1.0',
-    '#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status cs(Referer) cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id x-host-header cs-protocol cs-bytes time-taken',
+    '#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem '
+    'sc-status cs(Referer) cs(User-Agent) cs-uri-query cs(Cookie) '
+    'x-edge-result-type x-edge-request-id x-host-header cs-protocol cs-bytes time-taken',
     '2024-03-04\t09:00:01\tFRA56-P1\t1536\t203.0.113.7\tGET\td111111abcdef8.cloudfront.net\t/claims\t200\t-\tcurl/8.5.0\tid=3\t-\tMiss\tSOX4xwn4XV6Q4rgb7XiVGOHms_BGlTAC4KyHmureZmBNrjGdRLiNIQ==\tclaims.example.com\thttps\t210\t0.082',
 )
 

@@ -39,7 +39,13 @@ __all__ = ["NAME", "parse", "sniff"]
 
 NAME = "har"
 SAMPLE = (  # a line (or file) of this format, for `esr replay --list-formats`
-    '{"log": {"version": "1.2", "creator": {"name": "browser", "version": "1"}, "entries": [{"startedDateTime": "2024-03-04T09:00:01.000Z", "time": 45, "request": {"method": "GET", "url": "https://claims.example/claims?id=3", "httpVersion": "HTTP/1.1", "headers": [], "queryString": [], "cookies": [], "headersSize": -1, "bodySize": 0}, "response": {"status": 200, "statusText": "OK", "httpVersion": "HTTP/1.1", "headers": [], "cookies": [], "content": {"size": 2, "mimeType": "application/json"}, "redirectURL": "", "headersSize": -1, "bodySize": 2}, "cache": {}, "timings": {"send": 0, "wait": 45, "receive": 0}}]}}',
+    '{"log": {"version": "1.2", "creator": {"name": "browser", "version": "1"}, "entries": [{'
+    '"startedDateTime": "2024-03-04T09:00:01.000Z", "time": 45, "request": {"method": "GET", '
+    '"url": "https://claims.example/claims?id=3", "httpVersion": "HTTP/1.1", "headers": [], "queryString": [], '
+    '"cookies": [], "headersSize": -1, "bodySize": 0}, "response": {"status": 200, "statusText": "OK", '
+    '"httpVersion": "HTTP/1.1", "headers": [], "cookies": [], "content": {"size": 2, "mimeType": "application/json"}, '
+    '"redirectURL": "", "headersSize": -1, "bodySize": 2}, "cache": {}, '
+    '"timings": {"send": 0, "wait": 45, "receive": 0}}]}}',
 )
 
 HOP_BY_HOP = _HOP_BY_HOP | {"trailers"}  # a TE value, dropped too should a capture hold it as a header

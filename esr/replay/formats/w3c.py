@@ -224,9 +224,9 @@ class _Reader:
         if earlier is not None:
             return earlier
         reason = f"wrong field count: expected {layout.count} fields from {layout.origin}, found {count}"
-        others = sorted((l for l in self.earlier.values() if l.count != layout.count), key=lambda l: l.line)
+        others = sorted((e for e in self.earlier.values() if e.count != layout.count), key=lambda e: e.line)
         if others:
-            listed = ", ".join(f"line {l.line} has {l.count}" if l.line else f"--fields has {l.count}" for l in others)
+            listed = ", ".join(f"line {e.line} has {e.count}" if e.line else f"--fields has {e.count}" for e in others)
             reason += f" (no earlier #Fields has {count} either: {listed})"
         return reason
 

@@ -63,7 +63,8 @@ ALB_FIELDS: list[tuple[str, str, bool]] = [
     ("user_agent", "Mozilla/5.0 (X11; Linux x86_64)", True),
     ("ssl_cipher", "ECDHE-RSA-AES128-GCM-SHA256", False),
     ("ssl_protocol", "TLSv1.2", False),
-    ("target_group_arn", "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/claims/73e2d6bc24d8a067", False),
+    ("target_group_arn", "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/claims/73e2d6bc24d8a067",
+     False),
     ("trace_id", "Root=1-65e58e11-1a2b3c4d5e6f7a8b9c0d1e2f", True),
     ("domain_name", "claims.example.com", True),
     ("chosen_cert_arn", "arn:aws:acm:eu-west-1:123456789012:certificate/12345678-1234-1234-1234-123456789012", True),
@@ -280,7 +281,10 @@ def test_alb_blank_line_is_skipped(text: str) -> None:
             "too few fields: expected at least 13 space-separated fields (type time elb client:port target:port "
             '3 processing times, 2 status codes, 2 byte counts, "request"), got 12',
         ),
-        (alb(type="HTTPS"), "field 1 (type): expected a request type like http, https, h2, grpcs, ws or wss, got 'HTTPS'"),
+        (
+            alb(type="HTTPS"),
+            "field 1 (type): expected a request type like http, https, h2, grpcs, ws or wss, got 'HTTPS'",
+        ),
         (
             alb(request_creation_time="2024-03-04T09:00:01"),
             "field 22 (request_creation_time): expected an ISO 8601 UTC time like 2024-03-04T09:00:01.123456Z, "
@@ -302,7 +306,10 @@ def test_alb_blank_line_is_skipped(text: str) -> None:
             alb(request_processing_time="0.0.1"),
             "field 6 (request_processing_time): expected a number of seconds like 0.004, got '0.0.1'",
         ),
-        (alb(elb_status_code="OK"), "field 9 (elb_status_code): expected an HTTP status code like 200 or '-', got 'OK'"),
+        (
+            alb(elb_status_code="OK"),
+            "field 9 (elb_status_code): expected an HTTP status code like 200 or '-', got 'OK'",
+        ),
         (alb(sent_bytes="1.5k"), "field 12 (sent_bytes): expected a byte count or '-', got '1.5k'"),
         (alb(request="GET"), "field 13 (request): expected 'METHOD URL PROTOCOL', got 'GET'"),
         (alb(request="GET  HTTP/1.1"), "field 13 (request): expected 'METHOD URL PROTOCOL', got 'GET  HTTP/1.1'"),
@@ -315,8 +322,14 @@ def test_alb_blank_line_is_skipped(text: str) -> None:
             "field 13 (request): port '44x' in 'claims.example.com:44x' is not a number",
         ),
         (alb(request="GET https://:443/ HTTP/1.1"), "field 13 (request): ':443' has no host name"),
-        (alb(request="GET https://[2001:db8::1/ HTTP/1.1"), "field 13 (request): host '[2001:db8::1' has an unclosed '['"),
-        (alb(request="G(T https://claims.example.com:443/ HTTP/1.1"), "field 13 (request): 'G(T' is not an HTTP method"),
+        (
+            alb(request="GET https://[2001:db8::1/ HTTP/1.1"),
+            "field 13 (request): host '[2001:db8::1' has an unclosed '['",
+        ),
+        (
+            alb(request="G(T https://claims.example.com:443/ HTTP/1.1"),
+            "field 13 (request): 'G(T' is not an HTTP method",
+        ),
     ],
 )
 def test_alb_bad_lines_name_the_field(line: str, reason: str) -> None:
@@ -351,7 +364,7 @@ def elb(**values: str) -> str:
         "response_processing_time", "elb_status_code", "backend_status_code", "received_bytes", "sent_bytes",
     ]  # fmt: skip
     defaults = ELB_LINE.split(" ")[:11]
-    head = [values.pop(name, default) for name, default in zip(names, defaults)]
+    head = [values.pop(name, default) for name, default in zip(names, defaults, strict=True)]
     request = values.pop("request", "GET https://claims.example.com:443/claims?id=3 HTTP/1.1")
     user_agent = values.pop("user_agent", "curl/8.5.0")
     tail = values.pop("tail", "ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2")
@@ -412,8 +425,8 @@ def test_elb_status_dash() -> None:
     [
         (
             '2015-05-13T23:39:43.945958Z my-loadbalancer 192.168.131.39:2817 10.0.0.1:80 0.1 0.1 0.1 200 200 0 29',
-            "too few fields: expected at least 12 space-separated fields (time elb client:port backend:port 3 processing times, "
-            '2 status codes, 2 byte counts, "request"), got 11',
+            "too few fields: expected at least 12 space-separated fields (time elb client:port backend:port "
+            '3 processing times, 2 status codes, 2 byte counts, "request"), got 11',
         ),
         (
             elb(time="2015-05-13 23:39:43"),  # a space in the time shifts every field after it
@@ -421,10 +434,17 @@ def test_elb_status_dash() -> None:
         ),
         (
             elb(time="13/May/2015:23:39:43"),
-            "field 1 (time): expected an ISO 8601 UTC time like 2024-03-04T09:00:01.123456Z, got '13/May/2015:23:39:43'",
+            "field 1 (time): expected an ISO 8601 UTC time like 2024-03-04T09:00:01.123456Z, "
+            "got '13/May/2015:23:39:43'",
         ),
-        (elb(backend_processing_time="n/a"), "field 6 (backend_processing_time): expected a number of seconds like 0.004, got 'n/a'"),
-        (elb(elb_status_code="2xx"), "field 8 (elb_status_code): expected an HTTP status code like 200 or '-', got '2xx'"),
+        (
+            elb(backend_processing_time="n/a"),
+            "field 6 (backend_processing_time): expected a number of seconds like 0.004, got 'n/a'",
+        ),
+        (
+            elb(elb_status_code="2xx"),
+            "field 8 (elb_status_code): expected an HTTP status code like 200 or '-', got '2xx'",
+        ),
         (elb(sent_bytes="-5"), "field 11 (sent_bytes): expected a byte count or '-', got '-5'"),
         (elb(request="GET"), "field 12 (request): expected 'METHOD URL PROTOCOL', got 'GET'"),
     ],
@@ -670,8 +690,10 @@ def test_cloudfront_ipv6_viewer() -> None:
 
 
 def test_cloudfront_headers_are_decoded() -> None:
-    rec = record(cloudfront, cf(cs_Referer="https://example.com/a%20page", cs_User_Agent="Slackbot%201.0%20(+https://api.slack.com/robots)"))
-    assert rec.headers == (("User-Agent", "Slackbot 1.0 (+https://api.slack.com/robots)"), ("Referer", "https://example.com/a page"))
+    rec = record(cloudfront, cf(cs_Referer="https://example.com/a%20page",
+                                cs_User_Agent="Slackbot%201.0%20(+https://api.slack.com/robots)"))
+    assert rec.headers == (("User-Agent", "Slackbot 1.0 (+https://api.slack.com/robots)"),
+                           ("Referer", "https://example.com/a page"))
 
 
 @pytest.mark.parametrize(("taken", "ms"), [("0.000", 0.0), ("0.001", 1.0), ("12.345", 12345.0), ("3", 3000.0)])
@@ -753,7 +775,8 @@ def test_sniff_cloudfront() -> None:
         [
             "#Software: Microsoft Internet Information Services 10.0",
             "#Version: 1.0",
-            "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) sc-status",
+            "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) "
+            "sc-status",
             "2024-03-04 09:00:01 10.0.0.1 GET /claims id=3 443 - 203.0.113.7 curl/8.5.0 200",
         ],
         [COMBINED] * 3,

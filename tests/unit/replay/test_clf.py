@@ -576,7 +576,7 @@ def mangled_lines(draw: st.DrawFn) -> str:
 def test_any_text_gives_one_result_per_line_and_never_raises(texts: list[str]) -> None:
     out = list(clf.parse(enumerate(texts, 1), "fuzz.log"))
     assert [p.source for p in out] == [f"fuzz.log:{n}" for n in range(1, len(texts) + 1)]
-    for item, text in zip(out, texts):
+    for item, text in zip(out, texts, strict=True):
         assert type(item) in (LogRecord, Skipped, BadLine)
         if type(item) is LogRecord:
             assert item.target.startswith("/") and item.method == item.method.upper()

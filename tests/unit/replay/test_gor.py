@@ -376,7 +376,8 @@ SHAPE = "bad meta line: expected '<type> <id> <timestamp_ns> [<latency_ns>]' sep
     ("GET / HTTP/1.1", "bad payload type: 'GET' is not 1 (request), 2 (response) or 3 (replayed response)"),
 ])
 def test_bad_meta_lines(meta: str, reason: str) -> None:
-    data = b"1 " + ID2.encode() + b" %d 0\n" % TS + GET + b"\n" + SEP + b"\n" + meta.encode() + b"\n" + GET + b"\n" + SEP
+    data = (b"1 " + ID2.encode() + b" %d 0\n" % TS + GET + b"\n" + SEP + b"\n"
+            + meta.encode() + b"\n" + GET + b"\n" + SEP)
     first, bad = read(data, "t.gor")
     assert first.source == "t.gor:1"
     assert bad == BadLine(reason, "t.gor:9", meta)

@@ -301,20 +301,23 @@ def test_field_map_entries_override_the_presets() -> None:
     assert (fm.path, fm.uri, fm.query) == ("RequestURI", None, None)
     assert (fm.time, fm.method, fm.status, fm.duration, fm.duration_unit) == (
         traefik.time, traefik.method, traefik.status, "OriginDuration", "ns")
-    assert parse_field_map("duration=EdgeTimeToFirstByteMs,duration_unit=ms", PRESETS["cloudflare"]).duration_unit == "ms"
+    assert parse_field_map("duration=EdgeTimeToFirstByteMs,duration_unit=ms",
+                           PRESETS["cloudflare"]).duration_unit == "ms"
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("time=ts,method=verb", "--field-map needs path (the request path, with or without its query, or a full URL); "
-                                "give time, method and path, e.g. time=ts,method=verb,path=uri, or start from a --preset"),
+        ("time=ts,method=verb",
+         "--field-map needs path (the request path, with or without its query, or a full URL); "
+         "give time, method and path, e.g. time=ts,method=verb,path=uri, or start from a --preset"),
         ("path=uri", "--field-map needs time, method (the time of the request; the HTTP method); "
                      "give time, method and path, e.g. time=ts,method=verb,path=uri, or start from a --preset"),
         ("time=ts,method=verb,path=uri,verb=x",
          "--field-map: unknown key 'verb' in 'verb=x'; expected time, method, path, query, status, duration, "
          "duration_unit, bytes, client, host or headers"),
-        ("time=ts,method,path=uri", "--field-map: 'method' is not KEY=FIELD; expected e.g. time=ts,method=verb,path=uri"),
+        ("time=ts,method,path=uri",
+         "--field-map: 'method' is not KEY=FIELD; expected e.g. time=ts,method=verb,path=uri"),
         ("time=ts,,method=m,path=p", "--field-map: '' is not KEY=FIELD; expected e.g. time=ts,method=verb,path=uri"),
         ("time=,method=m,path=p", "--field-map: time= names no field; expected a field name such as time=ts"),
         ("time=a..b,method=m,path=p",

@@ -241,7 +241,8 @@ def test_empty_method_with_a_uri_is_bad() -> None:
 
 
 def test_nginx_status_that_is_not_a_number() -> None:
-    assert bad(nginx(status="OK")).reason == "status at 'status' is not a number: got 'OK'; expected an HTTP status like 200"
+    assert bad(nginx(status="OK")).reason == ("status at 'status' is not a number: got 'OK'; "
+                                              "expected an HTTP status like 200")
 
 
 def test_nginx_dash_values_are_absent() -> None:
@@ -350,7 +351,8 @@ def test_uri_of_the_wrong_type() -> None:
 @pytest.mark.parametrize(
     ("headers", "reason"),
     [
-        ("Accept: */*", "headers at 'headers' is a string, expected an object of header name to string or list of strings"),
+        ("Accept: */*",
+         "headers at 'headers' is a string, expected an object of header name to string or list of strings"),
         ({"Accept": 3}, "header 'Accept' at 'headers' is a number, expected a string or a list of strings"),
         ({"Accept": ["a", None]}, "header 'Accept' at 'headers' is null, expected a string or a list of strings"),
         ({"Accept": {"x": 1}}, "header 'Accept' at 'headers' is an object, expected a string or a list of strings"),
@@ -369,7 +371,8 @@ def test_client_of_the_wrong_type(client: object, kind: str) -> None:
     assert bad(esr(client=client)).reason == f"client at 'client' is {kind}, expected a string"
 
 
-@pytest.mark.parametrize(("status", "expected"), [(200, 200), ("404", 404), (" 503 ", 503), (200.0, 200), (0, 0), ("", None)])
+@pytest.mark.parametrize(("status", "expected"), [(200, 200), ("404", 404), (" 503 ", 503), (200.0, 200), (0, 0),
+                                                 ("", None)])
 def test_status_forms(status: object, expected: int | None) -> None:
     assert record(esr(status=status)).status == expected
 
@@ -388,7 +391,8 @@ def test_byte_count_forms(size: object, expected: int | None) -> None:
 
 @pytest.mark.parametrize("size", [-1, "1k", 1.5, False, "-3"])
 def test_byte_count_that_is_not_a_count(size: object) -> None:
-    assert bad(esr(bytes=size)).reason == f"bytes at 'bytes' is not a byte count: got {size!r}; expected a whole number >= 0"
+    assert bad(esr(bytes=size)).reason == (f"bytes at 'bytes' is not a byte count: got {size!r}; "
+                                           "expected a whole number >= 0")
 
 
 # -- blank, non-JSON and non-object lines ------------------------------------------------------------
@@ -478,12 +482,13 @@ def test_each_parse_call_picks_its_own_preset() -> None:
 
 
 def test_explicit_preset_does_not_fall_back() -> None:
-    assert bad(esr(), preset="nginx").reason.startswith("no time at 'msec|time_iso8601|time_local' in this object; the 'nginx' preset")
+    assert bad(esr(), preset="nginx").reason.startswith("no time at 'msec|time_iso8601|time_local' in this object; "
+                                                        "the 'nginx' preset")
 
 
 def test_unknown_preset_is_refused_when_called() -> None:
-    with pytest.raises(ValueError, match=r"unknown JSON preset 'apache': expected auto, caddy, nginx, esr, traefik, envoy, cloudflare, ecs, "
-                       r"gcp-lb, fastly, azure-frontdoor, or a field_map"):
+    with pytest.raises(ValueError, match=r"unknown JSON preset 'apache': expected auto, caddy, nginx, esr, traefik, "
+                       r"envoy, cloudflare, ecs, gcp-lb, fastly, azure-frontdoor, or a field_map"):
         jsonl.parse([], "x.log", preset="apache")
 
 
@@ -498,7 +503,8 @@ def test_field_map_must_be_a_field_map() -> None:
 
 
 def test_unknown_option_is_refused_when_called() -> None:
-    with pytest.raises(ValueError, match=r"unknown option\(s\) for the json reader: fieldmap, tz; known: preset, field_map, notes"):
+    with pytest.raises(ValueError,
+                       match=r"unknown option\(s\) for the json reader: fieldmap, tz; known: preset, field_map, notes"):
         jsonl.parse([], "x.log", fieldmap=None, tz="UTC")
 
 
@@ -560,7 +566,8 @@ def test_field_map_with_path_and_query_and_deep_paths() -> None:
     )
 
 
-@pytest.mark.parametrize(("query", "target"), [("?id=3", "/claims?id=3"), ("", "/claims"), ("-", "/claims"), ("?", "/claims")])
+@pytest.mark.parametrize(("query", "target"), [("?id=3", "/claims?id=3"), ("", "/claims"), ("-", "/claims"),
+                                               ("?", "/claims")])
 def test_query_forms(query: str, target: str) -> None:
     assert record(ecs(url={"path": "/claims", "query": query}), field_map=ECS).target == target
 
@@ -688,7 +695,8 @@ def test_auto_time_out_of_range(value: str, problem: str, detail: str) -> None:
     assert bad(esr(time=value)).reason == f"time at 'time' {problem}: got {value!r}; {detail}"
 
 
-@pytest.mark.parametrize("value", ["yesterday", "2024-03-04", "09:00:01", "2024/03/04 09:00:01", "1.7e9", True, [1709542801], {"s": 1}])
+@pytest.mark.parametrize("value", ["yesterday", "2024-03-04", "09:00:01", "2024/03/04 09:00:01", "1.7e9", True,
+                                   [1709542801], {"s": 1}])
 def test_auto_time_unreadable(value: object) -> None:
     reason = bad(esr(time=value)).reason
     assert reason == (
@@ -735,11 +743,16 @@ def test_explicit_time_formats(time_format: str, value: object, seconds: float) 
             "time at 't' has no UTC offset: got '2024-03-04T09:00:01'; "
             "RFC 3339 needs Z or ±hh:mm; time_format='auto' reads such times as UTC",
         ),
-        ("rfc3339", 1709542801, "time at 't' is not an RFC 3339 time: got 1709542801; expected e.g. 2024-03-04T09:00:01.123Z"),
+        (
+            "rfc3339",
+            1709542801,
+            "time at 't' is not an RFC 3339 time: got 1709542801; expected e.g. 2024-03-04T09:00:01.123Z",
+        ),
         (
             "rfc3339",
             "04/Mar/2024:09:00:01 +0000",
-            "time at 't' is not an RFC 3339 time: got '04/Mar/2024:09:00:01 +0000'; expected e.g. 2024-03-04T09:00:01.123Z",
+            "time at 't' is not an RFC 3339 time: got '04/Mar/2024:09:00:01 +0000'; "
+            "expected e.g. 2024-03-04T09:00:01.123Z",
         ),
         ("%d/%m/%Y", 1709542801, "time at 't' is not a string: got 1709542801; time_format '%d/%m/%Y' reads strings"),
         (
@@ -768,7 +781,8 @@ def test_time_values_are_floats() -> None:
         ({"uri": "request..uri"}, r"FieldMap.uri = 'request..uri' is not a dotted path"),
         ({"uri": "a|"}, r"FieldMap.uri = 'a\|' is not a dotted path"),
         ({"uri": "u", "status": ""}, r"FieldMap.status = '' is not a dotted path"),
-        ({"uri": "u", "time_format": "iso"}, r"time_format = 'iso': expected one of auto, epoch_s, epoch_ms, epoch_us, rfc3339 or a strptime pattern"),
+        ({"uri": "u", "time_format": "iso"},
+         r"time_format = 'iso': expected one of auto, epoch_s, epoch_ms, epoch_us, rfc3339 or a strptime pattern"),
         ({"uri": "u", "duration_unit": "sec"}, r"duration_unit = 'sec': expected one of s, ms, us, ns"),
     ],
 )
