@@ -196,13 +196,15 @@ class RunFold:
         window_s, last_sim, last_real = self.window_s, self.last_sim_time, self.last_real_time
         pending = 0  # results in groups
 
-        def flush() -> None:
+        def flush() -> None:  # never twice for the same groups, even when adding them raises
             nonlocal pending, quotient
-            if pending:
-                self._add_groups(groups, pending, last_sim, last_real)
-                groups.clear()
-                windows.clear()
-            pending, quotient = 0, None
+            results, pending, quotient = pending, 0, None
+            if results:
+                try:
+                    self._add_groups(groups, results, last_sim, last_real)
+                finally:
+                    groups.clear()
+                    windows.clear()
 
         try:
             for event in events:

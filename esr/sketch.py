@@ -7,9 +7,9 @@ compact wire form for the metrics topic.
 
 `add` and `add_many` are the fold's hot path, so they do DDSketch's own `add` inline (its
 logarithmic key, then its dense store's bin) instead of through four method calls per value:
-the same bins, counts, sum, min and max, in the same order, as `DDSketch.add` (pinned by
-tests/unit/test_sketch.py). Anything but a positive value, and any key outside the store's
-current range, goes through DDSketch's own code.
+the same bins, counts, sum, min and max as `DDSketch.add` value by value (pinned by
+tests/unit/test_sketch.py). Zero and negative values, and a key outside the store's range
+(`add`), go through DDSketch's own code.
 """
 
 from __future__ import annotations
@@ -75,8 +75,9 @@ class LatencySketch:
         if not values:
             return
         s = self._sketch
+        smallest, largest = min(values), max(values)
         try:
-            if not min(values) > _MIN_POSITIVE:
+            if not smallest > _MIN_POSITIVE:
                 raise ValueError("zero, negative or subnormal")
             keys = [ceil(log(value) / _LN2 * _MULTIPLIER) for value in values]  # NaN, inf: raise
         except (ValueError, OverflowError):
@@ -96,7 +97,6 @@ class LatencySketch:
         store.count += n
         s._count += n  # noqa: SLF001
         s._sum = reduce(add, values, s._sum)  # noqa: SLF001  (left to right, as value by value)
-        smallest, largest = min(values), max(values)
         if smallest < s._min:  # noqa: SLF001
             s._min = smallest  # noqa: SLF001
         if largest > s._max:  # noqa: SLF001
