@@ -4,26 +4,103 @@ A thin wrapper around DDSketch (Datadog's sketch, from PyPI) at 0.5 % relative a
 every percentile is within 1 % of the exact value, and sketches of parts merge into the sketch
 of the whole (buckets from many windows, partitions or workers). `to_dict`/`from_dict` give a
 compact wire form for the metrics topic.
+
+`add` and `add_many` are the fold's hot path, so they do DDSketch's own `add` inline (its
+logarithmic key, then its dense store's bin) instead of through four method calls per value:
+the same bins, counts, sum, min and max as `DDSketch.add` value by value (pinned by
+tests/unit/test_sketch.py). Zero and negative values, and a key outside the store's range
+(`add`), go through DDSketch's own code.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import reduce
+from math import ceil, log
+from operator import add
 from typing import Any
 
 from ddsketch import DDSketch
+from ddsketch.ddsketch import BaseDDSketch
+from ddsketch.mapping import LogarithmicMapping
 from ddsketch.store import DenseStore
 
 __all__ = ["LatencySketch", "RELATIVE_ACCURACY"]
 
 RELATIVE_ACCURACY = 0.005
 
+_MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)  # DDSketch(RELATIVE_ACCURACY)'s own mapping
+_MULTIPLIER = _MAPPING._multiplier  # noqa: SLF001
+_MIN_POSITIVE = _MAPPING.min_possible  # smaller values count as zero
+_LN2 = log(2)  # math.log(v, 2) is log(v) / log(2), bit for bit: LogarithmicMapping.key is
+# int(ceil(log(v, 2) * multiplier) + offset) with offset 0.0, so ceil(log(v) / _LN2 * _MULTIPLIER)
+
 
 class LatencySketch:
-    __slots__ = ("_sketch", "add")
+    __slots__ = ("_sketch",)
 
     def __init__(self) -> None:
-        self._sketch = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
-        self.add = self._sketch.add  # the hot path: no extra frame per value
+        # DDSketch(RELATIVE_ACCURACY), with the one (immutable) mapping for all: a fold makes
+        # two sketches per window and endpoint, so a mapping each is half their set-up time
+        self._sketch = sketch = DDSketch.__new__(DDSketch)
+        BaseDDSketch.__init__(sketch, _MAPPING, DenseStore(), DenseStore(), 0.0)
+
+    def add(self, value: float) -> None:
+        """`DDSketch.add(value)` in one frame instead of five."""
+        s = self._sketch
+        if value > _MIN_POSITIVE:
+            key = ceil(log(value) / _LN2 * _MULTIPLIER)
+            store = s._store  # noqa: SLF001
+            if store.min_key <= key <= store.max_key:
+                store.bins[key - store.offset] += 1.0
+                store.count += 1.0
+            else:
+                store.add(key, 1.0)  # grows the bins the way DDSketch does
+            s._count += 1.0  # noqa: SLF001
+            s._sum += value  # noqa: SLF001
+            if value < s._min:  # noqa: SLF001
+                s._min = value  # noqa: SLF001
+            if value > s._max:  # noqa: SLF001
+                s._max = value  # noqa: SLF001
+        else:
+            s.add(value)
+
+    def add_many(self, values: Sequence[float]) -> None:
+        """`add` for each value in order (RunFold.apply_all adds a bucket's results at once).
+
+        The store's range grows once, to the batch's lowest and highest key, rather than value by
+        value: the same bins by key (only where the list of bins starts in memory may differ,
+        which nothing reads). A batch with anything but positive finite values goes value by
+        value."""
+        if not values:
+            return
+        s = self._sketch
+        smallest, largest = min(values), max(values)
+        try:
+            if not smallest > _MIN_POSITIVE:
+                raise ValueError("zero, negative or subnormal")
+            keys = [ceil(log(value) / _LN2 * _MULTIPLIER) for value in values]  # NaN, inf: raise
+        except (ValueError, OverflowError):
+            for value in values:
+                self.add(value)
+            return
+        store = s._store  # noqa: SLF001
+        low, high = min(keys), max(keys)
+        if not store.bins:
+            _open(store, low, high)
+        elif low < store.min_key or high > store.max_key:
+            store._extend_range(low, high)  # noqa: SLF001
+        bins, offset = store.bins, store.offset
+        for key in keys:
+            bins[key - offset] += 1.0
+        n = float(len(keys))
+        store.count += n
+        s._count += n  # noqa: SLF001
+        s._sum = reduce(add, values, s._sum)  # noqa: SLF001  (left to right, as value by value)
+        if smallest < s._min:  # noqa: SLF001
+            s._min = smallest  # noqa: SLF001
+        if largest > s._max:  # noqa: SLF001
+            s._max = largest  # noqa: SLF001
 
     @property
     def count(self) -> int:
@@ -84,3 +161,13 @@ class LatencySketch:
         s._count, s._sum = float(data["count"]), float(data["sum"])  # noqa: SLF001
         s._min, s._max = data["min"], data["max"]  # noqa: SLF001
         return sketch
+
+
+def _open(store: DenseStore, low: int, high: int) -> None:
+    """What `store._extend_range(low, high)` does to a store with no bins yet (the first batch
+    of every window's sketch), in one list instead of four: zeroed bins, a whole number of
+    chunks, centred on the range."""
+    length = store._get_new_length(low, high)  # noqa: SLF001
+    store.bins = [0.0] * length
+    store.offset = low + (high - low + 1) // 2 - length // 2
+    store.min_key, store.max_key = low, high

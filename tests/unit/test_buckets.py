@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import random
+from collections.abc import Iterator
 
 import orjson
 import pytest
 from factories import HOUR, RunEvents, fold
 
 from esr.core.buckets import Bucket, RunFold
+from esr.core.errors import RunLogError
 from esr.core.events import Event, RequestResult
 
 ENDPOINTS = ("POST /claims", "GET /claims/{claim_id}", "GET /health")
@@ -242,3 +245,118 @@ def test_the_whole_run_bucket_follows_every_change_including_late_ones() -> None
                 for sketch in ("latency", "raw_latency"):  # sums added in another order differ in the last bit
                     assert mine[sketch].pop("sum") == pytest.approx(theirs[sketch].pop("sum"), rel=1e-12)
                 assert mine == theirs
+
+
+# -- apply_all (results grouped by bucket) equals apply, event by event -----------------------
+def fold_state(f: RunFold) -> str:
+    """Everything a fold knows, buckets in their order, sketches by key; a repr, so 1 != 1.0."""
+    buckets = []
+    for key, b in f.buckets.items():
+        sketches = []
+        for sketch in (b.latency, b.raw_latency):
+            s = sketch._sketch
+            store = s._store
+            by_key = {store.offset + i: count for i, count in enumerate(store.bins) if count}
+            sketches.append((s._count, s._sum, s._min, s._max, s._zero_count, by_key, store.count,
+                             [sketch.quantile(q) for q in (0.0, 0.5, 0.9, 0.99, 1.0)]))
+        buckets.append((key, b.version, list(b.errors.items()), b.to_dict(), sketches))
+    return repr((buckets, f.events, f.results_recorded, f.last_sim_time, f.last_real_time, f.window_s,
+                 f.late_threshold_ms, f.failure_reasons, f.started, f.finished, f.aborted, f.verdict, f.faults))
+
+
+def one_by_one(events: list[Event]) -> RunFold:
+    f = RunFold()
+    for e in events:
+        f.apply(e)
+    return f
+
+
+def crossing_run(seed: int, window_s: float = 60.0) -> list[Event]:
+    """Results of four endpoints, latencies of any float (their sums depend on the order of
+    addition), 5 % errors, on and next to window edges, some late into windows already left,
+    between journeys, counters, faults and a verdict."""
+    rng = random.Random(seed)
+    ev = RunEvents(window_s=window_s)
+    events: list[Event] = [ev.started(scenario={"name": "t", "late_threshold_ms": 5.0})]
+    t = 0.0
+    for i in range(3_000):
+        t += rng.expovariate(1 / (window_s / 40))
+        sim = rng.choice([t, t, t, (t // window_s) * window_s, math.nextafter((t // window_s) * window_s, -1.0),
+                          max(0.0, t - rng.uniform(0, 5 * window_s))])
+        error = rng.choice([None] * 19 + ["5xx", "timeout", "connect"])
+        events.append(ev.result(sim=sim, endpoint=rng.choice(ENDPOINTS + ("GET /search",)), error=error,
+                                latency_ms=rng.lognormvariate(4, 1.5), raw_latency_ms=rng.lognormvariate(3, 2),
+                                nbytes=rng.randint(0, 9_000), user=i % 50))
+        if rng.random() < 0.05:
+            events.append(rng.choice([ev.journey_started(sim=t, late_ms=rng.uniform(0, 20)),
+                                      ev.journey_ended(sim=t, outcome=rng.choice(["completed", "failed"])),
+                                      ev.counter(sim=t, name="claims_paid", value=rng.uniform(0, 3))]))
+        if i == 1_500:
+            events.append(ev.fault_started(fault="db_down@hour1", start=t, end=t + 600))
+    events.append(ev.finished(sim=t + 1, requests_sent=3_000))
+    events.append(ev.verdict(sim=t + 2, verdict={"verdict": "PASS"}))
+    return events
+
+
+@pytest.mark.parametrize(("seed", "window_s"), [(1, 60.0), (2, 60.0), (3, 7.5), (4, 0.1), (5, 3_600.0)])
+def test_apply_all_equals_apply_event_by_event(seed: int, window_s: float) -> None:
+    events = crossing_run(seed, window_s)
+    assert fold_state(RunFold().apply_all(events)) == fold_state(one_by_one(events))
+    assert fold_state(RunFold().apply_all(iter(events))) == fold_state(one_by_one(events))  # any iterable
+
+
+def test_apply_all_in_small_batches_and_in_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    events = crossing_run(6)
+    monkeypatch.setattr("esr.core.buckets._BATCH", 3)
+    assert fold_state(RunFold().apply_all(events)) == fold_state(one_by_one(events))
+    parts = RunFold()
+    for a, b in [(0, 1), (1, 700), (700, 701), (701, len(events))]:
+        parts.apply_all(events[a:b])
+    assert fold_state(parts) == fold_state(one_by_one(events))
+
+
+def test_apply_all_equals_apply_on_the_mixed_run(events: list[Event]) -> None:
+    assert fold_state(RunFold().apply_all(events)) == fold_state(one_by_one(events))
+
+
+def test_apply_all_before_run_started_then_with_its_window() -> None:
+    """Results before run_started fall in 60 s windows, after it in the run's (here 10 s)."""
+    ev = RunEvents(window_s=10.0)
+    events = [ev.result(sim=59.0), ev.result(sim=61.0), ev.started(), ev.result(sim=59.0), ev.result(sim=61.0)]
+    f = RunFold().apply_all(events)
+    assert fold_state(f) == fold_state(one_by_one(events))
+    assert list(f.buckets) == [(0, "GET /claims/{claim_id}"), (1, "GET /claims/{claim_id}"),
+                               (5, "GET /claims/{claim_id}"), (6, "GET /claims/{claim_id}")]
+
+
+def _raises_like_apply(events: list[Event], error: type[Exception]) -> None:
+    batched, sequential = RunFold(), RunFold()
+    with pytest.raises(error):
+        batched.apply_all(events)
+    with pytest.raises(error):
+        for e in events:
+            sequential.apply(e)
+    assert fold_state(batched) == fold_state(sequential)  # the results before the bad event are in
+
+
+def test_apply_all_raises_where_apply_raises_with_the_same_state() -> None:
+    ev = RunEvents()
+    head = [ev.started(), *(ev.result(sim=s, latency_ms=s + 0.1) for s in (1.0, 70.0, 2.0))]
+    _raises_like_apply([*head, ev.started()], RunLogError)  # a second run_started
+    _raises_like_apply([*head, ev.fault_ended(fault="x", end=3.0), ev.result(sim=4.0)], RunLogError)
+    _raises_like_apply([*head, ev.result(sim=math.nan), ev.result(sim=5.0)], ValueError)
+    _raises_like_apply([*head, ev.result(sim=math.inf), ev.result(sim=5.0)], ValueError)
+
+
+def test_apply_all_adds_the_results_read_before_the_log_turns_bad() -> None:
+    ev = RunEvents()
+    good = [ev.started(), *(ev.result(sim=s) for s in (1.0, 70.0, 2.0, 200.0))]
+
+    def log() -> Iterator[Event]:
+        yield from good
+        raise RunLogError("line 6: not JSON")
+
+    f = RunFold()
+    with pytest.raises(RunLogError):
+        f.apply_all(log())
+    assert fold_state(f) == fold_state(one_by_one(good))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import random
 from itertools import pairwise
 
 import orjson
 import pytest
+from ddsketch import DDSketch
+from ddsketch.mapping import LogarithmicMapping
+from ddsketch.store import DenseStore
 
-from esr.core.sketch import RELATIVE_ACCURACY, LatencySketch
+from esr.core.sketch import RELATIVE_ACCURACY, LatencySketch, _open
 
 N = 100_000
 QUANTILES = (0.5, 0.9, 0.95, 0.99, 0.999)
@@ -153,3 +157,97 @@ def test_copy_is_independent() -> None:
     clone.add(1_000.0)
     assert (s.count, s.max) == (3, 3.0)
     assert (clone.count, clone.max) == (4, 1_000.0)
+
+
+# -- the inlined hot path equals DDSketch's own add -------------------------------------------
+def _state(sketch: DDSketch) -> str:
+    """Everything a DDSketch knows, by key (not where its list of bins happens to start); as a
+    repr, so NaN equals NaN and 1 differs from 1.0."""
+    stores = []
+    for store in (sketch._store, sketch._negative_store):
+        by_key = {store.offset + i: count for i, count in enumerate(store.bins) if count}
+        stores.append((by_key, store.count, store.min_key if store.count else None,
+                       store.max_key if store.count else None))
+    return repr((sketch._count, sketch._sum, sketch._min, sketch._max, sketch._zero_count, stores))
+
+
+def _awkward_values(rng: random.Random) -> list[float]:
+    """Lognormal latencies plus values on and next to bin boundaries, tiny and huge ones, ints."""
+    mapping = LogarithmicMapping(RELATIVE_ACCURACY)
+    values = [rng.lognormvariate(3.0, 2.0) for _ in range(5_000)]
+    for key in range(-200, 1_500, 7):
+        edge = mapping.value(key)
+        values += [edge, math.nextafter(edge, 0.0), math.nextafter(edge, math.inf)]
+    values += [1e-300, 2.5e-308, 1e300, 1, 7, 30_000, 0.001]
+    rng.shuffle(values)
+    return values
+
+
+def test_add_equals_ddsketch_add_value_by_value() -> None:
+    values = _awkward_values(random.Random(11)) + [0.0, -0.0, -3.5, 1e-320, -1e-320]  # zero and negative too
+    mine, theirs = LatencySketch(), DDSketch(RELATIVE_ACCURACY)
+    for value in values:
+        mine.add(value)
+        theirs.add(value)
+    assert _state(mine._sketch) == _state(theirs)
+    assert mine.quantile(0.0) == theirs.get_quantile_value(0.0)  # zero and negative values are counted
+    for q in (0.01, 0.5, 0.95, 0.99, 1.0):
+        assert mine.quantile(q) == theirs.get_quantile_value(q)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_add_many_equals_add_value_by_value(seed: int) -> None:
+    """In batches of any size, onto empty and filled sketches; batches with a zero, a negative
+    or a NaN value take the value-by-value path."""
+    rng = random.Random(seed)
+    values = _awkward_values(rng)
+    for odd in (0.0, -2.0, math.nan, 1e-310):
+        values.insert(rng.randrange(len(values)), odd)
+    batched, one_by_one = LatencySketch(), LatencySketch()
+    start = 0
+    while start < len(values):
+        batch = values[start:start + rng.choice([1, 2, 5, 23, 115, 700])]
+        batched.add_many(batch)
+        for value in batch:
+            one_by_one.add(value)
+        assert _state(batched._sketch) == _state(one_by_one._sketch)
+        start += len(batch)
+    batched.add_many([])
+    assert _state(batched._sketch) == _state(one_by_one._sketch)
+    assert repr(batched.to_dict()) == repr(one_by_one.to_dict())  # the NaN made the sum NaN
+
+
+def test_add_many_with_an_infinite_value_raises_as_add_does_after_the_values_before_it() -> None:
+    batched, one_by_one = LatencySketch(), LatencySketch()
+    batch = [5.0, 9.0, math.inf, 11.0]
+    with pytest.raises(OverflowError):
+        batched.add_many(batch)
+    with pytest.raises(OverflowError):
+        for value in batch:
+            one_by_one.add(value)
+    assert _state(batched._sketch) == _state(one_by_one._sketch)
+
+
+@pytest.mark.parametrize(("low", "high"), [(0, 0), (5, 5), (-40, 90), (100, 227), (100, 228), (-900, 2_000)])
+def test_a_first_batch_lays_out_the_bins_as_ddsketch_does(low: int, high: int) -> None:
+    mine, theirs = DenseStore(), DenseStore()
+    _open(mine, low, high)
+    theirs._extend_range(low, high)
+    assert (mine.bins, mine.offset, mine.min_key, mine.max_key) == (theirs.bins, theirs.offset, theirs.min_key,
+                                                                    theirs.max_key)
+
+
+def test_sketches_merge_with_plain_ddsketches() -> None:
+    values = _awkward_values(random.Random(3))
+    mine, theirs = LatencySketch(), DDSketch(RELATIVE_ACCURACY)
+    mine.add_many(values[:2_000])
+    for value in values[2_000:]:
+        theirs.add(value)
+    whole = DDSketch(RELATIVE_ACCURACY)
+    for value in values:
+        whole.add(value)
+    mine._sketch.merge(theirs)
+    assert mine.count == len(values)
+    assert mine.to_dict()["bins"] == LatencySketch.from_dict(mine.to_dict()).to_dict()["bins"]
+    for q in QUANTILES:
+        assert mine.quantile(q) == whole.get_quantile_value(q)
