@@ -19,13 +19,15 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from esr.bus.runlog import is_run_id
 from esr.core.errors import EsrError
 
 __all__ = ["LinkToken", "TokenError", "Tokens", "check_link_ttl", "mask", "read_token"]
 
-LINK_ROLES = ("observer", "trainee")
+Role = Literal["admin", "observer", "trainee"]  # admin: the launch token; the others: signed links
+LINK_ROLES: tuple[Role, ...] = ("observer", "trainee")
 MIN_TOKEN_BYTES = 16
 MAX_LINK_TTL_S = 30 * 86400
 
@@ -149,7 +151,7 @@ def _same(given: str, expected: str) -> bool:
 @dataclass(frozen=True, slots=True)
 class LinkToken:
     run_id: str  # "*": every run
-    role: str  # admin, observer or trainee
+    role: Role
     expires: int  # Unix seconds; 0: never
 
     def allows(self, run_id: str) -> bool:

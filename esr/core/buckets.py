@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from math import isfinite
-from typing import Any
+from typing import Any, get_args
 
 from esr.core.errors import RunLogError
 from esr.core.events import (
@@ -22,6 +22,7 @@ from esr.core.events import (
     FaultEnded,
     FaultStarted,
     JourneyEnded,
+    JourneyOutcome,
     JourneyStarted,
     RequestResult,
     RunAborted,
@@ -36,7 +37,7 @@ from esr.core.sketch import LatencySketch
 __all__ = ["ERROR_KINDS", "JOURNEY_OUTCOMES", "Bucket", "FaultWindow", "RunFold"]
 
 ERROR_KINDS = ("timeout", "connect", "4xx", "5xx", "protocol")
-JOURNEY_OUTCOMES = ("completed", "failed", "gave_up", "cut")
+JOURNEY_OUTCOMES: tuple[JourneyOutcome, ...] = get_args(JourneyOutcome)
 JOURNEY_LABEL = ""  # journeys, SLAs and counters are not per endpoint
 MAX_REASONS = 100  # distinct failure reasons kept; more are counted in the outcomes only
 _BATCH = 4096  # results apply_all groups before adding them to their buckets

@@ -9,9 +9,13 @@ request, and a Struct is built and encoded several times faster.)
 
 from __future__ import annotations
 
-from typing import Any, Union, get_args
+from typing import Any, Literal, Union, get_args
 
 import msgspec
+
+JourneyOutcome = Literal["completed", "failed", "gave_up", "cut"]  # how a journey ended
+FaultKind = Literal["proxy", "action"]  # a built-in fault of the fault proxy, or the system's own
+FaultEndReason = Literal["scheduled", "run_ended", "aborted", "clock_stopped"]  # why a fault was removed
 
 __all__ = [
     "AnyEvent",
@@ -19,6 +23,9 @@ __all__ = [
     "DecisionRecorded",
     "Event",
     "EVENT_TYPES",
+    "FaultEndReason",
+    "FaultKind",
+    "JourneyOutcome",
     "EventBatch",
     "TOPIC_OF",
     "FaultEnded",
@@ -92,7 +99,7 @@ class JourneyEnded(Event, frozen=True, kw_only=True, tag="journey_ended"):
 
     user: int
     journey: str
-    outcome: str
+    outcome: JourneyOutcome
     detail: str = ""
 
 
@@ -172,7 +179,7 @@ class FaultStarted(Event, frozen=True, kw_only=True, tag="fault_started"):
 
     fault: str  # the failure_injection entry, e.g. "db_down@hour12+2h": identifies the fault in a run
     name: str  # e.g. db_down: what `during db_down` and `recovery_time_s(db_down)` refer to
-    kind: str  # proxy (a built-in fault of the fault proxy) or action (the system's own)
+    kind: FaultKind
     start_sim: float
     end_sim: float | None = None
     ok: bool = True
@@ -184,7 +191,7 @@ class FaultEnded(Event, frozen=True, kw_only=True, tag="fault_ended"):
 
     fault: str
     name: str
-    reason: str  # scheduled, run_ended, aborted
+    reason: FaultEndReason
     end_sim: float  # the scheduled end, or when the run ended or was aborted
     ok: bool = True  # the recovery action succeeded (always for proxy faults)
     detail: str = ""

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Protocol
 import msgspec
 import orjson
 
+from esr.core.events import JourneyOutcome
 from esr.core.journey_spec import JourneySpec, RequestSpec, SlaSpec, StepSpec
 from esr.core.templating import Condition, JsonPath, render_value
 from esr.core.units import parse_duration
@@ -91,7 +92,7 @@ class Reply(msgspec.Struct, frozen=True):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    kind: str  # completed, failed, gave_up
+    kind: JourneyOutcome  # completed, failed, gave_up (cut: the run ended it)
     detail: str = ""
 
 

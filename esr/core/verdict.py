@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from esr.core.assertions import Assertion, AssertionResult, evaluate
 from esr.core.buckets import RunFold
@@ -22,16 +22,17 @@ from esr.core.clock import SimClock
 from esr.core.fault_windows import fault_report
 from esr.core.metrics import MetricFunction, MetricsView
 
-__all__ = ["EXIT_CODES", "Verdict", "judge"]
+__all__ = ["EXIT_CODES", "Verdict", "VerdictStatus", "judge"]
 
-EXIT_CODES = {"PASS": 0, "FAIL": 1, "ERROR": 2, "ABORTED": 3}
+VerdictStatus = Literal["PASS", "FAIL", "ERROR", "ABORTED"]
+EXIT_CODES: dict[VerdictStatus, int] = {"PASS": 0, "FAIL": 1, "ERROR": 2, "ABORTED": 3}
 SATURATION_SHARE = 0.01
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     run_id: str
-    status: str
+    status: VerdictStatus
     reason: str
     assertions: tuple[AssertionResult, ...]
     summary: dict[str, float | None]
@@ -171,6 +172,8 @@ def judge(
         "late_threshold_ms": fold.late_threshold_ms,
         "saturated": late_rate > SATURATION_SHARE,
     }
+    status: VerdictStatus
+    reason: str
     if fold.aborted is not None:
         status, reason = "ABORTED", f"the run was aborted: {fold.aborted.reason}"
     elif fold.finished is None:

@@ -31,6 +31,7 @@ from esr.core.events import (
     DecisionRecorded,
     Event,
     FaultEnded,
+    FaultEndReason,
     FaultStarted,
     JourneyEnded,
     JourneyStarted,
@@ -409,7 +410,7 @@ class Run:
             name=fault.name, kind=fault.kind, start_sim=fault.spec.start_sim, end_sim=fault.spec.end_sim,
             ok=ok, detail=detail))
 
-    async def _end_fault(self, fault: PlannedFault, reason: str, end_sim: float) -> None:
+    async def _end_fault(self, fault: PlannedFault, reason: FaultEndReason, end_sim: float) -> None:
         try:
             ok, detail = await self.injector.end(fault, self._sim_iso(self.sim_now()))
         except Exception as exc:  # noqa: BLE001 - recorded; the guard still holds its recovery
@@ -418,7 +419,7 @@ class Run:
             run_id=self.run_id, seq=self._next_seq(), sim_time=self.sim_now(), real_time=time.time(),
             fault=fault.key, name=fault.name, reason=reason, end_sim=end_sim, ok=ok, detail=detail))
 
-    async def _end_faults(self, task: asyncio.Task | None, reason: str) -> None:
+    async def _end_faults(self, task: asyncio.Task | None, reason: FaultEndReason) -> None:
         """Stop the fault timeline (after the action under way) and undo every fault still on."""
         if task is not None:
             self._faults_stop.set()

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from esr.core.errors import FaultSyntaxError, FieldError, ScenarioError
+from esr.core.events import FaultKind
 from esr.core.fault_actions import FaultAction, allowed_url, fault_context, render_action
 from esr.core.fault_spec import FaultSpec, parse_fault
 from esr.core.toxics import PROXY_FAULTS, Toxic, toxic_for
@@ -34,7 +35,7 @@ class PlannedFault:
         return self.spec.name
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> FaultKind:
         return "proxy" if self.toxic is not None else "action"
 
 

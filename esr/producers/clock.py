@@ -36,7 +36,7 @@ from esr.bus.kafka import (
     shard_key,
     topic_of,
 )
-from esr.core.events import Event, FaultEnded, FaultStarted, RunAborted, RunStarted, event_type
+from esr.core.events import Event, FaultEnded, FaultEndReason, FaultStarted, RunAborted, RunStarted, event_type
 from esr.core.scenario import Scenario
 from esr.core.sim_headers import SimTimeFormat
 from esr.core.ticks import GRACE_S, Tick, expected_end, run_clock, tick_count, tick_for
@@ -187,7 +187,7 @@ class ClockProducer:
             self._faults[started.run_id].ended.add(fault.key)  # nothing to undo
 
     async def _end_fault(self, started: RunStarted, injector: FaultInjector, fault: PlannedFault, sim: float,
-                         reason: str) -> None:
+                         reason: FaultEndReason) -> None:
         self._faults[started.run_id].ended.add(fault.key)
         ok, detail = True, "removed from each bot worker's fault proxy"
         if fault.toxic is None:
@@ -224,10 +224,10 @@ class _RunFaults:
     injector: FaultInjector | None = None
     started: set[str] = field(default_factory=set)
     ended: set[str] = field(default_factory=set)
-    reason: str = "run_ended"  # why the faults still on are ended: run_ended, aborted, clock_stopped
+    reason: FaultEndReason = "run_ended"  # why the faults still on are ended
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: FaultEndReason) -> None:
         if not self.stopped.is_set():
             self.reason = reason
             self.stopped.set()

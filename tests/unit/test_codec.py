@@ -148,3 +148,27 @@ def test_every_event_type_has_one_topic_on_both_buses() -> None:
     for event in SAMPLES:
         assert topic_for(event, "p.") == topic_of(event, kafka) == "p." + TOPIC_OF[event_type(event)]
     assert {event_type(e) for e in SAMPLES} == set(TOPIC_OF)
+
+
+@pytest.mark.parametrize(("field", "value", "allowed"), [
+    ("outcome", "exploded", "'completed', 'failed', 'gave_up', 'cut'"),
+])
+def test_an_outcome_outside_its_literal_type_is_refused_by_name(field: str, value: str, allowed: str) -> None:
+    line = ('{"type":"journey_ended","run_id":"r","seq":1,"sim_time":0.0,"real_time":0.0,"user":1,'
+            f'"journey":"claim","{field}":"{value}"}}')
+    with pytest.raises(RunLogError) as info:
+        decode(line, "events.jsonl:3")
+    assert f"$.{field}" in str(info.value) and str(info.value).startswith("events.jsonl:3: ")
+
+
+def test_the_literal_types_list_what_the_code_emits() -> None:
+    from typing import get_args
+
+    from esr.core.buckets import JOURNEY_OUTCOMES
+    from esr.core.events import FaultEndReason, FaultKind, JourneyOutcome
+    from esr.core.verdict import EXIT_CODES, VerdictStatus
+
+    assert JOURNEY_OUTCOMES == get_args(JourneyOutcome) == ("completed", "failed", "gave_up", "cut")
+    assert get_args(FaultKind) == ("proxy", "action")
+    assert set(get_args(FaultEndReason)) == {"scheduled", "run_ended", "aborted", "clock_stopped"}
+    assert tuple(EXIT_CODES) == get_args(VerdictStatus)
