@@ -25,7 +25,7 @@ from esr.bus.codec import encode
 from esr.bus.kafka import KafkaSettings
 from esr.bus.runlog import LOG_NAME, RunLog, cut_torn_tail, new_run_id, read_events, run_log_path
 from esr.core.buckets import RunFold
-from esr.core.errors import RunLogError
+from esr.core.errors import EsrError, RunLogError
 from esr.core.events import RunAborted, RunStarted, VerdictIssued
 from esr.core.run_state import RunStatus
 from esr.core.scenario import Scenario
@@ -42,7 +42,7 @@ def timeline_path(home: Path, run_id: str) -> Path:
     return run_log_path(home, run_id).with_name("timeline.json")
 
 
-class UnknownRun(KeyError):
+class UnknownRun(EsrError, KeyError):
     """No run has this id."""
 
 

@@ -7,7 +7,18 @@
     ├── TargetRefused             the target is not in the target registry
     ├── RunLogError               a run log is missing or unreadable
     ├── UnknownLogFormat          a log file is in no format `esr replay` reads (names the closest)
-    └── JudgementError            a metric cannot be computed from the data (e.g. no requests)
+    ├── JudgementError            a metric cannot be computed from the data (e.g. no requests)
+    │   and, defined where they arise:
+    ├── SettingsError             an ESR_* variable has a value ESR cannot use      (esr.settings)
+    ├── InvalidTransition         a run asked to move to a state it cannot reach   (esr.core.run_state)
+    ├── MetricNotPortable         a Python metric function the server cannot judge (esr.core.metric_expression)
+    ├── KafkaError                the broker is unreachable or refused an operation (esr.bus.kafka)
+    ├── ReplayInputError, SelectionError   logs or filters `esr replay` cannot use (esr.replay)
+    ├── TokenError                the server's tokens are too short or the same    (esr.api.auth)
+    ├── PortTaken                 the server's port is in use                       (esr.api.server)
+    ├── UnknownRun                no run has this id (also a KeyError)              (esr.api.runs)
+    ├── GrafanaError              Grafana refused or is unreachable                 (esr.observe.grafana)
+    └── EsrServerError            the ESR server answered an error to the client    (esr.client)
 
 Messages name the bad value, where it is (field path, file:line, column) and the fix, so the
 CLI prints them without a traceback.
