@@ -319,7 +319,7 @@ def _execute_kafka(scenario: Scenario, target: Any, args: argparse.Namespace, se
     if verdict is None:
         raise EsrError(f"no verdict for run {started.run_id} arrived on {kafka.topic('verdicts')}: "
                        "is `esr worker metrics` running?")
-    return report_verdict(Verdict.from_dict(verdict), as_json=args.json, log_path=getattr(args, "log_path", None))
+    return report_verdict(Verdict.from_dict(verdict), as_json=args.json)
 
 
 def _scenario_target(path: Path) -> str | None:
@@ -335,17 +335,17 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
     text = resources.files("esr").joinpath("examples/quickstart.json").read_text(encoding="utf-8")
     scenario = Scenario.from_dict(json.loads(text))
-    args.run_id = None
 
-    async def with_target() -> Verdict:
+    async def with_target() -> tuple[Verdict, str]:
         runner, url = await start(DemoTargetConfig(latency_ms=2, jitter_ms=1, seed=scenario.seed))
         try:
             print(f"bundled target listening on {url}", file=sys.stderr)
-            return await _run_async(scenario, _registry(settings).resolve(url), args, settings, None)
+            return await _play(scenario, _registry(settings).resolve(url), settings, run_id=None, quiet=args.quiet)
         finally:
             await runner.cleanup()
 
-    return report_verdict(run_loop(with_target()), as_json=args.json, log_path=getattr(args, "log_path", None))
+    verdict, log_path = run_loop(with_target())
+    return report_verdict(verdict, as_json=args.json, log_path=log_path)
 
 
 def _cmd_demo_target(args: argparse.Namespace, settings: Settings) -> int:
@@ -379,7 +379,6 @@ def _cmd_judge(args: argparse.Namespace, settings: Settings) -> int:
     scenario = Scenario.from_dict(data, metrics=metrics)
     verdict = judge(fold, scenario.parsed_assertions(), custom=scenario.custom_metrics,
                     counters=scenario.counter_names, definitions=scenario.metric_definitions)
-    args.quiet = True
     return report_verdict(verdict, as_json=args.json, log_path=str(path))
 
 
@@ -570,15 +569,16 @@ def _registry(settings: Settings) -> TargetRegistry:
     return registry
 
 
-async def _run_async(scenario: Scenario, target: Any, args: argparse.Namespace, settings: Settings,
-                     scenario_file: str | None) -> Verdict:
+async def _play(scenario: Scenario, target: Any, settings: Settings, *, run_id: str | None, quiet: bool,
+                scenario_file: str | None = None) -> tuple[Verdict, str]:
+    """Play a run in this process with a live progress line; its verdict and the path of its log."""
     from esr.engine.runner import Run
     from esr.observe.display import console, progress_text
 
-    run = Run(scenario, target, run_id=getattr(args, "run_id", None), scenario_file=scenario_file,
+    run = Run(scenario, target, run_id=run_id, scenario_file=scenario_file,
               home=settings.home, http_client=settings.http_client)
     err = console(stderr=True)
-    show = not args.quiet
+    show = not quiet
     live = None
     last_plain = [0.0]
 
@@ -614,22 +614,22 @@ async def _run_async(scenario: Scenario, target: Any, args: argparse.Namespace, 
             loop.remove_signal_handler(sig)
         if task.cancelled() or run.status.value == "ABORTED":
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a late second Ctrl-C must not cut the report short
-    args.log_path = str(run.log_path)
     if run.verdict is None:  # cancelled before the log was opened
         raise KeyboardInterrupt
     if run.verdict.status == "ABORTED":
         err.print(f"run {run.run_id} aborted; its log ends with an ABORTED verdict")
-    return run.verdict
+    return run.verdict, str(run.log_path)
 
 
 def _execute(scenario: Scenario, target: Any, args: argparse.Namespace, settings: Settings,
              scenario_file: str | None) -> int:
     try:
-        verdict = run_loop(_run_async(scenario, target, args, settings, scenario_file))
+        verdict, log_path = run_loop(_play(scenario, target, settings, run_id=args.run_id, quiet=args.quiet,
+                                           scenario_file=scenario_file))
     except KeyboardInterrupt:
         print("esr: run aborted before it started", file=sys.stderr)
         return EXIT_ABORTED
-    return report_verdict(verdict, as_json=args.json, log_path=getattr(args, "log_path", None))
+    return report_verdict(verdict, as_json=args.json, log_path=log_path)
 
 
 if __name__ == "__main__":  # pragma: no cover

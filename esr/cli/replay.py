@@ -264,7 +264,6 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
         print(json.dumps({"verdict": verdict.to_dict(), "replay": report, "run_log": str(run.log_path)}, indent=2))
         return verdict.exit_code
     _print_report(report)
-    args.quiet = True
     return report_verdict(verdict, as_json=args.json, log_path=str(run.log_path))
 
 
@@ -307,7 +306,6 @@ def _replay_on_kafka(args: argparse.Namespace, settings: Settings, records: Iter
         print(json.dumps({"verdict": verdict, "replay": report, "run_log": None}, indent=2))
         return Verdict.from_dict(verdict).exit_code
     _print_read(read)
-    args.quiet = True
     return report_verdict(Verdict.from_dict(verdict), as_json=args.json)
 
 
