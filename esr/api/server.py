@@ -27,7 +27,7 @@ from esr.api.dashboard import add_dashboard_routes
 from esr.api.openapi import openapi_spec
 from esr.api.runs import RunManager, UnknownRun
 from esr.bus.kafka import KafkaSettings
-from esr.core.errors import EsrError, ScenarioError, TargetRefused
+from esr.core.errors import EsrError, FieldError, ScenarioError, TargetRefused
 from esr.core.run_limits import RunLimits
 from esr.core.scenario import Scenario
 from esr.core.targets import TargetRegistry
@@ -94,6 +94,8 @@ async def post_run(request: web.Request) -> web.Response:
     except TargetRefused as exc:
         return _error(403, str(exc))
     try:  # the target's metrics (e.g. cost_per_claim) stand in for the client's Python functions
+        if body.get("derived_from") is not None:  # a replay's description, never a run request
+            raise ScenarioError([FieldError("derived_from", "set by `esr replay` only; remove it")])
         scenario = Scenario.from_dict(target.fill_in(body))
         over = request.app[_LIMITS].errors(scenario, target.default_journey)
         if over:

@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from esr.observe.display import printable
 from esr.replay.record import LogRecord
 from esr.replay.redact import Redactor
 from esr.replay.schedule import ReplayPlan, plan_replay
-from esr.replay.select import Selection
+from esr.replay.select import Selection, When, check_order, parse_slice, parse_when
 from esr.replay.sources import LogStream, Tally, readers
 from esr.settings import Settings
 
@@ -33,7 +34,9 @@ __all__ = ["add_parser", "cmd_replay"]
 EPILOG = """examples:
   esr replay --warp 120 logs/ --target http://127.0.0.1:8080 --dry-run
   esr replay --warp 120 logs/ --target staging --assert "error_rate < 0.01" --assert "latency_p95_ms < 300"
-  esr replay access.log.gz --format clf --from 2024-03-04T09:00 --to 2024-03-04T12:00 --status 5xx
+  esr replay access.log.gz --format clf --from 2024-03-04T09:00 --to 2024-03-04T12:00 --status 5xx --dry-run
+  esr replay --warp 60 logs/ --slice 2025-03-14T14:00/2025-03-14T16:30 --target http://127.0.0.1:8080
+  esr replay --warp 1e9 logs-2023-2024/ --target http://127.0.0.1:8080 --dry-run   # two years in 0.06 s
   esr replay capture.har --target http://127.0.0.1:8080 --allow-writes --redact ssn --redact /citizens/{id}
   esr replay u_ex250314.log --fields "date time cs-method cs-uri-stem sc-status time-taken" --dry-run
   esr replay --warp 60 traefik-access.json --preset traefik --target http://127.0.0.1:8080 --dry-run
@@ -44,14 +47,22 @@ json (JSON lines: --preset for Caddy, nginx, Traefik, Envoy, Cloudflare, ECS, Go
 balancer, Fastly, Azure Front Door, --field-map for any other layout), w3c (IIS), alb, elb,
 cloudfront (AWS), har, gor (GoReplay). Plain or gzip, single files or whole folders
 (recursively), merged by time. Only GET and HEAD are sent unless --allow-writes. Exit codes as
-for `esr run`."""
+for `esr run`.
+
+Spans, warps, slices: a log may span years; --warp goes from below 1 up to 1e9. --from/--to, or
+--slice START/END, replay a slice (from START, before END; either side may be left out). A time
+without a zone is read on the log's clock: UTC unless the log says otherwise (a CLF line's
+-0700); 2025-03-14T14:00Z or +01:00 is an instant. A slice outside the log is an error naming
+the log's first and last times. --dry-run checks what a real run checks (the target, the
+assertions) and sends nothing."""
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("replay", help="send archived access logs again at a chosen warp and judge the replay",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="*", help="log files or folders")
-    p.add_argument("--warp", type=float, help="how many times faster than the original pace (> 0; required)")
+    p.add_argument("--warp", type=float,
+                   help="how many times faster than the original pace (> 0, at most 1e9; required)")
     p.add_argument("--list-formats", action="store_true", help="print the log formats known, with a sample of each")
     p.add_argument("--target", help="registered target name or loopback URL: replaces scheme and host")
     p.add_argument("--format", dest="fmt", help="force a log format instead of detecting it per file")
@@ -71,8 +82,13 @@ def add_parser(sub: Any) -> None:
                         "e.g. --field-map time=ts,method=req.verb,path=req.uri")
     p.add_argument("--reorder-window", default="60s",
                    help="re-sort lines out of order by up to this much log time (default 60s)")
-    p.add_argument("--from", dest="start", help="replay requests logged at or after this time (ISO 8601)")
-    p.add_argument("--to", dest="end", help="replay requests logged before this time (ISO 8601)")
+    p.add_argument("--from", dest="start",
+                   help="replay requests logged at or after this time (ISO 8601; without a zone: the log's clock, "
+                        "UTC unless the log says otherwise)")
+    p.add_argument("--to", dest="end", help="replay requests logged before this time (ISO 8601, as --from)")
+    p.add_argument("--slice", metavar="START/END",
+                   help="--from and --to in one, e.g. --slice 2025-03-14T14:00/2025-03-14T16:30 "
+                        "(either side may be empty)")
     p.add_argument("--method", action="append", default=[], help="only this method (repeatable)")
     p.add_argument("--path", action="append", default=[], help="only paths matching this pattern, e.g. '/claims/*'")
     p.add_argument("--status", action="append", default=[],
@@ -98,15 +114,45 @@ def add_parser(sub: Any) -> None:
                      "metrics worker judges (env ESR_KAFKA)")
 
 
-def _when(value: str | None, flag: str) -> float | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise EsrError(f"{flag} {value!r}: expected an ISO 8601 time such as 2024-03-04T09:00 or "
-                       "2024-03-04T09:00:00+01:00") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+def _slice(args: argparse.Namespace) -> tuple[When | None, When | None, str | None]:
+    """The time slice from --slice or --from/--to, and how to name it in messages."""
+    if args.slice is not None:
+        if args.start is not None or args.end is not None:
+            raise EsrError("give --slice or --from/--to, not both (--slice START/END is --from START --to END)")
+        return *parse_slice(args.slice), f"--slice {args.slice}"
+    start = parse_when(args.start, "--from") if args.start is not None else None
+    end = parse_when(args.end, "--to") if args.end is not None else None
+    shown = " ".join(f"{flag} {value}" for flag, value in (("--from", args.start), ("--to", args.end)) if value)
+    check_order(start, end, shown)
+    return start, end, shown or None
+
+
+@dataclass
+class _Span:
+    """The first and last time of every request read, selected or not, and how many."""
+
+    first: float | None = None
+    last: float | None = None
+    count: int = 0
+
+    def see(self, t: float) -> None:
+        self.first = t if self.first is None else min(self.first, t)
+        self.last = t if self.last is None else max(self.last, t)
+        self.count += 1
+
+
+def _check_slice(shown: str | None, span: _Span, not_selected: dict[str, int]) -> None:
+    """A slice that misses the whole log is an error naming the log's first and last times."""
+    if shown is None or not span.count or span.first is None or span.last is None:
+        return
+    if span.count in (not_selected.get("before --from", 0), not_selected.get("after --to", 0)):
+        side = "after" if not_selected.get("before --from", 0) else "before"
+        raise EsrError(f"{shown} is outside the log ({side} it): the log's {span.count:,} requests run from "
+                       f"{_iso(span.first)} to {_iso(span.last)}")
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat()
 
 
 def _w3c_fields(fields: str | None, fmt: str | None) -> dict[str, dict[str, str]] | None:
@@ -160,8 +206,10 @@ def _per_file(values: dict[str, str | None]) -> str | None:
 
 
 def _selected(stream: LogStream, selection: Selection, redactor: Redactor,
-              skipped: dict[str, int]) -> Iterator[LogRecord]:
+              skipped: dict[str, int], span: _Span | None = None) -> Iterator[LogRecord]:
     for record in stream:
+        if span is not None:
+            span.see(record.time)
         why = selection.why_not(record)
         if why is not None:
             skipped[why] = skipped.get(why, 0) + 1
@@ -186,7 +234,7 @@ def _tally_dict(tally: Tally, not_selected: dict[str, int], redactor: Redactor) 
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> int:
-    from esr.replay.player import ReplayRun, replay_scenario
+    from esr.replay.player import ReplayRun, check_warp, replay_scenario
 
     if args.list_formats:
         _print_formats()
@@ -195,8 +243,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
         raise EsrError("no logs: give log files or folders to replay (`esr replay --list-formats` shows the formats)")
     if args.warp is None:
         raise EsrError("--warp is required: how many times faster than the log's own pace, e.g. --warp 60")
-    if not args.warp > 0:
-        raise EsrError(f"--warp must be a positive number, not {args.warp:g}")
+    check_warp(args.warp)
     if args.fmt is not None and args.fmt not in readers():
         raise EsrError(f"unknown --format {args.fmt!r}; known formats: {', '.join(sorted(readers()))}")
     options = _w3c_fields(args.fields, args.fmt)
@@ -209,9 +256,9 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
         fmt = "json"
     notes: dict[str, dict[str, Any]] = {}  # per JSON file: the preset used and the kinds of time seen
     window = parse_duration(args.reorder_window)
-    selection = Selection(_when(args.start, "--from"), _when(args.end, "--to"),
-                          frozenset(m.upper() for m in args.method), tuple(args.path), tuple(args.status),
-                          args.allow_writes)
+    start, end, slice_shown = _slice(args)
+    selection = Selection(start, end, frozenset(m.upper() for m in args.method), tuple(args.path),
+                          tuple(args.status), args.allow_writes)
     redactor = Redactor.from_options(args.redact, keep_credentials=args.keep_credentials)
 
     def stream() -> LogStream:
@@ -219,15 +266,21 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
                          options={**(options or {}), "json": {**json_options, "notes": notes}},
                          fallback=None if options is None else "w3c")
 
-    # the target is checked first, as in a real replay: a dry run that would be refused says so
+    # a dry run checks what a real run checks, in the same order: the target, then what is judged
     target = registry.resolve(args.target) if args.target else None
+    assertions, derived = _assertions(args)
 
     first = stream()
     not_selected: dict[str, int] = {}
-    plan: ReplayPlan = plan_replay((r.time for r in _selected(first, selection, redactor, not_selected)), args.warp)
+    span = _Span()
+    plan: ReplayPlan = plan_replay((r.time for r in _selected(first, selection, redactor, not_selected, span)),
+                                   args.warp)
+    _check_slice(slice_shown, span, not_selected)
+    scenario = replay_scenario(plan, assertions, derived_metrics=derived, scenario_file=args.scenario)
     read = _tally_dict(first.tally, not_selected, redactor)
     if args.dry_run or not plan.requests:
-        out = {"plan": _plan_dict(plan, notes, args), "read": read}
+        out = {"plan": _plan_dict(plan, notes, args), "read": read,
+               "target": target.shown_url if target is not None else None}
         _print_plan(out, args.json)
         if not plan.requests:
             print("esr: error: nothing to replay (see what was read above)", file=sys.stderr)
@@ -235,17 +288,6 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
         return 0
     if target is None:
         raise EsrError("no target: pass --target URL (a loopback URL or a registered name)")
-    assertions, derived = list(args.assertions), {}
-    if args.scenario:
-        from esr.core.scenario import load_scenario
-
-        source = load_scenario(args.scenario)
-        if source.failure_injection:
-            raise EsrError(f"{args.scenario}: esr replay applies no faults (failure_injection); replay without "
-                           "them, or rehearse the faults with `esr run`")
-        assertions = list(source.assertions) + assertions
-        derived = dict(source.derived_metrics)
-    scenario = replay_scenario(plan, assertions, derived_metrics=derived)
     second = stream()
     if settings.kafka:
         return _replay_on_kafka(args, settings, _selected(second, selection, redactor, {}), plan, scenario, target,
@@ -265,6 +307,19 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
         return verdict.exit_code
     _print_report(report)
     return report_verdict(verdict, as_json=args.json, log_path=str(run.log_path))
+
+
+def _assertions(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """The assertions and derived metrics of --scenario (if given), then the --assert ones."""
+    if not args.scenario:
+        return list(args.assertions), {}
+    from esr.core.scenario import load_scenario
+
+    source = load_scenario(args.scenario)
+    if source.failure_injection:
+        raise EsrError(f"{args.scenario}: esr replay applies no faults (failure_injection); replay without "
+                       "them, or rehearse the faults with `esr run`")
+    return list(source.assertions) + list(args.assertions), dict(source.derived_metrics)
 
 
 def _replay_on_kafka(args: argparse.Namespace, settings: Settings, records: Iterator[LogRecord], plan: ReplayPlan,
@@ -328,6 +383,8 @@ def _print_plan(out: dict[str, Any], as_json: bool) -> None:
     plan, read = out["plan"], out["read"]
     first = datetime.fromtimestamp(plan["first"], UTC).isoformat() if plan["first"] else "-"
     last = datetime.fromtimestamp(plan["last"], UTC).isoformat() if plan["last"] else "-"
+    target = out.get("target") or "none given (a real run needs --target)"
+    print(f"target: {printable(target)}")
     print(f"requests to send: {plan['requests']:,}\nlog time: {first} .. {last} ({plan['span_s']:,.0f} s)\n"
           f"real duration at warp {plan['warp']:g}: {plan['real_s']:,.1f} s\n"
           f"peak real rate: {plan['peak_rate_per_s']:,.0f} requests/s")

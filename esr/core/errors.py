@@ -13,7 +13,8 @@
     ├── InvalidTransition         a run asked to move to a state it cannot reach   (esr.core.run_state)
     ├── MetricNotPortable         a Python metric function the server cannot judge (esr.core.metric_expression)
     ├── KafkaError                the broker is unreachable or refused an operation (esr.bus.kafka)
-    ├── ReplayInputError, SelectionError   logs or filters `esr replay` cannot use (esr.replay)
+    ├── ReplayInputError, SelectionError, ReplayPlanError   logs, filters or a replay `esr replay`
+    │                             cannot use or play (esr.replay)
     ├── TokenError                the server's tokens are too short or the same    (esr.api.auth)
     ├── PortTaken                 the server's port is in use                       (esr.api.server)
     ├── UnknownRun                no run has this id (also a KeyError)              (esr.api.runs)

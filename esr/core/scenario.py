@@ -17,9 +17,9 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from esr.core.assertions import Assertion, expression_metric, parse_assertion
@@ -35,6 +35,11 @@ from esr.core.units import parse_rate
 from esr.core.userdata import check_data_spec
 
 __all__ = ["LoadStep", "Recovery", "Scenario", "load_scenario", "scenario_json_schema"]
+
+MAX_HOURS = 24 * 366  # a scenario's simulated span
+MAX_WARP = 1_000_000
+REPLAY_MAX_HOURS = 24 * 366 * 1000  # a replay's: its log's span (a millennium is past any log)
+REPLAY_MAX_WARP = 1e9  # a replay's --warp
 
 
 def _rate(value: Any) -> float:
@@ -77,10 +82,15 @@ class Scenario(Model):
 
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
-    duration_hours: float = Field(gt=0, le=24 * 366, description="simulated hours of load")
-    time_warp: float = Field(gt=0, le=1_000_000, description="simulated seconds per real second")
+    derived_from: SkipJsonSchema[Literal["log"] | None] = Field(
+        default=None, description="set by `esr replay` only: the scenario describes a replayed log, whose span "
+                                  "and warp are the log's and the replay's (scenario files cannot set it)")
+    duration_hours: float = Field(gt=0, description="simulated hours of load",
+                                  json_schema_extra={"maximum": MAX_HOURS})
+    time_warp: float = Field(gt=0, description="simulated seconds per real second",
+                             json_schema_extra={"maximum": MAX_WARP})
     drain_warp: float | None = Field(
-        default=None, gt=0, le=1_000_000,
+        default=None, gt=0, json_schema_extra={"maximum": MAX_WARP},
         description="warp after the load ends, while journeys wait for their deadlines; default time_warp")
     load_profile: list[LoadStep] = Field(min_length=1)
     journeys: list[JourneySpec] = Field(
@@ -138,6 +148,18 @@ class Scenario(Model):
             errors += _reference_errors(self)
         if errors:
             raise ScenarioError(errors)
+
+    @field_validator("duration_hours", "time_warp", "drain_warp")
+    @classmethod
+    def _bounds(cls, value: float | None, info: ValidationInfo) -> float | None:
+        """A scenario's span and warps are bounded; a replay's (derived from a log) only by what a
+        replay plays, which `esr replay` checks and words in its own terms (--warp, the log's span)."""
+        derived = info.data.get("derived_from") == "log"
+        limit = (REPLAY_MAX_HOURS if derived else MAX_HOURS) if info.field_name == "duration_hours" else (
+            REPLAY_MAX_WARP if derived else MAX_WARP)
+        if value is not None and value > limit:
+            raise ValueError(f"Input should be less than or equal to {limit:g}")
+        return value
 
     @field_validator("window")
     @classmethod
@@ -377,15 +399,28 @@ def load_scenario(path: str | Path, fill_in: Callable[[dict[str, Any]], dict[str
         raise ScenarioError([FieldError("", f"no such file: {path}")], source=str(path))
     if path.suffix == ".py":
         scenario = _load_python(path)
+        if scenario.derived_from is not None:
+            raise ScenarioError(_derived_claim(scenario.to_dict()), source=str(path))
         if fill_in is None or scenario.python_journeys:
             return scenario
         data, metrics = scenario.to_dict(), scenario.metrics
     else:
         data, metrics = read_scenario_json(path), {}
     try:
-        return Scenario.from_dict(fill_in(data) if fill_in else data, metrics=metrics)
+        scenario = Scenario.from_dict(fill_in(data) if fill_in else data, metrics=metrics)
     except ScenarioError as exc:
-        raise ScenarioError(exc.errors, source=str(path)) from None
+        raise ScenarioError(exc.errors + _derived_claim(data), source=str(path)) from None
+    if scenario.derived_from is not None:
+        raise ScenarioError(_derived_claim(data), source=str(path))
+    return scenario
+
+
+def _derived_claim(data: Any) -> list[FieldError]:
+    """A scenario written by hand cannot say it was derived from a log (and so take a replay's limits)."""
+    if isinstance(data, Mapping) and data.get("derived_from") is not None:
+        return [FieldError("derived_from", "set by `esr replay` only, for the scenario of a replayed log; "
+                                           "remove it from the file")]
+    return []
 
 
 def read_scenario_json(path: Path) -> Any:

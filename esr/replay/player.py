@@ -10,6 +10,7 @@ log says happened then and what happened now, for the replay report.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -22,9 +23,10 @@ from esr.bus import EmbeddedBus
 from esr.bus.runlog import RunLog, new_run_id
 from esr.core.buckets import RunFold
 from esr.core.endpoints import endpoint_label
+from esr.core.errors import EsrError, FieldError, ScenarioError
 from esr.core.events import RequestResult, RunAborted, RunFinished, RunStarted, VerdictIssued
 from esr.core.journey import PreparedRequest
-from esr.core.scenario import Scenario
+from esr.core.scenario import REPLAY_MAX_HOURS, REPLAY_MAX_WARP, Scenario
 from esr.core.sim_headers import RUN_ID, SIM, SIM_TIME, TIME_WARP
 from esr.core.sketch import LatencySketch
 from esr.core.targets import Target
@@ -35,7 +37,7 @@ from esr.replay.record import LogRecord
 from esr.replay.schedule import ReplayPlan
 from esr.settings import Settings
 
-__all__ = ["ReplayComparison", "ReplayRun", "replay_scenario", "sendable_headers"]
+__all__ = ["ReplayComparison", "ReplayPlanError", "ReplayRun", "check_warp", "replay_scenario", "sendable_headers"]
 
 START_LEAD_S = 0.2
 CHANGED_KEPT = 20
@@ -102,14 +104,49 @@ class ReplayComparison:
         }
 
 
+class ReplayPlanError(EsrError):
+    """A replay that cannot be described: a --warp or a log span past what a replay plays, a bad
+    --assert, a bad derived metric of the --scenario file; said in the replay's terms."""
+
+
+def check_warp(warp: float) -> None:
+    """`--warp` is positive and at most 1e9 (a year of log in 0.03 real seconds)."""
+    if not warp > 0:
+        raise ReplayPlanError(f"--warp must be a positive number, not {warp:g}")
+    if warp > REPLAY_MAX_WARP:
+        raise ReplayPlanError(f"--warp {warp:g} is over the fastest a replay plays ({REPLAY_MAX_WARP:g}, "
+                              "a year of log in 0.03 s); give --warp 1e9 or less")
+
+
 def replay_scenario(plan: ReplayPlan, assertions: list[str], name: str = "replay",
-                    derived_metrics: dict[str, str] | None = None) -> Scenario:
-    """The run's scenario as the log records it: the replay's span, warp and assertions."""
+                    derived_metrics: dict[str, str] | None = None, scenario_file: str | None = None) -> Scenario:
+    """The run's scenario as the log records it: the replay's span, warp and assertions.
+
+    It is marked `derived_from: log`, so it takes a replay's bounds (`--warp` up to 1e9, a log's
+    span of years), not those of a scenario written by hand; its errors name what the user gave
+    (`--warp`, `--assert`, the --scenario file), never the fields of this description."""
+    check_warp(plan.warp)
+    if plan.span_s > REPLAY_MAX_HOURS * 3600:
+        raise ReplayPlanError(f"the log spans {plan.span_s / 86_400 / 365.25:,.0f} years, more than a replay "
+                              f"plays ({REPLAY_MAX_HOURS / 24 / 366:,.0f} years): replay a slice with --slice "
+                              "START/END, or check the log's times")
     hours = max(plan.span_s, 1.0) / 3600
     rate = max(plan.requests / max(plan.real_s, 1e-3), 0.001)
-    return Scenario.from_dict({"name": name, "duration_hours": hours, "time_warp": plan.warp,
-                               "load_profile": [[0, rate]], "assertions": list(assertions),
-                               "derived_metrics": dict(derived_metrics or {})})
+    try:
+        return Scenario.from_dict({"name": name, "derived_from": "log", "duration_hours": hours,
+                                   "time_warp": plan.warp, "load_profile": [[0, rate]],
+                                   "assertions": list(assertions), "derived_metrics": dict(derived_metrics or {})})
+    except ScenarioError as exc:
+        raise ReplayPlanError("; ".join(_in_replay_terms(e, assertions, scenario_file) for e in exc.errors)) from None
+
+
+def _in_replay_terms(error: FieldError, assertions: list[str], scenario_file: str | None) -> str:
+    index = re.fullmatch(r"assertions\[(\d+)\]", error.path)
+    if index and int(index[1]) < len(assertions):
+        return f"--assert {assertions[int(index[1])]!r}: {error.message}"
+    if error.path.startswith("derived_metrics"):
+        return f"{scenario_file or 'the --scenario file'}: {error.path}: {error.message}"
+    return f"cannot plan this replay: {error.message}"  # not expected: the bounds are checked above
 
 
 class ReplayRun:

@@ -37,6 +37,10 @@ class LogRecord:
     host: str | None = None  # the Host / vhost the request went to
     headers: tuple[tuple[str, str], ...] = ()  # request headers, when the log has them (HAR, GoReplay)
     body: builtins.bytes | None = field(default=None, repr=False)  # request body, when the log has it
+    # the zone the log wrote this time in, seconds east of UTC, when the line says (CLF's -0700):
+    # a --from/--to time without a zone is read on this clock; None: UTC. Not part of equality:
+    # the same instant written in another zone is the same request
+    utc_offset: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,6 +148,7 @@ def _parse(lines: Iterable[tuple[int, str]], source: str, unit: str) -> Iterator
             None if client == "-" else client,
             host,
             () if agent is None else _headers(referer, agent),
+            utc_offset=zone_offset(stamp),
         )
 
 
@@ -164,6 +165,15 @@ def parse_time(text: str) -> float | str:
     if m is None:
         return f"bad time: expected {TIME_SHAPE} time, found {show('[' + text + ']')}"
     return _time_value(text, *m.groups())
+
+
+def zone_offset(text: str) -> int | None:
+    """Seconds east of UTC of the zone ending a (valid) time such as `10/Oct/2000:13:55:36 -0700`."""
+    zone = text.rstrip()[-5:]
+    if len(zone) != 5 or zone[0] not in "+-" or not (zone[1:].isascii() and zone[1:].isdigit()):
+        return None
+    offset = int(zone[1:3]) * 3600 + int(zone[3:5]) * 60
+    return offset if zone[0] == "+" else -offset
 
 
 def _time_value(text: str, day: str, month: str, year: str, hour: str, minute: str, second: str,
@@ -307,7 +317,7 @@ def _slow(text: str, where: str, cache: Memo, unit: str) -> Parsed:
         return Skipped(split, where)
     method, target, host = split
     return LogRecord(when, method, target, where, status, took, size, client, host or vhost,
-                     _headers(referer, agent))
+                     _headers(referer, agent), utc_offset=zone_offset(tokens[at][1]))
 
 
 def _tokens(line: str) -> list[tuple[str, str]] | str:
