@@ -17,6 +17,7 @@ from typing import Any
 
 from esr.cli.options import http_client, kafka_option, run_loop
 from esr.cli.output import EXIT_ABORTED, report_verdict
+from esr.core.endpoints import EndpointFolder, EndpointTemplateError
 from esr.core.errors import EsrError
 from esr.core.units import parse_duration
 from esr.engine.sender import HTTP_CLIENTS
@@ -38,13 +39,19 @@ EPILOG = """examples:
   esr replay u_ex250314.log --fields "date time cs-method cs-uri-stem sc-status time-taken" --dry-run
   esr replay --warp 60 traefik-access.json --preset traefik --target http://127.0.0.1:8080 --dry-run
   esr replay --warp 60 app.jsonl --field-map time=ts,method=req.verb,path=req.uri,status=code --dry-run
+  esr replay --warp 60 blog.log --target http://127.0.0.1:8080 --endpoint '/articles/{slug}' \
+      --endpoint 'GET /files/{path...}'
 
 Formats (detected per file; --format forces one): clf (Apache/nginx common and combined),
 json (JSON lines: --preset for Caddy, nginx, Traefik, Envoy, Cloudflare, ECS, Google Cloud load
 balancer, Fastly, Azure Front Door, --field-map for any other layout), w3c (IIS), alb, elb,
 cloudfront (AWS), har, gor (GoReplay). Plain or gzip, single files or whole folders
 (recursively), merged by time. Only GET and HEAD are sent unless --allow-writes. Exit codes as
-for `esr run`."""
+for `esr run`.
+
+Endpoints: requests are counted per endpoint label. An --endpoint template that matches wins
+(the first given); otherwise dates become {date}, numbers, UUIDs, hashes and random tokens {id},
+slugs and NAME.html pages {slug}; the report says which rule folded each row."""
 
 
 def add_parser(sub: Any) -> None:
@@ -86,6 +93,10 @@ def add_parser(sub: Any) -> None:
                         "default: a replay must not act as the people who made the requests)")
     p.add_argument("--assert", dest="assertions", action="append", default=[], help="assertion (repeatable)")
     p.add_argument("--scenario", help="take the assertions (and derived metrics) from this scenario file too")
+    p.add_argument("--endpoint", dest="endpoints", action="append", default=[], metavar="'[METHOD] /path/{name}'",
+                   help="count requests whose path matches this template under it, e.g. --endpoint "
+                        "'/articles/{slug}' ({name}: one segment; a last {name...} or *: the rest); repeatable, "
+                        "the first match wins over the built-in folding")
     p.add_argument("--dry-run", action="store_true", help="print the plan and what was read; send nothing")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--run-id", help="use this run id")
@@ -96,6 +107,13 @@ def add_parser(sub: Any) -> None:
 
     kafka_option(p, "replay on the Kafka runtime: requests go to esr.requests for the bot workers, the "
                      "metrics worker judges (env ESR_KAFKA)")
+
+
+def _endpoint_folder(templates: list[str]) -> EndpointFolder:
+    try:
+        return EndpointFolder(templates)
+    except EndpointTemplateError as exc:
+        raise EsrError(f"--endpoint {exc.template!r}: {exc.reason}") from None
 
 
 def _when(value: str | None, flag: str) -> float | None:
@@ -200,6 +218,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
     if args.fmt is not None and args.fmt not in readers():
         raise EsrError(f"unknown --format {args.fmt!r}; known formats: {', '.join(sorted(readers()))}")
     options = _w3c_fields(args.fields, args.fmt)
+    endpoints = _endpoint_folder(args.endpoints)
     json_options, fmt = _json_options(args), args.fmt
     if json_options:
         if options is not None:
@@ -249,10 +268,10 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
     second = stream()
     if settings.kafka:
         return _replay_on_kafka(args, settings, _selected(second, selection, redactor, {}), plan, scenario, target,
-                                read, _plan_dict(plan, notes, args))
+                                read, _plan_dict(plan, notes, args), endpoints)
     run = ReplayRun(_selected(second, selection, redactor, {}), plan, target, scenario=scenario,
                     run_id=args.run_id, timeout=args.timeout, max_in_flight=max(1, args.max_in_flight),
-                    home=settings.home, http_client=http_client(settings))
+                    home=settings.home, http_client=http_client(settings), endpoints=endpoints)
     if not args.json:
         print(f"esr: replaying {plan.requests:,} requests spanning {plan.span_s:,.0f} s of log in "
               f"{plan.real_s:,.1f} s (warp {plan.warp:g}, peak {plan.peak_rate:,.0f} req/s) to {target.url}",
@@ -268,7 +287,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
 
 
 def _replay_on_kafka(args: argparse.Namespace, settings: Settings, records: Iterator[LogRecord], plan: ReplayPlan,
-                     scenario: Any, target: Any, read: dict[str, Any], plan_dict: dict[str, Any]) -> int:
+                     scenario: Any, target: Any, read: dict[str, Any], plan_dict: dict[str, Any],
+                     endpoints: EndpointFolder) -> int:
     from esr.bus.kafka import KafkaSettings, ensure_topics
     from esr.cli.kafka_run import abort_and_wait
     from esr.cli.stop_signals import Interrupted, StopSignals
@@ -287,7 +307,8 @@ def _replay_on_kafka(args: argparse.Namespace, settings: Settings, records: Iter
         watch = VerdictWatch(kafka)
         try:
             started = publish_replay(kafka, records, plan, scenario, target, run_id=args.run_id,
-                                     on_started=lambda s: holder.update(started=s))
+                                     on_started=lambda s: holder.update(started=s),
+                                     endpoints=tuple(t.text for t in endpoints.templates))
             verdict = watch.wait(started.run_id, expected_end(started) - time.time() + 60)
         except Interrupted as exc:
             if "started" not in holder:
@@ -355,11 +376,13 @@ def _print_read(read: dict[str, Any]) -> None:
 def _print_report(report: dict[str, Any]) -> None:
     _print_read(report["read"])
     comparison = report["comparison"]
-    print("endpoint                                  then: count  p95 ms   now: count  p95 ms  statuses then -> now")
+    print("endpoint                                  rule        then: count  p95 ms   now: count  p95 ms  "
+          "statuses then -> now")
     for label, sides in comparison["endpoints"].items():
         then, now = sides["then"], sides["now"]
         fmt = lambda v: "-" if v is None else f"{v:,.1f}"  # noqa: E731
-        print(f"{printable(label)[:40]:40}  {then['count']:>11,}  {fmt(then['latency_p95_ms']):>6}  "
+        print(f"{printable(label)[:40]:40}  {sides.get('rule', 'none'):10}  {then['count']:>11,}  "
+              f"{fmt(then['latency_p95_ms']):>6}  "
               f"{now['count']:>10,}  {fmt(now['latency_p95_ms']):>6}  {then['statuses']} -> {now['statuses']}")
     for change in comparison["changed"][:10]:
         print(f"changed: {change['count']:,} x {printable(change['endpoint'])}: {change['then']} then, "

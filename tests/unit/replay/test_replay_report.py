@@ -77,3 +77,20 @@ async def test_without_templates_the_heuristics_fold(tmp_path: Path) -> None:
     rows = run.comparison.to_dict()["endpoints"]
     assert rows["GET /articles/hello"]["rule"] == "none"
     assert rows["GET /{date}/{slug}/"]["rule"] == "date+slug"
+
+
+def test_on_kafka_the_templates_travel_in_the_run_start_to_the_bots(tmp_path: Path) -> None:
+    from esr.bus.kafka import decode_tick, encode
+    from esr.core.ticks import Tick
+    from esr.producers.bots import ReplayShardRun
+    from esr.replay.kafka import replay_started
+
+    plan = plan_replay([T0, T0 + 1], 60.0)
+    started = replay_started(plan, replay_scenario(plan, []), Target("http://127.0.0.1:9", "http://127.0.0.1:9"),
+                             shards=2, endpoints=("GET /articles/{slug}",))
+    tick = decode_tick(encode(Tick(run_id=started.run_id, shard=0, tick=0, sim_from=0.0, sim_to=30.0, last=True,
+                                   run=started, requests=[])))
+    assert tick.run.endpoints == ("GET /articles/{slug}",)
+    shard = ReplayShardRun(tick.run, 0, "a:1", lambda topic, batch: None, registry_file=tmp_path / "targets.json")
+    assert shard.endpoints.fold("GET", "/articles/hello").rule == "template"
+    assert shard.endpoints.fold("GET", "/2025/03/14/hello-world").label == "GET /{date}/{slug}"
