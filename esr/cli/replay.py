@@ -39,8 +39,7 @@ EPILOG = """examples:
   esr replay u_ex250314.log --fields "date time cs-method cs-uri-stem sc-status time-taken" --dry-run
   esr replay --warp 60 traefik-access.json --preset traefik --target http://127.0.0.1:8080 --dry-run
   esr replay --warp 60 app.jsonl --field-map time=ts,method=req.verb,path=req.uri,status=code --dry-run
-  esr replay --warp 60 blog.log --target http://127.0.0.1:8080 --endpoint '/articles/{slug}' \
-      --endpoint 'GET /files/{path...}'
+  esr replay --warp 60 blog.log --target http://127.0.0.1:8080 --endpoint '/articles/{slug}' --endpoint '/terms'
 
 Formats (detected per file; --format forces one): clf (Apache/nginx common and combined),
 json (JSON lines: --preset for Caddy, nginx, Traefik, Envoy, Cloudflare, ECS, Google Cloud load
