@@ -18,6 +18,7 @@ from typing import Any
 
 from esr.cli.options import http_client, kafka_option, run_loop
 from esr.cli.output import EXIT_ABORTED, report_verdict
+from esr.core.endpoints import EndpointFolder, EndpointTemplateError
 from esr.core.errors import EsrError
 from esr.core.units import parse_duration
 from esr.engine.sender import HTTP_CLIENTS
@@ -41,6 +42,7 @@ EPILOG = """examples:
   esr replay u_ex250314.log --fields "date time cs-method cs-uri-stem sc-status time-taken" --dry-run
   esr replay --warp 60 traefik-access.json --preset traefik --target http://127.0.0.1:8080 --dry-run
   esr replay --warp 60 app.jsonl --field-map time=ts,method=req.verb,path=req.uri,status=code --dry-run
+  esr replay --warp 60 blog.log --target http://127.0.0.1:8080 --endpoint '/articles/{slug}' --endpoint '/terms'
 
 Formats (detected per file; --format forces one): clf (Apache/nginx common and combined),
 json (JSON lines: --preset for Caddy, nginx, Traefik, Envoy, Cloudflare, ECS, Google Cloud load
@@ -54,7 +56,11 @@ Spans, warps, slices: a log may span years; --warp goes from below 1 up to 1e9. 
 without a zone is read on the log's clock: UTC unless the log says otherwise (a CLF line's
 -0700); 2025-03-14T14:00Z or +01:00 is an instant. A slice outside the log is an error naming
 the log's first and last times. --dry-run checks what a real run checks (the target, the
-assertions) and sends nothing."""
+assertions) and sends nothing.
+
+Endpoints: requests are counted per endpoint label. An --endpoint template that matches wins
+(the first given); otherwise dates become {date}, numbers, UUIDs, hashes and random tokens {id},
+slugs and NAME.html pages {slug}; the report says which rule folded each row."""
 
 
 def add_parser(sub: Any) -> None:
@@ -102,6 +108,10 @@ def add_parser(sub: Any) -> None:
                         "default: a replay must not act as the people who made the requests)")
     p.add_argument("--assert", dest="assertions", action="append", default=[], help="assertion (repeatable)")
     p.add_argument("--scenario", help="take the assertions (and derived metrics) from this scenario file too")
+    p.add_argument("--endpoint", dest="endpoints", action="append", default=[], metavar="'[METHOD] /path/{name}'",
+                   help="count requests whose path matches this template under it, e.g. --endpoint "
+                        "'/articles/{slug}' ({name}: one segment; a last {name...} or *: the rest); repeatable, "
+                        "the first match wins over the built-in folding")
     p.add_argument("--dry-run", action="store_true", help="print the plan and what was read; send nothing")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--run-id", help="use this run id")
@@ -153,6 +163,13 @@ def _check_slice(shown: str | None, span: _Span, not_selected: dict[str, int]) -
 
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat()
+
+
+def _endpoint_folder(templates: list[str]) -> EndpointFolder:
+    try:
+        return EndpointFolder(templates)
+    except EndpointTemplateError as exc:
+        raise EsrError(f"--endpoint {exc.template!r}: {exc.reason}") from None
 
 
 def _w3c_fields(fields: str | None, fmt: str | None) -> dict[str, dict[str, str]] | None:
@@ -247,6 +264,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
     if args.fmt is not None and args.fmt not in readers():
         raise EsrError(f"unknown --format {args.fmt!r}; known formats: {', '.join(sorted(readers()))}")
     options = _w3c_fields(args.fields, args.fmt)
+    endpoints = _endpoint_folder(args.endpoints)
     json_options, fmt = _json_options(args), args.fmt
     if json_options:
         if options is not None:
@@ -291,10 +309,10 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
     second = stream()
     if settings.kafka:
         return _replay_on_kafka(args, settings, _selected(second, selection, redactor, {}), plan, scenario, target,
-                                read, _plan_dict(plan, notes, args))
+                                read, _plan_dict(plan, notes, args), endpoints)
     run = ReplayRun(_selected(second, selection, redactor, {}), plan, target, scenario=scenario,
                     run_id=args.run_id, timeout=args.timeout, max_in_flight=max(1, args.max_in_flight),
-                    home=settings.home, http_client=http_client(settings))
+                    home=settings.home, http_client=http_client(settings), endpoints=endpoints)
     if not args.json:
         print(f"esr: replaying {plan.requests:,} requests spanning {plan.span_s:,.0f} s of log in "
               f"{plan.real_s:,.1f} s (warp {plan.warp:g}, peak {plan.peak_rate:,.0f} req/s) to {target.url}",
@@ -323,7 +341,8 @@ def _assertions(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
 
 
 def _replay_on_kafka(args: argparse.Namespace, settings: Settings, records: Iterator[LogRecord], plan: ReplayPlan,
-                     scenario: Any, target: Any, read: dict[str, Any], plan_dict: dict[str, Any]) -> int:
+                     scenario: Any, target: Any, read: dict[str, Any], plan_dict: dict[str, Any],
+                     endpoints: EndpointFolder) -> int:
     from esr.bus.kafka import KafkaSettings, ensure_topics
     from esr.cli.kafka_run import abort_and_wait
     from esr.cli.stop_signals import Interrupted, StopSignals
@@ -342,7 +361,8 @@ def _replay_on_kafka(args: argparse.Namespace, settings: Settings, records: Iter
         watch = VerdictWatch(kafka)
         try:
             started = publish_replay(kafka, records, plan, scenario, target, run_id=args.run_id,
-                                     on_started=lambda s: holder.update(started=s))
+                                     on_started=lambda s: holder.update(started=s),
+                                     endpoints=tuple(t.text for t in endpoints.templates))
             verdict = watch.wait(started.run_id, expected_end(started) - time.time() + 60)
         except Interrupted as exc:
             if "started" not in holder:
@@ -412,11 +432,13 @@ def _print_read(read: dict[str, Any]) -> None:
 def _print_report(report: dict[str, Any]) -> None:
     _print_read(report["read"])
     comparison = report["comparison"]
-    print("endpoint                                  then: count  p95 ms   now: count  p95 ms  statuses then -> now")
+    print("endpoint                                  rule        then: count  p95 ms   now: count  p95 ms  "
+          "statuses then -> now")
     for label, sides in comparison["endpoints"].items():
         then, now = sides["then"], sides["now"]
         fmt = lambda v: "-" if v is None else f"{v:,.1f}"  # noqa: E731
-        print(f"{printable(label)[:40]:40}  {then['count']:>11,}  {fmt(then['latency_p95_ms']):>6}  "
+        print(f"{printable(label)[:40]:40}  {sides.get('rule', 'none'):10}  {then['count']:>11,}  "
+              f"{fmt(then['latency_p95_ms']):>6}  "
               f"{now['count']:>10,}  {fmt(now['latency_p95_ms']):>6}  {then['statuses']} -> {now['statuses']}")
     for change in comparison["changed"][:10]:
         print(f"changed: {change['count']:,} x {printable(change['endpoint'])}: {change['then']} then, "

@@ -70,6 +70,7 @@ class RunStarted(Event, frozen=True, kw_only=True, tag="run_started"):
     shards: int = 1  # bot shards in the Kafka runtime: arrival i belongs to shard i % shards
     tick_s: float = 0.5  # Kafka runtime: real seconds of load per clock tick
     source: str = "scenario"  # or "replay": logged requests, sent to the bots by `esr replay` itself
+    endpoints: tuple[str, ...] = ()  # a replay's --endpoint templates: its requests' labels fold by them first
 
 
 class RequestResult(Event, frozen=True, kw_only=True, tag="result"):

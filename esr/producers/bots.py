@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import itertools
 import os
 import socket
@@ -28,7 +29,7 @@ import msgspec
 
 from esr.bus.kafka import KafkaSettings, decode_tick, encode, headers, make_consumer, make_producer, shard_key
 from esr.core.arrivals import Arrival
-from esr.core.endpoints import endpoint_label
+from esr.core.endpoints import EndpointFolder, EndpointTemplateError
 from esr.core.errors import TargetRefused
 from esr.core.events import AnyEvent, Event, EventBatch, JourneyStarted, RequestResult, RunStarted, ShardReport
 from esr.core.journey import PreparedRequest
@@ -311,6 +312,16 @@ class ReplayShardRun(ShardRun):
     """One shard of a replay on the Kafka runtime: each tick (from `esr.requests`) carries the
     logged requests to send in its stretch of time, instead of arrivals of a profile."""
 
+    @functools.cached_property
+    def endpoints(self) -> EndpointFolder:
+        """The replay's `--endpoint` templates (from its start), then the heuristics."""
+        try:
+            return EndpointFolder(self.started.endpoints)
+        except EndpointTemplateError as exc:  # `esr replay` checks them; a start written by hand may not
+            print(f"esr worker bots: run {self.run_id}: {exc}; labelling by the heuristics alone",
+                  file=sys.stderr)
+            return EndpointFolder()
+
     def on_tick(self, tick: Tick) -> None:
         if tick.requests is None or tick.aborted:
             super().on_tick(tick)
@@ -349,7 +360,7 @@ class ReplayShardRun(ShardRun):
         self._advance()
 
     async def _send_planned(self, planned: PlannedRequest, intended: float, tally: _TickTally) -> None:
-        label = endpoint_label(planned.method, planned.target)
+        label = self.endpoints.fold(planned.method, planned.target).label
         request = PreparedRequest(planned.method, planned.target, label, "replay",
                                   headers=dict(planned.headers), body=planned.body)
         try:

@@ -41,14 +41,14 @@ TICK_LEAD_S = 1.0  # each tick reaches the bots this long before its stretch beg
 
 
 def replay_started(plan: ReplayPlan, scenario: Scenario, target: Target, *, shards: int,
-                   run_id: str | None = None, tick_s: float = 0.5) -> RunStarted:
+                   run_id: str | None = None, tick_s: float = 0.5, endpoints: tuple[str, ...] = ()) -> RunStarted:
     assert plan.first is not None
     return RunStarted(
         run_id=run_id or new_run_id(), seq=0, sim_time=0.0, real_time=time.time() + START_LEAD_S,
         scenario=scenario.to_dict(), target=target.url, seed=0,
         sim_start=datetime.fromtimestamp(plan.first, UTC).isoformat(), time_warp=plan.warp,
         drain_warp=plan.warp, load_end_sim=plan.span_s, window_s=scenario.window, arrivals_planned=plan.requests,
-        shards=shards, tick_s=tick_s, source="replay")
+        shards=shards, tick_s=tick_s, source="replay", endpoints=endpoints)
 
 
 def _shard(record: LogRecord, shards: int) -> int:
@@ -57,10 +57,13 @@ def _shard(record: LogRecord, shards: int) -> int:
 
 
 def publish_replay(settings: KafkaSettings, records: Iterator[LogRecord], plan: ReplayPlan, scenario: Scenario,
-                   target: Target, *, run_id: str | None = None, on_started: Any = None) -> RunStarted:
-    """Publish the replay's start and its requests at the replay's pace; returns its start."""
+                   target: Target, *, run_id: str | None = None, on_started: Any = None,
+                   endpoints: tuple[str, ...] = ()) -> RunStarted:
+    """Publish the replay's start (with its `--endpoint` templates, by which the bots label its
+    requests) and its requests at the replay's pace; returns its start."""
     ensure_topics(settings)
-    started = replay_started(plan, scenario, target, shards=topic_partitions(settings, "requests"), run_id=run_id)
+    started = replay_started(plan, scenario, target, shards=topic_partitions(settings, "requests"), run_id=run_id,
+                             endpoints=endpoints)
     if on_started is not None:
         on_started(started)
     producer = make_producer(settings)

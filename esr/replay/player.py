@@ -22,7 +22,7 @@ from typing import Any
 from esr.bus import EmbeddedBus
 from esr.bus.runlog import RunLog, new_run_id
 from esr.core.buckets import RunFold
-from esr.core.endpoints import endpoint_label
+from esr.core.endpoints import EndpointFolder
 from esr.core.errors import EsrError, FieldError, ScenarioError
 from esr.core.events import RequestResult, RunAborted, RunFinished, RunStarted, VerdictIssued
 from esr.core.journey import PreparedRequest
@@ -72,8 +72,10 @@ class ReplayComparison:
     now: dict[str, _Side] = field(default_factory=dict)
     changed: Counter = field(default_factory=Counter)  # (endpoint, then class, now class) -> count
     examples: list[dict[str, Any]] = field(default_factory=list)
+    rules: dict[str, str] = field(default_factory=dict)  # endpoint -> the rule that folded it
 
-    def add(self, label: str, record: LogRecord, status: int, latency_ms: float) -> None:
+    def add(self, label: str, record: LogRecord, status: int, latency_ms: float, rule: str = "none") -> None:
+        self.rules[label] = rule
         then = self.then.setdefault(label, _Side())
         then.count += 1
         then.statuses[record.status or 0] += 1
@@ -96,7 +98,8 @@ class ReplayComparison:
                     "latency_p50_ms": p(0.5), "latency_p95_ms": p(0.95)}
 
         return {
-            "endpoints": {label: {"then": side(self.then[label]), "now": side(self.now[label])}
+            "endpoints": {label: {"rule": self.rules.get(label, "none"), "then": side(self.then[label]),
+                                  "now": side(self.now[label])}
                           for label in sorted(self.then)},
             "changed": [{"endpoint": e, "then": a, "now": b, "count": n}
                         for (e, a, b), n in sorted(self.changed.items(), key=lambda kv: -kv[1])],
@@ -153,7 +156,8 @@ class ReplayRun:
     def __init__(self, records: Iterable[LogRecord], plan: ReplayPlan, target: Target, *,
                  scenario: Scenario, run_id: str | None = None, home: Path | None = None,
                  sender: Sender | None = None, http_client: str = "pooled", timeout: float = 10.0,
-                 max_in_flight: int = 10_000, scenario_file: str | None = None) -> None:
+                 max_in_flight: int = 10_000, scenario_file: str | None = None,
+                 endpoints: EndpointFolder | None = None) -> None:
         if plan.first is None:
             raise ValueError("nothing to replay")
         self.records = records
@@ -167,6 +171,7 @@ class ReplayRun:
         self.timeout = timeout
         self.max_in_flight = max_in_flight
         self.scenario_file = scenario_file
+        self.endpoints = endpoints or EndpointFolder()  # --endpoint templates, then the heuristics
         self.fold = RunFold(scenario.late_threshold_ms)
         self.bus = EmbeddedBus()
         self.comparison = ReplayComparison()
@@ -201,7 +206,7 @@ class ReplayRun:
             scenario=self.scenario.to_dict(), target=self.target.shown_url, seed=0,
             sim_start=datetime.fromtimestamp(t0, UTC).isoformat(), time_warp=warp, drain_warp=warp,
             load_end_sim=self.plan.span_s, window_s=self.scenario.window, arrivals_planned=self.plan.requests,
-            scenario_file=self.scenario_file))
+            scenario_file=self.scenario_file, endpoints=tuple(t.text for t in self.endpoints.templates)))
         try:
             for record in self.records:
                 at = start + (record.time - t0) / warp
@@ -239,7 +244,8 @@ class ReplayRun:
 
     async def _send(self, sender: Sender, record: LogRecord, intended: float, intended_epoch: float,
                     sim: float) -> None:
-        label = endpoint_label(record.method, record.target)
+        folded = self.endpoints.fold(record.method, record.target)
+        label = folded.label
         headers = {RUN_ID: self.run_id, SIM: "true",
                    SIM_TIME: datetime.fromtimestamp(record.time, UTC).isoformat(timespec="milliseconds"),
                    TIME_WARP: f"{self.plan.warp:g}"}
@@ -260,7 +266,7 @@ class ReplayRun:
             run_id=self.run_id, seq=self._next_seq(), sim_time=sim, real_time=intended_epoch, user=self.sent,
             journey="replay", step="replay", endpoint=label, status=response.status, latency_ms=latency,
             raw_latency_ms=(done - sent) * 1000, bytes=len(response.body), error=response.error))
-        self.comparison.add(label, record, response.status, latency)
+        self.comparison.add(label, record, response.status, latency, folded.rule)
 
     def _finish(self, log: RunLog) -> Verdict:
         if self.verdict is None:

@@ -93,6 +93,32 @@ async def test_replay_sends_every_request_once_in_log_order_with_its_logged_time
     assert "123-45-6789" not in Path(result["run_log"]).read_text()  # redacted before anything was stored
 
 
+async def test_endpoint_templates_fold_the_report_rows_and_each_says_its_rule(
+        recorder: tuple[str, Recorder], tmp_path: Path) -> None:
+    url, rec = recorder
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    targets = ["/articles/hello", "/articles/world?ref=home", "/2025/03/14/my-first-post/",
+               "/2025/03/15/a-second-post/", "/claims/7", "/claims/8", "/health", "/docs/intro.html"]
+    (logs / "a.log").write_text("\n".join(combined(BASE + i, "GET", t) for i, t in enumerate(targets)) + "\n")
+    code, out, err = await esr("replay", "--warp", "300", str(logs), "--target", url, "--json",
+                               "--endpoint", "GET /articles/{slug}", "--assert", "requests == 8",
+                               "--assert", 'requests == 2 for endpoint "GET /articles/{slug}"')
+    assert code == 0, err
+    result = json.loads(out)
+    assert len(rec.seen) == 8 and result["verdict"]["verdict"] == "PASS"
+    rows = result["replay"]["comparison"]["endpoints"]
+    assert {label: (row["rule"], row["now"]["count"]) for label, row in rows.items()} == {
+        "GET /articles/{slug}": ("template", 2),
+        "GET /{date}/{slug}/": ("date+slug", 2),
+        "GET /claims/{id}": ("id", 2),
+        "GET /health": ("none", 1),
+        "GET /docs/{slug}.html": ("slug", 1),
+    }
+    saved = json.loads((Path(result["run_log"]).parent / "replay_report.json").read_text())
+    assert saved["comparison"]["endpoints"] == rows
+
+
 async def test_dry_run_prints_the_plan_and_sends_nothing(recorder: tuple[str, Recorder], tmp_path: Path) -> None:
     url, rec = recorder
     write_logs(tmp_path / "logs")

@@ -84,3 +84,32 @@ def test_the_help_teaches_fields_with_an_example(capsys: pytest.CaptureFixture[s
         main(["replay", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert '--fields "date time cs-method cs-uri-stem sc-status time-taken"' in text
+
+
+@pytest.mark.parametrize(("template", "message"), [
+    ("articles/{slug}", "esr: error: --endpoint 'articles/{slug}': a template starts with '/'"),
+    ("/articles/{slug", "esr: error: --endpoint '/articles/{slug': unbalanced brace at position 10"),
+    ("", "esr: error: --endpoint '': a template is a path such as /articles/{slug}"),
+])
+def test_a_bad_endpoint_template_is_refused_before_anything_is_read(
+        template: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "u_ex250314.log"
+    path.write_text("\n".join(ROWS) + "\n")
+    assert main(dry_run(str(path), "--fields", HEADERLESS, "--endpoint", "/fine/{id}", "--endpoint", template)) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == message and captured.out == ""
+
+
+def test_good_endpoint_templates_pass_a_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "u_ex250314.log"
+    path.write_text("\n".join(ROWS) + "\n")
+    assert main(dry_run(str(path), "--fields", HEADERLESS, "--endpoint", "GET /claims/{claim}",
+                        "--endpoint", "/files/{path...}")) == 0
+    assert json.loads(capsys.readouterr().out)["plan"]["requests"] == 2
+
+
+def test_the_help_teaches_endpoint_with_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["replay", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--endpoint '/articles/{slug}'" in text
