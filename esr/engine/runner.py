@@ -73,7 +73,7 @@ from esr.faults.injector import wait_set
 from esr.faults.plan import PlannedFault, fault_moments, plan_faults
 from esr.settings import Settings
 
-__all__ = ["Run"]
+__all__ = ["Clocks", "Run"]
 
 _COMPLETED = Outcome("completed")
 _CUT = Outcome("cut", "the run ended before the journey did")
@@ -83,6 +83,17 @@ _NO_DATA: dict[str, Any] = {}  # the template context of journeys without user d
 # whole milliseconds and cached per loop iteration, too coarse for latencies. Timers still go
 # through loop.call_at, which shares the clock's origin.
 _now = time.monotonic
+
+
+@dataclass(frozen=True, slots=True)
+class Clocks:
+    """Where a run reads real time: `monotonic` seconds to schedule and measure by (the event
+    loop's own clock), `wall` Unix seconds for event timestamps. Tests of run semantics pass a
+    virtual pair and play a day in milliseconds (tests/unit/virtual_run.py)."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+
 START_LEAD_S = 0.1  # real seconds between planning and the first arrival
 CATCH_UP_MIN_S = 10.0  # after the load, requests waiting for a slot may still go for max(load time, this)
 FREEZE_EVERY = 2_000  # journeys started between two gc.freeze() calls
@@ -180,7 +191,11 @@ class Run:
         scenario_file: str | None = None,
         bus: EmbeddedBus | None = None,
         http_client: str = "pooled",
+        clocks: Clocks | None = None,
     ) -> None:
+        clocks = clocks or Clocks()
+        self._now = clocks.monotonic  # scheduling and measuring
+        self._wall = clocks.wall  # event timestamps
         self.http_client = http_client
         self.scenario = scenario
         self.target = target
@@ -241,7 +256,7 @@ class Run:
 
     # -- time -----------------------------------------------------------------------------
     def sim_now(self) -> float:
-        return self.clock.sim_at(max(0.0, _now() - self._t0))
+        return self.clock.sim_at(max(0.0, self._now() - self._t0))
 
     def _loop_at_sim(self, sim: float) -> float:
         return self._t0 + self.clock.real_at(sim)
@@ -300,7 +315,7 @@ class Run:
     async def execute(self, progress: Callable[[Run], None] | None = None) -> Verdict:
         """Play the scenario; on cancellation (Ctrl-C, abort) the log ends ABORTED."""
         self._loop = asyncio.get_running_loop()
-        self._t0 = _now() + START_LEAD_S
+        self._t0 = self._now() + START_LEAD_S
         base_url = await self._open_faults()
         try:
             self._sender_live = sender = self._sender or make_sender(
@@ -328,7 +343,7 @@ class Run:
             self.status = self.status.to(RunStatus.DRAINING)
             await self._drain()
             await self._end_faults(faults_task, "run_ended")
-            now = _now()
+            now = self._now()
             missing = sum(f.key not in self.fold.faults for f in self.faults)
             self._emit(RunFinished(
                 run_id=self.run_id, seq=self._next_seq(), sim_time=self.clock.sim_at(now - self._t0),
@@ -350,7 +365,7 @@ class Run:
         await self._end_faults(faults_task, "aborted")
         c = self.counts
         self._emit(RunAborted(
-            run_id=self.run_id, seq=self._next_seq(), sim_time=self.sim_now(), real_time=time.time(),
+            run_id=self.run_id, seq=self._next_seq(), sim_time=self.sim_now(), real_time=self._wall(),
             reason=str(exc) or "interrupted (Ctrl-C or abort)", arrivals_planned=c.arrivals_planned,
             journeys_started=c.journeys_started, requests_sent=c.requests_sent, late_starts=c.late_starts))
         self.status = self.status.to(RunStatus.ABORTED)
@@ -392,7 +407,7 @@ class Run:
         """Start and end each fault at its simulated time, until the run ends or is aborted
         (`_faults_stop`): an action under way is finished, never cut off half-done."""
         for sim, starting, fault in fault_moments(self.faults):
-            if await wait_set(self._faults_stop, self._loop_at_sim(sim) - _now()):
+            if await wait_set(self._faults_stop, self._loop_at_sim(sim) - self._now()):
                 return
             if starting:
                 await self._start_fault(fault)
@@ -406,7 +421,7 @@ class Run:
         except Exception as exc:  # noqa: BLE001 - recorded: the verdict says the fault was not applied
             ok, detail = False, f"{type(exc).__name__}: {exc}"
         self._emit(FaultStarted(
-            run_id=self.run_id, seq=self._next_seq(), sim_time=sim, real_time=time.time(), fault=fault.key,
+            run_id=self.run_id, seq=self._next_seq(), sim_time=sim, real_time=self._wall(), fault=fault.key,
             name=fault.name, kind=fault.kind, start_sim=fault.spec.start_sim, end_sim=fault.spec.end_sim,
             ok=ok, detail=detail))
 
@@ -416,7 +431,7 @@ class Run:
         except Exception as exc:  # noqa: BLE001 - recorded; the guard still holds its recovery
             ok, detail = False, f"{type(exc).__name__}: {exc}"
         self._emit(FaultEnded(
-            run_id=self.run_id, seq=self._next_seq(), sim_time=self.sim_now(), real_time=time.time(),
+            run_id=self.run_id, seq=self._next_seq(), sim_time=self.sim_now(), real_time=self._wall(),
             fault=fault.key, name=fault.name, reason=reason, end_sim=end_sim, ok=ok, detail=detail))
 
     async def _end_faults(self, task: asyncio.Task | None, reason: FaultEndReason) -> None:
@@ -453,7 +468,7 @@ class Run:
             except Exception as exc:  # noqa: BLE001 - a decision that cannot be applied is recorded as such
                 applied, detail = False, f"{type(exc).__name__}: {exc}"
         event = DecisionRecorded(
-            run_id=self.run_id, seq=self._next_seq(), sim_time=sim, real_time=time.time(), author=author,
+            run_id=self.run_id, seq=self._next_seq(), sim_time=sim, real_time=self._wall(), author=author,
             decision=decision, action=action, applied=applied, detail=detail)
         self._emit(event)
         return event
@@ -472,8 +487,8 @@ class Run:
         warm = getattr(sender, "warm", None)
         if warm is not None:  # enough connections for ~5 ms of the peak rate, up front
             await warm(max(4, int(self.scenario.profile.peak_rate * 0.005)))
-        self._t0 = _now() + START_LEAD_S
-        self._epoch0 = time.time() + START_LEAD_S
+        self._t0 = self._now() + START_LEAD_S
+        self._epoch0 = self._wall() + START_LEAD_S
         self._emit(RunStarted(
             run_id=self.run_id, seq=self._next_seq(), sim_time=0.0, real_time=self._epoch0,
             scenario=self.scenario.to_dict(), target=self.target.shown_url, seed=self.scenario.seed,
@@ -490,7 +505,7 @@ class Run:
             last = self.fold.finished or self.fold.aborted
             self._emit(VerdictIssued(
                 run_id=self.run_id, seq=self._next_seq(), sim_time=last.sim_time if last else 0.0,
-                real_time=last.real_time if last else time.time(), verdict=self.verdict.to_dict()))
+                real_time=last.real_time if last else self._wall(), verdict=self.verdict.to_dict()))
             log.close()
         return self.verdict
 
@@ -498,7 +513,7 @@ class Run:
         while True:
             await asyncio.sleep(0.25)
             log.flush()
-            self.live.recent.append((_now(), self.live.requests))
+            self.live.recent.append((self._now(), self.live.requests))
             self._keep_collections_short()
             if progress is not None:
                 progress(self)
@@ -513,7 +528,7 @@ class Run:
             gc.freeze()
 
     async def _sleep_until(self, loop_time: float) -> None:
-        delay = loop_time - _now()
+        delay = loop_time - self._now()
         if delay > 0:
             await asyncio.sleep(delay)
 
@@ -525,13 +540,13 @@ class Run:
         due: list[Arrival] = []
         for arrival in self.plan:
             at = t0 + arrival.real
-            now = _now()
+            now = self._now()
             if at > now:
                 self._start_all(due)
                 due = []
                 while now < at:
                     await asyncio.sleep(at - now)
-                    now = _now()
+                    now = self._now()
             due.append(arrival)
         self._start_all(due)
         await self._sleep_until(t0 + self.clock.load_end_real)
@@ -580,7 +595,7 @@ class Run:
 
     def _announce(self, active: _Active) -> None:
         active.announced = True
-        late_ms = (_now() - active.arrival.real - self._t0) * 1000
+        late_ms = (self._now() - active.arrival.real - self._t0) * 1000
         self.counts.journeys_started += 1
         if late_ms > self.scenario.late_threshold_ms:
             self.counts.late_starts += 1
@@ -604,7 +619,7 @@ class Run:
                         active.position = action.intended_sim
                         due = self._loop_at_sim(action.intended_sim)
                     else:
-                        due = active.due if active.due is not None else _now()
+                        due = active.due if active.due is not None else self._now()
                     active.due = None
                     self._request(active, action.request, due, active.position)  # type: ignore[arg-type]
                     return
@@ -668,12 +683,12 @@ class Run:
         """Go on with every journey whose wait is over (the loop's timers may fire up to a
         millisecond early; nothing goes on before its time by more than that)."""
         self._wake = None
-        now = _now()
+        now = self._now()
         for sim, active in self._waits.pop_due(self.clock.sim_at(now + 0.001 - self._t0)):
             if active.ended:
                 continue
             due = self._loop_at_sim(sim)
-            self.timer_lag.add(max(0.0, _now() - due) * 1000)
+            self.timer_lag.add(max(0.0, self._now() - due) * 1000)
             active.due = due
             self._step(active, sim)
         earliest = self._waits.next_at
@@ -742,7 +757,7 @@ class Run:
 
         outcome = Outcome("failed", "internal error")
         try:
-            user = User(self, active.arrival, active, rng, active.due or _now(), journey.data)
+            user = User(self, active.arrival, active, rng, active.due or self._now(), journey.data)
             await journey().run(user)
             outcome = _COMPLETED
         except asyncio.CancelledError:
@@ -779,7 +794,7 @@ class Run:
                 self._emit_decisions(active, active.book.fail_all(now_sim))
         self._emit(JourneyEnded(
             run_id=self.run_id, seq=self._next_seq(), sim_time=now_sim,
-            real_time=self._epoch(_now()), user=active.index, journey=active.journey,
+            real_time=self._epoch(self._now()), user=active.index, journey=active.journey,
             outcome=outcome.kind, detail=outcome.detail))
         self._journey_ended(active.index)
 
@@ -800,7 +815,7 @@ class Run:
         (monotonic time; None: now). `sim` is its simulated time when known exactly (a replayed
         request's logged time, a journey's place on its schedule). For Python journeys and replay."""
         if intended is None:
-            intended = _now()
+            intended = self._now()
         if self._requests_in_flight >= self.scenario.max_in_flight or self._queue:
             slot: asyncio.Future[None] = self._loop.create_future()
             self._queue.append(slot)
@@ -820,7 +835,7 @@ class Run:
     async def _transmit(self, request: PreparedRequest, intended: float, user: int, journey: str,
                         sim: float | None) -> Reply:
         """Send on a slot already held; record the result."""
-        sent = _now()
+        sent = self._now()
         if sim is None:
             sim = self.clock.sim_at(intended - self._t0)
         headers = {RUN_ID: self.run_id, SIM: "true", SIM_TIME: self._sim_iso(sim), TIME_WARP: self._warp_header}
@@ -841,7 +856,7 @@ class Run:
             raise
         except Exception as exc:  # noqa: BLE001 - a sender bug must not lose the result
             response = Response(0, {}, repr(exc).encode(), "protocol")
-        done = _now()
+        done = self._now()
         latency = (done - intended) * 1000
         live = self.live
         live.requests += 1
@@ -864,29 +879,29 @@ class Run:
         grace = self.scenario.request_timeout + 1.0
         # Requests still waiting for a slot go late rather than never, for a while
         catch_up_end = self._t0 + self.clock.load_end_real + max(self.clock.load_end_real, CATCH_UP_MIN_S)
-        while self._queue and _now() < catch_up_end:
+        while self._queue and self._now() < catch_up_end:
             await asyncio.sleep(0.01)
         bound = self._loop_at_sim(static_end) + 0.05
         while self._active:
             if all(a.settled for a in self._active.values()):
                 break
-            if _now() < bound:  # each look at every journey's deadlines is O(journeys): none before the bound
+            if self._now() < bound:  # each look at every journey's deadlines is O(journeys): none before the bound
                 await asyncio.sleep(0.02)
                 continue
             latest = max((a.book.latest_deadline for a in self._active.values() if a.book.open_count), default=0.0)
             end_sim = max(static_end, latest)
             end = self._loop_at_sim(end_sim)
-            if _now() >= end + 0.05:  # deadline timers have fired
+            if self._now() >= end + 0.05:  # deadline timers have fired
                 # journeys a busy machine left behind their schedule still get to their end
                 behind = any(not a.settled and a.position is not None and a.position <= end_sim
                              for a in self._active.values())
-                if not behind or _now() >= end + max(self.clock.load_end_real, CATCH_UP_MIN_S):
+                if not behind or self._now() >= end + max(self.clock.load_end_real, CATCH_UP_MIN_S):
                     break
             await asyncio.sleep(0.02 if len(self._active) < 2000 else 0.1)  # each look is O(journeys)
         self._stopping = True  # no journey starts another request from here
         self._cut_queued()
-        deadline = _now() + grace
-        while self._requests_in_flight and _now() < deadline:
+        deadline = self._now() + grace
+        while self._requests_in_flight and self._now() < deadline:
             await asyncio.sleep(0.005)
         await self._abort_tasks()
 
@@ -912,7 +927,7 @@ class Run:
         return self.fold.merged(from_sim=sim - 3600).latency.quantile(0.95)
 
     def snapshot(self) -> dict[str, Any]:
-        now = _now()
+        now = self._now()
         real = max(0.0, now - self._t0)
         sim = self.clock.sim_at(real)
         recent = self.live.recent

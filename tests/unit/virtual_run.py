@@ -1,0 +1,118 @@
+"""Whole runs in virtual time: the embedded `Run` on an event loop whose clock jumps to the next
+timer (looptime), sending through `ClaimsDouble`, an in-memory stand-in for the demo target's
+claims API. A simulated day plays in well under a second of CPU, deterministic by seed, so the
+run's rules (arrivals, waits, deadlines, drain, abort, the verdict) are tested here; the
+real-time tests test the adapter (sockets, processes, signals)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import looptime
+import orjson
+
+from esr.bus.runlog import read_events, run_log_path
+from esr.core.events import Event
+from esr.core.journey import PreparedRequest
+from esr.core.scenario import Scenario
+from esr.core.sim_headers import SIM_TIME
+from esr.core.targets import Target
+from esr.core.verdict import Verdict
+from esr.engine.response import Response, classify_status
+from esr.engine.runner import Clocks, Run
+
+EPOCH = 1_764_547_200.0  # 2025-12-01T00:00:00Z: the wall clock of every virtual run starts here
+SIM_START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
+TARGET = Target("virtual", "http://127.0.0.1:9")  # never dialled: the double answers
+
+
+@dataclass
+class ClaimsDouble:
+    """The demo target's claims API in memory: `POST /claims` files a claim (201), `GET
+    /claims/ID` says pending until its processing time has passed in simulated time, then paid;
+    anything else answers 200. Latency and processing times are seeded by what a request is,
+    not by arrival order, so interleavings never change an answer. `down` lists simulated
+    (from, to) seconds in which every request gets a 503."""
+
+    seed: int = 1
+    latency_ms: tuple[float, float] = (5.0, 40.0)
+    process_hours: tuple[float, float] = (12.0, 60.0)
+    down: list[tuple[float, float]] = field(default_factory=list)
+    claims: dict[int, tuple[datetime, float]] = field(default_factory=dict)
+    requests: int = 0
+
+    async def send(self, request: PreparedRequest, headers: dict[str, str]) -> Response:
+        self.requests += 1
+        now = datetime.fromisoformat(headers[SIM_TIME])
+        what = f"{self.seed}/{request.method} {request.path}/{now.isoformat()}"
+        rng = random.Random(what)
+        await asyncio.sleep(rng.uniform(*self.latency_ms) / 1000)
+        sim = (now - SIM_START).total_seconds()
+        if any(start <= sim < end for start, end in self.down):
+            return self._answer(503, {"error": "down"})
+        if request.method == "POST" and request.path == "/claims":
+            claim_id = len(self.claims) + 1
+            self.claims[claim_id] = (now, rng.uniform(*self.process_hours))
+            return self._answer(201, {"id": claim_id, "status": "filed"})
+        if request.method == "GET" and request.path.startswith("/claims/"):
+            try:
+                filed, hours = self.claims[int(request.path.rsplit("/", 1)[1])]
+            except (KeyError, ValueError):
+                return self._answer(404, {"error": "no such claim"})
+            paid = (now - filed).total_seconds() / 3600 >= hours
+            return self._answer(200, {"status": "paid" if paid else "pending"})
+        return self._answer(200, {"ok": True})
+
+    async def close(self) -> None:
+        return None
+
+    @staticmethod
+    def _answer(status: int, body: Mapping[str, Any]) -> Response:
+        return Response(status, {"X-Cost": "0.002"}, orjson.dumps(body), classify_status(status))
+
+
+@dataclass(frozen=True)
+class Played:
+    verdict: Verdict
+    events: list[Event]
+    run: Run
+    virtual_s: float  # how long the run took on the virtual clock
+
+
+def play(scenario: Scenario, home: Path, *, double: ClaimsDouble | None = None, run_id: str = "virtual-run",
+         abort_after_s: float | None = None, target: Target = TARGET) -> Played:
+    """Play `scenario` in virtual time; with `abort_after_s`, cancel it that many virtual seconds in."""
+    loop = looptime.patch_event_loop(asyncio.SelectorEventLoop(), start=0.0)  # whatever loop policy is set
+    clocks = Clocks(monotonic=loop.time, wall=lambda: EPOCH + loop.time())
+    run = Run(scenario, target, run_id=run_id, home=home, sender=double or ClaimsDouble(seed=scenario.seed),
+              sim_start=SIM_START, clocks=clocks)
+
+    async def main() -> Verdict:
+        task = asyncio.ensure_future(run.execute())
+        if abort_after_s is not None:
+            await asyncio.sleep(abort_after_s)
+            task.cancel()
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            return await task if not task.cancelled() else run.verdict  # type: ignore[return-value]
+
+    try:
+        verdict = loop.run_until_complete(main())
+        virtual_s = loop.time()
+    finally:
+        loop.close()
+    return Played(verdict, list(read_events(run_log_path(home, run_id))), run, virtual_s)
+
+
+def event_lines(events: list[Event]) -> list[str]:
+    """Events as the JSON lines a golden log holds (the codec's own encoding)."""
+    from esr.bus.codec import encode
+
+    return [encode(e).decode().rstrip("\n") for e in events]
