@@ -79,17 +79,13 @@ _COMPLETED = Outcome("completed")
 _CUT = Outcome("cut", "the run ended before the journey did")
 _NO_DEADLINES = SlaBook()  # shared by journeys that can open none; never opened
 _NO_DATA: dict[str, Any] = {}  # the template context of journeys without user data (only read)
-# Measurements use the monotonic clock directly: uvloop's loop.time() is the same clock cut to
-# whole milliseconds and cached per loop iteration, too coarse for latencies. Timers still go
-# through loop.call_at, which shares the clock's origin.
-_now = time.monotonic
-
-
 @dataclass(frozen=True, slots=True)
 class Clocks:
-    """Where a run reads real time: `monotonic` seconds to schedule and measure by (the event
-    loop's own clock), `wall` Unix seconds for event timestamps. Tests of run semantics pass a
-    virtual pair and play a day in milliseconds (tests/unit/virtual_run.py)."""
+    """Where a run reads real time: `monotonic` seconds to schedule and measure by, `wall` Unix
+    seconds for event timestamps. Measurements use the monotonic clock directly: uvloop's
+    loop.time() is the same clock cut to whole milliseconds and cached per loop iteration, too
+    coarse for latencies; timers still go through loop.call_at, which shares its origin. Tests of
+    run semantics pass a virtual pair and play a day in seconds (tests/unit/virtual_run.py)."""
 
     monotonic: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time

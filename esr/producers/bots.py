@@ -37,7 +37,7 @@ from esr.core.run_state import RunStatus
 from esr.core.scenario import Scenario
 from esr.core.targets import Target, TargetRegistry
 from esr.core.ticks import PlannedRequest, Tick, expected_end, shard_of
-from esr.engine.runner import Run, _now
+from esr.engine.runner import Run
 from esr.engine.sender import connection_budget, make_sender
 from esr.faults.plan import fault_moments
 from esr.producers.offsets import OffsetTracker
@@ -94,7 +94,7 @@ class ShardRun(Run):
     def open(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._epoch0 = self.started.real_time
-        self._t0 = _now() + (self.started.real_time - time.time())
+        self._t0 = self._now() + (self.started.real_time - self._wall())
         try:  # whoever can write to the runs topic names the target: this worker's registry decides
             allowed = TargetRegistry.load(self.registry_file).resolve(self.started.target)
             self.target = dataclasses.replace(self.target, url=allowed.url)  # with its credentials, if registered
@@ -222,13 +222,13 @@ class ShardRun(Run):
         tally = self._ticks[tick.tick]
         for arrival in arrivals:
             at = self._t0 + arrival.real
-            now = _now()
+            now = self._now()
             if self.first_tick and now - at > self.scenario.late_threshold_ms / 1000:
                 self._overdue[arrival.index] = (now - at) * 1000
                 arrival = Arrival(arrival.index, now - self._t0, arrival.sim)
             while now < at:
                 await asyncio.sleep(at - now)
-                now = _now()
+                now = self._now()
             self._tick_of[arrival.index] = tick.tick
             tally.open += 1
             self._arrive(arrival)
@@ -298,7 +298,7 @@ class ShardRun(Run):
         ticks = [t for k, t in self._ticks.items() if self.first_tick <= k <= self.done_upto]
         c = self.counts
         return ShardReport(
-            run_id=self.run_id, seq=0, sim_time=self.sim_now(), real_time=time.time(), shard=self.shard,
+            run_id=self.run_id, seq=0, sim_time=self.sim_now(), real_time=self._wall(), shard=self.shard,
             attempt=self.attempt, first_tick=self.first_tick, last_tick=self.done_upto, final=self.final,
             journeys_started=sum(t.journeys for t in ticks), requests_sent=sum(t.results for t in ticks),
             journey_events=sum(t.journey_events for t in ticks), late_starts=sum(t.late for t in ticks),
@@ -340,18 +340,18 @@ class ReplayShardRun(ShardRun):
         sends = []
         for planned in requests:
             at = self._loop_at_sim(planned.sim)
-            now = _now()
+            now = self._now()
             while now < at:
                 await asyncio.sleep(at - now)
-                now = _now()
+                now = self._now()
             tally.open += 1
             self._tick_of[planned.index] = tick.tick
             sends.append(self._loop.create_task(self._send_planned(planned, at, tally)))
         tally.open -= 1
         if tick.last:  # the replay ends when every request sent has its answer (or its timeout)
             await asyncio.gather(*sends, return_exceptions=True)
-            deadline = _now() + self.scenario.request_timeout + 1.0
-            while any(t.open > 0 for t in self._ticks.values()) and _now() < deadline:
+            deadline = self._now() + self.scenario.request_timeout + 1.0
+            while any(t.open > 0 for t in self._ticks.values()) and self._now() < deadline:
                 await asyncio.sleep(0.01)
             for t in self._ticks.values():
                 t.open = 0
