@@ -15,6 +15,7 @@ Two message shapes besides plain events:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Union
 
@@ -32,17 +33,21 @@ __all__ = [
     "EventBatch",
     "KafkaError",
     "KafkaSettings",
+    "PartitionCounts",
     "Tick",
+    "TopicChanges",
     "decode_batch",
     "decode_event",
     "decode_tick",
     "encode",
     "ensure_topics",
+    "group_members",
     "headers",
     "make_consumer",
     "make_producer",
     "shard_key",
     "topic_of",
+    "topic_changes",
     "topic_partitions",
 ]
 
@@ -154,33 +159,130 @@ def make_consumer(settings: KafkaSettings, group: str | None, **overrides: Any) 
     return Consumer(config)
 
 
-def ensure_topics(settings: KafkaSettings, timeout: float = 30.0) -> None:
-    """Create the design's topics (with `settings.partitions` each) if they do not exist."""
+@dataclass(frozen=True, slots=True)
+class TopicChanges:
+    """What `ensure_topics` did: topics created, grown `(topic, from, to)`, left above the
+    configured count `(topic, count)` (Kafka cannot take partitions away), and every topic's
+    partition count afterwards."""
+
+    created: tuple[str, ...] = ()
+    grown: tuple[tuple[str, int, int], ...] = ()
+    above: tuple[tuple[str, int], ...] = ()
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def lines(self, settings: KafkaSettings) -> list[str]:
+        """What the command that ran `ensure_topics` prints about it (nothing when all is as configured)."""
+        shards = self.counts.get(settings.topic("ticks"), settings.partitions)
+        out = []
+        if self.grown:
+            grown = ", ".join(f"{topic} {old} -> {new}" for topic, old, new in self.grown)
+            out.append(f"esr: grew {len(self.grown)} topics to ESR_KAFKA_PARTITIONS={settings.partitions} partitions: "
+                       f"{grown}; new runs get {shards} bot shards, runs already playing keep theirs")
+        if self.above:
+            (first, n), *rest = self.above
+            listed = ", ".join([f"{first} has {n} partitions", *(f"{topic} {count}" for topic, count in rest)])
+            out.append(f"esr: {listed}, more than ESR_KAFKA_PARTITIONS={settings.partitions}: left as "
+                       f"{'they are' if rest else 'it is'} (Kafka cannot take partitions away); runs get {shards} "
+                       "bot shards")
+        return out
+
+
+def _changelogs(settings: KafkaSettings, name: str) -> bool:
+    """The metrics app's table changelogs (Faust names them `APP_ID-TABLE-changelog`): Faust
+    requires them to have as many partitions as the topics their tables are fed from."""
+    return name.startswith(settings.group("metrics") + "-") and name.endswith("-changelog")
+
+
+def topic_changes(settings: KafkaSettings, existing: Mapping[str, int]) -> TopicChanges:
+    """What `ensure_topics` has to do, given the partition count of each topic on the broker:
+    create the design's missing topics, grow those of ours below `settings.partitions` (the
+    metrics app's changelogs too, which must match the topics they follow), leave those above."""
+    wanted = settings.partitions
+    ours = [settings.topic(t) for t in TOPICS]
+    created = tuple(t for t in ours if t not in existing)
+    mine = ours + sorted(t for t in existing if _changelogs(settings, t))
+    grown = tuple((t, existing[t], wanted) for t in mine if t in existing and existing[t] < wanted)
+    above = tuple((t, existing[t]) for t in ours if t in existing and existing[t] > wanted)
+    counts = {t: max(existing.get(t, wanted), wanted) for t in mine}
+    return TopicChanges(created, grown, above, counts)
+
+
+def ensure_topics(settings: KafkaSettings, timeout: float = 30.0) -> TopicChanges:
+    """Create the design's topics (with `settings.partitions` each) if they do not exist, and
+    grow existing ones with fewer partitions to that count; what it did comes back (see
+    `TopicChanges.lines` for what the commands print)."""
     from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
     admin = AdminClient(_common(settings))
     try:
-        existing = set(admin.list_topics(timeout=timeout).topics)
+        topics = admin.list_topics(timeout=timeout).topics
     except KafkaException as exc:
         raise KafkaError(f"cannot reach the Kafka broker at {settings.bootstrap}: {exc}") from None
-    wanted = [NewTopic(settings.topic(t), settings.partitions, 1) for t in TOPICS if settings.topic(t) not in existing]
-    if not wanted:
-        return
-    for topic, future in admin.create_topics(wanted, operation_timeout=timeout).items():
-        try:
-            future.result(timeout)
-        except KafkaException as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise KafkaError(f"cannot create topic {topic}: {exc}") from None
+    changes = topic_changes(settings, {name: len(meta.partitions) for name, meta in topics.items()
+                                       if meta.error is None and meta.partitions})
+    if changes.created:
+        wanted = [NewTopic(t, settings.partitions, 1) for t in changes.created]
+        for topic, future in admin.create_topics(wanted, operation_timeout=timeout).items():
+            try:
+                future.result(timeout)
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise KafkaError(f"cannot create topic {topic}: {exc}") from None
+    if changes.grown:
+        more = [NewPartitions(t, new) for t, _, new in changes.grown]
+        for topic, future in admin.create_partitions(more, operation_timeout=timeout).items():
+            try:
+                future.result(timeout)
+            except KafkaException as exc:  # another process grew it first: fine if it has enough now
+                if "INVALID_PARTITIONS" not in str(exc) or topic_partitions(
+                        settings, topic, timeout, prefixed=True) < settings.partitions:
+                    raise KafkaError(f"cannot grow topic {topic} to {settings.partitions} partitions "
+                                     f"(ESR_KAFKA_PARTITIONS): {exc}") from None
+    return changes
 
 
-def topic_partitions(settings: KafkaSettings, name: str, timeout: float = 10.0) -> int:
-    """How many partitions a topic has (the shard count of runs on this broker)."""
+def topic_partitions(settings: KafkaSettings, name: str, timeout: float = 10.0, *, prefixed: bool = False) -> int:
+    """How many partitions a topic has (the shard count of runs on this broker); `name` is
+    "ticks" (the prefix added), or a full topic name with `prefixed`."""
     from confluent_kafka.admin import AdminClient
 
-    meta = AdminClient(_common(settings)).list_topics(settings.topic(name), timeout=timeout)
-    topic = meta.topics.get(settings.topic(name))
+    topic_name = name if prefixed else settings.topic(name)
+    meta = AdminClient(_common(settings)).list_topics(topic_name, timeout=timeout)
+    topic = meta.topics.get(topic_name)
     if topic is None or topic.error is not None or not topic.partitions:
-        raise KafkaError(f"topic {settings.topic(name)} does not exist on {settings.bootstrap}")
+        raise KafkaError(f"topic {topic_name} does not exist on {settings.bootstrap}")
     return len(topic.partitions)
+
+
+def group_members(settings: KafkaSettings, group: str, timeout: float = 5.0) -> int | None:
+    """Members of a consumer group, as the broker describes it (None if it cannot say)."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(_common(settings))  # held until the answer: a client gone leaves the future unanswered
+    try:
+        return len(admin.describe_consumer_groups([group])[group].result(timeout).members)
+    except Exception:  # noqa: BLE001 - a courtesy for log lines: they go out without it
+        return None
+
+
+class PartitionCounts:
+    """Partition counts of topics as one client (a producer) sees them, asked again when a
+    partition past the known count is wanted (the topic grew since), so the client's own
+    metadata knows the new partitions before it produces to them."""
+
+    def __init__(self, client: Any, timeout: float = 10.0) -> None:
+        self.client = client
+        self.timeout = timeout
+        self._counts: dict[str, int] = {}
+
+    def partition(self, topic: str, shard: int) -> int:
+        """The partition of a shard's messages: the shard's own, while the topic has it."""
+        count = self._counts.get(topic, 0)
+        if shard >= count:
+            meta = self.client.list_topics(topic, timeout=self.timeout).topics.get(topic)
+            count = len(meta.partitions) if meta is not None and meta.error is None and meta.partitions else 0
+            if count == 0:
+                raise KafkaError(f"topic {topic} does not exist on the broker")
+            self._counts[topic] = count
+        return shard % count

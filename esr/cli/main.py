@@ -285,13 +285,15 @@ def _execute_kafka(scenario: Scenario, target: Any, args: argparse.Namespace, se
     """Publish the run's start, then wait for the metrics worker's verdict. Ctrl-C or SIGTERM
     at any moment after the start publishes the abort and waits for the ABORTED verdict (a
     second one stops waiting); before the start, nothing was sent and the command just ends."""
-    from esr.bus.kafka import KafkaSettings
+    from esr.bus.kafka import KafkaSettings, ensure_topics
     from esr.cli.kafka_run import abort_and_wait
     from esr.cli.stop_signals import Interrupted, StopSignals
     from esr.core.ticks import expected_end
     from esr.producers.launch import VerdictWatch, start_run
 
     kafka = KafkaSettings.from_settings(settings)
+    for line in ensure_topics(kafka).lines(kafka):  # before the watch: it reads every partition there is
+        print(line, file=sys.stderr, flush=True)
     started = None
     watch = None
     with StopSignals() as stop:
@@ -418,7 +420,8 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         from esr.bus.kafka import KafkaSettings, ensure_topics
 
         kafka = KafkaSettings.from_settings(settings)
-        ensure_topics(kafka)
+        for line in ensure_topics(kafka).lines(kafka):
+            print(line, file=sys.stderr)
     app = make_app(home, registry=_registry(settings), tokens=tokens, max_concurrent=max(1, args.max_concurrent),
                    kafka=kafka, public_url=_public_url(args, settings), limits=_limits(args, settings),
                    assets=settings.assets)
@@ -452,7 +455,8 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from esr.bus.kafka import KafkaSettings, ensure_topics
 
     kafka = KafkaSettings.from_settings(settings)
-    ensure_topics(kafka)
+    for line in ensure_topics(kafka).lines(kafka):
+        print(line, file=sys.stderr)
     print(f"esr worker {args.role}: broker {kafka.bootstrap}, topics {kafka.prefix}*", file=sys.stderr)
     if args.role == "clock":
         from esr.producers.clock import run_clock_worker

@@ -352,7 +352,8 @@ def _replay_on_kafka(args: argparse.Namespace, settings: Settings, records: Iter
     from esr.replay.kafka import publish_replay
 
     kafka = KafkaSettings.from_settings(settings)
-    ensure_topics(kafka)
+    for line in ensure_topics(kafka).lines(kafka):
+        print(line, file=sys.stderr)
     holder: dict[str, Any] = {}
     if not args.json:
         print(f"esr: replaying {plan.requests:,} requests on Kafka at {kafka.bootstrap} in {plan.real_s:,.1f} s "

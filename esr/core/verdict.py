@@ -171,6 +171,7 @@ def judge(
         "late_start_rate": late_rate,
         "late_threshold_ms": fold.late_threshold_ms,
         "saturated": late_rate > SATURATION_SHARE,
+        "shards": fold.started.shards if fold.started else None,  # bot shards on Kafka; 1 on the embedded runtime
     }
     status: VerdictStatus
     reason: str

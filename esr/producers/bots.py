@@ -27,7 +27,17 @@ from typing import Any, cast
 
 import msgspec
 
-from esr.bus.kafka import KafkaSettings, decode_tick, encode, headers, make_consumer, make_producer, shard_key
+from esr.bus.kafka import (
+    KafkaSettings,
+    PartitionCounts,
+    decode_tick,
+    encode,
+    group_members,
+    headers,
+    make_consumer,
+    make_producer,
+    shard_key,
+)
 from esr.core.arrivals import Arrival
 from esr.core.endpoints import EndpointFolder, EndpointTemplateError
 from esr.core.errors import TargetRefused
@@ -40,6 +50,7 @@ from esr.core.ticks import PlannedRequest, Tick, expected_end, shard_of
 from esr.engine.runner import Run
 from esr.engine.sender import connection_budget, make_sender
 from esr.faults.plan import fault_moments
+from esr.producers.assignment import IdleNotice, idle_line
 from esr.producers.offsets import OffsetTracker
 
 __all__ = ["BotWorker", "ShardRun"]
@@ -393,15 +404,22 @@ class BotWorker:
         self._reported: dict[tuple[str, int], tuple[int, bool]] = {}
         self._revoked: list[ShardRun] = []
         self._uncommitted: dict[tuple[str, int], int] = {}  # commits that failed, retried next round
+        self._idle = IdleNotice()
+        self._idle_check = False  # an assignment left it without a partition of the tick topic: say so
 
     def _publish(self, topic: str, batch: EventBatch) -> None:
-        self._produce(self.settings.topic(topic), shard_key(batch.run_id, batch.shard), encode(batch),
-                      headers("event_batch", batch.run_id))
+        # a shard's batches on the shard's own partition, also after the topic grew mid-run: the
+        # metrics side drops a re-run's repeats per partition, so they must meet the originals
+        name = self.settings.topic(topic)
+        self._produce(name, shard_key(batch.run_id, batch.shard), encode(batch), headers("event_batch", batch.run_id),
+                      partition=self._partitions.partition(name, batch.shard))
 
-    def _produce(self, topic: str, key: bytes, value: bytes, hdrs: list[tuple[str, bytes]]) -> None:
+    def _produce(self, topic: str, key: bytes, value: bytes, hdrs: list[tuple[str, bytes]],
+                 partition: int | None = None) -> None:
+        where = {} if partition is None else {"partition": partition}
         while True:
             try:
-                self.producer.produce(topic, key=key, value=value, headers=hdrs)
+                self.producer.produce(topic, key=key, value=value, headers=hdrs, **where)
                 return
             except BufferError:  # the local queue is full: let deliveries drain
                 self.producer.poll(0.05)
@@ -411,6 +429,15 @@ class BotWorker:
         requests = sorted(p.partition for p in partitions if p.topic == self.settings.topic("requests"))
         print(f"esr worker bots: {self.worker_id} owns partitions {ticks} (replay requests: {requests})",
               file=sys.stderr, flush=True)
+        self._idle_check = self._idle.assigned(ticks)  # said from the serve loop, not inside the rebalance
+
+    async def _say_idle(self) -> None:
+        """The idle line, once per spell without a partition of the tick topic."""
+        self._idle_check = False
+        topic = self.settings.topic("ticks")
+        partitions = len(self.consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        workers = await asyncio.to_thread(group_members, self.settings, self.group)
+        print(idle_line(topic, partitions=partitions, workers=workers, group=self.group), file=sys.stderr, flush=True)
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         gone = {(p.topic, p.partition) for p in partitions}
@@ -424,9 +451,11 @@ class BotWorker:
 
     async def serve(self, stop: asyncio.Event) -> None:
         self.producer = make_producer(self.settings)
+        self._partitions = PartitionCounts(self.producer)
         self.consumer = make_consumer(self.settings, self.group, **{
             "partition.assignment.strategy": "roundrobin",
-            "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000})
+            "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000,
+            "topic.metadata.refresh.interval.ms": 5000})  # grown topics rebalance the group within seconds
         self.consumer.subscribe([self.settings.topic("ticks"), self.settings.topic("requests")],
                                 on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke)
         last_commit = 0.0
@@ -438,6 +467,8 @@ class BotWorker:
                         self._on_message(msg)
                 while self._revoked:
                     await self._revoked.pop().close()
+                if self._idle_check:
+                    await self._say_idle()
                 now = time.monotonic()
                 if now - last_commit >= self.commit_every_s:
                     last_commit = now

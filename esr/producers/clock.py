@@ -28,6 +28,7 @@ from typing import Any
 
 from esr.bus.kafka import (
     KafkaSettings,
+    PartitionCounts,
     decode_event,
     encode,
     headers,
@@ -59,6 +60,7 @@ class ClockProducer:
 
     async def serve(self, stop: asyncio.Event) -> None:
         self.producer = make_producer(self.settings)
+        self._partitions = PartitionCounts(self.producer)
         consumer = make_consumer(self.settings, self.group)
         consumer.subscribe([self.settings.topic("runs")], on_assign=lambda _, parts: print(
             f"esr worker clock: owns partitions {sorted(p.partition for p in parts)}", file=sys.stderr, flush=True))
@@ -213,8 +215,10 @@ class ClockProducer:
         self.producer.flush(10)
 
     def _send(self, tick: Tick) -> None:
-        self.producer.produce(self.settings.topic("ticks"), key=shard_key(tick.run_id, tick.shard), value=encode(tick),
-                              partition=tick.shard % self.settings.partitions, headers=headers("tick", tick.run_id))
+        topic = self.settings.topic("ticks")  # a run's shards are the topic's partitions at its start: shard s on s
+        self.producer.produce(topic, key=shard_key(tick.run_id, tick.shard), value=encode(tick),
+                              partition=self._partitions.partition(topic, tick.shard),
+                              headers=headers("tick", tick.run_id))
 
 
 @dataclass(slots=True)

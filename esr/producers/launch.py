@@ -136,10 +136,11 @@ class VerdictWatch:
 
 def start_run(settings: KafkaSettings, scenario: Scenario, target: Target, *, run_id: str | None = None,
               scenario_file: str | None = None) -> RunStarted:
-    """Create the topics if needed and publish the run's start."""
-    ensure_topics(settings)
-    started = kafka_run_started(scenario, target, shards=topic_partitions(settings, "ticks"), run_id=run_id,
-                                scenario_file=scenario_file)
+    """Create (or grow) the topics if needed and publish the run's start. The run's shard count
+    is the tick topic's partition count now, and stays the run's for its whole life."""
+    changes = ensure_topics(settings)
+    shards = changes.counts.get(settings.topic("ticks")) or topic_partitions(settings, "ticks")
+    started = kafka_run_started(scenario, target, shards=shards, run_id=run_id, scenario_file=scenario_file)
     _publish(settings, started)
     return started
 

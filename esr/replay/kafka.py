@@ -61,8 +61,9 @@ def publish_replay(settings: KafkaSettings, records: Iterator[LogRecord], plan: 
                    endpoints: tuple[str, ...] = ()) -> RunStarted:
     """Publish the replay's start (with its `--endpoint` templates, by which the bots label its
     requests) and its requests at the replay's pace; returns its start."""
-    ensure_topics(settings)
-    started = replay_started(plan, scenario, target, shards=topic_partitions(settings, "requests"), run_id=run_id,
+    counts = ensure_topics(settings).counts
+    shards = counts.get(settings.topic("requests")) or topic_partitions(settings, "requests")
+    started = replay_started(plan, scenario, target, shards=shards, run_id=run_id,
                              endpoints=endpoints)
     if on_started is not None:
         on_started(started)

@@ -79,6 +79,8 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
         broker_session_timeout=10.0,  # a killed worker's partitions come back within seconds
         broker_heartbeat_interval=1.0,
         producer_acks=-1,
+        consumer_metadata_max_age_ms=5_000,  # topics grown (ESR_KAFKA_PARTITIONS raised) are read within seconds
+        producer_metadata_max_age_ms=5_000,
     )
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw",
            "partitions": settings.partitions}

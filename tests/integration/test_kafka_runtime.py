@@ -82,6 +82,8 @@ async def test_two_bot_workers_share_the_shards_and_every_result_counts_once(
     events = run_topic(pipeline.settings, verdict["run_id"])
     started = [e for e in events if isinstance(e, RunStarted)]
     assert len(started) == 1 and started[0].shards == pipeline.settings.partitions
+    assert verdict["generator"]["shards"] == pipeline.settings.partitions  # the verdict says how it was sharded
+    assert f"{pipeline.settings.partitions} shards" in err  # and so did the start line
     finals = [e for e in events if isinstance(e, ShardReport) and e.final]
     assert sorted(r.shard for r in finals) == list(range(pipeline.settings.partitions))
     workers = {r.attempt.rsplit(":", 1)[0] for r in finals}

@@ -148,7 +148,8 @@ def test_exit_codes() -> None:
 def test_saturation_warning_on_pass() -> None:
     v = verdict_of(run_events(n=100, late=2), "requests == 100")
     assert v.status == "PASS"
-    assert v.generator == {"late_starts": 2, "late_start_rate": 0.02, "late_threshold_ms": 10.0, "saturated": True}
+    assert v.generator == {"late_starts": 2, "late_start_rate": 0.02, "late_threshold_ms": 10.0, "saturated": True,
+                           "shards": 1}
     assert v.reason == ("all 1 assertions held (warning: the generator was saturated: 2.0% of journeys started"
                         " more than 10 ms late)")
 
@@ -236,3 +237,18 @@ def test_every_gap_makes_the_run_incomplete(gap: dict[str, int], words: str) -> 
     v = verdict_of(events, "requests == 40")
     assert v.status == "ERROR" and v.completeness["complete"] is False
     assert v.reason.startswith(f"data incomplete: {words}")
+
+
+# -- shards -----------------------------------------------------------------------------------
+def test_the_verdict_states_the_runs_shard_count() -> None:
+    events = run_events(n=10)
+    events[0] = msgspec.structs.replace(events[0], shards=6)  # type: ignore[type-var]
+    v = verdict_of(events, "requests == 10")
+    assert v.generator["shards"] == 6
+    assert v.to_dict()["generator"]["shards"] == 6
+    assert Verdict.from_dict(v.to_dict()).generator["shards"] == 6
+
+
+def test_an_embedded_run_is_one_shard_and_a_log_without_a_start_states_none() -> None:
+    assert verdict_of(run_events(n=10)).generator["shards"] == 1
+    assert verdict_of(run_events(n=10)[1:]).generator["shards"] is None

@@ -1,0 +1,55 @@
+"""The pure parts of esr.bus.kafka's topic upkeep: which topics to create or grow, and the
+lines the commands print about it."""
+
+from __future__ import annotations
+
+from esr.bus.kafka import TOPICS, KafkaSettings, TopicChanges, topic_changes
+
+SETTINGS = KafkaSettings("127.0.0.1:1", prefix="p.", partitions=4)
+ALL = [f"p.{t}" for t in TOPICS]
+
+
+def test_missing_topics_are_created_with_the_configured_count() -> None:
+    changes = topic_changes(SETTINGS, {"p.runs": 4})
+    assert changes.created == tuple(t for t in ALL if t != "p.runs")
+    assert (changes.grown, changes.above) == ((), ())
+    assert changes.counts == dict.fromkeys(ALL, 4)
+    assert changes.lines(SETTINGS) == []  # creating topics is not news
+
+
+def test_topics_below_the_configured_count_grow_to_it() -> None:
+    existing = dict.fromkeys(ALL, 2) | {"p.verdicts": 4}
+    changes = topic_changes(SETTINGS, existing)
+    assert changes.created == ()
+    assert changes.grown == tuple((t, 2, 4) for t in ALL if t != "p.verdicts")
+    assert changes.counts["p.ticks"] == 4
+    [line] = changes.lines(SETTINGS)
+    assert line == ("esr: grew 8 topics to ESR_KAFKA_PARTITIONS=4 partitions: p.runs 2 -> 4, p.ticks 2 -> 4, "
+                    "p.requests 2 -> 4, p.results 2 -> 4, p.journeys 2 -> 4, p.faults 2 -> 4, p.metrics 2 -> 4, "
+                    "p.decisions 2 -> 4; new runs get 4 bot shards, runs already playing keep theirs")
+
+
+def test_the_metrics_apps_changelog_topics_grow_with_their_sources_but_are_never_created() -> None:
+    changelog = "p.metrics-esr-partials-changelog"
+    existing = dict.fromkeys(ALL, 2) | {changelog: 2, "p.metrics-other": 2, "q.runs": 1}
+    changes = topic_changes(SETTINGS, existing)
+    assert (changelog, 2, 4) in changes.grown
+    assert [t for t, _, _ in changes.grown if not t.startswith("p.") or t == "p.metrics-other"] == []
+    assert changelog not in topic_changes(SETTINGS, {}).created
+
+
+def test_topics_above_the_configured_count_are_left_alone_and_said_so() -> None:
+    existing = dict.fromkeys(ALL, 4) | {"p.ticks": 8, "p.results": 6}
+    changes = topic_changes(SETTINGS, existing)
+    assert (changes.created, changes.grown) == ((), ())
+    assert changes.above == (("p.ticks", 8), ("p.results", 6))
+    assert changes.counts["p.ticks"] == 8
+    [line] = changes.lines(SETTINGS)
+    assert line == ("esr: p.ticks has 8 partitions, p.results 6, more than ESR_KAFKA_PARTITIONS=4: left as they "
+                    "are (Kafka cannot take partitions away); runs get 8 bot shards")
+
+
+def test_nothing_to_say_when_every_topic_has_the_configured_count() -> None:
+    changes = topic_changes(SETTINGS, dict.fromkeys(ALL, 4))
+    assert changes == TopicChanges(counts=dict.fromkeys(ALL, 4))
+    assert changes.lines(SETTINGS) == []
