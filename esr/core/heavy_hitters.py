@@ -2,8 +2,9 @@
 
 A replay of a log with a million distinct paths must not keep a million rows. `EndpointCap`
 chooses the labels kept without knowing the future, with two Space-Saving summaries (Metwally,
-Agrawal and El Abbadi, 2005): the N/2 heaviest labels by requests and the N/2 heaviest by errors
-(a label in either is tracked). Space-Saving admits every new label, evicting the one with the
+Agrawal and El Abbadi, 2005): the N/2 heaviest labels by errors, and by requests the heaviest
+that fit in the rest (N while there are no errors, never fewer than N/2); a label in either is
+tracked. Space-Saving admits every new label, evicting the one with the
 smallest count, and the newcomer inherits that count as its possible overestimate (`error`): a
 label seen more than total/capacity times is never evicted. When a label leaves both summaries,
 its data is merged into "other" by whoever keeps data (the fold's buckets, the replay's
@@ -63,6 +64,11 @@ class SpaceSaving:
             self._heap = [(c, t, k) for k, (c, _, t) in self._entries.items()]
             heapq.heapify(self._heap)
         return evicted
+
+    def shrink(self, capacity: int) -> list[str]:
+        """Lower the capacity (at least 1), evicting the lightest keys beyond it."""
+        self.capacity = max(1, capacity)
+        return [self._pop_min()[0] for _ in range(len(self._entries) - self.capacity)]
 
     def _pop_min(self) -> tuple[str, int]:
         heap, entries = self._heap, self._entries
@@ -145,8 +151,8 @@ class DistinctCount:
 
 
 class EndpointCap:
-    """Which endpoint labels are tracked one by one (at most `top`: the heaviest half by
-    requests, the heaviest half by errors), and how many distinct labels went to "other"."""
+    """Which endpoint labels are tracked one by one (at most `top`: up to half the heaviest by
+    errors, the rest the heaviest by requests), and how many distinct labels went to "other"."""
 
     __slots__ = ("by_errors", "by_requests", "on_untracked", "other", "top")
 
@@ -154,7 +160,9 @@ class EndpointCap:
         if top < 1:
             raise ValueError(f"the endpoint cap must keep at least one endpoint, not {top}")
         self.top = top
-        self.by_requests = SpaceSaving(top - top // 2)
+        # the requests summary has the counters the errors summary does not use: all N until
+        # errors come, never fewer than N/2; together they track at most N labels
+        self.by_requests = SpaceSaving(top)
         self.by_errors = SpaceSaving(top // 2) if top >= 2 else None
         self.other = DistinctCount()  # labels whose requests are (at least partly) in "other"
         self.on_untracked: list[Callable[[str], None]] = []  # told of each label that leaves, after `see`'s caller
@@ -163,13 +171,16 @@ class EndpointCap:
         """Count one request to `label` (tracked afterwards); returns the labels no longer tracked,
         whose data the caller merges into "other"."""
         gone = []
-        evicted = self.by_requests.add(label)
-        if evicted is not None:
-            gone.append(evicted)
         if error and self.by_errors is not None:
             evicted = self.by_errors.add(label)
             if evicted is not None:
                 gone.append(evicted)
+            room = self.top - len(self.by_errors)
+            if room < self.by_requests.capacity:
+                gone.extend(self.by_requests.shrink(room))
+        evicted = self.by_requests.add(label)
+        if evicted is not None:
+            gone.append(evicted)
         out = [g for g in gone if not self.tracked(g)]
         for g in out:
             self.other.add(g)

@@ -61,6 +61,18 @@ def test_cap_keeps_heaviest_by_requests_and_by_errors() -> None:
     assert cap.other.count >= 2900
 
 
+def test_cap_without_errors_tracks_n_labels_by_requests_and_makes_room_for_errors() -> None:
+    cap = EndpointCap(100)
+    for _ in range(3):
+        for i in range(100):
+            assert cap.see(f"GET /p{i}", False) == []  # 100 labels fit a cap of 100
+    assert len(cap.labels()) == 100 and cap.other.count == 0
+    gone = [g for i in range(60) for g in cap.see(f"GET /e{i}", True)]
+    assert len(cap.labels()) <= 100
+    assert all(cap.tracked(f"GET /e{i}") for i in range(10, 60))  # the errors half: the latest 50 at least
+    assert len(gone) >= 50 and cap.other.count == len(set(gone))
+
+
 def test_fold_with_a_cap_keeps_totals_exact_and_merges_sketches() -> None:
     rng = random.Random(7)
     capped, exact = RunFold(top_endpoints=10), RunFold()
