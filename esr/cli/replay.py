@@ -30,7 +30,10 @@ from esr.replay.select import Selection, When, check_order, parse_slice, parse_w
 from esr.replay.sources import LogStream, Tally, readers
 from esr.settings import Settings
 
-__all__ = ["add_parser", "cmd_replay"]
+__all__ = ["TOP_ENDPOINTS", "add_parser", "cmd_replay"]
+
+TOP_ENDPOINTS = 1000  # endpoint labels a replay keeps rows for; the rest are one 'other' row
+PRINTED_ROWS = 50  # endpoint rows printed, the busiest first; the report file has them all
 
 EPILOG = """examples:
   esr replay --warp 120 logs/ --target http://127.0.0.1:8080 --dry-run
@@ -112,6 +115,9 @@ def add_parser(sub: Any) -> None:
                    help="count requests whose path matches this template under it, e.g. --endpoint "
                         "'/articles/{slug}' ({name}: one segment; a last {name...} or *: the rest); repeatable, "
                         "the first match wins over the built-in folding")
+    p.add_argument("--top-endpoints", type=int, default=TOP_ENDPOINTS, metavar="N",
+                   help=f"keep rows for at most N endpoint labels, the heaviest by requests and by errors "
+                        f"(half each); the rest are counted in one 'other' row (default {TOP_ENDPOINTS:,})")
     p.add_argument("--dry-run", action="store_true", help="print the plan and what was read; send nothing")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--run-id", help="use this run id")
@@ -261,6 +267,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
     if args.warp is None:
         raise EsrError("--warp is required: how many times faster than the log's own pace, e.g. --warp 60")
     check_warp(args.warp)
+    if args.top_endpoints < 1:
+        raise EsrError(f"--top-endpoints must be 1 or more, not {args.top_endpoints} (default {TOP_ENDPOINTS:,})")
     if args.fmt is not None and args.fmt not in readers():
         raise EsrError(f"unknown --format {args.fmt!r}; known formats: {', '.join(sorted(readers()))}")
     options = _w3c_fields(args.fields, args.fmt)
@@ -294,7 +302,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
     plan: ReplayPlan = plan_replay((r.time for r in _selected(first, selection, redactor, not_selected, span)),
                                    args.warp)
     _check_slice(slice_shown, span, not_selected)
-    scenario = replay_scenario(plan, assertions, derived_metrics=derived, scenario_file=args.scenario)
+    scenario = replay_scenario(plan, assertions, derived_metrics=derived, scenario_file=args.scenario,
+                               top_endpoints=None if settings.kafka else args.top_endpoints)
     read = _tally_dict(first.tally, not_selected, redactor)
     if args.dry_run or not plan.requests:
         out = {"plan": _plan_dict(plan, notes, args), "read": read,
@@ -435,12 +444,26 @@ def _print_report(report: dict[str, Any]) -> None:
     comparison = report["comparison"]
     print("endpoint                                  rule        then: count  p95 ms   now: count  p95 ms  "
           "statuses then -> now")
-    for label, sides in comparison["endpoints"].items():
+    rows = list(comparison["endpoints"].items())
+    shown = [r for r in rows if r[0] != "other" or "labels" not in r[1]]
+    if len(shown) > PRINTED_ROWS:
+        shown.sort(key=lambda row: -row[1]["now"]["count"])
+    hidden = max(0, len(shown) - PRINTED_ROWS)
+    shown = shown[:PRINTED_ROWS] + [r for r in rows if r[0] == "other" and "labels" in r[1]]
+    for label, sides in shown:
         then, now = sides["then"], sides["now"]
         fmt = lambda v: "-" if v is None else f"{v:,.1f}"  # noqa: E731
         print(f"{printable(label)[:40]:40}  {sides.get('rule', 'none'):10}  {then['count']:>11,}  "
               f"{fmt(then['latency_p95_ms']):>6}  "
               f"{now['count']:>10,}  {fmt(now['latency_p95_ms']):>6}  {then['statuses']} -> {now['statuses']}")
+    if hidden:
+        print(f"... {hidden:,} more endpoints in replay_report.json")
+    cap = comparison.get("endpoint_cap")
+    other = comparison["endpoints"].get("other")
+    if cap is not None and other is not None and "labels" in other:
+        about = "about " if other["labels_estimated"] else ""
+        print(f"other: {about}{other['labels']:,} endpoints beyond the {cap['top']:,} tracked one by one "
+              "(--top-endpoints)")
     for change in comparison["changed"][:10]:
         print(f"changed: {change['count']:,} x {printable(change['endpoint'])}: {change['then']} then, "
               f"{change['now']} now")

@@ -268,6 +268,8 @@ def evaluate(
         return MetricsView(bucket, span, custom, counters, extra)
 
     try:
+        if assertion.endpoint is not None and fold.untracked(assertion.endpoint):
+            raise JudgementError(_untracked(fold, assertion.endpoint))
         for function, fault in assertion.calls:  # only recovery_time_s so far
             extra[f"{function}({fault})"] = recovery_time_s(fold, fault)
         if assertion.fault is not None:
@@ -329,3 +331,12 @@ def expression_metric(text: str, counters: frozenset[str] | set[str] | None = fr
 
     metric.__name__ = text
     return metric
+
+
+def _untracked(fold: RunFold, endpoint: str) -> str:
+    cap = fold.endpoint_cap
+    assert cap is not None
+    other = cap.other
+    held = f"{'about ' if other.estimated else ''}{other.count:,} endpoints"
+    return (f"endpoint {endpoint!r} is not among the {cap.top:,} endpoints tracked one by one: its requests, if "
+            f"any, are counted in the 'other' row ({held}); replay with a larger --top-endpoints to judge it")

@@ -32,6 +32,7 @@ from esr.core.events import (
     SlaDecided,
     VerdictIssued,
 )
+from esr.core.heavy_hitters import OTHER, EndpointCap
 from esr.core.sketch import LatencySketch
 
 __all__ = ["ERROR_KINDS", "JOURNEY_OUTCOMES", "Bucket", "FaultWindow", "RunFold"]
@@ -164,10 +165,17 @@ class FaultWindow:
 
 
 class RunFold:
-    """The state of one run as a fold over its events, in log order."""
+    """The state of one run as a fold over its events, in log order.
 
-    def __init__(self, late_threshold_ms: float = 10.0) -> None:
+    With `top_endpoints` (or a run whose scenario sets it: `esr replay --top-endpoints`), at most
+    that many endpoint labels keep buckets of their own (`EndpointCap`); a label that leaves the
+    tracked set has its buckets merged into the `other` label's, window by window, so totals
+    and whole-run sketches stay exact."""
+
+    def __init__(self, late_threshold_ms: float = 10.0, *, top_endpoints: int | None = None) -> None:
         self.late_threshold_ms = late_threshold_ms
+        self.endpoint_cap = EndpointCap(top_endpoints) if top_endpoints is not None else None
+        self._windows_of: dict[str, list[int]] = {}  # with a cap: each tracked label's windows
         self.window_s = 60.0
         self.buckets: dict[tuple[int, str], Bucket] = {}
         self.started: RunStarted | None = None
@@ -222,6 +230,7 @@ class RunFold:
         window: dict[str, list[RequestResult]] = {}
         quotient: float | None = None  # window's sim_time // window_s
         window_s, last_sim, last_real = self.window_s, self.last_sim_time, self.last_real_time
+        capped = self.endpoint_cap is not None  # results go one by one: the cap decides in stream order
         pending = 0  # results in groups
 
         def flush() -> None:  # never twice for the same groups, even when adding them raises
@@ -236,7 +245,7 @@ class RunFold:
 
         try:
             for event in events:
-                if type(event) is RequestResult:
+                if type(event) is RequestResult and not capped:
                     sim_time = event.sim_time
                     q = sim_time // window_s
                     if q != quotient:
@@ -266,6 +275,7 @@ class RunFold:
                     flush()
                     self.apply(event)
                     window_s, last_sim, last_real = self.window_s, self.last_sim_time, self.last_real_time
+                    capped = self.endpoint_cap is not None
         finally:
             flush()
         return self
@@ -339,11 +349,41 @@ class RunFold:
     # -- handlers -------------------------------------------------------------------------
     def _on_result(self, e: RequestResult) -> None:
         self.results_recorded += 1
+        if self.endpoint_cap is not None:
+            self._capped_result(e, self.endpoint_cap)
+            return
         key = (int(e.sim_time // self.window_s), e.endpoint)  # self.bucket(), inline: once per result
         bucket = self.buckets.get(key)
         if bucket is None:
             bucket = self.buckets[key] = Bucket()
         bucket.add_result(e)
+
+    def _capped_result(self, e: RequestResult, cap: EndpointCap) -> None:
+        label = e.endpoint
+        if label != OTHER:
+            for gone in cap.see(label, e.error is not None):
+                self._to_other(gone)
+        window = int(e.sim_time // self.window_s)
+        bucket = self.buckets.get((window, label))
+        if bucket is None:
+            bucket = self.buckets[(window, label)] = Bucket()
+            if label != OTHER:
+                self._windows_of.setdefault(label, []).append(window)
+        bucket.add_result(e)
+
+    def _to_other(self, label: str) -> None:
+        """A label no longer tracked: its buckets join `other`'s, window by window."""
+        buckets = self.buckets
+        for window in self._windows_of.pop(label, ()):
+            bucket = buckets.pop((window, label))
+            into = buckets.get((window, OTHER))
+            if into is None:
+                into = buckets[(window, OTHER)] = Bucket()
+            into.merge(bucket)
+
+    def untracked(self, endpoint: str) -> bool:
+        """With a cap: `endpoint` has no row of its own (its requests, if any, are in `other`)."""
+        return self.endpoint_cap is not None and endpoint != OTHER and not self.endpoint_cap.tracked(endpoint)
 
     def _on_journey_started(self, e: JourneyStarted) -> None:
         bucket = self.bucket(e.sim_time, JOURNEY_LABEL)
@@ -380,6 +420,9 @@ class RunFold:
             raise RunLogError(f"a second run_started event (run {e.run_id!r}, seq {e.seq}): a log holds one run")
         self.started = e
         self.window_s = e.window_s
+        top = e.scenario.get("top_endpoints")
+        if top is not None and self.endpoint_cap is None:
+            self.endpoint_cap = EndpointCap(int(top))
         self.late_threshold_ms = float(e.scenario.get("late_threshold_ms", self.late_threshold_ms))
 
     def _on_finished(self, e: RunFinished) -> None:

@@ -120,6 +120,9 @@ class Scenario(Model):
         default_factory=dict, description="who defined a derived metric the scenario itself did not, e.g. "
                                           "{\"cost_per_claim\": \"target prod-like-staging.dol.gov\"} (filled in "
                                           "from the target registry)")
+    top_endpoints: SkipJsonSchema[int | None] = Field(
+        default=None, ge=1, description="set by `esr replay` only (--top-endpoints): at most this many endpoint "
+                                        "labels keep rows of their own, the rest are counted under 'other'")
     python_journeys: SkipJsonSchema[tuple[Any, ...]] = Field(default=(), exclude=True)
     metrics: SkipJsonSchema[dict[str, Any]] = Field(default_factory=dict, exclude=True)
 

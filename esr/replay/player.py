@@ -25,6 +25,7 @@ from esr.core.buckets import RunFold
 from esr.core.endpoints import EndpointFolder
 from esr.core.errors import EsrError, FieldError, ScenarioError
 from esr.core.events import RequestResult, RunAborted, RunFinished, RunStarted, VerdictIssued
+from esr.core.heavy_hitters import OTHER, EndpointCap
 from esr.core.journey import PreparedRequest
 from esr.core.scenario import REPLAY_MAX_HOURS, REPLAY_MAX_WARP, Scenario
 from esr.core.sim_headers import RUN_ID, SIM, SIM_TIME, TIME_WARP
@@ -66,30 +67,63 @@ class _Side:
 @dataclass
 class ReplayComparison:
     """Per endpoint: counts, status mix and latency then (from the log) and now; the requests
-    whose outcome changed, by (then, now) status class, with the first few as examples."""
+    whose outcome changed, by (then, now) status class, with the first few as examples.
+
+    With an `EndpointCap` (`esr replay --top-endpoints`), rows are kept for the labels it tracks
+    only: a label it lets go has its sides and changes merged into the `other` row, so counts
+    over all rows stay exact and the report's size is bounded."""
 
     then: dict[str, _Side] = field(default_factory=dict)
     now: dict[str, _Side] = field(default_factory=dict)
-    changed: Counter = field(default_factory=Counter)  # (endpoint, then class, now class) -> count
+    changed: dict[str, Counter] = field(default_factory=dict)  # endpoint -> (then class, now class) -> count
     examples: list[dict[str, Any]] = field(default_factory=list)
     rules: dict[str, str] = field(default_factory=dict)  # endpoint -> the rule that folded it
+    cap: EndpointCap | None = None
+
+    def follow(self, cap: EndpointCap) -> None:
+        """Keep rows for the labels `cap` tracks; the others go to `other` as it lets them go."""
+        self.cap = cap
+        cap.on_untracked.append(self.untrack)
 
     def add(self, label: str, record: LogRecord, status: int, latency_ms: float, rule: str = "none") -> None:
         self.rules[label] = rule
-        then = self.then.setdefault(label, _Side())
+        then = self.then.get(label)
+        if then is None:
+            then = self.then[label] = _Side()
+            self.now[label] = _Side()
         then.count += 1
         then.statuses[record.status or 0] += 1
         if record.duration_ms is not None:
             then.latency.add(record.duration_ms)
-        now = self.now.setdefault(label, _Side())
+        now = self.now[label]
         now.count += 1
         now.statuses[status] += 1
         now.latency.add(latency_ms)
         if record.status is not None and _status_class(record.status) != _status_class(status):
-            self.changed[(label, _status_class(record.status), _status_class(status))] += 1
+            changes = self.changed.get(label)
+            if changes is None:
+                changes = self.changed[label] = Counter()
+            changes[(_status_class(record.status), _status_class(status))] += 1
             if len(self.examples) < CHANGED_KEPT:
                 self.examples.append({"source": record.source, "request": f"{record.method} {record.target}",
                                       "then": record.status, "now": status or None})
+
+    def untrack(self, label: str) -> None:
+        """Merge `label`'s row into the `other` row."""
+        self.rules.pop(label, None)
+        for sides in (self.then, self.now):
+            side = sides.pop(label, None)
+            if side is None:
+                continue
+            into = sides.get(OTHER)
+            if into is None:
+                into = sides[OTHER] = _Side()
+            into.count += side.count
+            into.statuses.update(side.statuses)
+            into.latency.merge(side.latency)
+        changes = self.changed.pop(label, None)
+        if changes:
+            self.changed.setdefault(OTHER, Counter()).update(changes)
 
     def to_dict(self) -> dict[str, Any]:
         def side(s: _Side) -> dict[str, Any]:
@@ -97,14 +131,28 @@ class ReplayComparison:
             return {"count": s.count, "statuses": {str(k or "none"): v for k, v in sorted(s.statuses.items())},
                     "latency_p50_ms": p(0.5), "latency_p95_ms": p(0.95)}
 
-        return {
-            "endpoints": {label: {"rule": self.rules.get(label, "none"), "then": side(self.then[label]),
-                                  "now": side(self.now[label])}
-                          for label in sorted(self.then)},
-            "changed": [{"endpoint": e, "then": a, "now": b, "count": n}
-                        for (e, a, b), n in sorted(self.changed.items(), key=lambda kv: -kv[1])],
+        cap = self.cap
+        rows: dict[str, Any] = {}
+        for label in sorted(self.then, key=lambda name: (name == OTHER, name)):  # other last
+            row: dict[str, Any] = {"rule": self.rules.get(label, "none"), "then": side(self.then[label]),
+                                   "now": side(self.now[label])}
+            if cap is not None and label == OTHER:
+                row["rule"] = OTHER
+                row["labels"] = cap.other.count
+                row["labels_estimated"] = cap.other.estimated
+            elif cap is not None:
+                row["in_other_at_most"] = cap.in_other_at_most(label)
+            rows[label] = row
+        changed = [{"endpoint": e, "then": a, "now": b, "count": n}
+                   for e, changes in self.changed.items() for (a, b), n in changes.items()]
+        out: dict[str, Any] = {
+            "endpoints": rows,
+            "changed": sorted(changed, key=lambda c: -c["count"]),
             "changed_examples": self.examples,
         }
+        if cap is not None:
+            out["endpoint_cap"] = cap.to_dict()
+        return out
 
 
 class ReplayPlanError(EsrError):
@@ -122,12 +170,14 @@ def check_warp(warp: float) -> None:
 
 
 def replay_scenario(plan: ReplayPlan, assertions: list[str], name: str = "replay",
-                    derived_metrics: dict[str, str] | None = None, scenario_file: str | None = None) -> Scenario:
+                    derived_metrics: dict[str, str] | None = None, scenario_file: str | None = None,
+                    top_endpoints: int | None = None) -> Scenario:
     """The run's scenario as the log records it: the replay's span, warp and assertions.
 
     It is marked `derived_from: log`, so it takes a replay's bounds (`--warp` up to 1e9, a log's
     span of years), not those of a scenario written by hand; its errors name what the user gave
-    (`--warp`, `--assert`, the --scenario file), never the fields of this description."""
+    (`--warp`, `--assert`, the --scenario file), never the fields of this description. With
+    `top_endpoints`, the fold keeps rows for that many endpoint labels, the rest under `other`."""
     check_warp(plan.warp)
     if plan.span_s > REPLAY_MAX_HOURS * 3600:
         raise ReplayPlanError(f"the log spans {plan.span_s / 86_400 / 365.25:,.0f} years, more than a replay "
@@ -135,10 +185,15 @@ def replay_scenario(plan: ReplayPlan, assertions: list[str], name: str = "replay
                               "START/END, or check the log's times")
     hours = max(plan.span_s, 1.0) / 3600
     rate = max(plan.requests / max(plan.real_s, 1e-3), 0.001)
+    if top_endpoints is not None and top_endpoints < 1:
+        raise ReplayPlanError(f"--top-endpoints must be 1 or more, not {top_endpoints}")
+    data: dict[str, Any] = {"name": name, "derived_from": "log", "duration_hours": hours, "time_warp": plan.warp,
+                            "load_profile": [[0, rate]], "assertions": list(assertions),
+                            "derived_metrics": dict(derived_metrics or {})}
+    if top_endpoints is not None:
+        data["top_endpoints"] = top_endpoints
     try:
-        return Scenario.from_dict({"name": name, "derived_from": "log", "duration_hours": hours,
-                                   "time_warp": plan.warp, "load_profile": [[0, rate]],
-                                   "assertions": list(assertions), "derived_metrics": dict(derived_metrics or {})})
+        return Scenario.from_dict(data)
     except ScenarioError as exc:
         raise ReplayPlanError("; ".join(_in_replay_terms(e, assertions, scenario_file) for e in exc.errors)) from None
 
@@ -207,6 +262,8 @@ class ReplayRun:
             sim_start=datetime.fromtimestamp(t0, UTC).isoformat(), time_warp=warp, drain_warp=warp,
             load_end_sim=self.plan.span_s, window_s=self.scenario.window, arrivals_planned=self.plan.requests,
             scenario_file=self.scenario_file, endpoints=tuple(t.text for t in self.endpoints.templates)))
+        if self.fold.endpoint_cap is not None:  # set from the scenario's top_endpoints by run_started
+            self.comparison.follow(self.fold.endpoint_cap)
         try:
             for record in self.records:
                 at = start + (record.time - t0) / warp

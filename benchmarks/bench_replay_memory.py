@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Replay memory against the number of distinct paths: a real replay (not --dry-run) to nginx.
+
+    python benchmarks/bench_replay_memory.py [--quick | --paths 1000000] [--top-endpoints N]
+
+For 1,000, 100,000 and 1,000,000 distinct paths (--quick: the first two), a combined log of GET
+requests to `/pages/<8 lower-case letters>` (paths the endpoint folder keeps as they are, so
+every path is its own endpoint label) is replayed by `esr replay --warp 1e6 --max-in-flight 256`
+to nginx on loopback, as fast as the target allows:
+
+| distinct paths | lines | lines per path |
+|---|---|---|
+| 1,000 | 200,000 | 200 |
+| 100,000 | 200,000 | 2 |
+| 1,000,000 | 1,000,000 | 1 |
+
+Printed per case: ESR's peak resident set (the child's `ru_maxrss` from `wait4`), lines/s over
+the whole command (both passes: the plan and the replay), the report's rows and size, and the
+'other' row's label count; beside it GoAccess 1.7 (`goaccess FILE --log-format=COMBINED -o
+report.json`, the issue's peer: it parses and aggregates per path in C, sending nothing) on the
+same file, its peak RSS and lines/s. All traffic goes to 127.0.0.1; every case is bounded by
+its line count and a 15-minute timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import nginx_server, table  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+BASE = 1709542800  # 2024-03-04T09:00:00Z
+CASES = [(1_000, 200_000), (100_000, 200_000), (1_000_000, 1_000_000)]  # (distinct paths, lines)
+TIMEOUT_S = 900
+
+
+def page(i: int) -> str:
+    """The i-th path: 8 lower-case letters, kept as they are by the endpoint folder."""
+    letters = []
+    for _ in range(8):
+        i, r = divmod(i, 26)
+        letters.append(chr(97 + r))
+    return "/pages/" + "".join(letters)
+
+
+def generate(path: Path, paths: int, lines: int) -> None:
+    """`lines` GET requests at 1,000 per second of log time, cycling through `paths` paths."""
+    with open(path, "w") as out:
+        chunk = []
+        stamp_t, stamp = -1, ""
+        for j in range(lines):
+            t = BASE + j // 1000
+            if t != stamp_t:
+                stamp_t, stamp = t, datetime.fromtimestamp(t, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
+            chunk.append(f'10.0.{j % 250}.{j % 7 + 1} - - [{stamp}] "GET {page(j % paths)} HTTP/1.1" 200 512 '
+                         '"-" "curl/8.5.0"\n')
+            if len(chunk) >= 50_000:
+                out.writelines(chunk)
+                chunk = []
+        out.writelines(chunk)
+
+
+def measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
+    """Run `cmd`; its wall time (s), peak RSS (MiB, from wait4), exit code and stdout."""
+    with tempfile.TemporaryFile() as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, env=env)
+        deadline = t0 + TIMEOUT_S
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.05)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        return wall, usage.ru_maxrss / 1024, proc.returncode, out.read().decode()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1,000 and 100,000 distinct paths only")
+    parser.add_argument("--paths", type=int, choices=[p for p, _ in CASES], help="run this case only")
+    parser.add_argument("--top-endpoints", type=int, default=1000)
+    args = parser.parse_args()
+    cases = [c for c in CASES if c[0] == args.paths] if args.paths else CASES[:2] if args.quick else CASES
+    goaccess = shutil.which("goaccess")
+    work = Path(tempfile.mkdtemp(prefix="esr-bench-replay-memory-"))
+    env = {**os.environ, "ESR_HOME": str(work / "home"), "PYTHONPATH": str(ROOT)}
+    rows = []
+    try:
+        with nginx_server() as nginx:
+            for paths, lines in cases:
+                log = work / f"paths-{paths}.log"
+                generate(log, paths, lines)
+                wall, rss, code, out = measured(
+                    [PYTHON, "-m", "esr.cli", "replay", "--warp", "1e6", str(log), "--target", nginx.url, "--json",
+                     "--max-in-flight", "256", "--top-endpoints", str(args.top_endpoints)], env)
+                if code not in (0, 1):
+                    rows.append([f"{paths:,} paths, {lines:,} lines", f"failed (exit {code})", "", "", ""])
+                    continue
+                result = json.loads(out)
+                report = Path(result["run_log"]).parent / "replay_report.json"
+                endpoints = result["replay"]["comparison"]["endpoints"]
+                other = endpoints.get("other", {})
+                held = ("about " if other.get("labels_estimated") else "") + f"{other.get('labels', 0):,}"
+                peer = "goaccess not installed"
+                if goaccess:
+                    g_wall, g_rss, g_code, _ = measured(
+                        [goaccess, str(log), "--log-format=COMBINED", "-o", str(work / "goaccess.json"),
+                         "--no-global-config"], env)
+                    peer = (f"GoAccess {lines / g_wall:,.0f} lines/s, peak RSS {g_rss:,.0f} MiB" if g_code == 0
+                            else f"GoAccess failed (exit {g_code})")
+                rows.append([f"{paths:,} paths, {lines:,} lines", f"peak RSS {rss:,.0f} MiB",
+                             f"{lines / wall:,.0f} lines/s",
+                             f"{len(endpoints):,} rows, {report.stat().st_size / 1024:,.0f} KiB; other holds {held}",
+                             peer])
+                shutil.rmtree(work / "home", ignore_errors=True)  # run logs of the finished case
+                log.unlink()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"real replay at warp 1e6, --max-in-flight 256, --top-endpoints {args.top_endpoints}, to nginx on loopback")
+    print(table(["case", "ESR peak RSS", "ESR lines/s", "report", "peer (parse + aggregate, no sending)"], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
