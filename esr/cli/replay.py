@@ -152,8 +152,10 @@ class _Span:
     count: int = 0
 
     def see(self, t: float) -> None:
-        self.first = t if self.first is None else min(self.first, t)
-        self.last = t if self.last is None else max(self.last, t)
+        if self.first is None or t < self.first:
+            self.first = t
+        if self.last is None or t > self.last:
+            self.last = t
         self.count += 1
 
 
@@ -230,14 +232,15 @@ def _per_file(values: dict[str, str | None]) -> str | None:
 
 def _selected(stream: LogStream, selection: Selection, redactor: Redactor,
               skipped: dict[str, int], span: _Span | None = None) -> Iterator[LogRecord]:
+    why_not, redact = selection.checker(), redactor.record
     for record in stream:
         if span is not None:
             span.see(record.time)
-        why = selection.why_not(record)
+        why = why_not(record)
         if why is not None:
             skipped[why] = skipped.get(why, 0) + 1
             continue
-        yield redactor.record(record)
+        yield redact(record)
 
 
 def _tally_dict(tally: Tally, not_selected: dict[str, int], redactor: Redactor) -> dict[str, Any]:

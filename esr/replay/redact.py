@@ -69,7 +69,7 @@ class Redactor:
 
     def record(self, record: LogRecord) -> LogRecord:
         headers = record.headers
-        if not self.keep_credentials:
+        if headers and not self.keep_credentials and _has_credentials(headers):
             headers = tuple((k, v) for k, v in headers if k.lower() not in CREDENTIAL_HEADERS)
         if not self:
             return record if headers is record.headers else replace(record, headers=headers)
@@ -117,6 +117,16 @@ class Redactor:
         for template in self.templates:
             line = template.sub(lambda m: _blank_groups(m), line)
         return line
+
+
+_PLAIN_NAMES = frozenset({"Referer", "User-Agent"})  # what access logs carry, as their readers name them
+
+
+def _has_credentials(headers: tuple[tuple[str, str], ...]) -> bool:
+    for name, _ in headers:
+        if name not in _PLAIN_NAMES and name.lower() in CREDENTIAL_HEADERS:
+            return True
+    return False
 
 
 def _blank_groups(match: re.Match[str]) -> str:

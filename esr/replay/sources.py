@@ -8,8 +8,8 @@
   `--format`, or `fallback` when none does; else `UnknownLogFormat` naming the closest format, the
   first line that does not match it and the column (`esr.replay.closest`).
 - `reorder(parsed, window_s)`: re-sorts records that are out of order within `window_s` of log
-  time (logs written when a request completes, lines shuffled within a second) using a heap
-  bounded by that window; a record older than the window is reported as late, never dropped
+  time (logs written when a request completes, lines shuffled within a second), holding only
+  the records within that window; a record older than the window is reported as late, never dropped
   silently.
 - `LogStream`: all files merged by time (`heapq.merge` over the per-file reordered streams),
   tallying what was parsed, skipped and malformed, by reason, with the first few bad lines.
@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import heapq
 import itertools
@@ -123,10 +124,15 @@ class Tally:
 
 def reorder(parsed: Iterable[Parsed], window_s: float, tally: Tally) -> Iterator[LogRecord]:
     """Records in time order, given records at most `window_s` out of order. A record older
-    than what was already released is counted late and released at once (never lost)."""
-    heap: list[tuple[float, int, LogRecord]] = []
+    than what was already released is counted late and released at once (never lost).
+
+    Pending records are kept sorted by time, ties in arrival order: a record in order (the
+    usual case) is appended, one out of order is inserted after those of its time; released
+    ones are skipped by an index and cut off in bulk."""
+    times: list[float] = []  # pending records' times, sorted; times[head:] are not released yet
+    pending: list[LogRecord] = []
+    head = 0
     released = float("-inf")
-    counter = itertools.count()
     for item in parsed:
         if type(item) is not LogRecord:
             if type(item) is Skipped:
@@ -135,16 +141,27 @@ def reorder(parsed: Iterable[Parsed], window_s: float, tally: Tally) -> Iterator
                 tally.bad_line(item)  # type: ignore[arg-type]
             continue
         tally.parsed += 1
-        if item.time < released:
+        t = item.time
+        if t < released:
             tally.late += 1
             yield item
             continue
-        heapq.heappush(heap, (item.time, next(counter), item))
-        while heap and heap[0][0] <= item.time - window_s:
-            released = heap[0][0]
-            yield heapq.heappop(heap)[2]
-    while heap:
-        yield heapq.heappop(heap)[2]
+        if head == len(times) or t >= times[-1]:
+            times.append(t)
+            pending.append(item)
+        else:
+            at = bisect.bisect_right(times, t, head)
+            times.insert(at, t)
+            pending.insert(at, item)
+        limit = t - window_s
+        while head < len(times) and times[head] <= limit:
+            released = times[head]
+            yield pending[head]
+            head += 1
+        if head >= 1024 and head * 2 >= len(times):
+            del times[:head], pending[:head]
+            head = 0
+    yield from pending[head:]
 
 
 class LogStream:
@@ -172,6 +189,9 @@ class LogStream:
             self.tally.unreadable.append(f"{path}: {exc}")
 
     def __iter__(self) -> Iterator[LogRecord]:
+        if len(self.files) == 1:  # nothing to merge
+            yield from self._file_records(self.files[0])
+            return
         streams = [((r.time, index, r) for r in self._file_records(path)) for index, path in enumerate(self.files)]
         for _, _, record in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
             yield record

@@ -115,6 +115,7 @@ def parse(lines: Iterable[tuple[int, str]], source: str, *, request_time_unit: s
 
 def _parse(lines: Iterable[tuple[int, str]], source: str, unit: str) -> Iterator[Parsed]:
     cache = Memo(parse_time, _CACHE_MAX)
+    stamps = Memo(_stamp, _CACHE_MAX)  # the time and its zone, once per distinct stamp
     fast = _FAST.match
     common = COMMON_METHODS
     for number, text in lines:
@@ -124,7 +125,7 @@ def _parse(lines: Iterable[tuple[int, str]], source: str, unit: str) -> Iterator
             yield _slow(text, where, cache, unit)
             continue
         client, stamp, request, status, size, referer, agent, took = m.groups()
-        when = cache[stamp]
+        when, offset = stamps[stamp]
         if type(when) is str:
             yield bad_line(when, where, text)
             continue
@@ -148,8 +149,14 @@ def _parse(lines: Iterable[tuple[int, str]], source: str, unit: str) -> Iterator
             None if client == "-" else client,
             host,
             () if agent is None else _headers(referer, agent),
-            utc_offset=zone_offset(stamp),
+            utc_offset=offset,
         )
+
+
+def _stamp(text: str) -> tuple[float | str, int | None]:
+    """`parse_time` and `zone_offset` of a bracketed time, computed together for the cache."""
+    when = parse_time(text)
+    return when, (None if type(when) is str else zone_offset(text))
 
 
 def parse_time(text: str) -> float | str:

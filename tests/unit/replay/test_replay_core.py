@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import random
 
 import pytest
@@ -57,6 +58,37 @@ def test_reorder_keeps_every_record_and_sorts_within_the_window(times: list[floa
     assert sorted(out) == sorted(times)
     if tally.late == 0:
         assert out == sorted(out)
+
+
+def _heap_reorder(records: list[LogRecord], window_s: float) -> tuple[list[LogRecord], int]:
+    """The reference: a heap of (time, arrival, record), released once older than the window."""
+    heap: list[tuple[float, int, LogRecord]] = []
+    out: list[LogRecord] = []
+    released, late = float("-inf"), 0
+    for n, item in enumerate(records):
+        if item.time < released:
+            late += 1
+            out.append(item)
+            continue
+        heapq.heappush(heap, (item.time, n, item))
+        while heap and heap[0][0] <= item.time - window_s:
+            released = heap[0][0]
+            out.append(heapq.heappop(heap)[2])
+    return out + [heapq.heappop(heap)[2] for _ in range(len(heap))], late
+
+
+@given(st.lists(st.integers(0, 60), max_size=3000), st.sampled_from([0.0, 1.0, 5.0, 60.0]), st.integers(0, 2**32))
+def test_reorder_releases_exactly_what_a_heap_would_ties_and_late_ones_included(
+        times: list[int], window: float, seed: int) -> None:
+    rng = random.Random(seed)
+    records = [rec(float(t + i // 20), n=i) for i, t in enumerate(sorted(times))]  # many ties
+    records.sort(key=lambda r: r.time + rng.uniform(0, window))  # out of order within the window
+    for _ in range(len(records) // 50):  # and a few far behind: late
+        records.insert(rng.randrange(len(records)), records.pop(rng.randrange(len(records))))
+    tally = Tally()
+    expected, late = _heap_reorder(records, window)
+    assert [r.source for r in reorder(records, window, tally)] == [r.source for r in expected]
+    assert tally.late == late
 
 
 # -- plan -----------------------------------------------------------------------------------
@@ -127,3 +159,13 @@ def test_path_templates_redact_the_segments_in_braces() -> None:
 def test_no_redaction_leaves_records_alone() -> None:
     record = rec(1, target="/a?ssn=1")
     assert Redactor.from_options([]).record(record) is record
+
+
+@pytest.mark.parametrize("selection", [Selection(), Selection(allow_writes=True), Selection(statuses=("5xx",)),
+                                       Selection(methods=frozenset({"POST"}), allow_writes=True),
+                                       Selection(start=50.0), Selection(paths=("/a*",))])
+def test_the_quick_checker_answers_as_why_not(selection: Selection) -> None:
+    check = selection.checker()
+    for record in (rec(10, "GET", "/a"), rec(60, "POST", "/b", 500), rec(70, "HEAD", "/a", None),
+                   rec(80, "DELETE", "/a", 204)):
+        assert check(record) == selection.why_not(record)
