@@ -46,14 +46,15 @@ def scenario(**changes: Any) -> Scenario:
 CASES: dict[str, dict[str, Any]] = {
     "claims_drain": {},  # arrivals, waits of 2 h between polls, 48 h deadlines decided in the drain
     "claims_outage": {"double": {"down": [(2 * 3600.0, 3 * 3600.0)]}},  # 503s for one simulated hour
-    "claims_abort": {"abort_after_s": 3.0},  # cancelled mid-load: the log ends ABORTED
+    "claims_abort": {"abort_after_results": 10},  # cancelled mid-load: the log ends ABORTED
 }
 
 
 def play_case(name: str, home: Path) -> Any:
     case = CASES[name]
     double = ClaimsDouble(seed=11, **case.get("double", {}))
-    return play(scenario(), home, double=double, run_id=f"golden-{name}", abort_after_s=case.get("abort_after_s"))
+    return play(scenario(), home, double=double, run_id=f"golden-{name}",
+                abort_after_results=case.get("abort_after_results"))
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -126,8 +127,9 @@ def test_a_fault_is_applied_and_removed_at_its_simulated_times(tmp_path: Path) -
 
 
 def test_an_abort_ends_the_log_aborted_and_sends_nothing_after(tmp_path: Path) -> None:
-    played = play(scenario(), tmp_path, abort_after_s=3.0)
+    played = play(scenario(), tmp_path, abort_after_results=10)
     assert played.verdict.status == "ABORTED"
+    assert sum(isinstance(e, RequestResult) for e in played.events) >= 10  # aborted mid-load, once 10 were in
     aborted = [i for i, e in enumerate(played.events) if isinstance(e, RunAborted)]
     assert len(aborted) == 1
     after = played.events[aborted[0] + 1:]

@@ -18,7 +18,7 @@ import looptime
 import orjson
 
 from esr.bus.runlog import read_events, run_log_path
-from esr.core.events import Event
+from esr.core.events import Event, RequestResult
 from esr.core.journey import PreparedRequest
 from esr.core.scenario import Scenario
 from esr.core.sim_headers import SIM_TIME
@@ -65,6 +65,8 @@ class ClaimsDouble:
         now = datetime.fromisoformat(headers[SIM_TIME])
         what = f"{self.seed}/{request.method} {request.path}/{now.isoformat()}"
         rng = random.Random(what)
+        # the answer's latency on the virtual clock: looptime jumps it, no wall-clock time passes,
+        # so a busy machine cannot stretch it (runs are byte-identical across machines and seeds)
         await asyncio.sleep(rng.uniform(*self.latency_ms) / 1000)
         sim = (now - SIM_START).total_seconds()
         if any(start <= sim < end for start, end in self.down):
@@ -86,7 +88,7 @@ class ClaimsDouble:
             status = int(code) if code.isdigit() and 200 <= int(code) < 600 else 400
             delay = request.query.get("delay_ms", "")
             if delay.isdigit():
-                await asyncio.sleep(min(int(delay), 60_000) / 1000)
+                await asyncio.sleep(min(int(delay), 60_000) / 1000)  # virtual time, as above
             return self._answer(status, {"status": status})
         return self._answer(200, {"ok": True})
 
@@ -107,9 +109,10 @@ class Played:
 
 
 def play(scenario: Scenario, home: Path, *, double: ClaimsDouble | None = None, run_id: str = "virtual-run",
-         abort_after_s: float | None = None, target: Target = TARGET,
+         abort_after_results: int | None = None, target: Target = TARGET,
          progress: Callable[[Run], None] | None = None) -> Played:
-    """Play `scenario` in virtual time; with `abort_after_s`, cancel it that many virtual seconds in.
+    """Play `scenario` in virtual time; with `abort_after_results`, cancel it as soon as it has
+    recorded that many results (a condition, not a moment: the same events on any machine).
     `progress` is called with the run every quarter of a virtual second, as the CLI's display is."""
     # whatever loop policy is set; the clock jumps to the next timer as soon as nothing is ready (no
     # I/O to wait for here): looptime's default of 42 idle loop cycles per jump tripled the CPU time
@@ -120,8 +123,21 @@ def play(scenario: Scenario, home: Path, *, double: ClaimsDouble | None = None, 
 
     async def main() -> Verdict:
         task = asyncio.ensure_future(run.execute(progress))
-        if abort_after_s is not None:
-            await asyncio.sleep(abort_after_s)
+        if abort_after_results is not None:
+            enough = asyncio.Event()
+            results = 0
+
+            def count(event: Event) -> None:
+                nonlocal results
+                if isinstance(event, RequestResult):
+                    results += 1
+                    if results >= abort_after_results:
+                        enough.set()
+
+            run.bus.subscribe(count)
+            waiter = asyncio.ensure_future(enough.wait())
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
             task.cancel()
         try:
             return await asyncio.shield(task)
