@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from journeys import CLAIM_JOURNEY
 from loopback import wait_until
 
 from esr.bus.runlog import read_events
@@ -22,20 +23,6 @@ from esr.engine.runner import Run
 
 pytestmark = pytest.mark.integration
 
-CLAIM_JOURNEY: dict[str, Any] = {
-    "name": "claim",
-    "data": {"ssn": "ssn", "wages": {"int": [1000, 9000]}},
-    "steps": [
-        {"name": "file", "request": {"method": "POST", "path": "/claims",
-                                     "json": {"ssn": "{{ data.ssn }}", "wages": "{{ data.wages }}"}},
-         "expect": {"status": [201]}, "extract": {"claim_id": "$.id"},
-         "counters": {"cloud_cost": "header:X-Cost"}},
-        {"name": "paid", "request": {"path": "/claims/{{ vars.claim_id }}"},
-         "poll": {"every": "1h", "until": "$.status == 'paid'", "give_up_after": "72h"},
-         "counters": {"claims_paid": {"value": 1, "when": "$.status == 'paid'"}}},
-    ],
-    "sla": [{"from": "file", "to": "paid", "within": "48h"}],
-}
 
 
 @pytest.fixture(params=["pooled", "aiohttp"])

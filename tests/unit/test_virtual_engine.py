@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from journeys import CLAIM_JOURNEY
 from virtual_run import ClaimsDouble, Played, play
 
 import esr
@@ -22,20 +23,6 @@ from esr.engine.runner import CATCH_UP_MIN_S, START_LEAD_S, Run
 
 E = TypeVar("E", bound=Event)
 
-CLAIM_JOURNEY: dict[str, Any] = {
-    "name": "claim",
-    "data": {"ssn": "ssn", "wages": {"int": [1000, 9000]}},
-    "steps": [
-        {"name": "file", "request": {"method": "POST", "path": "/claims",
-                                     "json": {"ssn": "{{ data.ssn }}", "wages": "{{ data.wages }}"}},
-         "expect": {"status": [201]}, "extract": {"claim_id": "$.id"},
-         "counters": {"cloud_cost": "header:X-Cost"}},
-        {"name": "paid", "request": {"path": "/claims/{{ vars.claim_id }}"},
-         "poll": {"every": "1h", "until": "$.status == 'paid'", "give_up_after": "72h"},
-         "counters": {"claims_paid": {"value": 1, "when": "$.status == 'paid'"}}},
-    ],
-    "sla": [{"from": "file", "to": "paid", "within": "48h"}],
-}
 HOURS_48 = 48 * 3600.0
 
 
