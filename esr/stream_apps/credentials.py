@@ -5,12 +5,18 @@ module builds the TLS context and Faust's credential objects from it."""
 
 from __future__ import annotations
 
+import logging
+import re
 import ssl
 from typing import Any
 
 from esr.bus.client_config import AiokafkaAuth, ClientConfig, ClientConfigError
 
-__all__ = ["faust_settings", "ssl_context"]
+__all__ = ["SecretsFilter", "faust_settings", "hide_secrets_in_logs", "ssl_context"]
+
+# aiokafka logs every request at debug level, SASL/PLAIN's login (user and password in clear) too
+_AUTH_BYTES = re.compile(r"(sasl_auth_bytes=)(b'(?:[^'\\]|\\.)*'|b\"(?:[^\"\\]|\\.)*\")")
+_LOGGERS = ("aiokafka.conn", "aiokafka", "faust")
 
 
 def faust_settings(config: ClientConfig | None) -> dict[str, Any]:
@@ -57,3 +63,29 @@ def ssl_context(auth: AiokafkaAuth, config: ClientConfig) -> ssl.SSLContext:
     if not auth.verify_certificates:
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+class SecretsFilter(logging.Filter):
+    """Masks a log record's SASL bytes and the file's secret values (the record's text is
+    rewritten, never dropped): aiokafka's debug log would otherwise print a PLAIN password."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        masked = self.config.mask(_AUTH_BYTES.sub(r"\1***", text))
+        if masked != text:
+            record.msg, record.args = masked, ()
+        return True
+
+
+def hide_secrets_in_logs(config: ClientConfig | None) -> None:
+    """Install `SecretsFilter` on the loggers of aiokafka's connections and Faust (once)."""
+    if config is None:
+        return
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, SecretsFilter) for f in logger.filters):
+            logger.addFilter(SecretsFilter(config))

@@ -166,3 +166,23 @@ def test_an_unloadable_ca_file_is_named(tmp_path: Path) -> None:
     config = parse_client_config(f"security.protocol=SSL\nssl.ca.location={bad}\n", "c.properties")
     with pytest.raises(ClientConfigError, match=r"c.properties:2: ssl.ca.location: cannot load the CA"):
         faust_settings(config)
+
+
+def test_aiokafka_debug_logs_never_show_the_login(caplog: pytest.LogCaptureFixture) -> None:
+    """aiokafka logs each request at debug level, SASL/PLAIN's login bytes too."""
+    import logging
+
+    from esr.stream_apps.credentials import hide_secrets_in_logs
+
+    hide_secrets_in_logs(parse_client_config(SASL, "c"))
+    hide_secrets_in_logs(parse_client_config(SASL, "c"))  # once is enough: no second filter
+    conn = logging.getLogger("aiokafka.conn")
+    assert len(conn.filters) == 1
+    with caplog.at_level(logging.DEBUG, logger="aiokafka.conn"):
+        conn.debug("Request to %s:%d %d: %s", "127.0.0.1", 9094, 3,
+                   "SaslAuthenticateRequest_v1(sasl_auth_bytes=b'alice\\x00alice\\x00s3cr=t with spaces')")
+        logging.getLogger("faust").warning("retrying with password %s", "s3cr=t with spaces")
+    assert caplog.messages == ["Request to 127.0.0.1:9094 3: SaslAuthenticateRequest_v1(sasl_auth_bytes=***)",
+                               "retrying with password ***"]
+    for name in ("aiokafka.conn", "aiokafka", "faust"):
+        logging.getLogger(name).filters.clear()
