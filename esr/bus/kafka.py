@@ -202,13 +202,16 @@ def _list_topics(settings: KafkaSettings, timeout: float) -> Any:
     admin = _admin(settings, error_cb=on_error)
     deadline = time.monotonic() + timeout
     while True:
+        asked = time.monotonic()
+        wait = min(1.0, max(0.05, deadline - asked))
         try:
-            return admin.list_topics(timeout=min(1.0, max(0.05, deadline - time.monotonic())))
+            return admin.list_topics(timeout=wait)
         except KafkaException as exc:
             admin.poll(0)  # serves error_cb
             if refused:
                 raise KafkaError(_login_refused(settings, refused[0])) from None
-            if time.monotonic() >= deadline:
+            # a failure before the slice ran out (nothing listening, say) is final, as is the deadline
+            if time.monotonic() - asked < wait * 0.9 or time.monotonic() >= deadline:
                 raise KafkaError(f"cannot reach the Kafka broker at {settings.bootstrap}: {exc}") from None
 
 
