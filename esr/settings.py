@@ -12,6 +12,8 @@ module reads the environment.
     ESR_KAFKA                a broker: play runs on the Kafka runtime
     ESR_KAFKA_PREFIX         topic and group prefix                    (esr.)
     ESR_KAFKA_PARTITIONS     partitions of new topics = bot shards     (4)
+    ESR_KAFKA_CONFIG         a file of Kafka client properties: security.protocol, SASL, TLS
+                             (esr.bus.client_config; read when a Kafka client is made)
     ESR_TOKEN                the server's launch token                 ($ESR_HOME/token)
     ESR_OBSERVER_TOKEN       the server's read-only token              ($ESR_HOME/observer_token)
     ESR_PUBLIC_URL           the URL the server's links start with
@@ -52,6 +54,7 @@ class Settings:
     kafka: str | None = None
     kafka_prefix: str = "esr."
     kafka_partitions: int = 4
+    kafka_config: Path | None = None
     token: str | None = None
     observer_token: str | None = None
     public_url: str | None = None
@@ -84,6 +87,7 @@ class Settings:
             "kafka": text("ESR_KAFKA"),
             "kafka_prefix": environ.get("ESR_KAFKA_PREFIX", "esr."),
             "kafka_partitions": _count("ESR_KAFKA_PARTITIONS", text("ESR_KAFKA_PARTITIONS"), 4),
+            "kafka_config": _path(text("ESR_KAFKA_CONFIG")),
             "token": text("ESR_TOKEN"),
             "observer_token": text("ESR_OBSERVER_TOKEN"),
             "public_url": text("ESR_PUBLIC_URL"),

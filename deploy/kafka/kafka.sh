@@ -10,6 +10,13 @@
 # PORT (default 9092, or $ESR_KAFKA_PORT) is the client listener on 127.0.0.1; the
 # controller listens on PORT+1. DIR holds the data, server.log and kafka.pid: throw it away
 # after stop. Needs Java 17+ and Maven.
+#
+# With ESR_KAFKA_SASL_USERS="alice:secret[,bob:other]" set, `start` also opens a
+# SASL_PLAINTEXT listener on PORT+2 that takes SASL/PLAIN logins from those users (for
+# trying ESR_KAFKA_CONFIG; PLAIN sends the password in clear, so loopback only). The
+# PLAINTEXT listener on PORT stays, and carries the broker's own traffic. Give the variable
+# again on a restart of the same DIR, or the listener is gone. Passwords are written to
+# DIR/server.properties (mode 600), never printed.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -43,11 +50,17 @@ start() {
     fetch
     if port_open "$port"; then die "port $port on 127.0.0.1 is already in use"; fi
     if port_open "$cport"; then die "controller port $cport on 127.0.0.1 is already in use"; fi
+    local jaas=""
+    if [[ -n "${ESR_KAFKA_SASL_USERS:-}" ]]; then
+        jaas="$(sasl_users "$ESR_KAFKA_SASL_USERS")" || exit 1
+        if port_open $((port + 2)); then die "SASL port $((port + 2)) on 127.0.0.1 is already in use"; fi
+    fi
     mkdir -p "$dir"
     dir="$(cd "$dir" && pwd)"
     [[ -f "$dir/kafka.pid" ]] && kill -0 "$(cat "$dir/kafka.pid")" 2>/dev/null && die "a broker is already running in $dir"
-    sed -e "s#127.0.0.1:9092#127.0.0.1:$port#g" -e "s#127.0.0.1:9093#127.0.0.1:$cport#g" \
-        -e "s#^log.dirs=.*#log.dirs=$dir/data#" "$HERE/server.properties" >"$dir/server.properties"
+    (umask 077 && sed -e "s#127.0.0.1:9092#127.0.0.1:$port#g" -e "s#127.0.0.1:9093#127.0.0.1:$cport#g" \
+        -e "s#^log.dirs=.*#log.dirs=$dir/data#" "$HERE/server.properties" >"$dir/server.properties" && chmod 600 "$dir/server.properties")
+    [[ -n "$jaas" ]] && sasl_listener "$dir/server.properties" "$port" "$jaas"
     if [[ ! -f "$dir/data/meta.properties" ]]; then
         local cluster_id
         cluster_id="$( java_cmd kafka.tools.StorageTool random-uuid)"
@@ -72,7 +85,36 @@ start() {
         sleep 0.25
         waited=$((waited + 1))
     done
-    echo "kafka: broker up on 127.0.0.1:$port (data in $dir)"
+    if [[ -n "$jaas" ]]; then
+        echo "kafka: broker up on 127.0.0.1:$port, SASL_PLAINTEXT (PLAIN) on 127.0.0.1:$((port + 2)) (data in $dir)"
+    else
+        echo "kafka: broker up on 127.0.0.1:$port (data in $dir)"
+    fi
+}
+
+# "alice:secret,bob:other" -> the PLAIN login module's JAAS line (users and passwords checked, never echoed)
+sasl_users() {
+    local spec="$1" entry user="" pass out="org.apache.kafka.common.security.plain.PlainLoginModule required"
+    local IFS=,
+    for entry in $spec; do
+        [[ "$entry" == *:* ]] || die "ESR_KAFKA_SASL_USERS: an entry has no ':': write USER:PASSWORD[,USER:PASSWORD]"
+        user="${entry%%:*}" pass="${entry#*:}"
+        [[ "$user" =~ ^[A-Za-z0-9_.-]+$ ]] || die "ESR_KAFKA_SASL_USERS: user names are letters, digits, '_', '.' and '-'"
+        [[ -n "$pass" && "$pass" != *[\"\\\;\ ]* ]] || die "ESR_KAFKA_SASL_USERS: the password of $user is empty or holds a quote, backslash, ';' or space"
+        out+=" user_$user=\"$pass\""
+    done
+    [[ -n "$user" ]] || die "ESR_KAFKA_SASL_USERS is empty"
+    printf '%s;' "$out"
+}
+
+# adds the SASL_PLAINTEXT listener on PORT+2 to a broker's properties
+sasl_listener() {
+    local props="$1" port="$2" jaas="$3" sport=$(($2 + 2))
+    sed -i -e "s#^listeners=.*#&,SASL_PLAINTEXT://127.0.0.1:$sport#" \
+        -e "s#^advertised.listeners=.*#&,SASL_PLAINTEXT://127.0.0.1:$sport#" \
+        -e "s#^listener.security.protocol.map=.*#&,SASL_PLAINTEXT:SASL_PLAINTEXT#" "$props"
+    printf '%s\n' "" "# ESR_KAFKA_SASL_USERS: SASL/PLAIN logins on 127.0.0.1:$sport" \
+        "sasl.enabled.mechanisms=PLAIN" "listener.name.sasl_plaintext.plain.sasl.jaas.config=$jaas" >>"$props"
 }
 
 stop() {
@@ -97,5 +139,5 @@ case "${1:-}" in
     start) shift; start "$@" ;;
     stop) shift; stop "$@" ;;
     status) shift; status "$@" ;;
-    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -98,11 +98,12 @@ class Pipeline:
     settings: KafkaSettings
     folder: Path
     workers: list[Worker] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)  # for every process, e.g. ESR_KAFKA_CONFIG
 
     @property
     def env(self) -> dict[str, str]:
         return {**os.environ, "ESR_KAFKA": self.settings.bootstrap, "ESR_KAFKA_PREFIX": self.settings.prefix,
-                "ESR_KAFKA_PARTITIONS": str(self.settings.partitions), "PYTHONUNBUFFERED": "1"}
+                "ESR_KAFKA_PARTITIONS": str(self.settings.partitions), "PYTHONUNBUFFERED": "1", **self.extra_env}
 
     async def start(self, role: str, env: dict[str, str] | None = None) -> Worker:
         """`esr worker ROLE`; `env` adds to (or overrides) the pipeline's environment."""
