@@ -49,7 +49,7 @@ from esr.core.scenario import Scenario
 from esr.core.scheduler import GeneratorCounts, Scheduler
 from esr.core.sim_headers import SimTimeFormat
 from esr.core.targets import Target, TargetRegistry
-from esr.core.ticks import PlannedRequest, Tick, expected_end, shard_of
+from esr.core.ticks import PlannedRequest, Tick, clock_skew_line, expected_end, shard_of
 from esr.engine.pacer import Clocks, Pacer
 from esr.engine.response import Sender
 from esr.engine.runner import journey_table
@@ -507,6 +507,7 @@ class BotWorker:
             self.producer.flush(10)
 
     def _on_message(self, msg: Any) -> None:
+        received = time.time()
         tp, offset = (msg.topic(), msg.partition()), msg.offset()
         self._offsets.add(tp, offset)
         tick = decode_tick(msg.value())
@@ -525,6 +526,9 @@ class BotWorker:
             shard.tp = tp
             shard.open()
             self.shards[key] = shard
+            stamp_kind, stamp_ms = msg.timestamp()
+            print(clock_skew_line(tick, received=received, published=stamp_ms / 1000 if stamp_kind else None),
+                  file=sys.stderr, flush=True)
         shard.on_tick(tick)
         self._tick_offsets.setdefault(key, []).append((tick.tick, tp, offset))
 
