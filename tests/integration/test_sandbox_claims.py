@@ -237,3 +237,52 @@ async def test_a_run_applies_and_recovers_the_offices_faults(claims_system: Any)
     everyone_out, held = filed_between(1, 58), filed_between(121, 148)
     assert everyone_out and held
     assert started_after(everyone_out, 59) and started_after(held, 149)
+
+
+async def file(s: aiohttp.ClientSession, url: str, body: Any, key: str | None, run: str = "r1",
+               at: str = "08:00") -> tuple[int, Any, Any]:
+    """POST /claims as run `run`, with the Idempotency-Key `key` (None: without one)."""
+    headers = {"X-ESR-Run-Id": run, "X-ESR-Sim-Time": MONDAY.format(at),
+               **({"Idempotency-Key": key} if key is not None else {})}
+    async with s.post(f"{url}/claims", json=body, headers=headers) as response:
+        return response.status, await response.json(content_type=None), response.headers
+
+
+async def test_a_claim_is_filed_once_per_idempotency_key(claims_system: Any) -> None:
+    url, service = await claims_system(OfficeConfig(caseworkers=1, review_minutes=60))
+    claim = {"ssn": "900-00-0001", "name": "A"}
+    async with aiohttp.ClientSession() as s:
+        first = await file(s, url, claim, "r1-u7-r0")
+        assert first[:2] == (201, {"id": 1, "status": "in_review", "filed_at": "2026-03-02T08:00:00+00:00"})
+        assert "Idempotent-Replayed" not in first[2]
+        again = await file(s, url, {"name": "A", "ssn": "900-00-0001"}, '"r1-u7-r0"', at="08:00")  # same JSON
+        assert again[:2] == first[:2] and again[2]["Idempotent-Replayed"] == "true"
+        assert len(service.offices["r1"].claims) == 1  # filed once
+        # the same key with another claim is a client bug: 422, and nothing filed
+        status, problem, headers = await file(s, url, {"ssn": "900-00-0002"}, "r1-u7-r0")
+        assert (status, headers["Content-Type"]) == (422, "application/problem+json")
+        assert problem["title"] == "Idempotency-Key reused with another request" and "r1-u7-r0" in problem["detail"]
+        # another key, no key, another run: filed as before
+        assert (await file(s, url, claim, "r1-u8-r0"))[:2] == (201, {**first[1], "id": 2})
+        assert (await file(s, url, claim, None))[1]["id"] == 3
+        assert (await file(s, url, claim, None))[1]["id"] == 4
+        assert (await file(s, url, claim, "r1-u7-r0", run="r2"))[:2] == (201, first[1])
+        assert (await file(s, url, claim, "x" * 256))[:2] == (
+            400, {"error": "Idempotency-Key must be 1 to 255 characters, not 256"})
+        assert len(service.offices["r1"].claims) == 4
+
+
+async def test_a_refused_filing_is_not_remembered(claims_system: Any) -> None:
+    """A 503 filed nothing: sending it again with its key files it once the database is back."""
+    url, service = await claims_system(OfficeConfig(caseworkers=1, review_minutes=60))
+    claim = {"ssn": "900-00-0001"}
+    async with aiohttp.ClientSession() as s:
+        down = {"fault": "db_down", "sim_time": MONDAY.format("09:00")}
+        assert (await call(s, "POST", f"{url}/_esr/runs/r1/faults/db_down", json=down))[0] == 200
+        assert (await file(s, url, claim, "k1", at="09:30"))[0] == 503
+        assert (await call(s, "DELETE", f"{url}/_esr/runs/r1/faults/db_down", at="10:00"))[0] == 200
+        assert (await file(s, url, claim, "k1", at="10:30"))[:2] == (
+            201, {"id": 1, "status": "in_review", "filed_at": "2026-03-02T10:30:00+00:00"})
+        assert (await file(s, url, claim, "k1", at="10:31"))[0] == 201
+        assert len(service.offices["r1"].claims) == 1
+        assert service.purge("r1") and "r1" not in service.replies  # a purged run forgets its keys
