@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from busy import PUNCTUALITY_NOT_JUDGED
 
 from esr.core.scenario import Scenario
 from esr.core.targets import TargetRegistry
@@ -43,14 +44,14 @@ def chapter_scenario(peak: float, warp: float) -> Scenario:
     peak at `peak`; the drain plays fast (only polls are sent then)."""
     return Scenario(
         name="DOL_48h_SLA_Stress", duration_hours=24, time_warp=warp, drain_warp=86400,
-        load_profile=[(0, 5), (8, 30), (18, peak)],
+        load_profile=[(0, 5), (8, 30), (18, peak)], **PUNCTUALITY_NOT_JUDGED,
         assertions=["latency_p95_ms < 2000", "sla_48h_success_rate > 0.95"])
 
 
 async def test_claims_are_paid_in_simulated_time_with_a_fork_per_run(claims_system: Any) -> None:
     url, service = await claims_system(OfficeConfig(caseworkers=50, review_minutes=60))
     scenario = Scenario(name="small", duration_hours=2, time_warp=3600, drain_warp=36000, seed=1,
-                        load_profile=[(0, 20)], journeys=[CLAIM_JOURNEY],
+                        load_profile=[(0, 20)], journeys=[CLAIM_JOURNEY], **PUNCTUALITY_NOT_JUDGED,
                         assertions=["sla_48h_success_rate == 1"])
     first = Run(scenario, TargetRegistry().resolve(url))
     await first.execute()
@@ -221,7 +222,7 @@ async def test_a_run_applies_and_recovers_the_offices_faults(claims_system: Any)
     """End to end: the sandbox target's fault actions, as ESR performs them, in simulated time."""
     url, service = await claims_system(OfficeConfig(caseworkers=50, review_minutes=60))
     scenario = Scenario(name="faults", duration_hours=3, time_warp=3600, drain_warp=36000, seed=1,
-                        load_profile=[(0, 5)], journeys=[CLAIM_JOURNEY],
+                        load_profile=[(0, 5)], journeys=[CLAIM_JOURNEY], **PUNCTUALITY_NOT_JUDGED,
                         failure_injection=["caseworkers_out(50)@hour0+1h", "db_down(queue)@hour2+30m"])
     run = Run(scenario, sandbox_target("sandbox", url))
     await run.execute()
