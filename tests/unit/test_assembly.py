@@ -780,3 +780,22 @@ def test_a_complete_run_passes() -> None:
     verdict = judge(a.run_fold(), [])
     assert verdict.status == "PASS"
     assert verdict.completeness["requests_sent"] == verdict.completeness["results_recorded"] == 2
+
+
+@pytest.mark.parametrize(("share", "status"), [(None, "ERROR"), (0.25, "PASS")])
+def test_the_kafka_runtime_judges_late_starts_as_the_embedded_one_does(share: float | None, status: str) -> None:
+    """Journeys a shard taken over started late (2 of 20 here) count against the scenario's
+    max_late_start_share in the verdict the metrics worker publishes."""
+    from esr.stream_apps.metrics import judge_assembly
+
+    scenario = SCENARIO if share is None else SCENARIO | {"max_late_start_share": share}
+    a = assembly_with(run_started(shards=1, scenario=scenario, arrivals_planned=20))
+    sent = [e for u in range(20) for e in journey(u, 0, results=1, late_ms=2_000.0 if u >= 18 else 0.0)]
+    Feed(a).send(0, "w2:1", 0, sent)
+    results = sum(isinstance(e, RequestResult) for e in sent)
+    a.on_run_event(report(0, "w2:1", 0, TICKS - 1, final=True, sent=results, journey_events=len(sent) - results))
+    verdict = judge_assembly(a).verdict
+    assert (verdict["verdict"], verdict["generator"]["late_start_rate"]) == (status, 0.1), verdict["reason"]
+    if status == "ERROR":
+        assert verdict["reason"] == ("the generator started 10.0% of journeys more than 10 ms late (more than the 5% "
+                                     "max_late_start_share allows): the load this run claims was not delivered")
