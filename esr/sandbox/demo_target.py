@@ -71,7 +71,8 @@ class DemoTarget:
 
     async def root(self, request: web.Request) -> web.Response:
         if len(self.seen_headers) < 5:
-            self.seen_headers.append({k: v for k, v in request.headers.items() if k.startswith("X-ESR")})
+            self.seen_headers.append({k: v for k, v in request.headers.items()
+                                      if k.startswith("X-ESR") or k == "Idempotency-Key"})
         return await self._delay() or web.Response(text="ok\n", headers=self._cost())
 
     async def status(self, request: web.Request) -> web.Response:
