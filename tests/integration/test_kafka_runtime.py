@@ -138,6 +138,8 @@ async def test_a_bot_worker_killed_mid_run_loses_nothing_and_counts_nothing_twic
     assert planned + c["duplicates_dropped"] <= target.requests
     # each repeat came from the survivor's attempt, not the one counted: requests the target got twice
     assert verdict["generator"]["requests_resent"] == c["duplicates_dropped"]
+    # and each re-sent request carried its first send's Idempotency-Key: one key per journey
+    assert len(target.idempotency_keys) == planned < target.requests
     events = run_topic(pipeline.settings, verdict["run_id"])
     reports = [e for e in events if isinstance(e, ShardReport)]
     survivor = bots[1].text().split("owns partitions")[0].rsplit("bots: ", 1)[1].strip()
