@@ -339,8 +339,9 @@ class RunFold:
                 kept[key] = version
         total = Bucket()
         total.merge(aggregate)
-        for key in now.keys() - kept.keys():
-            total.merge(self.buckets[key])
+        for key in now:  # in the buckets' own order, not a set's: the same sums, to the last bit, in any process
+            if key not in kept:
+                total.merge(self.buckets[key])
         self._whole_cache[endpoint] = (kept, aggregate, now)
         return total
 
