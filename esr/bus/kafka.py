@@ -36,6 +36,7 @@ __all__ = [
     "PartitionCounts",
     "Tick",
     "TopicChanges",
+    "check_replication",
     "decode_batch",
     "decode_event",
     "decode_tick",
@@ -62,18 +63,29 @@ class KafkaError(EsrError):
 @dataclass(frozen=True, slots=True)
 class KafkaSettings:
     """Where the broker is and how the topics are laid out (`ESR_KAFKA`, `ESR_KAFKA_PREFIX`,
-    `ESR_KAFKA_PARTITIONS`). `partitions` is also the number of bot shards of a run."""
+    `ESR_KAFKA_PARTITIONS`, `ESR_KAFKA_REPLICATION`, `ESR_KAFKA_MIN_ISR`). `partitions` is also
+    the number of bot shards of a run; `replication` and `min_isr` apply to the topics ESR
+    creates and to the metrics app's changelogs, so that a broker lost keeps every acknowledged
+    message (replication 3, min ISR 2 on a cluster of 3)."""
 
     bootstrap: str
     prefix: str = "esr."
     partitions: int = 4
     client_overrides: dict[str, Any] = field(default_factory=dict)
+    replication: int = 1
+    min_isr: int = 1
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KafkaSettings:
         if not settings.kafka:
             raise KafkaError("no Kafka broker given: pass --kafka HOST:PORT or set ESR_KAFKA")
-        return cls(settings.kafka, settings.kafka_prefix, settings.kafka_partitions)
+        return cls(settings.kafka, settings.kafka_prefix, settings.kafka_partitions,
+                   replication=settings.kafka_replication, min_isr=settings.kafka_min_isr)
+
+    @property
+    def topic_config(self) -> dict[str, str]:
+        """The configuration of every topic ESR (or Faust, for its changelogs) creates."""
+        return {"min.insync.replicas": str(self.min_isr)}
 
     def topic(self, name: str) -> str:
         return self.prefix + name
@@ -162,13 +174,15 @@ def make_consumer(settings: KafkaSettings, group: str | None, **overrides: Any) 
 @dataclass(frozen=True, slots=True)
 class TopicChanges:
     """What `ensure_topics` did: topics created, grown `(topic, from, to)`, left above the
-    configured count `(topic, count)` (Kafka cannot take partitions away), and every topic's
-    partition count afterwards."""
+    configured count `(topic, count)` (Kafka cannot take partitions away), left with another
+    replication factor than the configured one `(topic, replicas)` (ESR cannot change it), and
+    every topic's partition count afterwards."""
 
     created: tuple[str, ...] = ()
     grown: tuple[tuple[str, int, int], ...] = ()
     above: tuple[tuple[str, int], ...] = ()
     counts: dict[str, int] = field(default_factory=dict)
+    replicas: tuple[tuple[str, int], ...] = ()
 
     def lines(self, settings: KafkaSettings) -> list[str]:
         """What the command that ran `ensure_topics` prints about it (nothing when all is as configured)."""
@@ -184,6 +198,15 @@ class TopicChanges:
             out.append(f"esr: {listed}, more than ESR_KAFKA_PARTITIONS={settings.partitions}: left as "
                        f"{'they are' if rest else 'it is'} (Kafka cannot take partitions away); runs get {shards} "
                        "bot shards")
+        if self.replicas:
+            (first, n), *others = self.replicas
+            listed = ", ".join([f"{first} has {n} {'replica' if n == 1 else 'replicas'}",
+                                *(f"{topic} {count}" for topic, count in others)])
+            out.append(f"esr: {listed}, not ESR_KAFKA_REPLICATION={settings.replication}: ESR cannot change the "
+                       "replication factor of an existing topic; change it with kafka-reassign-partitions.sh "
+                       "--bootstrap-server BROKER --reassignment-json-file PLAN.json --execute (a plan that lists "
+                       f"{settings.replication} brokers for every partition; see docs/kafka.md, Replication), or "
+                       "start over on new topics with another ESR_KAFKA_PREFIX")
         return out
 
 
@@ -193,10 +216,12 @@ def _changelogs(settings: KafkaSettings, name: str) -> bool:
     return name.startswith(settings.group("metrics") + "-") and name.endswith("-changelog")
 
 
-def topic_changes(settings: KafkaSettings, existing: Mapping[str, int]) -> TopicChanges:
-    """What `ensure_topics` has to do, given the partition count of each topic on the broker:
-    create the design's missing topics, grow those of ours below `settings.partitions` (the
-    metrics app's changelogs too, which must match the topics they follow), leave those above."""
+def topic_changes(settings: KafkaSettings, existing: Mapping[str, int],
+                  replicas: Mapping[str, int] | None = None) -> TopicChanges:
+    """What `ensure_topics` has to do, given the partition count (and replication factor) of
+    each topic on the broker: create the design's missing topics, grow those of ours below
+    `settings.partitions` (the metrics app's changelogs too, which must match the topics they
+    follow), leave those above, and name those of ours whose replication is not `settings.replication`."""
     wanted = settings.partitions
     ours = [settings.topic(t) for t in TOPICS]
     created = tuple(t for t in ours if t not in existing)
@@ -204,25 +229,39 @@ def topic_changes(settings: KafkaSettings, existing: Mapping[str, int]) -> Topic
     grown = tuple((t, existing[t], wanted) for t in mine if t in existing and existing[t] < wanted)
     above = tuple((t, existing[t]) for t in ours if t in existing and existing[t] > wanted)
     counts = {t: max(existing.get(t, wanted), wanted) for t in mine}
-    return TopicChanges(created, grown, above, counts)
+    other = tuple((t, (replicas or {})[t]) for t in mine
+                  if t in existing and (replicas or {}).get(t, settings.replication) != settings.replication)
+    return TopicChanges(created, grown, above, counts, other)
+
+
+def check_replication(settings: KafkaSettings, brokers: int) -> None:
+    """A replication factor the cluster can hold, said before any topic is made with it."""
+    if settings.replication > brokers:
+        raise KafkaError(f"ESR_KAFKA_REPLICATION={settings.replication} is more than the cluster at "
+                         f"{settings.bootstrap} has brokers ({brokers}): set it to at most {brokers}, "
+                         "or add brokers")
 
 
 def ensure_topics(settings: KafkaSettings, timeout: float = 30.0) -> TopicChanges:
-    """Create the design's topics (with `settings.partitions` each) if they do not exist, and
-    grow existing ones with fewer partitions to that count; what it did comes back (see
+    """Create the design's topics (with `settings.partitions` each, `settings.replication`
+    replicas and `settings.min_isr` as min.insync.replicas) if they do not exist, and grow
+    existing ones with fewer partitions to that count; what it did comes back (see
     `TopicChanges.lines` for what the commands print)."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
     admin = AdminClient(_common(settings))
     try:
-        topics = admin.list_topics(timeout=timeout).topics
+        metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
         raise KafkaError(f"cannot reach the Kafka broker at {settings.bootstrap}: {exc}") from None
-    changes = topic_changes(settings, {name: len(meta.partitions) for name, meta in topics.items()
-                                       if meta.error is None and meta.partitions})
+    check_replication(settings, len(metadata.brokers))
+    topics = {name: meta for name, meta in metadata.topics.items() if meta.error is None and meta.partitions}
+    changes = topic_changes(settings, {name: len(meta.partitions) for name, meta in topics.items()},
+                            {name: len(next(iter(meta.partitions.values())).replicas) for name, meta in topics.items()})
     if changes.created:
-        wanted = [NewTopic(t, settings.partitions, 1) for t in changes.created]
+        wanted = [NewTopic(t, settings.partitions, settings.replication, config=settings.topic_config)
+                  for t in changes.created]
         for topic, future in admin.create_topics(wanted, operation_timeout=timeout).items():
             try:
                 future.result(timeout)

@@ -69,6 +69,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
         store="memory://",
         datadir=datadir or f"/tmp/esr-faust-{app_id}",
         topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,  # changelogs and the assignor's leader topic
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
@@ -89,7 +90,8 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
     verdicts_topic = app.topic(settings.topic("verdicts"), **raw)
     metrics_topic = app.topic(settings.topic("metrics"), **raw)
     progress_at: dict[str, float] = {}
-    table: dict[str, Any] = {"key_type": str, "value_type": bytes, "partitions": settings.partitions, "default": None}
+    table: dict[str, Any] = {"key_type": str, "value_type": bytes, "partitions": settings.partitions, "default": None,
+                             "extra_topic_configs": settings.topic_config}  # the changelog's min.insync.replicas
     partials = app.Table("esr-partials", **table)
     runs = app.Table("esr-runs", **table)
     verdicts = app.Table("esr-verdicts", use_partitioner=True, **table)
