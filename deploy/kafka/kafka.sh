@@ -201,5 +201,5 @@ case "${1:-}" in
     status) shift; status "$@" ;;
     cluster-start) shift; cluster_start "$@" ;;
     cluster-stop) shift; cluster_stop "$@" ;;
-    *) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

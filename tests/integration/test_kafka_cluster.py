@@ -15,7 +15,7 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -130,7 +130,7 @@ def cluster(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 @pytest.fixture
-async def replicated(cluster: Cluster, tmp_path: Path) -> Any:
+async def replicated(cluster: Cluster, tmp_path: Path) -> AsyncIterator[Pipeline]:
     """A pipeline on the cluster, on a prefix of the test's own, with replication 3 and min ISR 2."""
     await wait_until(cluster.in_sync, 120, "every partition of the cluster in sync")
     settings = KafkaSettings(cluster.bootstrap, prefix=f"c{uuid.uuid4().hex[:8]}.", partitions=4,
