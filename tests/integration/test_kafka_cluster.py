@@ -169,6 +169,24 @@ def assert_counted_once(verdict: dict[str, Any], seen: Counter[str], err: str) -
     return f"{planned} journeys, {sum(seen.values())} requests received, {c['duplicates_dropped']} repeats dropped"
 
 
+async def test_existing_topics_keep_their_replication_and_a_lower_min_isr_is_raised(cluster: Cluster) -> None:
+    await wait_until(cluster.in_sync, 120, "every partition of the cluster in sync")
+    prefix = f"e{uuid.uuid4().hex[:8]}."
+    three = KafkaSettings(cluster.bootstrap, prefix=prefix, replication=3, min_isr=2)
+    ensure_topics(KafkaSettings(cluster.bootstrap, prefix=prefix, replication=3, min_isr=1))
+    assert cluster.replication(three.topic("results")) == (3, "1")
+    changes = ensure_topics(three)
+    assert changes.replicas == ()
+    assert dict(changes.min_isr_raised) == dict.fromkeys(map(three.topic, TOPICS), 1)
+    await wait_until(lambda: all(cluster.replication(three.topic(t)) == (3, "2") for t in TOPICS), 30,
+                     "every broker describing the raised min ISR")  # the change reaches each broker's metadata
+    await wait_until(lambda: ensure_topics(three).lines(three) == [], 30, "nothing left to change")
+    one = KafkaSettings(cluster.bootstrap, prefix=prefix)  # a process started without the variables
+    [line] = ensure_topics(one).lines(one)
+    assert line.startswith(f"esr: {prefix}runs has 3 replicas, {prefix}ticks 3, ") and "kafka-reassign" in line
+    assert cluster.replication(three.topic("results")) == (3, "2")  # nothing weakened
+
+
 async def test_kill_9_of_the_broker_leading_most_results_partitions_loses_and_repeats_nothing(
         cluster: Cluster, replicated: Pipeline, recorder: tuple[str, Recorder]) -> None:
     pipe = replicated

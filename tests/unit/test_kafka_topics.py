@@ -81,3 +81,18 @@ def test_a_replication_factor_above_the_broker_count_names_the_variable_and_the_
         check_replication(three, 1)
     assert str(caught.value) == ("ESR_KAFKA_REPLICATION=3 is more than the cluster at 127.0.0.1:1 has brokers (1): "
                                  "set it to at most 1, or add brokers")
+
+
+def test_an_existing_topics_lower_min_isr_is_raised_where_its_replicas_can_meet_it() -> None:
+    three = KafkaSettings("127.0.0.1:1", prefix="p.", partitions=4, replication=3, min_isr=2)
+    existing = dict.fromkeys(ALL, 4)
+    replicas = dict.fromkeys(ALL, 3) | {"p.verdicts": 1}
+    min_isr = dict.fromkeys(ALL, 2) | {"p.runs": 1, "p.ticks": 3, "p.verdicts": 1}
+    changes = topic_changes(three, existing, replicas, min_isr)
+    # p.ticks: 3 is never lowered; p.verdicts: 1 replica could never acknowledge with 2
+    assert changes.min_isr_raised == (("p.runs", 1),)
+    assert changes.replicas == (("p.verdicts", 1),)
+    assert changes.lines(three)[1] == "esr: raised min.insync.replicas to ESR_KAFKA_MIN_ISR=2 on 1 topic: p.runs 1 -> 2"
+    assert topic_changes(three, existing, dict.fromkeys(ALL, 3), dict.fromkeys(ALL, 2)).lines(three) == []
+    default = KafkaSettings("127.0.0.1:1", prefix="p.", replication=3)  # a process without ESR_KAFKA_MIN_ISR
+    assert topic_changes(default, existing, dict.fromkeys(ALL, 3), dict.fromkeys(ALL, 2)).min_isr_raised == ()
