@@ -14,6 +14,8 @@ module reads the environment.
     ESR_KAFKA_PARTITIONS     partitions of new topics = bot shards     (4)
     ESR_KAFKA_REPLICATION    replication factor of new topics          (1; 3 on a cluster of 3 or more)
     ESR_KAFKA_MIN_ISR        their min.insync.replicas                 (1; 2 with replication 3)
+    ESR_KAFKA_CONFIG         a file of Kafka client properties: security.protocol, SASL, TLS
+                             (esr.bus.client_config; read when a Kafka client is made)
     ESR_TOKEN                the server's launch token                 ($ESR_HOME/token)
     ESR_OBSERVER_TOKEN       the server's read-only token              ($ESR_HOME/observer_token)
     ESR_PUBLIC_URL           the URL the server's links start with
@@ -56,6 +58,7 @@ class Settings:
     kafka_partitions: int = 4
     kafka_replication: int = 1
     kafka_min_isr: int = 1
+    kafka_config: Path | None = None
     token: str | None = None
     observer_token: str | None = None
     public_url: str | None = None
@@ -90,6 +93,7 @@ class Settings:
             "kafka_partitions": _count("ESR_KAFKA_PARTITIONS", text("ESR_KAFKA_PARTITIONS"), 4),
             "kafka_replication": _count("ESR_KAFKA_REPLICATION", text("ESR_KAFKA_REPLICATION"), 1),
             "kafka_min_isr": _count("ESR_KAFKA_MIN_ISR", text("ESR_KAFKA_MIN_ISR"), 1),
+            "kafka_config": _path(text("ESR_KAFKA_CONFIG")),
             "token": text("ESR_TOKEN"),
             "observer_token": text("ESR_OBSERVER_TOKEN"),
             "public_url": text("ESR_PUBLIC_URL"),

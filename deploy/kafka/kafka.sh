@@ -20,6 +20,13 @@
 # every topic created without a replication factor gets 3 replicas and min.insync.replicas=2;
 # with N = 2, 2 replicas and 1. ESR_KAFKA_HEAP sets the JVM heap (default -Xms256m -Xmx768m,
 # -Xms128m -Xmx384m per cluster node). Needs Java 17+ and Maven.
+#
+# With ESR_KAFKA_SASL_USERS="alice:secret[,bob:other]" set, `start` of a single node also opens a
+# SASL_PLAINTEXT listener on PORT+2 that takes SASL/PLAIN logins from those users (for
+# trying ESR_KAFKA_CONFIG; PLAIN sends the password in clear, so loopback only). The
+# PLAINTEXT listener on PORT stays, and carries the broker's own traffic. Give the variable
+# again on a restart of the same DIR, or the listener is gone. Passwords are written to
+# DIR/server.properties (mode 600), never printed. Cluster nodes have no SASL listener.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -60,17 +67,24 @@ start() {
     local cport=$((port + 1))
     fetch
     check_ports "$port"
+    local jaas=""
+    if [[ -n "${ESR_KAFKA_SASL_USERS:-}" ]]; then
+        jaas="$(sasl_users "$ESR_KAFKA_SASL_USERS")" || exit 1
+        if port_open $((port + 2)); then die "SASL port $((port + 2)) on 127.0.0.1 is already in use"; fi
+    fi
     mkdir -p "$dir"
     dir="$(cd "$dir" && pwd)"
-    sed -e "s#127.0.0.1:9092#127.0.0.1:$port#g" -e "s#127.0.0.1:9093#127.0.0.1:$cport#g" \
-        -e "s#^log.dirs=.*#log.dirs=$dir/data#" "$HERE/server.properties" >"$dir/server.properties"
+    [[ -f "$dir/kafka.pid" ]] && kill -0 "$(cat "$dir/kafka.pid")" 2>/dev/null && die "a broker is already running in $dir"
+    (umask 077 && sed -e "s#127.0.0.1:9092#127.0.0.1:$port#g" -e "s#127.0.0.1:9093#127.0.0.1:$cport#g" \
+        -e "s#^log.dirs=.*#log.dirs=$dir/data#" "$HERE/server.properties" >"$dir/server.properties" && chmod 600 "$dir/server.properties")
+    [[ -n "$jaas" ]] && sasl_listener "$dir/server.properties" "$port" "$jaas"
     if [[ ! -f "$dir/data/meta.properties" ]]; then
         local cluster_id
         cluster_id="$( java_cmd kafka.tools.StorageTool random-uuid)"
         format "$dir" "$cluster_id" --standalone
     fi
     spawn "$dir"
-    await_up "$dir" "$port"
+    await_up "$dir" "$port" "${jaas:+, SASL_PLAINTEXT (PLAIN) on 127.0.0.1:$((port + 2))}"
 }
 
 check_ports() {
@@ -95,7 +109,7 @@ spawn() {  # start the JVM of the node in DIR (formatted, with its server.proper
     echo $! >"$dir/kafka.pid"
 }
 
-await_up() {  # until the node in DIR has started and answers on PORT
+await_up() {  # DIR PORT [MORE]: until the node in DIR has started and answers on PORT; MORE adds to the line
     local dir="$1" port="$2" log_from waited=0
     log_from="$(cat "$dir/log.from")"
     until tail -c +"$log_from" "$dir/server.log" 2>/dev/null | grep -q "Kafka Server started" && port_open "$port"; do
@@ -111,7 +125,32 @@ await_up() {  # until the node in DIR has started and answers on PORT
         sleep 0.25
         waited=$((waited + 1))
     done
-    echo "kafka: broker up on 127.0.0.1:$port (data in $dir)"
+    echo "kafka: broker up on 127.0.0.1:$port${3:-} (data in $dir)"
+}
+
+# "alice:secret,bob:other" -> the PLAIN login module's JAAS line (users and passwords checked, never echoed)
+sasl_users() {
+    local spec="$1" entry user="" pass out="org.apache.kafka.common.security.plain.PlainLoginModule required"
+    local IFS=,
+    for entry in $spec; do
+        [[ "$entry" == *:* ]] || die "ESR_KAFKA_SASL_USERS: an entry has no ':': write USER:PASSWORD[,USER:PASSWORD]"
+        user="${entry%%:*}" pass="${entry#*:}"
+        [[ "$user" =~ ^[A-Za-z0-9_.-]+$ ]] || die "ESR_KAFKA_SASL_USERS: user names are letters, digits, '_', '.' and '-'"
+        [[ -n "$pass" && "$pass" != *[\"\\\;\ ]* ]] || die "ESR_KAFKA_SASL_USERS: the password of $user is empty or holds a quote, backslash, ';' or space"
+        out+=" user_$user=\"$pass\""
+    done
+    [[ -n "$user" ]] || die "ESR_KAFKA_SASL_USERS is empty"
+    printf '%s;' "$out"
+}
+
+# adds the SASL_PLAINTEXT listener on PORT+2 to a broker's properties
+sasl_listener() {
+    local props="$1" port="$2" jaas="$3" sport=$(($2 + 2))
+    sed -i -e "s#^listeners=.*#&,SASL_PLAINTEXT://127.0.0.1:$sport#" \
+        -e "s#^advertised.listeners=.*#&,SASL_PLAINTEXT://127.0.0.1:$sport#" \
+        -e "s#^listener.security.protocol.map=.*#&,SASL_PLAINTEXT:SASL_PLAINTEXT#" "$props"
+    printf '%s\n' "" "# ESR_KAFKA_SASL_USERS: SASL/PLAIN logins on 127.0.0.1:$sport" \
+        "sasl.enabled.mechanisms=PLAIN" "listener.name.sasl_plaintext.plain.sasl.jaas.config=$jaas" >>"$props"
 }
 
 cluster_properties() {  # node K of N: server.properties from the single node's, with the cluster's ids, ports and replication
@@ -201,5 +240,5 @@ case "${1:-}" in
     status) shift; status "$@" ;;
     cluster-start) shift; cluster_start "$@" ;;
     cluster-stop) shift; cluster_stop "$@" ;;
-    *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

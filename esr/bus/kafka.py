@@ -15,12 +15,14 @@ Two message shapes besides plain events:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Union
 
 import msgspec
 
+from esr.bus.client_config import ClientConfig, read_client_config
 from esr.core.errors import EsrError
 from esr.core.events import EVENT_TYPES, TOPIC_OF, Event, EventBatch, event_type
 from esr.core.ticks import Tick
@@ -62,16 +64,18 @@ class KafkaError(EsrError):
 
 @dataclass(frozen=True, slots=True)
 class KafkaSettings:
-    """Where the broker is and how the topics are laid out (`ESR_KAFKA`, `ESR_KAFKA_PREFIX`,
-    `ESR_KAFKA_PARTITIONS`, `ESR_KAFKA_REPLICATION`, `ESR_KAFKA_MIN_ISR`). `partitions` is also
-    the number of bot shards of a run; `replication` and `min_isr` apply to the topics ESR
-    creates and to the metrics app's changelogs, so that a broker lost keeps every acknowledged
-    message (replication 3, min ISR 2 on a cluster of 3)."""
+    """Where the broker is, how the topics are laid out and how clients log in (`ESR_KAFKA`,
+    `ESR_KAFKA_PREFIX`, `ESR_KAFKA_PARTITIONS`, `ESR_KAFKA_CONFIG`, `ESR_KAFKA_REPLICATION`,
+    `ESR_KAFKA_MIN_ISR`). `partitions` is also the number of bot shards of a run;
+    `client_config` goes into every client ESR makes; `replication` and `min_isr` apply to the
+    topics ESR creates and to the metrics app's changelogs, so that a broker lost keeps every
+    acknowledged message (replication 3, min ISR 2 on a cluster of 3)."""
 
     bootstrap: str
     prefix: str = "esr."
     partitions: int = 4
     client_overrides: dict[str, Any] = field(default_factory=dict)
+    client_config: ClientConfig | None = None
     replication: int = 1
     min_isr: int = 1
 
@@ -79,7 +83,8 @@ class KafkaSettings:
     def from_settings(cls, settings: Settings) -> KafkaSettings:
         if not settings.kafka:
             raise KafkaError("no Kafka broker given: pass --kafka HOST:PORT or set ESR_KAFKA")
-        return cls(settings.kafka, settings.kafka_prefix, settings.kafka_partitions,
+        config = read_client_config(settings.kafka_config) if settings.kafka_config else None
+        return cls(settings.kafka, settings.kafka_prefix, settings.kafka_partitions, client_config=config,
                    replication=settings.kafka_replication, min_isr=settings.kafka_min_isr)
 
     @property
@@ -137,38 +142,97 @@ def headers(kind: str, run_id: str) -> list[tuple[str, bytes]]:
 
 
 # -- clients ----------------------------------------------------------------------------------
-def _common(settings: KafkaSettings) -> dict[str, Any]:
-    return {"bootstrap.servers": settings.bootstrap, "client.id": "esr", **settings.client_overrides}
+def _config(settings: KafkaSettings, defaults: Mapping[str, Any] | None = None,
+            overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A client's config: the broker, ESR's defaults for the client, then the ESR_KAFKA_CONFIG
+    file (security, and any tuning it gives: the keys ESR's guarantees rest on are refused when
+    the file is read), then the caller's overrides."""
+    file = settings.client_config.confluent() if settings.client_config else {}
+    return {"bootstrap.servers": settings.bootstrap, "client.id": "esr", **settings.client_overrides,
+            **(defaults or {}), **file, **(overrides or {})}
+
+
+def _client(settings: KafkaSettings, factory: Any, config: dict[str, Any]) -> Any:
+    """`factory(config)`, with librdkafka's refusal of a property from ESR_KAFKA_CONFIG named
+    by the file's line (and no secret in the message)."""
+    from confluent_kafka import KafkaException
+
+    try:
+        return factory(config)
+    except KafkaException as exc:
+        if settings.client_config is None:
+            raise KafkaError(f"the Kafka client refused its configuration: {exc.args[0].str()}") from None
+        raise KafkaError(f"ESR_KAFKA_CONFIG {settings.client_config.client_error(exc.args[0].str())}") from None
 
 
 def make_producer(settings: KafkaSettings, **overrides: Any) -> Any:
     """An idempotent producer (acks=all, retries until `message.timeout.ms`, default 2 minutes)."""
     from confluent_kafka import Producer
 
-    return Producer({
-        **_common(settings),
+    return _client(settings, Producer, _config(settings, {
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
         "compression.type": "lz4",
         "message.timeout.ms": 120_000,
-        **overrides,
-    })
+    }, overrides))
 
 
 def make_consumer(settings: KafkaSettings, group: str | None, **overrides: Any) -> Any:
     """A consumer that commits only when told (`enable.auto.commit=false`)."""
     from confluent_kafka import Consumer
 
-    config = {
-        **_common(settings),
+    return _client(settings, Consumer, _config(settings, {
         "group.id": group or "esr-reader",
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
-        **overrides,
-    }
-    return Consumer(config)
+    }, overrides))
+
+
+def _admin(settings: KafkaSettings, **overrides: Any) -> Any:
+    from confluent_kafka.admin import AdminClient
+
+    return _client(settings, AdminClient, _config(settings, overrides=overrides))
+
+
+_AUTHENTICATION = -169  # confluent_kafka.KafkaError._AUTHENTICATION
+
+
+def _list_topics(settings: KafkaSettings, timeout: float) -> Any:
+    """The broker's topics, or a KafkaError: at once when the broker refuses the login (a
+    wrong password in ESR_KAFKA_CONFIG retried for the whole timeout would look like a hang),
+    else once `timeout` seconds pass without an answer."""
+    from confluent_kafka import KafkaException
+
+    refused: list[str] = []
+
+    def on_error(err: Any) -> None:
+        if err.code() == _AUTHENTICATION:
+            refused.append(err.str())
+
+    admin = _admin(settings, error_cb=on_error)
+    deadline = time.monotonic() + timeout
+    while True:
+        asked = time.monotonic()
+        wait = min(1.0, max(0.05, deadline - asked))
+        try:
+            return admin.list_topics(timeout=wait)
+        except KafkaException as exc:
+            admin.poll(0)  # serves error_cb
+            if refused:
+                raise KafkaError(_login_refused(settings, refused[0])) from None
+            # a failure before the slice ran out (nothing listening, say) is final, as is the deadline
+            if time.monotonic() - asked < wait * 0.9 or time.monotonic() >= deadline:
+                raise KafkaError(f"cannot reach the Kafka broker at {settings.bootstrap}: {exc}") from None
+
+
+def _login_refused(settings: KafkaSettings, detail: str) -> str:
+    config = settings.client_config
+    shown = config.mask(detail) if config else detail
+    where = (f"check the login in ESR_KAFKA_CONFIG={config.source} (sasl.username, sasl.password, sasl.mechanism)"
+             if config else "set ESR_KAFKA_CONFIG to a file with the login (docs/kafka.md)")
+    return f"the Kafka broker at {settings.bootstrap} refused ESR's login: {shown}; {where}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,13 +325,10 @@ def ensure_topics(settings: KafkaSettings, timeout: float = 30.0) -> TopicChange
     existing ones with fewer partitions to that count and raise a lower min ISR to
     `settings.min_isr`; what it did comes back (see `TopicChanges.lines` for what the commands print)."""
     from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+    from confluent_kafka.admin import NewPartitions, NewTopic
 
-    admin = AdminClient(_common(settings))
-    try:
-        metadata = admin.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        raise KafkaError(f"cannot reach the Kafka broker at {settings.bootstrap}: {exc}") from None
+    admin = _admin(settings)
+    metadata = _list_topics(settings, timeout)
     check_replication(settings, len(metadata.brokers))
     topics = {name: meta for name, meta in metadata.topics.items() if meta.error is None and meta.partitions}
     replicas = {name: len(next(iter(meta.partitions.values())).replicas) for name, meta in topics.items()}
@@ -334,10 +395,8 @@ def _set_min_isr(admin: Any, settings: KafkaSettings, topics: list[str], timeout
 def topic_partitions(settings: KafkaSettings, name: str, timeout: float = 10.0, *, prefixed: bool = False) -> int:
     """How many partitions a topic has (the shard count of runs on this broker); `name` is
     "ticks" (the prefix added), or a full topic name with `prefixed`."""
-    from confluent_kafka.admin import AdminClient
-
     topic_name = name if prefixed else settings.topic(name)
-    meta = AdminClient(_common(settings)).list_topics(topic_name, timeout=timeout)
+    meta = _admin(settings).list_topics(topic_name, timeout=timeout)
     topic = meta.topics.get(topic_name)
     if topic is None or topic.error is not None or not topic.partitions:
         raise KafkaError(f"topic {topic_name} does not exist on {settings.bootstrap}")
@@ -346,9 +405,7 @@ def topic_partitions(settings: KafkaSettings, name: str, timeout: float = 10.0, 
 
 def group_members(settings: KafkaSettings, group: str, timeout: float = 5.0) -> int | None:
     """Members of a consumer group, as the broker describes it (None if it cannot say)."""
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient(_common(settings))  # held until the answer: a client gone leaves the future unanswered
+    admin = _admin(settings)  # held until the answer: a client gone leaves the future unanswered
     try:
         return len(admin.describe_consumer_groups([group])[group].result(timeout).members)
     except Exception:  # noqa: BLE001 - a courtesy for log lines: they go out without it

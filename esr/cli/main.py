@@ -38,7 +38,8 @@ exit codes: 0 PASS, 1 FAIL, 2 invalid input or ERROR (could not be judged), 3 AB
 environment: ESR_HOME (run logs, default ~/.esr), ESR_TARGET (default target),
              ESR_TARGETS (target registry file, default $ESR_HOME/targets.json),
              ESR_HTTP_CLIENT (pooled or aiohttp),
-             ESR_KAFKA (HOST:PORT: run on the Kafka runtime, as --kafka does)"""
+             ESR_KAFKA (HOST:PORT: run on the Kafka runtime, as --kafka does),
+             ESR_KAFKA_CONFIG (a Kafka client properties file: security.protocol, SASL, TLS)"""
 
 _EPILOG_WORKER = """The Kafka runtime's processes; run one clock, one metrics worker and as many bot
 workers as the load needs (each owns some of the tick topic's partitions, i.e. shards).
@@ -50,7 +51,9 @@ examples:
   ESR_KAFKA=127.0.0.1:9092 esr run scenario.json --target http://127.0.0.1:8080
 
 environment: ESR_KAFKA (broker), ESR_KAFKA_PREFIX (topic prefix, default "esr."),
-             ESR_KAFKA_PARTITIONS (partitions of new topics = bot shards per run, default 4)"""
+             ESR_KAFKA_PARTITIONS (partitions of new topics = bot shards per run, default 4),
+             ESR_KAFKA_CONFIG (a Kafka client properties file for every client: security.protocol,
+             sasl.*, ssl.*; the metrics worker gets it translated for Faust; docs/kafka.md)"""
 
 _EPILOG_JUDGE = """examples:
   esr judge 20261127-090512-3f9a1c
@@ -141,7 +144,9 @@ def _parser() -> argparse.ArgumentParser:
                                   "  ESR_TOKEN=$(openssl rand -hex 16) esr serve --max-concurrent 2 --max-rate 2000\n\n"
                                   "API: POST /run, GET /runs, GET /run/ID/summary, POST /run/ID/abort, "
                                   "GET /openapi.json\n"
-                                  "environment: ESR_TOKEN (launch token), ESR_OBSERVER_TOKEN (read-only), ESR_HOME",
+                                  "environment: ESR_TOKEN (launch token), ESR_OBSERVER_TOKEN (read-only), ESR_HOME,\n"
+                                  "             ESR_KAFKA and ESR_KAFKA_CONFIG (the Kafka runtime and its client "
+                                  "properties file)",
                            formatter_class=raw)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=9700, help="port (default 9700)")

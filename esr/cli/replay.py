@@ -127,7 +127,7 @@ def add_parser(sub: Any) -> None:
                    help="pooled (the lean default) or aiohttp (env ESR_HTTP_CLIENT), as for `esr run`")
 
     kafka_option(p, "replay on the Kafka runtime: requests go to esr.requests for the bot workers, the "
-                     "metrics worker judges (env ESR_KAFKA)")
+                     "metrics worker judges (env ESR_KAFKA; client security from ESR_KAFKA_CONFIG)")
 
 
 def _slice(args: argparse.Namespace) -> tuple[When | None, When | None, str | None]:

@@ -14,6 +14,8 @@
     ├── MetricNotPortable         a Python metric function the server cannot judge (esr.core.metric_expression)
     ├── EndpointTemplateError     an --endpoint template can never match a path     (esr.core.endpoints)
     ├── KafkaError                the broker is unreachable or refused an operation (esr.bus.kafka)
+    ├── ClientConfigError         ESR_KAFKA_CONFIG's file is missing, or a line or key is bad
+    │                             (esr.bus.client_config)
     ├── ReplayInputError, SelectionError, ReplayPlanError   logs, filters or a replay `esr replay`
     │                             cannot use or play (esr.replay)
     ├── TokenError                the server's tokens are too short or the same    (esr.api.auth)

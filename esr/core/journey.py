@@ -81,6 +81,7 @@ class Reply(msgspec.Struct, frozen=True):
     # answered about. Steps end and deadlines are judged at this time, so an answer the target
     # gave for hour 48 meets a 48 h deadline however long it took in real time at a high warp.
     sim: float
+    latency_ms: float = 0.0  # from when it was due to its answer, as its result records it
 
     def json(self) -> Any:
         """The body as JSON, or None when it is not JSON."""

@@ -19,8 +19,8 @@ from esr.core.plan import drain_bound_sim
 from esr.core.run_state import RunStatus
 from esr.core.scenario import Scenario
 
-__all__ = ["GRACE_S", "PlannedRequest", "Tick", "expected_end", "kafka_progress", "run_clock", "shard_of", "tick_count",
-           "tick_for", "tick_of", "tick_window"]
+__all__ = ["GRACE_S", "SKEW_WARN_S", "PlannedRequest", "Tick", "clock_skew_line", "expected_end", "kafka_progress",
+           "run_clock", "shard_of", "tick_count", "tick_for", "tick_of", "tick_window"]
 
 
 class PlannedRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,3 +108,34 @@ def kafka_progress(started: RunStarted, now: float) -> dict[str, Any]:
     return {"status": RunStatus.RUNNING.value if real < clock.load_end_real else RunStatus.DRAINING.value,
             "runtime": "kafka", "shards": started.shards, "sim_hours": sim / 3600, "real_seconds": real,
             "duration_hours": scenario.get("duration_hours")}
+
+
+SKEW_WARN_S = 0.25  # real seconds of clock difference past which a bot worker's clock check warns
+
+
+def clock_skew_line(tick: Tick, *, received: float, published: float | None, lead_s: float = 1.0) -> str:
+    """What a bot worker logs when it opens a shard, so clock skew between machines shows in
+    its log before it shows in a verdict. `received` is this worker's Unix time when the tick
+    arrived; `published` the tick message's timestamp (CreateTime, set by the clock worker's
+    clock), None when the broker gave none. The clock worker publishes tick `k` `lead_s`
+    seconds before its stretch, which starts `k * tick_s` after the run's `real_time` (set by
+    the machine that started the run), and this worker starts each arrival by its own clock:
+    a clock ahead starts arrivals early, and past `lead_s` the tick comes after its stretch
+    began, so its first arrivals start late (and count as late starts in the verdict)."""
+    run = tick.run
+    stretch = run.real_time + tick.tick * run.tick_s
+    head = f"esr worker bots: run {tick.run_id} shard {tick.shard} opens at tick {tick.tick}: clock check:"
+    if published is None:
+        offset = received - (stretch - lead_s)
+        against = "the clock worker's schedule (the broker gave the tick no timestamp)"
+    else:
+        offset = received - published
+        against = "the clock worker's (tick received minus published, transit included)"
+    ahead = stretch - received
+    when = (f"its stretch starts {ahead:.3f} s from now by this clock" if ahead >= 0 else
+            f"it came {-ahead:.3f} s after its stretch began by this clock: its first arrivals start late")
+    line = f"{head} this machine's clock is {offset:+.3f} s from {against}; {when}"
+    if abs(offset) > SKEW_WARN_S:
+        line += (f"; more than {SKEW_WARN_S} s apart: synchronise the machines' clocks (chrony or ntpd), or this "
+                 "worker starts its arrivals that much early or late (docs/kafka.md, Running on a cluster)")
+    return line

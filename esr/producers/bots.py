@@ -1,7 +1,7 @@
 """Bot workers: a consumer group over the tick topic; each worker runs the shards it owns.
 
-`ShardRun` is the embedded engine's `Run` limited to one shard's arrivals and paced by ticks:
-each tick hands it the arrivals of a stretch of simulated time, which it starts at their
+`ShardRun` drives the run's `Scheduler` for one shard's arrivals, paced by ticks: each tick
+hands it the arrivals of a stretch of simulated time, which its `Pacer` starts at their
 intended times exactly as the embedded runtime does. Its events leave in `EventBatch`es per
 tick. A tick is done when every journey that arrived in it has ended; the worker then sends
 the shard's cumulative `ShardReport` and commits the tick's offset, in that order. If the
@@ -38,18 +38,23 @@ from esr.bus.kafka import (
     make_producer,
     shard_key,
 )
-from esr.core.arrivals import Arrival
+from esr.core.arrivals import Arrival, ArrivalPlan
+from esr.core.clock import SimClock
 from esr.core.endpoints import EndpointFolder, EndpointTemplateError
 from esr.core.errors import TargetRefused
 from esr.core.events import AnyEvent, Event, EventBatch, JourneyStarted, RequestResult, RunStarted, ShardReport
 from esr.core.journey import PreparedRequest
 from esr.core.run_state import RunStatus
 from esr.core.scenario import Scenario
+from esr.core.scheduler import GeneratorCounts, Scheduler
+from esr.core.sim_headers import SimTimeFormat
 from esr.core.targets import Target, TargetRegistry
-from esr.core.ticks import PlannedRequest, Tick, expected_end, shard_of
-from esr.engine.runner import Run
+from esr.core.ticks import PlannedRequest, Tick, clock_skew_line, expected_end, shard_of
+from esr.engine.pacer import Clocks, Pacer
+from esr.engine.response import Sender
+from esr.engine.runner import journey_table
 from esr.engine.sender import connection_budget, make_sender
-from esr.faults.plan import fault_moments
+from esr.faults.plan import fault_moments, plan_faults
 from esr.producers.assignment import IdleNotice, idle_line
 from esr.producers.offsets import OffsetTracker
 
@@ -68,20 +73,33 @@ class _TickTally:
     late: int = 0
 
 
-class ShardRun(Run):
-    """One shard of a Kafka run, on this worker, under one attempt."""
+class ShardRun:
+    """One shard of a Kafka run, on this worker, under one attempt: a `Scheduler` fed by ticks
+    and paced in real time by a `Pacer`, its events batched per tick."""
 
     def __init__(self, started: RunStarted, shard: int, attempt: str,
                  publish: Callable[[str, EventBatch], None], *, registry_file: Path,
-                 http_client: str = "pooled") -> None:
-        scenario = Scenario.from_dict(started.scenario)
-        super().__init__(scenario, Target(started.target, started.target), run_id=started.run_id,
-                         home=registry_file.parent, sim_start=datetime.fromisoformat(started.sim_start),
-                         http_client=http_client)
+                 http_client: str = "pooled", clocks: Clocks | None = None) -> None:
+        clocks = clocks or Clocks()
+        self.scenario = scenario = Scenario.from_dict(started.scenario)
+        self.target = Target(started.target, started.target)
+        self.run_id = started.run_id
+        self.http_client = http_client
         self.registry_file = registry_file  # read at each shard's start: the worker's registry decides
         self.started = started
         self.shard = shard
         self.attempt = attempt
+        self.status = RunStatus.QUEUED
+        self.clock = SimClock(scenario.time_warp, scenario.duration_hours * 3600, scenario.effective_drain_warp)
+        self.plan = ArrivalPlan(scenario.profile, self.clock, scenario.seed)
+        self.scheduler = Scheduler(
+            journey_table(scenario, self.target), self.clock, run_id=self.run_id, seed=scenario.seed,
+            max_in_flight=scenario.max_in_flight, late_threshold_ms=scenario.late_threshold_ms, emit=self._emit,
+            on_ended=self._journey_ended)
+        self.pacer = Pacer(self.scheduler, clocks, sim_header=SimTimeFormat(datetime.fromisoformat(started.sim_start)),
+                           time_warp=self.clock.time_warp, request_timeout=scenario.request_timeout)
+        self.faults = plan_faults(scenario.failure_injection, dict(scenario.fault_actions), self.target.name,
+                                  self.target.url)
         self._publish = publish
         self._arrivals: Iterator[Arrival] = (a for a in self.plan if shard_of(a.index, started.shards) == shard)
         self._next: Arrival | None = None
@@ -97,28 +115,34 @@ class ShardRun(Run):
         self._overdue: dict[int, float] = {}  # user -> ms late, for arrivals re-run after a takeover
         self.tp: tuple[str, int] | None = None  # the (topic, partition) its ticks come from
         self.refused = ""  # why this worker will not send to the run's target
-        self._sender_live: Any = None
         self._proxy: Any = None
         self._fault_timers: list[asyncio.TimerHandle] = []
+
+    @property
+    def counts(self) -> GeneratorCounts:
+        return self.scheduler.counts
 
     # -- life cycle -----------------------------------------------------------------------
     def open(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._epoch0 = self.started.real_time
-        self._t0 = self._now() + (self.started.real_time - self._wall())
+        pacer = self.pacer
+        # the run's origin on this machine's monotonic clock, from the start's Unix time
+        pacer.begin(pacer.now() + (self.started.real_time - pacer.wall()), self.started.real_time, None)
         try:  # whoever can write to the runs topic names the target: this worker's registry decides
             allowed = TargetRegistry.load(self.registry_file).resolve(self.started.target)
             self.target = dataclasses.replace(self.target, url=allowed.url)  # with its credentials, if registered
         except TargetRefused as exc:
             self.refused = f"bot worker {socket.gethostname()}:{os.getpid()} refused {self.started.target}: {exc}"
             return
-        self._sender_live = make_sender(
-            self.http_client, self.target.url, timeout=self.scenario.request_timeout,
-            max_connections=connection_budget(self.scenario.max_in_flight),
-            keep_headers=any(j.reads_headers for j in self.scenario.journeys))
+        pacer.sender = self._make_sender(self.target.url)
         self.status = self.status.to(RunStatus.RUNNING)
         self._tasks.append(self._loop.create_task(self._flush_periodically_kafka()))
         self._follow_faults()
+
+    def _make_sender(self, url: str) -> Sender:
+        return make_sender(self.http_client, url, timeout=self.scenario.request_timeout,
+                           max_connections=connection_budget(self.scenario.max_in_flight),
+                           keep_headers=any(j.reads_headers for j in self.scenario.journeys))
 
     def _follow_faults(self) -> None:
         """Apply the run's built-in faults in this worker's own fault proxy, and mark results
@@ -144,18 +168,16 @@ class ShardRun(Run):
                     self._proxy.apply(fault.key, fault.toxic)
             elif active.pop(fault.key, None) is not None and fault.toxic is not None:
                 self._proxy.clear(fault.key)
-            self.active_faults = tuple(dict.fromkeys(active.values()))
+            self.pacer.active_faults = tuple(dict.fromkeys(active.values()))
 
         for sim, starting, fault in fault_moments(self.faults):
-            self._fault_timers.append(self._loop.call_at(self._loop_at_sim(sim), switch, starting, fault))
+            self._fault_timers.append(self._loop.call_at(self.pacer.loop_at_sim(sim), switch, starting, fault))
 
     async def _through_proxy(self, path: str) -> None:
         url = await self._proxy.start()
-        direct, self._sender_live = self._sender_live, make_sender(
-            self.http_client, url + path, timeout=self.scenario.request_timeout,
-            max_connections=connection_budget(self.scenario.max_in_flight),
-            keep_headers=any(j.reads_headers for j in self.scenario.journeys))
-        await direct.close()
+        direct, self.pacer.sender = self.pacer.sender, self._make_sender(url + path)
+        if direct is not None:
+            await direct.close()
 
     async def close(self) -> None:
         """Stop everything (the shard is done, or its partition went to another worker)."""
@@ -163,10 +185,10 @@ class ShardRun(Run):
             task.cancel()
         for timer in self._fault_timers:
             timer.cancel()
-        await self._abort_tasks()
+        await self.pacer.abort()
         await asyncio.gather(*self._tasks, *self._plays, return_exceptions=True)
-        if self._sender_live is not None:
-            await self._sender_live.close()
+        if self.pacer.sender is not None:
+            await self.pacer.sender.close()
         if self._proxy is not None:
             await self._proxy.close()
 
@@ -205,7 +227,7 @@ class ShardRun(Run):
         self.first_tick = self.last_seen = tick.tick
         self.done_upto = tick.tick - 1
         self._ticks[tick.tick] = _TickTally(open=0)
-        self.counts.arrivals_not_started = sum(1 for _ in self._arrivals)
+        self.counts.arrivals_not_started = sum(1 for _ in self._arrivals)  # none of them will start
         self.final = True
         self.status = self.status.to(RunStatus.FINISHED)
         self._advance()
@@ -216,7 +238,7 @@ class ShardRun(Run):
         for task in plays:
             task.cancel()
         await asyncio.gather(*plays, return_exceptions=True)
-        await self._abort_tasks()
+        await self.pacer.abort()
         for tally in self._ticks.values():
             tally.open = 0
         self.final = True
@@ -224,30 +246,32 @@ class ShardRun(Run):
         self._advance()
 
     async def _play(self, tick: Tick, arrivals: list[Arrival]) -> None:
-        """Start the tick's arrivals at their intended times, never before (as Run._schedule).
+        """Start the tick's arrivals at their intended times, never before (as `Pacer.play`).
 
         A shard taken over from a dead worker has arrivals already past due: they start now,
         and their latency counts from now (the delay was the generator's, not the target's);
         their journey_started events still say how late they were, so the verdict's
         generator figures show the disruption."""
         tally = self._ticks[tick.tick]
+        pacer = self.pacer
+        t0 = pacer.origin
         for arrival in arrivals:
-            at = self._t0 + arrival.real
-            now = self._now()
+            at = t0 + arrival.real
+            now = pacer.now()
             if self.first_tick and now - at > self.scenario.late_threshold_ms / 1000:
                 self._overdue[arrival.index] = (now - at) * 1000
-                arrival = Arrival(arrival.index, now - self._t0, arrival.sim)
+                arrival = Arrival(arrival.index, now - t0, arrival.sim)
             while now < at:
                 await asyncio.sleep(at - now)
-                now = self._now()
+                now = pacer.now()
             self._tick_of[arrival.index] = tick.tick
             tally.open += 1
-            self._arrive(arrival)
+            pacer.arrive(arrival)
         tally.open -= 1
         if tick.last:
-            await self._sleep_until(self._t0 + self.clock.load_end_real)
+            await pacer.sleep_until(t0 + self.clock.load_end_real)
             self.status = self.status.to(RunStatus.DRAINING)
-            await self._drain()
+            await pacer.drain()
             for t in self._ticks.values():  # cut journeys ended; arrivals never started are counted
                 t.open = 0
             self.final = True
@@ -301,7 +325,7 @@ class ShardRun(Run):
         while True:
             await asyncio.sleep(FLUSH_S)
             self.flush()
-            self._keep_collections_short()
+            self.pacer.keep_collections_short()
 
     def report(self) -> ShardReport:
         """This attempt's cumulative figures for its ticks up to `done_upto`."""
@@ -309,7 +333,7 @@ class ShardRun(Run):
         ticks = [t for k, t in self._ticks.items() if self.first_tick <= k <= self.done_upto]
         c = self.counts
         return ShardReport(
-            run_id=self.run_id, seq=0, sim_time=self.sim_now(), real_time=self._wall(), shard=self.shard,
+            run_id=self.run_id, seq=0, sim_time=self.pacer.sim_now(), real_time=self.pacer.wall(), shard=self.shard,
             attempt=self.attempt, first_tick=self.first_tick, last_tick=self.done_upto, final=self.final,
             journeys_started=sum(t.journeys for t in ticks), requests_sent=sum(t.results for t in ticks),
             journey_events=sum(t.journey_events for t in ticks), late_starts=sum(t.late for t in ticks),
@@ -349,20 +373,21 @@ class ReplayShardRun(ShardRun):
     async def _play_requests(self, tick: Tick, requests: list[PlannedRequest]) -> None:
         tally = self._ticks[tick.tick]
         sends = []
+        pacer = self.pacer
         for planned in requests:
-            at = self._loop_at_sim(planned.sim)
-            now = self._now()
+            at = pacer.loop_at_sim(planned.sim)
+            now = pacer.now()
             while now < at:
                 await asyncio.sleep(at - now)
-                now = self._now()
+                now = pacer.now()
             tally.open += 1
             self._tick_of[planned.index] = tick.tick
             sends.append(self._loop.create_task(self._send_planned(planned, at, tally)))
         tally.open -= 1
         if tick.last:  # the replay ends when every request sent has its answer (or its timeout)
             await asyncio.gather(*sends, return_exceptions=True)
-            deadline = self._now() + self.scenario.request_timeout + 1.0
-            while any(t.open > 0 for t in self._ticks.values()) and self._now() < deadline:
+            deadline = pacer.now() + self.scenario.request_timeout + 1.0
+            while any(t.open > 0 for t in self._ticks.values()) and pacer.now() < deadline:
                 await asyncio.sleep(0.01)
             for t in self._ticks.values():
                 t.open = 0
@@ -375,7 +400,7 @@ class ReplayShardRun(ShardRun):
         request = PreparedRequest(planned.method, planned.target, label, "replay",
                                   headers=dict(planned.headers), body=planned.body)
         try:
-            await self.send(request, intended, planned.index, "replay", sim=planned.sim)
+            await self.pacer.send(request, intended, planned.index, "replay", sim=planned.sim)
         except asyncio.CancelledError:
             pass
         finally:
@@ -482,6 +507,7 @@ class BotWorker:
             self.producer.flush(10)
 
     def _on_message(self, msg: Any) -> None:
+        received = time.time()
         tp, offset = (msg.topic(), msg.partition()), msg.offset()
         self._offsets.add(tp, offset)
         tick = decode_tick(msg.value())
@@ -500,6 +526,9 @@ class BotWorker:
             shard.tp = tp
             shard.open()
             self.shards[key] = shard
+            stamp_kind, stamp_ms = msg.timestamp()
+            print(clock_skew_line(tick, received=received, published=stamp_ms / 1000 if stamp_kind else None),
+                  file=sys.stderr, flush=True)
         shard.on_tick(tick)
         self._tick_offsets.setdefault(key, []).append((tick.tick, tp, offset))
 

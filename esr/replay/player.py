@@ -13,7 +13,6 @@ import asyncio
 import functools
 import gc
 import re
-import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,17 +23,19 @@ from typing import Any
 from esr.bus import EmbeddedBus
 from esr.bus.runlog import RunLog, new_run_id
 from esr.core.buckets import RunFold
+from esr.core.clock import SimClock
 from esr.core.endpoints import EndpointFolder
 from esr.core.errors import EsrError, FieldError, ScenarioError
-from esr.core.events import RequestResult, RunAborted, RunFinished, RunStarted, VerdictIssued
+from esr.core.events import RunAborted, RunFinished, RunStarted, VerdictIssued
 from esr.core.heavy_hitters import OTHER, EndpointCap
 from esr.core.journey import PreparedRequest
 from esr.core.scenario import REPLAY_MAX_HOURS, REPLAY_MAX_WARP, Scenario
-from esr.core.sim_headers import RUN_ID, SIM, SIM_TIME, TIME_WARP
+from esr.core.scheduler import Scheduler
 from esr.core.sketch import LatencySketch
 from esr.core.targets import Target
 from esr.core.verdict import Verdict, judge
-from esr.engine.response import Response, Sender
+from esr.engine.pacer import Clocks, Pacer
+from esr.engine.response import Sender
 from esr.engine.sender import connection_budget, make_sender
 from esr.replay.record import LogRecord
 from esr.replay.schedule import ReplayPlan
@@ -46,7 +47,6 @@ START_LEAD_S = 0.2
 CHANGED_KEPT = 20
 _HOP_BY_HOP = frozenset({"host", "user-agent", "content-length", "connection", "keep-alive", "transfer-encoding", "te",
                          "trailer", "upgrade", "proxy-authorization", "proxy-connection", "expect"})
-_now = time.monotonic
 
 
 def sendable_headers(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
@@ -221,11 +221,14 @@ def _in_replay_terms(error: FieldError, assertions: list[str], scenario_file: st
 
 
 class ReplayRun:
+    """Plays a log's requests at their logged times over `warp`: the log schedule feeds a
+    `Scheduler` (for max_in_flight's slots and the results), a `Pacer` sends them in real time."""
+
     def __init__(self, records: Iterable[LogRecord], plan: ReplayPlan, target: Target, *,
                  scenario: Scenario, run_id: str | None = None, home: Path | None = None,
                  sender: Sender | None = None, http_client: str = "pooled", timeout: float = 10.0,
                  max_in_flight: int = 10_000, scenario_file: str | None = None,
-                 endpoints: EndpointFolder | None = None) -> None:
+                 endpoints: EndpointFolder | None = None, clocks: Clocks | None = None) -> None:
         if plan.first is None:
             raise ValueError("nothing to replay")
         self.records = records
@@ -245,20 +248,24 @@ class ReplayRun:
         self.comparison = ReplayComparison()
         self.sent = 0
         self.late = 0
-        self._seq = 0
         self._in_flight: set[asyncio.Task] = set()
         self.verdict: Verdict | None = None
+        t0 = plan.first
+        # the log's own times are the simulated ones: replayed at `warp`, with no drain
+        clock = SimClock(plan.warp, plan.span_s, plan.warp)
+        self.scheduler = Scheduler([], clock, run_id=self.run_id, seed=0, max_in_flight=max_in_flight,
+                                   late_threshold_ms=scenario.late_threshold_ms, emit=self._emit)
+        self.pacer = Pacer(self.scheduler, clocks or Clocks(), sim_header=lambda sim: _sim_time(t0 + sim),
+                           time_warp=plan.warp, request_timeout=timeout)
 
     def _emit(self, event: Any) -> None:
         self.bus.publish(event)
 
-    def _next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
-
     async def execute(self) -> Verdict:
         t0 = self.plan.first
         assert t0 is not None
+        pacer, scheduler = self.pacer, self.scheduler
+        now = pacer.now
         sender = self._sender or make_sender(self.http_client, self.target.url, timeout=self.timeout,
                                              max_connections=connection_budget(self.max_in_flight),
                                              keep_headers=False)
@@ -268,45 +275,46 @@ class ReplayRun:
         self.log_path = log.path
         gc.collect()
         gc.freeze()  # as a scenario run: set-up objects stay out of the collections (whole ones took 0.1 s)
-        start = _now() + START_LEAD_S
-        epoch0 = time.time() + START_LEAD_S
+        start = now() + START_LEAD_S
+        epoch0 = pacer.wall() + START_LEAD_S
+        pacer.begin(start, epoch0, sender)
         warp = self.plan.warp
         self._emit(RunStarted(
-            run_id=self.run_id, seq=self._next_seq(), sim_time=0.0, real_time=epoch0,
+            run_id=self.run_id, seq=scheduler.next_seq(), sim_time=0.0, real_time=epoch0,
             scenario=self.scenario.to_dict(), target=self.target.shown_url, seed=0,
             sim_start=datetime.fromtimestamp(t0, UTC).isoformat(), time_warp=warp, drain_warp=warp,
             load_end_sim=self.plan.span_s, window_s=self.scenario.window, arrivals_planned=self.plan.requests,
             scenario_file=self.scenario_file, endpoints=tuple(t.text for t in self.endpoints.templates)))
         if self.fold.endpoint_cap is not None:  # set from the scenario's top_endpoints by run_started
             self.comparison.follow(self.fold.endpoint_cap)
+        loop = asyncio.get_running_loop()
         try:
             for record in self.records:
                 at = start + (record.time - t0) / warp
-                now = _now()
-                while now < at:
-                    await asyncio.sleep(at - now)
-                    now = _now()
+                t = now()
+                while t < at:
+                    await asyncio.sleep(at - t)
+                    t = now()
+                # the log is read no faster than requests get slots: memory stays flat on a slow target
                 while len(self._in_flight) >= self.max_in_flight:
                     await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
-                if (_now() - at) * 1000 > self.scenario.late_threshold_ms:
+                if (now() - at) * 1000 > self.scenario.late_threshold_ms:
                     self.late += 1
-                task = asyncio.get_running_loop().create_task(self._send(sender, record, at, epoch0 + (at - start),
-                                                                         record.time - t0))
+                task = loop.create_task(self._send(record, at, record.time - t0))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
             if self._in_flight:
                 await asyncio.wait(self._in_flight)
-            now = _now()
             self._emit(RunFinished(
-                run_id=self.run_id, seq=self._next_seq(), sim_time=(now - start) * warp, real_time=time.time(),
-                arrivals_planned=self.plan.requests, journeys_started=0, requests_sent=self.sent,
-                late_starts=self.late, journeys_cut=0))
+                run_id=self.run_id, seq=scheduler.next_seq(), sim_time=(now() - start) * warp,
+                real_time=pacer.wall(), arrivals_planned=self.plan.requests, journeys_started=0,
+                requests_sent=self.sent, late_starts=self.late, journeys_cut=0))
         except (asyncio.CancelledError, KeyboardInterrupt) as exc:
             for task in list(self._in_flight):
                 task.cancel()
             await asyncio.gather(*self._in_flight, return_exceptions=True)
-            self._emit(RunAborted(run_id=self.run_id, seq=self._next_seq(), sim_time=(_now() - start) * warp,
-                                  real_time=time.time(), reason=str(exc) or "interrupted (Ctrl-C)",
+            self._emit(RunAborted(run_id=self.run_id, seq=scheduler.next_seq(), sim_time=(now() - start) * warp,
+                                  real_time=pacer.wall(), reason=str(exc) or "interrupted (Ctrl-C)",
                                   arrivals_planned=self.plan.requests, requests_sent=self.sent))
             self._finish(log)
             raise
@@ -315,37 +323,25 @@ class ReplayRun:
             await sender.close()
         return self._finish(log)
 
-    async def _send(self, sender: Sender, record: LogRecord, intended: float, intended_epoch: float,
-                    sim: float) -> None:
+    async def _send(self, record: LogRecord, intended: float, sim: float) -> None:
         folded = self.endpoints.fold(record.method, record.target)
         label = folded.label
-        headers = {RUN_ID: self.run_id, SIM: "true", SIM_TIME: _sim_time(record.time),
-                   TIME_WARP: f"{self.plan.warp:g}"}
         extra = _sendable(record.headers) if record.headers else {}
         request = PreparedRequest(record.method, record.target, label, "replay", headers=extra, body=record.body)
-        sent = _now()
         self.sent += 1
         try:
-            response = await sender.send(request, headers)
+            reply = await self.pacer.send(request, intended, self.sent, "replay", sim=sim)
         except asyncio.CancelledError:
             self.sent -= 1
             raise
-        except Exception as exc:  # noqa: BLE001 - a sender bug must not lose the result
-            response = Response(0, {}, repr(exc).encode(), "protocol")
-        done = _now()
-        latency = (done - intended) * 1000
-        self._emit(RequestResult(
-            run_id=self.run_id, seq=self._next_seq(), sim_time=sim, real_time=intended_epoch, user=self.sent,
-            journey="replay", step="replay", endpoint=label, status=response.status, latency_ms=latency,
-            raw_latency_ms=(done - sent) * 1000, bytes=len(response.body), error=response.error))
-        self.comparison.add(label, record, response.status, latency, folded.rule)
+        self.comparison.add(label, record, reply.status, reply.latency_ms, folded.rule)
 
     def _finish(self, log: RunLog) -> Verdict:
         if self.verdict is None:
             self.verdict = judge(self.fold, self.scenario.parsed_assertions())
             last = self.fold.finished or self.fold.aborted
-            self._emit(VerdictIssued(run_id=self.run_id, seq=self._next_seq(),
-                                     sim_time=last.sim_time if last else 0.0, real_time=time.time(),
+            self._emit(VerdictIssued(run_id=self.run_id, seq=self.scheduler.next_seq(),
+                                     sim_time=last.sim_time if last else 0.0, real_time=self.pacer.wall(),
                                      verdict=self.verdict.to_dict()))
             log.close()
         return self.verdict

@@ -46,6 +46,7 @@ from esr.core.verdict import judge
 from esr.observe.prom import WorkerCollector, serve_worker_metrics
 from esr.observe.timeline import run_timeline
 from esr.stream_apps.assembly import RunAssembly, ShardFold
+from esr.stream_apps.credentials import faust_settings, hide_secrets_in_logs
 
 __all__ = ["create_app", "run_metrics_worker"]
 
@@ -62,6 +63,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
                exporter: WorkerCollector | None = None) -> Any:
     """With an `exporter` (`serve_worker_metrics`), Prometheus reads the runs through it."""
     app_id = settings.group("metrics")
+    hide_secrets_in_logs(settings.client_config)
     app = _idempotent_app()(
         app_id,
         broker=_broker_urls(settings.bootstrap),
@@ -81,6 +83,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
         producer_acks=-1,
         consumer_metadata_max_age_ms=5_000,  # topics grown (ESR_KAFKA_PARTITIONS raised) are read within seconds
         producer_metadata_max_age_ms=5_000,
+        **faust_settings(settings.client_config),  # ESR_KAFKA_CONFIG: SASL and TLS for aiokafka
     )
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw",
            "partitions": settings.partitions}

@@ -98,13 +98,14 @@ class Pipeline:
     settings: KafkaSettings
     folder: Path
     workers: list[Worker] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)  # for every process, e.g. ESR_KAFKA_CONFIG
 
     @property
     def env(self) -> dict[str, str]:
         kafka = self.settings
         return {**os.environ, "ESR_KAFKA": kafka.bootstrap, "ESR_KAFKA_PREFIX": kafka.prefix,
                 "ESR_KAFKA_PARTITIONS": str(kafka.partitions), "ESR_KAFKA_REPLICATION": str(kafka.replication),
-                "ESR_KAFKA_MIN_ISR": str(kafka.min_isr), "PYTHONUNBUFFERED": "1"}
+                "ESR_KAFKA_MIN_ISR": str(kafka.min_isr), "PYTHONUNBUFFERED": "1", **self.extra_env}
 
     async def start(self, role: str, env: dict[str, str] | None = None) -> Worker:
         """`esr worker ROLE`; `env` adds to (or overrides) the pipeline's environment."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import socket
 from pathlib import Path
@@ -91,6 +92,11 @@ async def test_two_bot_workers_share_the_shards_and_every_result_counts_once(
     assert sum(r.requests_sent for r in finals) == planned
     for bot in bots:
         assert "owns partitions" in bot.text()
+    # each shard opened says how this machine's clock stands against the clock worker's (one machine here)
+    checks = [re.search(r"shard (\d+) opens at tick \d+: clock check: this machine's clock is ([+-][\d.]+) s", line)
+              for bot in bots for line in bot.text().splitlines() if "clock check:" in line]
+    assert sorted(int(m[1]) for m in checks if m) == list(range(pipeline.settings.partitions))
+    assert all(m and abs(float(m[2])) < 5 for m in checks)  # transit only, no skew on one machine
 
     progress = run_topic(pipeline.settings, verdict["run_id"], "metrics", json.loads)
     assert progress, "the metrics worker publishes figures while the run plays"

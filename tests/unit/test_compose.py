@@ -232,6 +232,26 @@ def test_bots_scale(compose: dict[str, Any]) -> None:
     assert "ports" not in bots, "a published port cannot be scaled"
 
 
+def test_one_metrics_worker(compose: dict[str, Any]) -> None:
+    """It judges each run from all of its partitions: a second replica would judge on part of them."""
+    assert compose["services"]["metrics"]["deploy"]["replicas"] == 1
+
+
+def test_the_cluster_override_in_the_docs_is_a_valid_compose_file(
+        validator: jsonschema.protocols.Validator) -> None:
+    docs = (ROOT / "docs" / "kafka.md").read_text(encoding="utf-8")
+    found = re.search(r"```yaml\n# docker-compose.override.yml\n(.*?)```", docs, re.DOTALL)
+    assert found, "docs/kafka.md shows no docker-compose.override.yml"
+    override = yaml.safe_load(found.group(1))
+    assert _errors(validator, override) == []
+    assert {"api", "clock", "bots", "metrics"} == override["services"].keys()
+    for name, service in override["services"].items():
+        env = _environment(service)
+        assert env["ESR_KAFKA_CONFIG"] == "/etc/esr/kafka.properties", name
+        assert any(v.endswith(":/etc/esr/kafka.properties:ro") for v in service["volumes"]), name
+    assert "deploy" not in override["services"]["metrics"]
+
+
 def test_host_ports_are_bound_to_loopback(compose: dict[str, Any]) -> None:
     problems = {name: p for name, s in compose["services"].items() if (p := _host_binding_problems(s))}
     assert problems == {}

@@ -19,6 +19,7 @@ def test_defaults_when_nothing_is_set() -> None:
     s = Settings.from_env({})
     assert s.home == Path.home() / ".esr" and s.registry_file == Path.home() / ".esr" / "targets.json"
     assert (s.kafka, s.kafka_prefix, s.kafka_partitions, s.http_client) == (None, "esr.", 4, "pooled")
+    assert s.kafka_config is None
     assert (s.token, s.observer_token, s.public_url, s.assets, s.metrics_port) == (None, None, None, None, None)
     assert (s.url, s.time_warp, s.target, s.grafana_url, s.grafana_token) == (None, None, None, None, None)
     assert s.limits == RunLimits()
@@ -27,14 +28,16 @@ def test_defaults_when_nothing_is_set() -> None:
 def test_every_variable_is_read() -> None:
     env = {"ESR_HOME": str(HOME), "ESR_TARGETS": "/etc/esr/targets.json", "ESR_TARGET": "staging",
            "ESR_HTTP_CLIENT": "aiohttp", "ESR_KAFKA": "127.0.0.1:9092", "ESR_KAFKA_PREFIX": "t1.",
-           "ESR_KAFKA_PARTITIONS": "12", "ESR_TOKEN": "a" * 20, "ESR_OBSERVER_TOKEN": "b" * 20,
+           "ESR_KAFKA_PARTITIONS": "12", "ESR_KAFKA_CONFIG": "/etc/esr/kafka.properties",
+           "ESR_TOKEN": "a" * 20, "ESR_OBSERVER_TOKEN": "b" * 20,
            "ESR_PUBLIC_URL": "https://esr.agency.example", "ESR_ASSETS": "/opt/uplot", "ESR_METRICS_PORT": "9464",
            "ESR_MAX_RATE": "2e3", "ESR_MAX_JOURNEYS": "10", "ESR_URL": "http://127.0.0.1:9800",
            "ESR_TIME_WARP": "1440", "ESR_GRAFANA_URL": "http://127.0.0.1:3000", "ESR_GRAFANA_TOKEN": "glsa_x"}
     s = Settings.from_env(env)
     assert s == Settings(
         home=HOME, targets_file=Path("/etc/esr/targets.json"), target="staging", http_client="aiohttp",
-        kafka="127.0.0.1:9092", kafka_prefix="t1.", kafka_partitions=12, token="a" * 20, observer_token="b" * 20,
+        kafka="127.0.0.1:9092", kafka_prefix="t1.", kafka_partitions=12,
+        kafka_config=Path("/etc/esr/kafka.properties"), token="a" * 20, observer_token="b" * 20,
         public_url="https://esr.agency.example", assets=Path("/opt/uplot"), metrics_port=9464,
         limits=RunLimits(max_rate=2000.0, max_journeys=10), url="http://127.0.0.1:9800", time_warp=1440.0,
         grafana_url="http://127.0.0.1:3000", grafana_token="glsa_x")

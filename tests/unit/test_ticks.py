@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from esr.core.clock import SimClock
 from esr.core.events import RunStarted
-from esr.core.ticks import Tick, run_clock, shard_of, tick_count, tick_for, tick_window
+from esr.core.ticks import Tick, clock_skew_line, run_clock, shard_of, tick_count, tick_for, tick_window
 
 
 def started(*, time_warp: float = 360.0, load_end_sim: float = HOUR, tick_s: float = 0.5,
@@ -185,3 +185,29 @@ def test_any_run_of_consecutive_arrivals_is_spread_evenly(start: int, length: in
     per_shard = [counts.get(k, 0) for k in range(shards)]
     assert sum(per_shard) == length
     assert max(per_shard) - min(per_shard) <= 1  # every hour of the profile is shared evenly
+
+
+# -- the clock check a bot worker logs when it opens a shard -------------------------------------
+def test_clock_check_in_step_says_how_far_ahead_the_tick_came() -> None:
+    s = msgspec.structs.replace(started(), real_time=1_000.0, run_id="r1")
+    tick = tick_for(s, 2, 4)  # tick 4's stretch starts at 1_002.0; the clock publishes it at 1_001.0
+    line = clock_skew_line(tick, received=1_001.004, published=1_001.0)
+    assert line == ("esr worker bots: run r1 shard 2 opens at tick 4: clock check: this machine's clock is +0.004 s "
+                    "from the clock worker's (tick received minus published, transit included); its stretch starts "
+                    "0.996 s from now by this clock")
+
+
+def test_clock_check_warns_of_a_clock_ahead_past_the_lead() -> None:
+    s = msgspec.structs.replace(started(), real_time=1_000.0, run_id="r1")
+    line = clock_skew_line(tick_for(s, 0, 0), received=1_000.5, published=998.9)  # this clock 1.6 s ahead
+    assert "this machine's clock is +1.600 s" in line
+    assert "it came 0.500 s after its stretch began by this clock: its first arrivals start late" in line
+    assert line.endswith("more than 0.25 s apart: synchronise the machines' clocks (chrony or ntpd), or this "
+                         "worker starts its arrivals that much early or late (docs/kafka.md, Running on a cluster)")
+
+
+def test_clock_check_without_a_broker_timestamp_uses_the_schedule() -> None:
+    s = msgspec.structs.replace(started(), real_time=1_000.0, run_id="r1")
+    line = clock_skew_line(tick_for(s, 0, 0), received=998.7, published=None)  # due at 999.0 by the schedule
+    assert "clock is -0.300 s from the clock worker's schedule (the broker gave the tick no timestamp)" in line
+    assert "its stretch starts 1.300 s from now" in line and "synchronise" in line

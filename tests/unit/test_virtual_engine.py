@@ -18,8 +18,9 @@ import esr
 from esr.core.buckets import RunFold
 from esr.core.events import Event, JourneyEnded, JourneyStarted, RequestResult, SlaDecided, VerdictIssued
 from esr.core.scenario import Scenario
+from esr.core.scheduler import CATCH_UP_MIN_S
 from esr.core.verdict import judge
-from esr.engine.runner import CATCH_UP_MIN_S, START_LEAD_S, Run
+from esr.engine.runner import START_LEAD_S, Run
 
 E = TypeVar("E", bound=Event)
 
