@@ -35,13 +35,14 @@ from esr.core.events import (
 from esr.core.heavy_hitters import OTHER, EndpointCap
 from esr.core.sketch import LatencySketch
 
-__all__ = ["ERROR_KINDS", "JOURNEY_OUTCOMES", "Bucket", "FaultWindow", "RunFold"]
+__all__ = ["ERROR_KINDS", "JOURNEY_OUTCOMES", "LATE_START_SHARE", "Bucket", "FaultWindow", "RunFold"]
 
 ERROR_KINDS = ("timeout", "connect", "4xx", "5xx", "protocol")
 JOURNEY_OUTCOMES: tuple[JourneyOutcome, ...] = get_args(JourneyOutcome)
 JOURNEY_LABEL = ""  # journeys, SLAs and counters are not per endpoint
 MAX_REASONS = 100  # distinct failure reasons kept; more are counted in the outcomes only
 _BATCH = 4096  # results apply_all groups before adding them to their buckets
+LATE_START_SHARE = 0.05  # a scenario's max_late_start_share unless it says otherwise
 
 
 class Bucket:
@@ -174,6 +175,7 @@ class RunFold:
 
     def __init__(self, late_threshold_ms: float = 10.0, *, top_endpoints: int | None = None) -> None:
         self.late_threshold_ms = late_threshold_ms
+        self.max_late_start_share = LATE_START_SHARE  # the run's scenario's, from run_started
         self.endpoint_cap = EndpointCap(top_endpoints) if top_endpoints is not None else None
         self._windows_of: dict[str, list[int]] = {}  # with a cap: each tracked label's windows
         self.window_s = 60.0
@@ -424,6 +426,7 @@ class RunFold:
         if top is not None and self.endpoint_cap is None:
             self.endpoint_cap = EndpointCap(int(top))
         self.late_threshold_ms = float(e.scenario.get("late_threshold_ms", self.late_threshold_ms))
+        self.max_late_start_share = float(e.scenario.get("max_late_start_share", LATE_START_SHARE))
 
     def _on_finished(self, e: RunFinished) -> None:
         self.finished = e

@@ -13,6 +13,7 @@
     ├── InvalidTransition         a run asked to move to a state it cannot reach   (esr.core.run_state)
     ├── MetricNotPortable         a Python metric function the server cannot judge (esr.core.metric_expression)
     ├── EndpointTemplateError     an --endpoint template can never match a path     (esr.core.endpoints)
+    ├── IdempotencyKeyError       a request key asked for a negative user or number (esr.core.sim_headers)
     ├── KafkaError                the broker is unreachable or refused an operation (esr.bus.kafka)
     ├── ClientConfigError         ESR_KAFKA_CONFIG's file is missing, or a line or key is bad
     │                             (esr.bus.client_config)

@@ -136,6 +136,7 @@ class RunFinished(Event, frozen=True, kw_only=True, tag="run_finished"):
     journey_events_lost: int = 0  # Kafka runtime: journey starts, ends, SLA decisions, counts never received
     shard_reports_missing: int = 0  # Kafka runtime: shards that never reported their counts
     duplicates_dropped: int = 0  # Kafka runtime: results received twice (a shard re-run), counted once
+    requests_resent: int = 0  # Kafka runtime: of those, results a later attempt sent again (the target got them twice)
     fault_events_missing: int = 0  # Kafka runtime: planned faults whose start never reached the metrics side
     refused: str = ""  # Kafka runtime: why bot workers refused to send to the run's target
 

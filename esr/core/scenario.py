@@ -23,6 +23,7 @@ from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, fi
 from pydantic.json_schema import SkipJsonSchema
 
 from esr.core.assertions import Assertion, expression_metric, parse_assertion
+from esr.core.buckets import LATE_START_SHARE
 from esr.core.errors import AssertionSyntaxError, EsrError, FaultSyntaxError, FieldError, ScenarioError
 from esr.core.fault_actions import FaultAction
 from esr.core.fault_spec import FaultSpec, parse_fault
@@ -112,6 +113,10 @@ class Scenario(Model):
     request_timeout: Duration = Field(default=30.0, description="real-time timeout of one request")
     late_threshold_ms: float = Field(default=10.0, ge=0,
                                      description="a journey starting later than this is a late start")
+    max_late_start_share: float = Field(
+        default=LATE_START_SHARE, ge=0, le=1,
+        description="a run with a larger share of journeys started late (late_threshold_ms) is ERROR, never PASS: "
+                    "the load it claims was not delivered")
     target: str | None = Field(default=None, description="default target: a registered name or a loopback URL")
     derived_metrics: dict[str, str] = Field(
         default_factory=dict, description="metrics defined by an expression, e.g. {\"cost_per_claim\": "

@@ -6,6 +6,10 @@
     X-ESR-Time-Warp: <number>    the run's time_warp: simulated seconds per real second while
                                  the load plays (a system that models its own capacity in
                                  simulated time can scale it, as the sandbox's claims office does)
+    Idempotency-Key: <run id>-u<user>-r<n>
+                                 the request's identity in its run: the user (one journey) and the
+                                 request's number in that journey, the same when a bot shard taken
+                                 over after a crash sends it again, so the target can act on it once
 """
 
 from __future__ import annotations
@@ -14,12 +18,32 @@ import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["RUN_ID", "SIM", "SIM_TIME", "TIME_WARP", "SimTimeFormat", "sim_time", "time_warp"]
+from esr.core.errors import EsrError
+
+__all__ = ["IDEMPOTENCY_KEY", "RUN_ID", "SIM", "SIM_TIME", "TIME_WARP", "IdempotencyKeyError", "SimTimeFormat",
+           "idempotency_key", "sim_time", "time_warp"]
 
 SIM = "X-ESR-Sim"
 RUN_ID = "X-ESR-Run-Id"
 SIM_TIME = "X-ESR-Sim-Time"
 TIME_WARP = "X-ESR-Time-Warp"
+IDEMPOTENCY_KEY = "Idempotency-Key"  # as Stripe and draft-ietf-httpapi-idempotency-key-header name it
+
+
+class IdempotencyKeyError(EsrError, ValueError):
+    """An idempotency key asked for a user or request number that no request has."""
+
+
+def idempotency_key(run_id: str, user: int, n: int) -> str:
+    """The `Idempotency-Key` of request `n` of `user`'s journey in run `run_id`.
+
+    A pure function of what a re-run shard repeats exactly (run, user, request number), so a
+    request sent again after a takeover carries the key the first send did. Read from the
+    right it is unambiguous (`-r<n>` after `-u<user>`), so no two requests of any runs share one."""
+    for name, value in (("user", user), ("n", n)):
+        if type(value) is not int or value < 0:
+            raise IdempotencyKeyError(f"idempotency_key: {name} must be a whole number 0 or more, not {value!r}")
+    return f"{run_id}-u{user}-r{n}"
 
 
 def sim_time(headers: Mapping[str, str]) -> datetime:

@@ -2,7 +2,9 @@
 
     ABORTED  the run was aborted, or its log ends without a finish (a crash or kill -9)
     ERROR    the run cannot be judged: results are missing, a fault could not be applied, or an
-             assertion had no data
+             assertion had no data; or it would PASS, but its generator started more journeys
+             late than the scenario's max_late_start_share (5 % by default), so the load it
+             claims was not delivered (a replay, which has no journeys, is not judged on this)
     FAIL     every figure was there and at least one assertion failed
     PASS     every figure was there and every assertion held
 
@@ -166,12 +168,16 @@ def judge(
     results = tuple(evaluate(a, fold, clock, custom, counters) for a in assertions)
     completeness = _completeness(fold)
     late_rate = whole.late_starts / whole.journeys_started if whole.journeys_started else 0.0
+    share = fold.max_late_start_share
     generator = {
         "late_starts": whole.late_starts,
         "late_start_rate": late_rate,
         "late_threshold_ms": fold.late_threshold_ms,
         "saturated": late_rate > SATURATION_SHARE,
+        "max_late_start_share": share,
         "shards": fold.started.shards if fold.started else None,  # bot shards on Kafka; 1 on the embedded runtime
+        # Kafka runtime: requests a bot shard taken over sent again (their results arrived twice); 0 embedded
+        "requests_resent": fold.finished.requests_resent if fold.finished else 0,
     }
     status: VerdictStatus
     reason: str
@@ -195,7 +201,17 @@ def judge(
         status, reason = "FAIL", "failed: " + "; ".join(failed)
     else:
         status, reason = "PASS", f"all {len(results)} assertions held" if results else "no assertions to check"
-    if generator["saturated"] and status in ("PASS", "FAIL"):
+    undelivered = (late_rate > share and not (fold.started is not None and fold.started.source == "replay")
+                   and status in ("PASS", "FAIL"))
+    if undelivered:
+        late = (f"the generator started {late_rate:.1%} of journeys more than {fold.late_threshold_ms:g} ms late"
+                f"{' (' if status == 'PASS' else ', '}more than the {share * 100:.4g}% max_late_start_share allows"
+                f"{')' if status == 'PASS' else ''}: the load this run claims was not delivered")
+        if status == "PASS":  # what held, held under less load than the run claims
+            status, reason = "ERROR", late
+        else:  # what failed, failed under less load than claimed: still a failure
+            reason += f" (warning: {late})"
+    elif generator["saturated"] and status in ("PASS", "FAIL"):
         reason += (f" (warning: the generator was saturated: {late_rate:.1%} of journeys started more"
                    f" than {fold.late_threshold_ms:g} ms late)")
     failures = dict(sorted(fold.failure_reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:10])

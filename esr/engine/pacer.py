@@ -18,7 +18,7 @@ from typing import Any
 from esr.core.arrivals import Arrival
 from esr.core.journey import Journey, Outcome, PreparedRequest, Reply
 from esr.core.scheduler import COMPLETED, CUT, Active, Dispatch, Launch, Scheduler
-from esr.core.sim_headers import RUN_ID, SIM, SIM_TIME, TIME_WARP
+from esr.core.sim_headers import IDEMPOTENCY_KEY, RUN_ID, SIM, SIM_TIME, TIME_WARP, idempotency_key
 from esr.engine.response import Response, Sender
 
 __all__ = ["Clocks", "Pacer"]
@@ -36,6 +36,10 @@ class Clocks:
 
     monotonic: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
+
+
+def _names_key(headers: dict[str, str]) -> bool:
+    return bool(headers) and any(name.lower() == "idempotency-key" for name in headers)
 
 
 class Pacer:
@@ -182,11 +186,14 @@ class Pacer:
         """Send on a slot already held; record the result."""
         sent = self.now()
         scheduler = self.scheduler
-        headers = {**self._headers, SIM_TIME: self.sim_header(scheduler.sim_of(dispatch))}
         faults = self.active_faults  # those on when it was sent
         n = scheduler.sending(dispatch)
         if n is None:  # the drain ended: this journey is being cut
             raise asyncio.CancelledError
+        headers = {**self._headers, SIM_TIME: self.sim_header(scheduler.sim_of(dispatch))}
+        if not _names_key(dispatch.request.headers):  # a key the journey or the logged request set wins
+            # the same on a re-send after a takeover: (run, user, request number) is replayed exactly
+            headers[IDEMPOTENCY_KEY] = idempotency_key(scheduler.run_id, dispatch.user, n)
         assert self.sender is not None
         try:
             response = await self.sender.send(dispatch.request, headers)

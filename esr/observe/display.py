@@ -99,7 +99,9 @@ def verdict_table(verdict: Verdict, log_path: str | None = None) -> list[Any]:
                                     f"  sent {_num(c.get('requests_sent'))}"
                                     f"  recorded {_num(c.get('results_recorded'))}")
     figures.add_row("generator", f"late starts {_num(g['late_starts'])} ({g['late_start_rate']:.2%} over "
-                                 f"{g['late_threshold_ms']:g} ms){'  SATURATED' if g['saturated'] else ''}")
+                                 f"{g['late_threshold_ms']:g} ms){'  SATURATED' if g['saturated'] else ''}"
+                                 + (f"  re-sent after a takeover {_num(g['requests_resent'])}"
+                                    if g.get("requests_resent") else ""))
     faults = verdict.faults
     if faults:
         steady = faults["steady_state"]

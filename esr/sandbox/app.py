@@ -1,7 +1,9 @@
 """The sample system under test over HTTP: the DOL claims service and a fake Treasury.
 
     POST /claims                 {"ssn": ..., "name": ...} -> 201 {"id", "status", "filed_at"}
-                                 (db_down: 503, or 202 with status "queued" in mode queue)
+                                 (db_down: 503, or 202 with status "queued" in mode queue);
+                                 once per Idempotency-Key: a repeat gets the first answer with
+                                 Idempotent-Replayed: true, the key with another body 422
     GET  /claims/{id}            {"id", "status": queued | in_review | approved | paid | denied, ...}
     GET  /treasury/payments      the payments this run's claims were paid (never leaves the machine)
     DELETE /_esr/runs/{run_id}   purge a run's data fork (the ESR sandbox calls it when a run ends)
@@ -26,7 +28,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from esr.core.sim_headers import RUN_ID, sim_time, time_warp
+from esr.core.sim_headers import IDEMPOTENCY_KEY, RUN_ID, sim_time, time_warp
 from esr.sandbox.claims import (
     OFFICE_ACTIONS,
     OFFICE_FAULTS,
@@ -40,6 +42,7 @@ from esr.sandbox.claims import (
     UnknownFault,
     known_fault,
 )
+from esr.sandbox.idempotency import BadKey, IdempotencyStore, KeyReused, fingerprint, read_key
 
 __all__ = ["CLAIMS", "ClaimsService", "make_claims_app"]
 
@@ -70,6 +73,7 @@ class ClaimsService:
         self.costs = costs or Costs()
         self.base_records = base_wage_records()
         self.offices: dict[str, ClaimsOffice] = {}
+        self.replies: dict[str, IdempotencyStore] = {}  # run id -> its filings' answers by Idempotency-Key
 
     def office(self, run_id: str, warp: float | None = None) -> ClaimsOffice:
         """The run's office, made at its first request: its data fork (its own copy of the wage
@@ -82,6 +86,7 @@ class ClaimsService:
         return office
 
     def purge(self, run_id: str) -> bool:
+        self.replies.pop(run_id, None)
         return self.offices.pop(run_id, None) is not None
 
     # -- handlers -------------------------------------------------------------------------
@@ -90,21 +95,42 @@ class ClaimsService:
                             headers={"X-Cost": f"{cost:g}"})
 
     async def file_claim(self, request: web.Request) -> web.Response:
+        """File a claim, once per Idempotency-Key (see esr.sandbox.idempotency)."""
         try:
             body = orjson.loads(await request.read())
             ssn = str(body["ssn"])
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return self._reply({"error": "send JSON with an \"ssn\""}, self.costs.lookup, 400)
-        office = self.office(request.headers.get(RUN_ID, NO_RUN), time_warp(request.headers))
+        run_id = request.headers.get(RUN_ID, NO_RUN)
+        key = request.headers.get(IDEMPOTENCY_KEY)
+        digest = b""
+        if key is not None:
+            try:
+                key, digest = read_key(key), fingerprint(body)
+                first = self.replies.get(run_id, _NO_REPLIES).lookup(key, digest)
+            except BadKey as exc:
+                return self._reply({"error": str(exc)}, self.costs.lookup, 400)
+            except KeyReused as exc:
+                return _problem(422, "Idempotency-Key reused with another request", str(exc), self.costs.lookup)
+            if first is not None:
+                return web.Response(body=first.body, status=first.status, content_type="application/json",
+                                    headers={"X-Cost": f"{self.costs.lookup:g}", "Idempotent-Replayed": "true"})
+        office = self.office(run_id, time_warp(request.headers))
         if ssn not in office.wage_records:
             office.wage_records[ssn] = reported_wages(ssn)
         try:
             claim = office.file(ssn, sim_time(request.headers))
-        except (ClaimsDatabaseDown, IntakePaused) as exc:
+        except (ClaimsDatabaseDown, IntakePaused) as exc:  # nothing filed: not remembered, may be sent again
             return self._reply({"error": str(exc)}, self.costs.lookup, 503)
         status = claim.status_at(claim.filed)
-        return self._reply({"id": claim.id, "status": status, "filed_at": claim.filed.isoformat()},
-                           self.costs.filing, 202 if status == "queued" else 201)
+        answer = {"id": claim.id, "status": status, "filed_at": claim.filed.isoformat()}
+        code = 202 if status == "queued" else 201
+        if key is not None:
+            replies = self.replies.get(run_id)
+            if replies is None:
+                replies = self.replies[run_id] = IdempotencyStore(self.config.idempotency_keys)
+            replies.remember(key, digest, code, orjson.dumps(answer))
+        return self._reply(answer, self.costs.filing, code)
 
     async def get_claim(self, request: web.Request) -> web.Response:
         office = self.office(request.headers.get(RUN_ID, NO_RUN), time_warp(request.headers))
@@ -165,6 +191,15 @@ class ClaimsService:
         run_id = request.match_info["run_id"]
         office = self.offices.get(run_id)
         return web.json_response({"run_id": run_id, "active": office.faults if office else {}})
+
+
+_NO_REPLIES = IdempotencyStore(1)  # a run that has filed nothing with a key yet
+
+
+def _problem(status: int, title: str, detail: str, cost: float) -> web.Response:
+    """An RFC 9457 problem, as draft-ietf-httpapi-idempotency-key-header asks for its errors."""
+    return web.Response(body=orjson.dumps({"title": title, "status": status, "detail": detail}), status=status,
+                        content_type="application/problem+json", headers={"X-Cost": f"{cost:g}"})
 
 
 _FAULT_STATUS: dict[type[FaultError], int] = {UnknownFault: 404, BadFaultParameter: 400, FaultActive: 409}

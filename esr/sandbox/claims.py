@@ -67,6 +67,7 @@ class OfficeConfig:
     weekdays_only: bool = False
     payment_minutes: float = 60.0
     min_quarterly_wages: int = 1000
+    idempotency_keys: int = 100_000  # filings' answers kept per run by Idempotency-Key (the oldest forgotten)
 
 
 @dataclass(slots=True)

@@ -37,6 +37,9 @@ class DemoTargetConfig:
     seed: int = 0
 
 
+KEYS_KEPT = 100_000
+
+
 class DemoTarget:
     def __init__(self, config: DemoTargetConfig) -> None:
         self.config = config
@@ -46,6 +49,9 @@ class DemoTarget:
         self.in_flight = 0  # requests being answered now, and the most at once: what a
         self.peak_in_flight = 0  # generator's in-flight limit is checked against
         self.seen_headers: list[dict[str, str]] = []
+        # the distinct Idempotency-Keys GET / was sent with (the first KEYS_KEPT): a request sent
+        # again after a takeover carries its first send's key, so it adds none
+        self.idempotency_keys: set[str] = set()
 
     @web.middleware
     async def count_in_flight(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -70,8 +76,12 @@ class DemoTarget:
         return {"X-Cost": f"{self.config.cost_per_request:g}"}
 
     async def root(self, request: web.Request) -> web.Response:
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and len(self.idempotency_keys) < KEYS_KEPT:
+            self.idempotency_keys.add(key)
         if len(self.seen_headers) < 5:
-            self.seen_headers.append({k: v for k, v in request.headers.items() if k.startswith("X-ESR")})
+            self.seen_headers.append({k: v for k, v in request.headers.items()
+                                      if k.startswith("X-ESR") or k == "Idempotency-Key"})
         return await self._delay() or web.Response(text="ok\n", headers=self._cost())
 
     async def status(self, request: web.Request) -> web.Response:

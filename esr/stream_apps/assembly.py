@@ -7,8 +7,9 @@ twice. This module makes that invisible to the verdict:
 
 - `ShardFold` folds the batches of one partition: results are identified by `(user, n)`, and
   for each user only numbers past the highest already counted are new, so a re-run journey's
-  repeats are dropped (and counted as duplicates); journey starts, ends and SLA decisions are
-  counted once per user. Its state is plain data, so a stream app can keep it in a table.
+  repeats are dropped (and counted as duplicates, and as re-sent requests when another attempt
+  than the one counted sent them: the target received those twice); journey starts, ends and
+  SLA decisions are counted once per user. Its state is plain data, so a stream app can keep it in a table.
 - `RunAssembly` merges the partitions of one run, checks completeness (every tick of every
   shard reported, and every reported result received) and builds the `RunFinished` the verdict
   needs, with the gaps stated. Both runtimes judge with the same `judge`.
@@ -52,18 +53,20 @@ class _Received(msgspec.Struct, array_like=True):
 class _TickState:
     """De-duplication for the users who arrived in one tick, and what each attempt sent for it."""
 
-    __slots__ = ("next_result", "next_count", "seen", "received")
+    __slots__ = ("next_result", "next_count", "seen", "received", "counted_by")
 
     def __init__(self) -> None:
         self.next_result: dict[int, int] = {}  # user -> results counted so far
         self.next_count: dict[int, int] = {}  # user -> counter additions counted so far
         self.seen: set[tuple[int, str]] = set()  # (user, "started" | "ended" | "sla:<name>")
         self.received: dict[str, _Received] = {}  # "shard/attempt" -> what that attempt sent
+        self.counted_by: dict[int, str] = {}  # user -> the "shard/attempt" whose result was counted last
 
     def to_dict(self) -> dict[str, Any]:
         return {"next_result": list(self.next_result.items()), "next_count": list(self.next_count.items()),
                 "seen": sorted(self.seen), "received": {a: [r.results, r.journey_events]
-                                                        for a, r in self.received.items()}}
+                                                        for a, r in self.received.items()},
+                "counted_by": list(self.counted_by.items())}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> _TickState:
@@ -72,6 +75,8 @@ class _TickState:
         state.next_count = {u: n for u, n in data["next_count"]}
         state.seen = {(u, k) for u, k in data["seen"]}
         state.received = {a: _Received(*r) for a, r in data["received"].items()}
+        senders = {a: a for a in state.received}  # one string per attempt, not one per user
+        state.counted_by = {u: senders.get(a, a) for u, a in data.get("counted_by", ())}
         return state
 
 
@@ -88,6 +93,7 @@ class ShardFold:
         self.fold.window_s = window_s
         self.ticks: dict[int, _TickState] = {}
         self.duplicates = 0
+        self.resent = 0  # duplicates that another attempt sent: requests the target received again
         self.offsets: dict[str, int] = {}  # source (topic/partition) -> last offset folded
         self._dirty_windows: set[int] = set()
         self._dirty_ticks: set[int] = set()
@@ -108,13 +114,17 @@ class ShardFold:
         if tally is None:
             tally = state.received[sender] = _Received()
         fold, seen, window_s, windows = self.fold, state.seen, self.fold.window_s, self._dirty_windows
+        counted_by = state.counted_by
         for e in batch.events:
             if type(e) is RequestResult:
                 tally.results += 1
                 if e.n < state.next_result.get(e.user, 0):
                     self.duplicates += 1
+                    if counted_by.get(e.user) != sender:
+                        self.resent += 1
                     continue
                 state.next_result[e.user] = e.n + 1
+                counted_by[e.user] = sender
             else:
                 tally.journey_events += 1
                 if type(e) is CounterAdded:
@@ -156,7 +166,7 @@ class ShardFold:
             "window_s": f.window_s, "late_threshold_ms": f.late_threshold_ms,
             "results_recorded": f.results_recorded, "events": f.events, "failure_reasons": f.failure_reasons,
             "last_sim_time": f.last_sim_time, "last_real_time": f.last_real_time,
-            "duplicates": self.duplicates, "offsets": self.offsets,
+            "duplicates": self.duplicates, "resent": self.resent, "offsets": self.offsets,
         })
 
     def _window(self, window: int) -> bytes:
@@ -196,6 +206,7 @@ class ShardFold:
         f.failure_reasons = dict(meta["failure_reasons"])
         f.last_sim_time, f.last_real_time = meta["last_sim_time"], meta["last_real_time"]
         part.duplicates, part.offsets = meta["duplicates"], dict(meta["offsets"])
+        part.resent = meta.get("resent", 0)
         for name, data in entries.items():
             if name.startswith("w"):
                 window = int(name[1:])
@@ -338,5 +349,6 @@ class RunAssembly:
             shard_reports_missing=gaps["shard_reports_missing"],
             fault_events_missing=gaps["fault_events_missing"],
             duplicates_dropped=sum(p.duplicates for p in self.parts.values()),
+            requests_resent=sum(p.resent for p in self.parts.values()),
             refused="; ".join(sorted({r.refused for r in finals if r.refused})),
         )

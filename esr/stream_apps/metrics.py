@@ -236,6 +236,7 @@ def progress_of(run: RunAssembly) -> dict[str, Any]:
         "real_time": time.time(), "summary": view.summary(),
         "assertions": assertions,
         "duplicates_dropped": sum(p.duplicates for p in run.parts.values()),
+        "requests_resent": sum(p.resent for p in run.parts.values()),
         **run.gaps(),
         "timeline": run_timeline(fold, live=live),
     }

@@ -15,6 +15,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from busy import PUNCTUALITY_NOT_JUDGED, late_error
 from loopback import wait_for_port, wait_until_sync
 
 from esr.bus.runlog import read_events
@@ -67,7 +68,7 @@ def write(tmp_path: Path, data: dict[str, Any], name: str = "s.json") -> Path:
 
 
 SMALL = {"name": "small", "duration_hours": 2, "time_warp": 3600, "load_profile": [[0, 20], [1, 40]],
-         "assertions": ["error_rate < 0.01", "latency_p95_ms < 1000"], "seed": 5}
+         "assertions": ["error_rate < 0.01", "latency_p95_ms < 1000"], "seed": 5, **PUNCTUALITY_NOT_JUDGED}
 
 
 def test_validate_lists_every_error_with_its_path(tmp_path: Path, esr_home: Path) -> None:
@@ -212,10 +213,14 @@ def test_readme_quickstart_runs(esr_home: Path) -> None:
     assert done.returncode in (0, 1), done.stderr
     verdict = json.loads(done.stdout)
     # latency counts from each request's intended time: on a slow or busy machine the generator
-    # falls behind and may miss the quickstart's 250 ms bar; every other assertion must hold
+    # falls behind and may miss the quickstart's 250 ms bar, or start more than 5 % of journeys
+    # late (ERROR: the load was not delivered); every other assertion must hold
     failed = [a["assertion"] for a in verdict["assertions"] if not a["holds"]]
     assert failed in ([], ["latency_p95_ms < 250"]), verdict["reason"]
-    assert (done.returncode, verdict["verdict"]) == ((0, "PASS") if not failed else (1, "FAIL"))
+    if late_error(verdict):
+        assert done.returncode == 2
+    else:
+        assert (done.returncode, verdict["verdict"]) == ((0, "PASS") if not failed else (1, "FAIL"))
     assert verdict["summary"]["sla_48h_met"] > 0 and verdict["summary"]["claims_paid"] > 0
 
 
@@ -300,18 +305,22 @@ def walk_through(*flags: str) -> subprocess.CompletedProcess:
 def test_the_walk_through_runs_end_to_end(esr_home: Path) -> None:
     done = walk_through()
     assert done.returncode == 0, done.stdout + done.stderr
+    judged = json.loads(esr("judge", "latest", "--json").stdout)
+    busy = late_error(judged)  # the chapter's scenario as written: a busy machine may start it late
+    expected = "ERROR" if busy else "PASS"
     out = done.stdout.strip().splitlines()
     run_id = next(line for line in out if line.startswith("Simulation started: ")).split(": ", 1)[1]
-    assert out[-2:] == ["PASS", "the run's verdict table: esr judge latest    its events: "
-                                "$ESR_HOME/runs/<run id>/events.jsonl"]
+    assert out[-2:] == [expected, "the run's verdict table: esr judge latest    its events: "
+                                  "$ESR_HOME/runs/<run id>/events.jsonl"]
     err = done.stderr.splitlines()
     assert "playing at warp 4320 instead of 60 to finish 24 simulated hours in 0.333 real minutes" in err[0]
     dashboard = next(i for i, line in enumerate(err) if line.startswith("dashboard: "))
     assert re.fullmatch(rf"dashboard: http://127\.0\.0\.1:\d+/dashboard/{run_id}", err[dashboard])
     verdict = next(i for i, line in enumerate(err) if line.startswith("VERDICT "))
-    assert dashboard < verdict and err[verdict] == "VERDICT PASS  all 2 assertions held"
-    judged = json.loads(esr("judge", "latest", "--json").stdout)
-    assert judged["run_id"] == run_id and judged["verdict"] == "PASS"
+    # (a slow or busy machine may add a warning that the generator was saturated)
+    assert dashboard < verdict and err[verdict].startswith(
+        f"VERDICT ERROR  {judged['reason']}" if busy else "VERDICT PASS  all 2 assertions held")
+    assert judged["run_id"] == run_id and judged["verdict"] == expected
     held = {a["assertion"]: (a["holds"], a["observed"]) for a in judged["assertions"]}
     assert set(held) == {"latency_p95_ms < 2000", "sla_48h_success_rate > 0.95"}  # the chapter's two
     assert held["sla_48h_success_rate > 0.95"] == (True, 1.0)
@@ -343,5 +352,7 @@ def test_the_walk_through_with_the_faqs_db_down_fails_and_says_why(esr_home: Pat
     assert window["recovery_action_ok"] is True
     # re-judged from the log with assertions scoped to the fault
     again = json.loads(esr("judge", "latest", "--json", "--assert", "error_rate > 0.1 during db_down",
-                           "--assert", "error_rate == 0 during hour 0..12", check=True).stdout)
-    assert again["verdict"] == "PASS" and again["assertions"][0]["observed"] == window["during"]["error_rate"]
+                           "--assert", "error_rate == 0 during hour 0..12").stdout)
+    assert again["verdict"] == "PASS" or late_error(again), again["reason"]  # (a busy machine: see late_error)
+    assert [a["holds"] for a in again["assertions"]] == [True, True]
+    assert again["assertions"][0]["observed"] == window["during"]["error_rate"]

@@ -7,9 +7,11 @@ tests/unit/test_virtual_engine.py."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
+from busy import PUNCTUALITY_NOT_JUDGED
 from journeys import CLAIM_JOURNEY
 from loopback import wait_until
 
@@ -33,7 +35,7 @@ def http_client(request: pytest.FixtureRequest) -> str:
 
 def scenario(**fields: Any) -> Scenario:
     base: dict[str, Any] = {"name": "t", "duration_hours": 1, "time_warp": 1800, "load_profile": [[0, 40]],
-                            "seed": 3}
+                            "seed": 3, **PUNCTUALITY_NOT_JUDGED}
     return Scenario(**(base | fields))
 
 
@@ -55,6 +57,7 @@ async def test_counts_are_exact_and_headers_carry_the_sim_tag(demo_target: Any, 
     v = r.verdict
     assert v is not None and v.status == "PASS"
     assert planned > 0
+    assert v.generator["requests_resent"] == 0  # only a Kafka shard taken over sends again
     assert v.completeness == {"arrivals_planned": planned, "journeys_started": planned,
                               "requests_sent": planned, "results_recorded": planned, "requests_abandoned": 0,
                               "sla_undecided": 0, "arrivals_not_started": 0, "results_lost": 0,
@@ -66,6 +69,11 @@ async def test_counts_are_exact_and_headers_carry_the_sim_tag(demo_target: Any, 
     assert seen["X-ESR-Run-Id"] == r.run_id
     assert seen["X-ESR-Sim"] == "true"
     assert seen["X-ESR-Sim-Time"].startswith(r.sim_start.date().isoformat())
+    # every request carries its own Idempotency-Key: run, user, request number (one request per journey here)
+    keys = [h["Idempotency-Key"] for h in target.seen_headers]  # the first five requests the target saw
+    assert len(set(keys)) == len(keys) == 5
+    assert {k for k in keys if re.fullmatch(rf"{re.escape(r.run_id)}-u(\d+)-r0", k)} == set(keys)
+    assert {int(k.rsplit("-u", 1)[1].split("-")[0]) for k in keys} <= set(range(planned))
 
 
 async def test_error_kinds_and_rate_are_exact(demo_target: Any, http_client: str) -> None:

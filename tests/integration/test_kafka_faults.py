@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from busy import PUNCTUALITY_NOT_JUDGED
 from kafka_pipeline import Pipeline, RunProcess
 from loopback import wait_until
 from switchboard import Switchboard, serve
@@ -30,7 +31,7 @@ def work(hours: float, faults: list[str], assertions: list[str], warp: float = 3
     return {"name": "kafka_faults", "duration_hours": hours, "time_warp": warp, "seed": 5,
             "load_profile": [[0, rate]], "window": 60,
             "journeys": [{"name": "work", "steps": [{"name": "get", "request": {"path": "/work"}}]}],
-            "failure_injection": faults, "fault_actions": ACTIONS, "assertions": assertions}
+            "failure_injection": faults, "fault_actions": ACTIONS, "assertions": assertions, **PUNCTUALITY_NOT_JUDGED}
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from busy import PUNCTUALITY_NOT_JUDGED
 from confluent_kafka import TopicPartition
 from kafka_pipeline import Pipeline
 
@@ -26,6 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
 CLAIMS = {
     "name": "same_answer", "duration_hours": 24, "time_warp": 8640, "drain_warp": 34560, "seed": 5,
+    **PUNCTUALITY_NOT_JUDGED,
     "load_profile": [[0, 6], [8, 20], [18, 8]],
     "journeys": [{
         "name": "claim",

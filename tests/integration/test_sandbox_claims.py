@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from busy import PUNCTUALITY_NOT_JUDGED
 
 from esr.core.scenario import Scenario
 from esr.core.targets import TargetRegistry
@@ -43,14 +44,14 @@ def chapter_scenario(peak: float, warp: float) -> Scenario:
     peak at `peak`; the drain plays fast (only polls are sent then)."""
     return Scenario(
         name="DOL_48h_SLA_Stress", duration_hours=24, time_warp=warp, drain_warp=86400,
-        load_profile=[(0, 5), (8, 30), (18, peak)],
+        load_profile=[(0, 5), (8, 30), (18, peak)], **PUNCTUALITY_NOT_JUDGED,
         assertions=["latency_p95_ms < 2000", "sla_48h_success_rate > 0.95"])
 
 
 async def test_claims_are_paid_in_simulated_time_with_a_fork_per_run(claims_system: Any) -> None:
     url, service = await claims_system(OfficeConfig(caseworkers=50, review_minutes=60))
     scenario = Scenario(name="small", duration_hours=2, time_warp=3600, drain_warp=36000, seed=1,
-                        load_profile=[(0, 20)], journeys=[CLAIM_JOURNEY],
+                        load_profile=[(0, 20)], journeys=[CLAIM_JOURNEY], **PUNCTUALITY_NOT_JUDGED,
                         assertions=["sla_48h_success_rate == 1"])
     first = Run(scenario, TargetRegistry().resolve(url))
     await first.execute()
@@ -221,7 +222,7 @@ async def test_a_run_applies_and_recovers_the_offices_faults(claims_system: Any)
     """End to end: the sandbox target's fault actions, as ESR performs them, in simulated time."""
     url, service = await claims_system(OfficeConfig(caseworkers=50, review_minutes=60))
     scenario = Scenario(name="faults", duration_hours=3, time_warp=3600, drain_warp=36000, seed=1,
-                        load_profile=[(0, 5)], journeys=[CLAIM_JOURNEY],
+                        load_profile=[(0, 5)], journeys=[CLAIM_JOURNEY], **PUNCTUALITY_NOT_JUDGED,
                         failure_injection=["caseworkers_out(50)@hour0+1h", "db_down(queue)@hour2+30m"])
     run = Run(scenario, sandbox_target("sandbox", url))
     await run.execute()
@@ -237,3 +238,52 @@ async def test_a_run_applies_and_recovers_the_offices_faults(claims_system: Any)
     everyone_out, held = filed_between(1, 58), filed_between(121, 148)
     assert everyone_out and held
     assert started_after(everyone_out, 59) and started_after(held, 149)
+
+
+async def file(s: aiohttp.ClientSession, url: str, body: Any, key: str | None, run: str = "r1",
+               at: str = "08:00") -> tuple[int, Any, Any]:
+    """POST /claims as run `run`, with the Idempotency-Key `key` (None: without one)."""
+    headers = {"X-ESR-Run-Id": run, "X-ESR-Sim-Time": MONDAY.format(at),
+               **({"Idempotency-Key": key} if key is not None else {})}
+    async with s.post(f"{url}/claims", json=body, headers=headers) as response:
+        return response.status, await response.json(content_type=None), response.headers
+
+
+async def test_a_claim_is_filed_once_per_idempotency_key(claims_system: Any) -> None:
+    url, service = await claims_system(OfficeConfig(caseworkers=1, review_minutes=60))
+    claim = {"ssn": "900-00-0001", "name": "A"}
+    async with aiohttp.ClientSession() as s:
+        first = await file(s, url, claim, "r1-u7-r0")
+        assert first[:2] == (201, {"id": 1, "status": "in_review", "filed_at": "2026-03-02T08:00:00+00:00"})
+        assert "Idempotent-Replayed" not in first[2]
+        again = await file(s, url, {"name": "A", "ssn": "900-00-0001"}, '"r1-u7-r0"', at="08:00")  # same JSON
+        assert again[:2] == first[:2] and again[2]["Idempotent-Replayed"] == "true"
+        assert len(service.offices["r1"].claims) == 1  # filed once
+        # the same key with another claim is a client bug: 422, and nothing filed
+        status, problem, headers = await file(s, url, {"ssn": "900-00-0002"}, "r1-u7-r0")
+        assert (status, headers["Content-Type"]) == (422, "application/problem+json")
+        assert problem["title"] == "Idempotency-Key reused with another request" and "r1-u7-r0" in problem["detail"]
+        # another key, no key, another run: filed as before
+        assert (await file(s, url, claim, "r1-u8-r0"))[:2] == (201, {**first[1], "id": 2})
+        assert (await file(s, url, claim, None))[1]["id"] == 3
+        assert (await file(s, url, claim, None))[1]["id"] == 4
+        assert (await file(s, url, claim, "r1-u7-r0", run="r2"))[:2] == (201, first[1])
+        assert (await file(s, url, claim, "x" * 256))[:2] == (
+            400, {"error": "Idempotency-Key must be 1 to 255 characters, not 256"})
+        assert len(service.offices["r1"].claims) == 4
+
+
+async def test_a_refused_filing_is_not_remembered(claims_system: Any) -> None:
+    """A 503 filed nothing: sending it again with its key files it once the database is back."""
+    url, service = await claims_system(OfficeConfig(caseworkers=1, review_minutes=60))
+    claim = {"ssn": "900-00-0001"}
+    async with aiohttp.ClientSession() as s:
+        down = {"fault": "db_down", "sim_time": MONDAY.format("09:00")}
+        assert (await call(s, "POST", f"{url}/_esr/runs/r1/faults/db_down", json=down))[0] == 200
+        assert (await file(s, url, claim, "k1", at="09:30"))[0] == 503
+        assert (await call(s, "DELETE", f"{url}/_esr/runs/r1/faults/db_down", at="10:00"))[0] == 200
+        assert (await file(s, url, claim, "k1", at="10:30"))[:2] == (
+            201, {"id": 1, "status": "in_review", "filed_at": "2026-03-02T10:30:00+00:00"})
+        assert (await file(s, url, claim, "k1", at="10:31"))[0] == 201
+        assert len(service.offices["r1"].claims) == 1
+        assert service.purge("r1") and "r1" not in service.replies  # a purged run forgets its keys

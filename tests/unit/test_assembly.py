@@ -72,8 +72,9 @@ def state(part: ShardFold) -> dict[str, Any]:
         "buckets": buckets(f), "results_recorded": f.results_recorded, "events": f.events,
         "failure_reasons": f.failure_reasons, "last_sim_time": f.last_sim_time, "last_real_time": f.last_real_time,
         "window_s": f.window_s, "late_threshold_ms": f.late_threshold_ms, "duplicates": part.duplicates,
-        "offsets": part.offsets,
+        "resent": part.resent, "offsets": part.offsets,
         "ticks": {k: {"next_result": dict(t.next_result), "next_count": dict(t.next_count), "seen": t.seen,
+                      "counted_by": dict(t.counted_by),
                       "received": {a: (r.results, r.journey_events) for a, r in t.received.items()}}
                   for k, t in part.ticks.items()},
     }
@@ -624,6 +625,29 @@ def test_duplicates_dropped_is_summed_over_partitions() -> None:
         feed.send(1, attempt, 0, [result(1, 0)])
     assert [p.duplicates for p in a.parts.values()] == [2, 1]
     assert a.run_fold().finished.duplicates_dropped == 3
+    assert [p.resent for p in a.parts.values()] == [2, 1]  # each a repeat of attempt a's by attempt b
+    assert a.run_fold().finished.requests_resent == 3
+
+
+def test_only_a_repeat_of_another_attempt_counts_as_re_sent() -> None:
+    """A result again from the attempt that was counted for it is dropped, but it is no second
+    request to the target; one from another attempt is (a re-run shard sent it again)."""
+    part = ShardFold()
+    part.apply(batch([result(0, 0), result(0, 1), result(1, 0)], attempt="w1:1"), "p0", 0)
+    part.apply(batch([result(0, 1)], attempt="w1:1"), "p0", 1)  # the same attempt's again (another message)
+    assert (part.duplicates, part.resent) == (1, 0)
+    part.apply(batch([result(0, 0), result(0, 1), result(0, 2), result(1, 0)], attempt="w2:1"), "p0", 2)
+    assert (part.duplicates, part.resent) == (4, 3)  # user 0's 0 and 1, user 1's 0; user 0's 2 is new
+    part.apply(batch([result(0, 2)], attempt="w1:1"), "p0", 3)  # the first attempt's, late: w2 was counted
+    assert (part.duplicates, part.resent) == (5, 4)
+    again = ShardFold.from_entries(part.entries())
+    again.apply(batch([result(1, 0)], attempt="w3:1"), "p0", 4)
+    assert (again.duplicates, again.resent) == (6, 5)
+
+
+def test_no_run_on_the_embedded_runtime_re_sends_anything() -> None:
+    fold = RunFold().apply_all([EV.started(), EV.result(sim=1.0), EV.finished(sim=2.0, requests_sent=1)])
+    assert judge(fold, []).generator["requests_resent"] == 0
 
 
 def test_run_fold_merges_the_parts_and_ends_with_run_finished() -> None:
@@ -705,6 +729,7 @@ def test_a_shard_re_run_after_a_crash_is_complete_with_its_repeats_dropped() -> 
     assert finished is not None
     assert (finished.requests_sent, finished.results_lost, finished.shard_reports_missing) == (distinct, 0, 0)
     assert finished.duplicates_dropped == repeats == 2 + 1 + 1 + 1  # users 16, 18 (tick 4); 20, 22 (tick 5)
+    assert finished.requests_resent == repeats  # every one a repeat by B of what A had sent
     whole = fold.merged()
     assert whole.journeys_started == 4 * TICKS
     assert whole.journeys == {"completed": 4 * TICKS}
@@ -717,6 +742,7 @@ def test_a_shard_re_run_after_a_crash_is_complete_with_its_repeats_dropped() -> 
     assert (verdict.status, verdict.reason) == ("PASS", "no assertions to check")
     assert verdict.completeness["complete"] is True
     assert verdict.completeness["duplicates_dropped"] == repeats
+    assert verdict.generator["requests_resent"] == repeats
 
 
 # == the verdict =================================================================================
@@ -754,3 +780,22 @@ def test_a_complete_run_passes() -> None:
     verdict = judge(a.run_fold(), [])
     assert verdict.status == "PASS"
     assert verdict.completeness["requests_sent"] == verdict.completeness["results_recorded"] == 2
+
+
+@pytest.mark.parametrize(("share", "status"), [(None, "ERROR"), (0.25, "PASS")])
+def test_the_kafka_runtime_judges_late_starts_as_the_embedded_one_does(share: float | None, status: str) -> None:
+    """Journeys a shard taken over started late (2 of 20 here) count against the scenario's
+    max_late_start_share in the verdict the metrics worker publishes."""
+    from esr.stream_apps.metrics import judge_assembly
+
+    scenario = SCENARIO if share is None else SCENARIO | {"max_late_start_share": share}
+    a = assembly_with(run_started(shards=1, scenario=scenario, arrivals_planned=20))
+    sent = [e for u in range(20) for e in journey(u, 0, results=1, late_ms=2_000.0 if u >= 18 else 0.0)]
+    Feed(a).send(0, "w2:1", 0, sent)
+    results = sum(isinstance(e, RequestResult) for e in sent)
+    a.on_run_event(report(0, "w2:1", 0, TICKS - 1, final=True, sent=results, journey_events=len(sent) - results))
+    verdict = judge_assembly(a).verdict
+    assert (verdict["verdict"], verdict["generator"]["late_start_rate"]) == (status, 0.1), verdict["reason"]
+    if status == "ERROR":
+        assert verdict["reason"] == ("the generator started 10.0% of journeys more than 10 ms late (more than the 5% "
+                                     "max_late_start_share allows): the load this run claims was not delivered")

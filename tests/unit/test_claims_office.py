@@ -327,3 +327,42 @@ def test_trainee_actions_change_capacity_and_intake() -> None:
         office.act("pause_intake", nine, [1])
     with pytest.raises(UnknownFault, match="no action 'hire'; known: add_caseworkers, pause_intake, resume_intake"):
         office.act("hire", nine)
+
+
+# -- Idempotency-Key: one filing per key ------------------------------------------------------
+def test_a_key_remembers_the_first_answer_and_refuses_another_body() -> None:
+    from esr.sandbox.idempotency import IdempotencyStore, KeyReused
+
+    store = IdempotencyStore(limit=10)
+    assert store.lookup("k1", b"body-a") is None
+    store.remember("k1", b"body-a", 201, b'{"id": 1}')
+    assert store.lookup("k1", b"body-a") == (201, b'{"id": 1}')
+    with pytest.raises(KeyReused, match="'k1'"):
+        store.lookup("k1", b"body-b")
+    assert store.lookup("k2", b"body-a") is None  # another key is another request
+
+
+def test_the_store_keeps_at_most_its_limit_forgetting_the_oldest() -> None:
+    from esr.sandbox.idempotency import IdempotencyStore
+
+    store = IdempotencyStore(limit=3)
+    for i in range(5):
+        store.remember(f"k{i}", b"", 201, str(i).encode())
+    assert len(store) == 3
+    assert [store.lookup(f"k{i}", b"") for i in range(5)] == [None, None, (201, b"2"), (201, b"3"), (201, b"4")]
+
+
+@pytest.mark.parametrize(("header", "key"), [("abc", "abc"), ('"abc"', "abc"), ("  r-u1-r0 ", "r-u1-r0")])
+def test_a_key_is_read_bare_or_as_a_structured_string(header: str, key: str) -> None:
+    from esr.sandbox.idempotency import read_key
+
+    assert read_key(header) == key
+
+
+@pytest.mark.parametrize(("header", "why"), [("", "empty"), ('""', "empty"), ("x" * 256, "255"),
+                                             ("a\x01b", "printable")])
+def test_a_bad_key_is_refused_naming_the_header(header: str, why: str) -> None:
+    from esr.sandbox.idempotency import BadKey, read_key
+
+    with pytest.raises(BadKey, match=f"^Idempotency-Key.*{why}"):
+        read_key(header)

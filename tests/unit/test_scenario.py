@@ -29,6 +29,7 @@ VALID: dict[str, Any] = {
     "window": "5m",
     "request_timeout": "10s",
     "late_threshold_ms": 25,
+    "max_late_start_share": 0.1,
     "max_in_flight": 500,
     "load_profile": [[0, 4], {"hour": 6, "rate": "600/min", "ramp": True}, [18, "20/s"], [22, 6, "ramp"]],
     "counters": ["refunds"],
@@ -126,6 +127,9 @@ def test_every_error_is_reported_at_once_with_its_path() -> None:
         (lambda d: d["journeys"][0]["data"].update(x="not_a_faker_provider"), "journeys[0].data",
          "unknown data generator"),
         (lambda d: d.update(assertions=["cloud_costs < 1"]), "assertions[0]", "unknown metric 'cloud_costs'"),
+        (lambda d: d.update(max_late_start_share=1.5), "max_late_start_share", "less than or equal to 1"),
+        (lambda d: d.update(max_late_start_share=-0.01), "max_late_start_share", "greater than or equal to 0"),
+        (lambda d: d.update(max_late_start_share="5%"), "max_late_start_share", "number"),
     ],
 )
 def test_field_errors(mutate: Any, path: str, words: str) -> None:
@@ -312,3 +316,12 @@ def test_derived_metrics_are_expressions_recorded_with_the_scenario() -> None:
         Scenario.from_dict(base | {"derived_metrics": {"bad": "cloud_cost /", "typo": "cloud_costs / paid"}})
     assert [e.path for e in caught.value.errors] == ["derived_metrics.bad", "derived_metrics.typo"]
     assert "unknown metric 'cloud_costs'" in caught.value.errors[1].message
+
+
+def test_the_late_start_share_defaults_to_five_percent_and_is_in_the_json_schema() -> None:
+    from esr.core.scenario import scenario_json_schema
+
+    assert Scenario.from_dict(copy.deepcopy(VALID)).max_late_start_share == 0.1
+    assert Scenario(name="x", duration_hours=1, time_warp=60, load_profile=[(0, 1)]).max_late_start_share == 0.05
+    field = scenario_json_schema()["properties"]["max_late_start_share"]
+    assert (field["type"], field["minimum"], field["maximum"], field["default"]) == ("number", 0, 1, 0.05)

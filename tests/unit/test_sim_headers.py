@@ -39,3 +39,31 @@ def test_cached_or_not_it_reads_back_within_a_millisecond(sims: list[float]) -> 
         assert text == SimTimeFormat(START)(sim)
         back = sim_time({SIM_TIME: text})
         assert timedelta(0) <= START + timedelta(seconds=sim) - back < timedelta(milliseconds=1)
+
+
+def test_the_idempotency_key_names_the_run_the_user_and_the_request() -> None:
+    from esr.core.sim_headers import IDEMPOTENCY_KEY, idempotency_key
+
+    assert IDEMPOTENCY_KEY == "Idempotency-Key"
+    assert idempotency_key("20261127-090512-3f9a1c", 42, 3) == "20261127-090512-3f9a1c-u42-r3"
+    # what a re-run shard sends again is the same key; any other request has another
+    assert idempotency_key("run", 1, 0) == idempotency_key("run", 1, 0)
+    keys = {idempotency_key(run, user, n) for run in ("a", "a-u1") for user in (1, 11) for n in (0, 1, 10)}
+    assert len(keys) == 12
+
+
+@given(st.integers(0, 10**9), st.integers(0, 10**6), st.integers(0, 10**6), st.integers(0, 10**6))
+def test_idempotency_keys_never_collide_within_a_run(u1: int, n1: int, u2: int, n2: int) -> None:
+    from esr.core.sim_headers import idempotency_key
+
+    same = idempotency_key("r", u1, n1) == idempotency_key("r", u2, n2)
+    assert same == ((u1, n1) == (u2, n2))
+
+
+@pytest.mark.parametrize(("user", "n", "field"), [(-1, 0, "user"), (0, -2, "n"), (True, 0, "user")])
+def test_an_idempotency_key_of_a_negative_number_is_refused(user: int, n: int, field: str) -> None:
+    from esr.core.errors import EsrError
+    from esr.core.sim_headers import idempotency_key
+
+    with pytest.raises(EsrError, match=f"^idempotency_key: {field} "):
+        idempotency_key("run", user, n)

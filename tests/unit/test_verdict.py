@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 import pytest
 from factories import HOUR, RUN_ID, RunEvents, fold
@@ -13,10 +15,13 @@ from esr.core.verdict import EXIT_CODES, Verdict, judge
 
 
 def run_events(*, n: int = 40, slow: int = 0, errors: int = 0, late: int = 0, sent: int | None = None,
-               end: str = "finished", drain_warp: float = 60.0, late_threshold_ms: float | None = None) -> list[Event]:
+               end: str = "finished", drain_warp: float = 60.0, late_threshold_ms: float | None = None,
+               **scenario_fields: Any) -> list[Event]:
     """A 4-hour run at warp 60: n journeys with one request each, 100 ms (slow ones 3 s)."""
     ev = RunEvents(time_warp=60.0, drain_warp=drain_warp, load_end_sim=4 * HOUR)
-    scenario = {"name": "t"} if late_threshold_ms is None else {"name": "t", "late_threshold_ms": late_threshold_ms}
+    scenario = {"name": "t", **scenario_fields}
+    if late_threshold_ms is not None:
+        scenario["late_threshold_ms"] = late_threshold_ms
     events: list[Event] = [ev.started(scenario=scenario, arrivals_planned=n)]
     for i in range(n):
         t = i * (4 * HOUR / n)
@@ -149,7 +154,7 @@ def test_saturation_warning_on_pass() -> None:
     v = verdict_of(run_events(n=100, late=2), "requests == 100")
     assert v.status == "PASS"
     assert v.generator == {"late_starts": 2, "late_start_rate": 0.02, "late_threshold_ms": 10.0, "saturated": True,
-                           "shards": 1}
+                           "max_late_start_share": 0.05, "shards": 1, "requests_resent": 0}
     assert v.reason == ("all 1 assertions held (warning: the generator was saturated: 2.0% of journeys started"
                         " more than 10 ms late)")
 
@@ -172,6 +177,49 @@ def test_no_saturation_warning_on_error() -> None:
     assert v.status == "ERROR"
     assert v.generator["saturated"] is True
     assert "warning" not in v.reason
+
+
+# -- late starts: the load was not delivered ----------------------------------------------------
+def test_more_late_starts_than_the_share_is_an_error_never_a_pass() -> None:
+    v = verdict_of(run_events(n=120, late=10), "requests == 120")  # 8.3 %
+    assert (v.status, v.exit_code) == ("ERROR", 2)
+    assert v.reason == ("the generator started 8.3% of journeys more than 10 ms late (more than the 5% "
+                        "max_late_start_share allows): the load this run claims was not delivered")
+    assert [a.holds for a in v.assertions] == [True]  # the assertions are still reported
+    assert v.generator["late_start_rate"] == pytest.approx(10 / 120)
+
+
+def test_exactly_the_share_late_still_passes() -> None:
+    v = verdict_of(run_events(n=100, late=5), "requests == 100")
+    assert v.status == "PASS"
+    assert "warning: the generator was saturated: 5.0%" in v.reason
+
+
+def test_the_share_comes_from_the_scenario() -> None:
+    assert verdict_of(run_events(n=100, late=20, max_late_start_share=0.25)).status == "PASS"
+    v = verdict_of(run_events(n=100, late=2, max_late_start_share=0.01))
+    assert v.status == "ERROR" and "more than the 1% max_late_start_share allows" in v.reason
+    assert v.generator["max_late_start_share"] == 0.01
+    assert verdict_of(run_events(n=100, late=0, max_late_start_share=0)).status == "PASS"
+
+
+def test_a_failing_run_with_late_starts_stays_a_failure_with_a_warning() -> None:
+    v = verdict_of(run_events(n=100, late=30), "requests == 1")
+    assert v.status == "FAIL"
+    assert v.reason.endswith("(warning: the generator started 30.0% of journeys more than 10 ms late, more than "
+                             "the 5% max_late_start_share allows: the load this run claims was not delivered)")
+
+
+def test_incomplete_data_is_named_before_late_starts() -> None:
+    v = verdict_of(run_events(n=100, late=50, sent=101))
+    assert v.status == "ERROR" and v.reason.startswith("data incomplete")
+
+
+def test_a_replay_is_not_judged_on_late_starts() -> None:
+    """A replay sends logged requests, no journeys: its late sends are reported, not judged (docs/replay.md)."""
+    events = run_events(n=100, late=50)
+    events[0] = msgspec.structs.replace(events[0], source="replay")  # type: ignore[call-arg]
+    assert verdict_of(events).status == "PASS"
 
 
 def test_late_threshold_from_the_scenario() -> None:

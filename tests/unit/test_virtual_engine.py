@@ -182,12 +182,16 @@ def test_python_journeys_that_only_wait_hold_no_request_slot(tmp_path: Path) -> 
 
 def test_a_saturated_generator_starts_late_and_says_so(tmp_path: Path) -> None:
     """Two request slots and 200 ms answers for 50 arrivals in 2 s: journeys start late, and
-    the verdict says the generator was saturated; none is dropped."""
+    the verdict, whose assertion held, is ERROR: the load it claims was not delivered. None is
+    dropped."""
     double = ClaimsDouble(seed=3, latency_ms=(200.0, 200.0))
     s = scenario(max_in_flight=2, load_profile=[[0, 50]], assertions=["requests > 0"])
     played = play(s, tmp_path, double=double)
     v = played.verdict
-    assert v.generator["saturated"] is True and "saturated" in v.reason
+    assert v.generator["saturated"] is True and [a.holds for a in v.assertions] == [True]
+    assert v.status == "ERROR" and v.reason == (
+        f"the generator started {v.generator['late_start_rate']:.1%} of journeys more than 10 ms late (more than "
+        "the 5% max_late_start_share allows): the load this run claims was not delivered")
     late = [e for e in of(played, JourneyStarted) if e.late_ms > v.generator["late_threshold_ms"]]
     assert v.generator["late_starts"] == len(late) > 0
     assert v.completeness["complete"] is True  # late, never dropped

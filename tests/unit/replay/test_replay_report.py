@@ -27,9 +27,11 @@ class Answers:
 
     def __init__(self) -> None:
         self.sent: list[PreparedRequest] = []
+        self.headers: list[dict[str, str]] = []  # ESR's own headers of each request
 
     async def send(self, request: PreparedRequest, headers: dict[str, str]) -> Response:
         self.sent.append(request)
+        self.headers.append(headers)
         return Response(200, {}, b"ok")
 
     async def close(self) -> None:
@@ -94,3 +96,18 @@ def test_on_kafka_the_templates_travel_in_the_run_start_to_the_bots(tmp_path: Pa
     shard = ReplayShardRun(tick.run, 0, "a:1", lambda topic, batch: None, registry_file=tmp_path / "targets.json")
     assert shard.endpoints.fold("GET", "/articles/hello").rule == "template"
     assert shard.endpoints.fold("GET", "/2025/03/14/hello-world").label == "GET /{date}/{slug}"
+
+
+async def test_each_replayed_request_gets_an_idempotency_key_unless_the_log_gave_it_one(tmp_path: Path) -> None:
+    logged = (("Idempotency-Key", "from-the-log"),)
+    records = [LogRecord(time=T0 + i, method="POST", target="/claims", source=f"a.log:{i + 1}", status=201,
+                         headers=logged if i == 1 else ()) for i in range(3)]
+    plan = plan_replay((r.time for r in records), 1000.0)
+    answers = Answers()
+    run = ReplayRun(records, plan, Target("http://127.0.0.1:9", "http://127.0.0.1:9"),
+                    scenario=replay_scenario(plan, []), home=tmp_path, sender=answers)
+    await run.execute()
+    ours = [h.get("Idempotency-Key") for h in answers.headers]
+    theirs = [r.headers.get("Idempotency-Key") for r in answers.sent]
+    assert ours == [f"{run.run_id}-u1-r0", None, f"{run.run_id}-u3-r0"]
+    assert theirs == [None, "from-the-log", None]  # sent as it was logged, and only once
