@@ -9,7 +9,8 @@
 #   deploy/kafka/kafka.sh status DIR                   exit 0 when the broker in DIR is running
 #   deploy/kafka/kafka.sh cluster-start DIR N BASEPORT format (first time) and start N nodes in DIR/node1..N, wait
 #                                                      until all answer, print the bootstrap list on stdout
-#   deploy/kafka/kafka.sh cluster-stop DIR             stop every node of the cluster in DIR
+#   deploy/kafka/kafka.sh cluster-stop DIR             stop every node of the cluster in DIR (SIGTERM to all, SIGKILL
+#                                                      to those still up after 10 s: the last have no quorum left)
 #   deploy/kafka/kafka.sh start DIR/nodeK              start one cluster node again on its data and ports
 #
 # PORT (default 9092, or $ESR_KAFKA_PORT) is the client listener on 127.0.0.1; the
@@ -208,21 +209,21 @@ cluster_start() {
     echo "$bootstrap"
 }
 
-cluster_stop() {
+cluster_stop() {  # every node at once; the last ones left without a quorum may wait for one forever: 10 s each
     local dir="${1:?usage: kafka.sh cluster-stop DIR}" node
     for node in "$dir"/node*/; do
-        [[ -f "$node/cluster.node" ]] && stop "${node%/}" &
+        [[ -f "$node/cluster.node" ]] && stop "${node%/}" 10 &
     done
     wait
 }
 
-stop() {
-    local dir="${1:?usage: kafka.sh stop DIR}" pid
+stop() {  # DIR [GRACE]: SIGTERM, then SIGKILL after GRACE seconds (30)
+    local dir="${1:?usage: kafka.sh stop DIR}" grace="${2:-30}" pid
     [[ -f "$dir/kafka.pid" ]] || return 0
     pid="$(cat "$dir/kafka.pid")"
     if kill -0 "$pid" 2>/dev/null; then
         kill -TERM "$pid"
-        for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+        for _ in $(seq 1 $((grace * 4))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
         kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
     fi
     rm -f "$dir/kafka.pid"
@@ -240,5 +241,5 @@ case "${1:-}" in
     status) shift; status "$@" ;;
     cluster-start) shift; cluster_start "$@" ;;
     cluster-stop) shift; cluster_stop "$@" ;;
-    *) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
