@@ -12,6 +12,8 @@ module reads the environment.
     ESR_KAFKA                a broker: play runs on the Kafka runtime
     ESR_KAFKA_PREFIX         topic and group prefix                    (esr.)
     ESR_KAFKA_PARTITIONS     partitions of new topics = bot shards     (4)
+    ESR_KAFKA_REPLICATION    replication factor of new topics          (1; 3 on a cluster of 3 or more)
+    ESR_KAFKA_MIN_ISR        their min.insync.replicas                 (1; 2 with replication 3)
     ESR_KAFKA_CONFIG         a file of Kafka client properties: security.protocol, SASL, TLS
                              (esr.bus.client_config; read when a Kafka client is made)
     ESR_TOKEN                the server's launch token                 ($ESR_HOME/token)
@@ -54,6 +56,8 @@ class Settings:
     kafka: str | None = None
     kafka_prefix: str = "esr."
     kafka_partitions: int = 4
+    kafka_replication: int = 1
+    kafka_min_isr: int = 1
     kafka_config: Path | None = None
     token: str | None = None
     observer_token: str | None = None
@@ -87,6 +91,8 @@ class Settings:
             "kafka": text("ESR_KAFKA"),
             "kafka_prefix": environ.get("ESR_KAFKA_PREFIX", "esr."),
             "kafka_partitions": _count("ESR_KAFKA_PARTITIONS", text("ESR_KAFKA_PARTITIONS"), 4),
+            "kafka_replication": _count("ESR_KAFKA_REPLICATION", text("ESR_KAFKA_REPLICATION"), 1),
+            "kafka_min_isr": _count("ESR_KAFKA_MIN_ISR", text("ESR_KAFKA_MIN_ISR"), 1),
             "kafka_config": _path(text("ESR_KAFKA_CONFIG")),
             "token": text("ESR_TOKEN"),
             "observer_token": text("ESR_OBSERVER_TOKEN"),
@@ -103,6 +109,11 @@ class Settings:
         if unknown:
             raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
         values.update({name: value for name, value in flags.items() if value is not None})
+        if values["kafka_min_isr"] > values["kafka_replication"]:
+            raise SettingsError(f"ESR_KAFKA_MIN_ISR={values['kafka_min_isr']} is more than "
+                                f"ESR_KAFKA_REPLICATION={values['kafka_replication']}: no write could ever be "
+                                "acknowledged; set ESR_KAFKA_MIN_ISR to at most the replication factor "
+                                "(2 with 3 replicas)")
         return cls(**values)
 
     @classmethod

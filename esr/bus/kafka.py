@@ -38,6 +38,7 @@ __all__ = [
     "PartitionCounts",
     "Tick",
     "TopicChanges",
+    "check_replication",
     "decode_batch",
     "decode_event",
     "decode_tick",
@@ -64,21 +65,32 @@ class KafkaError(EsrError):
 @dataclass(frozen=True, slots=True)
 class KafkaSettings:
     """Where the broker is, how the topics are laid out and how clients log in (`ESR_KAFKA`,
-    `ESR_KAFKA_PREFIX`, `ESR_KAFKA_PARTITIONS`, `ESR_KAFKA_CONFIG`). `partitions` is also the
-    number of bot shards of a run; `client_config` goes into every client ESR makes."""
+    `ESR_KAFKA_PREFIX`, `ESR_KAFKA_PARTITIONS`, `ESR_KAFKA_CONFIG`, `ESR_KAFKA_REPLICATION`,
+    `ESR_KAFKA_MIN_ISR`). `partitions` is also the number of bot shards of a run;
+    `client_config` goes into every client ESR makes; `replication` and `min_isr` apply to the
+    topics ESR creates and to the metrics app's changelogs, so that a broker lost keeps every
+    acknowledged message (replication 3, min ISR 2 on a cluster of 3)."""
 
     bootstrap: str
     prefix: str = "esr."
     partitions: int = 4
     client_overrides: dict[str, Any] = field(default_factory=dict)
     client_config: ClientConfig | None = None
+    replication: int = 1
+    min_isr: int = 1
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KafkaSettings:
         if not settings.kafka:
             raise KafkaError("no Kafka broker given: pass --kafka HOST:PORT or set ESR_KAFKA")
         config = read_client_config(settings.kafka_config) if settings.kafka_config else None
-        return cls(settings.kafka, settings.kafka_prefix, settings.kafka_partitions, client_config=config)
+        return cls(settings.kafka, settings.kafka_prefix, settings.kafka_partitions, client_config=config,
+                   replication=settings.kafka_replication, min_isr=settings.kafka_min_isr)
+
+    @property
+    def topic_config(self) -> dict[str, str]:
+        """The configuration of every topic ESR (or Faust, for its changelogs) creates."""
+        return {"min.insync.replicas": str(self.min_isr)}
 
     def topic(self, name: str) -> str:
         return self.prefix + name
@@ -226,13 +238,18 @@ def _login_refused(settings: KafkaSettings, detail: str) -> str:
 @dataclass(frozen=True, slots=True)
 class TopicChanges:
     """What `ensure_topics` did: topics created, grown `(topic, from, to)`, left above the
-    configured count `(topic, count)` (Kafka cannot take partitions away), and every topic's
-    partition count afterwards."""
+    configured count `(topic, count)` (Kafka cannot take partitions away), every topic's
+    partition count afterwards, topics left with another replication factor than the configured
+    one `(topic, replicas)` (ESR cannot change it), and topics whose min.insync.replicas was
+    raised to the configured one `(topic, from)` (never lowered: a process started without
+    `ESR_KAFKA_MIN_ISR` must not weaken the topics; and only where their replicas can meet it)."""
 
     created: tuple[str, ...] = ()
     grown: tuple[tuple[str, int, int], ...] = ()
     above: tuple[tuple[str, int], ...] = ()
     counts: dict[str, int] = field(default_factory=dict)
+    replicas: tuple[tuple[str, int], ...] = ()
+    min_isr_raised: tuple[tuple[str, int], ...] = ()
 
     def lines(self, settings: KafkaSettings) -> list[str]:
         """What the command that ran `ensure_topics` prints about it (nothing when all is as configured)."""
@@ -248,6 +265,20 @@ class TopicChanges:
             out.append(f"esr: {listed}, more than ESR_KAFKA_PARTITIONS={settings.partitions}: left as "
                        f"{'they are' if rest else 'it is'} (Kafka cannot take partitions away); runs get {shards} "
                        "bot shards")
+        if self.replicas:
+            (first, n), *others = self.replicas
+            listed = ", ".join([f"{first} has {n} {'replica' if n == 1 else 'replicas'}",
+                                *(f"{topic} {count}" for topic, count in others)])
+            out.append(f"esr: {listed}, not ESR_KAFKA_REPLICATION={settings.replication}: ESR cannot change the "
+                       "replication factor of an existing topic; change it with kafka-reassign-partitions.sh "
+                       "--bootstrap-server BROKER --reassignment-json-file PLAN.json --execute (a plan that lists "
+                       f"{settings.replication} brokers for every partition; see docs/kafka.md, Replication), or "
+                       "start over on new topics with another ESR_KAFKA_PREFIX")
+        if self.min_isr_raised:
+            raised = self.min_isr_raised
+            changed = ", ".join(f"{topic} {old} -> {settings.min_isr}" for topic, old in raised)
+            out.append(f"esr: raised min.insync.replicas to ESR_KAFKA_MIN_ISR={settings.min_isr} on "
+                       f"{len(raised)} {'topic' if len(raised) == 1 else 'topics'}: {changed}")
         return out
 
 
@@ -257,10 +288,14 @@ def _changelogs(settings: KafkaSettings, name: str) -> bool:
     return name.startswith(settings.group("metrics") + "-") and name.endswith("-changelog")
 
 
-def topic_changes(settings: KafkaSettings, existing: Mapping[str, int]) -> TopicChanges:
-    """What `ensure_topics` has to do, given the partition count of each topic on the broker:
-    create the design's missing topics, grow those of ours below `settings.partitions` (the
-    metrics app's changelogs too, which must match the topics they follow), leave those above."""
+def topic_changes(settings: KafkaSettings, existing: Mapping[str, int],
+                  replicas: Mapping[str, int] | None = None, min_isr: Mapping[str, int] | None = None) -> TopicChanges:
+    """What `ensure_topics` has to do, given the partition count (and replication factor, and
+    min.insync.replicas) of each topic on the broker: create the design's missing topics, grow
+    those of ours below `settings.partitions` (the metrics app's changelogs too, which must match
+    the topics they follow), leave those above, name those of ours whose replication is not
+    `settings.replication`, and raise to `settings.min_isr` those of ours with a lower min ISR,
+    unless they have fewer replicas than that (no write could be acknowledged)."""
     wanted = settings.partitions
     ours = [settings.topic(t) for t in TOPICS]
     created = tuple(t for t in ours if t not in existing)
@@ -268,28 +303,49 @@ def topic_changes(settings: KafkaSettings, existing: Mapping[str, int]) -> Topic
     grown = tuple((t, existing[t], wanted) for t in mine if t in existing and existing[t] < wanted)
     above = tuple((t, existing[t]) for t in ours if t in existing and existing[t] > wanted)
     counts = {t: max(existing.get(t, wanted), wanted) for t in mine}
-    return TopicChanges(created, grown, above, counts)
+    replicas, min_isr = replicas or {}, min_isr or {}
+    other = tuple((t, replicas[t]) for t in mine
+                  if t in existing and replicas.get(t, settings.replication) != settings.replication)
+    isr = tuple((t, min_isr[t]) for t in mine if t in existing and min_isr.get(t, settings.min_isr) < settings.min_isr
+                and replicas.get(t, settings.replication) >= settings.min_isr)
+    return TopicChanges(created, grown, above, counts, other, isr)
+
+
+def check_replication(settings: KafkaSettings, brokers: int) -> None:
+    """A replication factor the cluster can hold, said before any topic is made with it."""
+    if settings.replication > brokers:
+        raise KafkaError(f"ESR_KAFKA_REPLICATION={settings.replication} is more than the cluster at "
+                         f"{settings.bootstrap} has brokers ({brokers}): set it to at most {brokers}, "
+                         "or add brokers")
 
 
 def ensure_topics(settings: KafkaSettings, timeout: float = 30.0) -> TopicChanges:
-    """Create the design's topics (with `settings.partitions` each) if they do not exist, and
-    grow existing ones with fewer partitions to that count; what it did comes back (see
-    `TopicChanges.lines` for what the commands print)."""
+    """Create the design's topics (with `settings.partitions` each, `settings.replication`
+    replicas and `settings.min_isr` as min.insync.replicas) if they do not exist, grow
+    existing ones with fewer partitions to that count and raise a lower min ISR to
+    `settings.min_isr`; what it did comes back (see `TopicChanges.lines` for what the commands print)."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import NewPartitions, NewTopic
 
     admin = _admin(settings)
-    topics = _list_topics(settings, timeout).topics
-    changes = topic_changes(settings, {name: len(meta.partitions) for name, meta in topics.items()
-                                       if meta.error is None and meta.partitions})
+    metadata = _list_topics(settings, timeout)
+    check_replication(settings, len(metadata.brokers))
+    topics = {name: meta for name, meta in metadata.topics.items() if meta.error is None and meta.partitions}
+    replicas = {name: len(next(iter(meta.partitions.values())).replicas) for name, meta in topics.items()}
+    counts = {name: len(meta.partitions) for name, meta in topics.items()}
+    mine = topic_changes(settings, counts).counts  # our topics (and changelogs), existing or to be created
+    changes = topic_changes(settings, counts, replicas, _min_isr(admin, [t for t in mine if t in topics], timeout))
     if changes.created:
-        wanted = [NewTopic(t, settings.partitions, 1) for t in changes.created]
+        wanted = [NewTopic(t, settings.partitions, settings.replication, config=settings.topic_config)
+                  for t in changes.created]
         for topic, future in admin.create_topics(wanted, operation_timeout=timeout).items():
             try:
                 future.result(timeout)
             except KafkaException as exc:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise KafkaError(f"cannot create topic {topic}: {exc}") from None
+    if changes.min_isr_raised:
+        _set_min_isr(admin, settings, [t for t, _ in changes.min_isr_raised], timeout)
     if changes.grown:
         more = [NewPartitions(t, new) for t, _, new in changes.grown]
         for topic, future in admin.create_partitions(more, operation_timeout=timeout).items():
@@ -301,6 +357,39 @@ def ensure_topics(settings: KafkaSettings, timeout: float = 30.0) -> TopicChange
                     raise KafkaError(f"cannot grow topic {topic} to {settings.partitions} partitions "
                                      f"(ESR_KAFKA_PARTITIONS): {exc}") from None
     return changes
+
+
+def _min_isr(admin: Any, topics: list[str], timeout: float) -> dict[str, int]:
+    """The min.insync.replicas of existing topics (those the broker would not describe are left out)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import ConfigResource
+
+    if not topics:
+        return {}
+    found = {}
+    for resource, future in admin.describe_configs([ConfigResource("topic", t) for t in topics],
+                                                   request_timeout=timeout).items():
+        try:
+            entry = future.result(timeout).get("min.insync.replicas")
+        except KafkaException:
+            continue
+        if entry is not None and entry.value and entry.value.isdigit():
+            found[resource.name] = int(entry.value)
+    return found
+
+
+def _set_min_isr(admin: Any, settings: KafkaSettings, topics: list[str], timeout: float) -> None:
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    entry = ConfigEntry("min.insync.replicas", str(settings.min_isr), incremental_operation=AlterConfigOpType.SET)
+    resources = [ConfigResource("topic", t, incremental_configs=[entry]) for t in topics]
+    for resource, future in admin.incremental_alter_configs(resources, request_timeout=timeout).items():
+        try:
+            future.result(timeout)
+        except KafkaException as exc:
+            raise KafkaError(f"cannot set min.insync.replicas={settings.min_isr} (ESR_KAFKA_MIN_ISR) on topic "
+                             f"{resource.name}: {exc}") from None
 
 
 def topic_partitions(settings: KafkaSettings, name: str, timeout: float = 10.0, *, prefixed: bool = False) -> int:

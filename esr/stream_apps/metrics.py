@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -61,16 +62,15 @@ def _broker_urls(bootstrap: str) -> list[str]:
 def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str | None = None,
                exporter: WorkerCollector | None = None) -> Any:
     """With an `exporter` (`serve_worker_metrics`), Prometheus reads the runs through it."""
-    import faust
-
     app_id = settings.group("metrics")
     hide_secrets_in_logs(settings.client_config)
-    app = faust.App(
+    app = _idempotent_app()(
         app_id,
         broker=_broker_urls(settings.bootstrap),
         store="memory://",
         datadir=datadir or f"/tmp/esr-faust-{app_id}",
         topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,  # changelogs and the assignor's leader topic
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
@@ -92,7 +92,8 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
     verdicts_topic = app.topic(settings.topic("verdicts"), **raw)
     metrics_topic = app.topic(settings.topic("metrics"), **raw)
     progress_at: dict[str, float] = {}
-    table: dict[str, Any] = {"key_type": str, "value_type": bytes, "partitions": settings.partitions, "default": None}
+    table: dict[str, Any] = {"key_type": str, "value_type": bytes, "partitions": settings.partitions, "default": None,
+                             "extra_topic_configs": settings.topic_config}  # the changelog's min.insync.replicas
     partials = app.Table("esr-partials", **table)
     runs = app.Table("esr-runs", **table)
     verdicts = app.Table("esr-verdicts", use_partitioner=True, **table)
@@ -196,6 +197,25 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
         print(f"esr worker metrics: ready ({app_id})", file=sys.stderr, flush=True)
 
     return app
+
+
+def _idempotent_app() -> Any:
+    """`faust.App` whose producer is idempotent (acks=all, `enable_idempotence`), as
+    `esr.bus.kafka.make_producer`'s are: Faust turns idempotence on only inside transactions, and
+    without it a send retried while a broker of a replicated cluster is lost could be written
+    twice or out of order (changelog pieces, progress, the verdict)."""
+    import faust
+    from faust.transport.drivers.aiokafka import Producer
+
+    class IdempotentProducer(Producer):  # type: ignore[misc]
+        def _settings_extra(self) -> Mapping[str, Any]:
+            return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+    class App(faust.App):  # type: ignore[misc]
+        def _new_producer(self) -> Any:
+            return IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)
+
+    return App
 
 
 def progress_of(run: RunAssembly) -> dict[str, Any]:

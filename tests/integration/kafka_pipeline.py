@@ -102,8 +102,10 @@ class Pipeline:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "ESR_KAFKA": self.settings.bootstrap, "ESR_KAFKA_PREFIX": self.settings.prefix,
-                "ESR_KAFKA_PARTITIONS": str(self.settings.partitions), "PYTHONUNBUFFERED": "1", **self.extra_env}
+        kafka = self.settings
+        return {**os.environ, "ESR_KAFKA": kafka.bootstrap, "ESR_KAFKA_PREFIX": kafka.prefix,
+                "ESR_KAFKA_PARTITIONS": str(kafka.partitions), "ESR_KAFKA_REPLICATION": str(kafka.replication),
+                "ESR_KAFKA_MIN_ISR": str(kafka.min_isr), "PYTHONUNBUFFERED": "1", **self.extra_env}
 
     async def start(self, role: str, env: dict[str, str] | None = None) -> Worker:
         """`esr worker ROLE`; `env` adds to (or overrides) the pipeline's environment."""

@@ -3,7 +3,9 @@ lines the commands print about it."""
 
 from __future__ import annotations
 
-from esr.bus.kafka import TOPICS, KafkaSettings, TopicChanges, topic_changes
+import pytest
+
+from esr.bus.kafka import TOPICS, KafkaError, KafkaSettings, TopicChanges, check_replication, topic_changes
 
 SETTINGS = KafkaSettings("127.0.0.1:1", prefix="p.", partitions=4)
 ALL = [f"p.{t}" for t in TOPICS]
@@ -53,3 +55,44 @@ def test_nothing_to_say_when_every_topic_has_the_configured_count() -> None:
     changes = topic_changes(SETTINGS, dict.fromkeys(ALL, 4))
     assert changes == TopicChanges(counts=dict.fromkeys(ALL, 4))
     assert changes.lines(SETTINGS) == []
+
+
+def test_topics_with_another_replication_factor_are_named_with_the_way_to_change_it() -> None:
+    three = KafkaSettings("127.0.0.1:1", prefix="p.", partitions=4, replication=3, min_isr=2)
+    changelog = "p.metrics-esr-partials-changelog"
+    existing = dict.fromkeys([*ALL, changelog], 4)
+    replicas = dict.fromkeys([*ALL, changelog], 3) | {"p.results": 1, changelog: 2, "q.runs": 1}
+    changes = topic_changes(three, existing, replicas)
+    assert (changes.created, changes.grown, changes.above) == ((), (), ())
+    assert changes.replicas == (("p.results", 1), (changelog, 2))
+    [line] = changes.lines(three)
+    assert line == ("esr: p.results has 1 replica, p.metrics-esr-partials-changelog 2, not ESR_KAFKA_REPLICATION=3: "
+                    "ESR cannot change the replication factor of an existing topic; change it with "
+                    "kafka-reassign-partitions.sh --bootstrap-server BROKER --reassignment-json-file PLAN.json "
+                    "--execute (a plan that lists 3 brokers for every partition; see docs/kafka.md, Replication), "
+                    "or start over on new topics with another ESR_KAFKA_PREFIX")
+    assert topic_changes(three, existing, dict.fromkeys(existing, 3)).lines(three) == []
+
+
+def test_a_replication_factor_above_the_broker_count_names_the_variable_and_the_count() -> None:
+    three = KafkaSettings("127.0.0.1:1", prefix="p.", replication=3)
+    check_replication(three, 3)
+    with pytest.raises(KafkaError) as caught:
+        check_replication(three, 1)
+    assert str(caught.value) == ("ESR_KAFKA_REPLICATION=3 is more than the cluster at 127.0.0.1:1 has brokers (1): "
+                                 "set it to at most 1, or add brokers")
+
+
+def test_an_existing_topics_lower_min_isr_is_raised_where_its_replicas_can_meet_it() -> None:
+    three = KafkaSettings("127.0.0.1:1", prefix="p.", partitions=4, replication=3, min_isr=2)
+    existing = dict.fromkeys(ALL, 4)
+    replicas = dict.fromkeys(ALL, 3) | {"p.verdicts": 1}
+    min_isr = dict.fromkeys(ALL, 2) | {"p.runs": 1, "p.ticks": 3, "p.verdicts": 1}
+    changes = topic_changes(three, existing, replicas, min_isr)
+    # p.ticks: 3 is never lowered; p.verdicts: 1 replica could never acknowledge with 2
+    assert changes.min_isr_raised == (("p.runs", 1),)
+    assert changes.replicas == (("p.verdicts", 1),)
+    assert changes.lines(three)[1] == "esr: raised min.insync.replicas to ESR_KAFKA_MIN_ISR=2 on 1 topic: p.runs 1 -> 2"
+    assert topic_changes(three, existing, dict.fromkeys(ALL, 3), dict.fromkeys(ALL, 2)).lines(three) == []
+    default = KafkaSettings("127.0.0.1:1", prefix="p.", replication=3)  # a process without ESR_KAFKA_MIN_ISR
+    assert topic_changes(default, existing, dict.fromkeys(ALL, 3), dict.fromkeys(ALL, 2)).min_isr_raised == ()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import esr
+from esr.bus.kafka import KafkaSettings
 from esr.core.run_limits import RunLimits
 from esr.settings import Settings, SettingsError
 
@@ -67,12 +68,30 @@ def test_blank_variables_are_unset() -> None:
     ({"ESR_TIME_WARP": "inf"}, "ESR_TIME_WARP='inf': a warp is a positive number, such as 1440"),
     ({"ESR_TIME_WARP": "nan"}, "ESR_TIME_WARP='nan': a warp is a positive number, such as 1440"),
     ({"ESR_MAX_RATE": "lots"}, "ESR_MAX_RATE='lots' is not a number"),
+    ({"ESR_KAFKA_REPLICATION": "0"}, "ESR_KAFKA_REPLICATION='0': expected a whole number of at least 1"),
+    ({"ESR_KAFKA_MIN_ISR": "two"}, "ESR_KAFKA_MIN_ISR='two': expected a whole number of at least 1"),
+    ({"ESR_KAFKA_REPLICATION": "3", "ESR_KAFKA_MIN_ISR": "4"},
+     "ESR_KAFKA_MIN_ISR=4 is more than ESR_KAFKA_REPLICATION=3: no write could ever be acknowledged; set "
+     "ESR_KAFKA_MIN_ISR to at most the replication factor (2 with 3 replicas)"),
+    ({"ESR_KAFKA_MIN_ISR": "2"},
+     "ESR_KAFKA_MIN_ISR=2 is more than ESR_KAFKA_REPLICATION=1: no write could ever be acknowledged; set "
+     "ESR_KAFKA_MIN_ISR to at most the replication factor (2 with 3 replicas)"),
 ])
 def test_a_bad_value_names_its_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError) as caught:
         Settings.from_env(env)
     assert str(caught.value) == message
     assert isinstance(caught.value, esr.EsrError)
+
+
+def test_replication_defaults_to_one_broker_and_reaches_the_kafka_settings() -> None:
+    s = Settings.from_env({})
+    assert (s.kafka_replication, s.kafka_min_isr) == (1, 1)
+    s = Settings.from_env({"ESR_KAFKA": "127.0.0.1:1,127.0.0.1:3", "ESR_KAFKA_REPLICATION": "3",
+                           "ESR_KAFKA_MIN_ISR": "2"})
+    kafka = KafkaSettings.from_settings(s)
+    assert (kafka.bootstrap, kafka.replication, kafka.min_isr) == ("127.0.0.1:1,127.0.0.1:3", 3, 2)
+    assert kafka.topic_config == {"min.insync.replicas": "2"}
 
 
 def test_settings_are_frozen() -> None:
