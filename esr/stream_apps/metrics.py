@@ -1,28 +1,36 @@
 """The metrics stream app (`esr worker metrics`): Faust agents that fold bot shards' events
 into metric buckets, check completeness and publish each run's verdict to `esr.verdicts`.
 
-The logic is the pure core's: `ShardFold` per (run, partition), `RunAssembly` per run, and
-`judge`. Faust supplies the consumer group and the state stores; windows are keyed by
-simulated time inside the buckets (Faust's windowed tables expire against the wall clock,
-which is wrong for warped and replayed time).
+Any number of metrics workers share the partitions (one Faust app, one consumer group). Each
+folds the result and journey batches of its partitions (`ShardFold` per run and partition) and
+sends each change it stores to `esr.partials`, keyed by run id (`Partial`). Faust gives one
+worker the same partition number of every topic of equal partition count, and the app's
+producer places a key as ESR's other producers do (`run_partition`), so the worker reading a
+run's partition of `esr.partials` also reads its start, reports and faults on `esr.runs` and
+`esr.faults`: that worker, the run's owner, merges the partials into the run's `RunAssembly` and
+alone judges it. The logic is the pure core's: `ShardFold`, `RunAssembly` and `judge`. Windows
+are keyed by simulated time inside the buckets (Faust's windowed tables expire against the wall
+clock, which is wrong for warped and replayed time).
 
-State lives in three tables with changelogs, rebuilt on restart:
+State lives in four tables with changelogs, rebuilt on restart or takeover:
 
     esr-partials   "run|partition|entry" -> a ShardFold's state in pieces: "meta" (tallies and
                    offsets folded), "w<N>" (the buckets of simulated-time window N) and "t<K>"
                    (de-duplication of the users who arrived in tick K); only changed pieces
-                   are written
+                   are written (the folding side, by the events' partitions)
+    esr-merged     the same entries as the run's owner merged them from `esr.partials`
     esr-runs       run id -> the run's start, shard reports, abort and fault events (from
                    `esr.core.fault_spec`, published by the clock worker)
     esr-verdicts   run id -> the verdict, once published
 
-While a run plays, its figures so far (summary metrics, each assertion's value) go to
-`esr.core.metrics` once a second, for dashboards.
+While a run plays, its owner sends its figures so far (summary metrics, each assertion's value)
+to `esr.metrics` once a second, for dashboards.
 
-Batches are acknowledged only after the state that folded them is in its table (by default
-right away: a batch holds up to 2,000 events, so that is a few small writes per batch; with
-`persist_s` set, at most that many seconds later), so a worker killed at any point re-reads
-exactly what its tables lack, and `ShardFold` skips what they already have.
+Batches are acknowledged only after the state that folded them is in its table and its partial
+is sent (by default right away: a batch holds up to 2,000 events, so that is a few small writes
+per batch; with `persist_s` set, at most that many seconds later), so a worker killed at any
+point re-reads exactly what its tables lack, and `ShardFold` skips what they already have. A
+fold rebuilt from the table is sent whole once: its owner may have missed the last change.
 """
 
 from __future__ import annotations
@@ -136,10 +144,17 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
     def owns(run_id: str) -> bool:
         """Whether this worker reads the run's partition of the runs topic (and so of the
         partials topic, co-partitioned with it): the one worker that judges the run."""
-        count = app.consumer.topic_partitions(runs_name)
+        count = partition_count(runs_name)
         if not count:
             return False
         return TP(runs_name, run_partition(run_id.encode(), count)) in app.consumer.assignment()
+
+    def partition_count(topic: str) -> int:
+        """The topic's partition count in the consumer's metadata (Faust's `topic_partitions`
+        answers on the group's leader only: aiokafka keeps that snapshot for assigning)."""
+        faust_consumer: Any = app.consumer
+        partitions = faust_consumer._thread._ensure_consumer().partitions_for_topic(topic)  # noqa: SLF001
+        return len(partitions) if partitions else 0
 
     def forget(_app: Any, /, *args: Any, signal: Any, **_: Any) -> None:  # (app, revoked partitions)
         """A rebalance: runs are rebuilt from the tables Faust recovers, partitions gone are not ours."""

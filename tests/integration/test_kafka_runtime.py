@@ -371,7 +371,7 @@ async def test_a_bot_worker_refuses_a_target_its_own_registry_does_not_allow(
     bots = await pipeline.start("bots", env={"ESR_TARGETS": str(strict)})
     await metrics.wait_for("esr worker metrics: ready", 180)
     await clock.wait_for("owns partitions")
-    await pipeline.wait_bots_balanced([bots])
+    await pipeline.wait_balanced([bots])
     code, verdict, err = await pipeline.run(single_request(rate=20, real_seconds=4), url)
     assert code == 2, err
     assert verdict["verdict"] == "ERROR"
