@@ -27,10 +27,11 @@ While a run plays, its owner sends its figures so far (summary metrics, each ass
 to `esr.metrics` once a second, for dashboards.
 
 Batches are acknowledged only after the state that folded them is in its table and its partial
-is sent (by default right away: a batch holds up to 2,000 events, so that is a few small writes
-per batch; with `persist_s` set, at most that many seconds later), so a worker killed at any
-point re-reads exactly what its tables lack, and `ShardFold` skips what they already have. A
-fold rebuilt from the table is sent whole once: its owner may have missed the last change.
+is handed to the producer, which Faust flushes before it commits (by default right away: a batch
+holds up to 2,000 events, so that is a few small writes per batch; with `persist_s` set, at most
+that many seconds later), so a worker killed at any point re-reads exactly what its tables lack,
+and `ShardFold` skips what they already have. A fold rebuilt from the table is sent whole once:
+its owner may have missed the last change.
 """
 
 from __future__ import annotations
@@ -173,10 +174,11 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
     app.on_partitions_assigned.connect(say_owned)
 
     async def publish(run_id: str, key: str, dirty: dict[str, bytes]) -> None:
-        """A fold's change, to the worker that owns the run (sent before the batch's ack, as
-        the table write is: Faust publishes both before it commits the batch's offset)."""
+        """A fold's change, to the worker that owns the run: handed to the producer now (not
+        attached to the batch, which would hold it until the next commit, up to 2.8 s), before
+        the batch's ack, as the table write is; Faust flushes the producer before it commits."""
         await partials_topic.send(key=run_id.encode(), value=encode_partial(run_id, key, dirty),
-                                  headers=headers("partial", run_id))
+                                  headers=headers("partial", run_id), force=True)
 
     async def fold_of(run_id: str, key: str, batch: Any) -> ShardFold:
         """The partition's fold of the run, rebuilt from the table the first time it is needed;
