@@ -120,7 +120,9 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
     verdicts = app.Table("esr-verdicts", use_partitioner=True, **table)
 
     folds: dict[str, ShardFold] = {}  # "run|partition" -> the fold of a partition this worker reads
-    assemblies: dict[str, RunAssembly] = {}  # run id -> a run this worker owns
+    # run id -> a run this worker owns; the parts it folds itself are its folds (the same objects,
+    # up to date without waiting for their partials), the others are merged from partials
+    assemblies: dict[str, RunAssembly] = {}
     unacked: dict[str, list[Any]] = {}  # partial key -> events folded but not yet stored
     stored_at: dict[str, float] = {}
 
@@ -139,7 +141,9 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
         if found is None:
             saved = runs.get(run_id)
             events: list[Event] = list(_run_events.decode(saved)) if saved is not None else []
-            found = assemblies[run_id] = RunAssembly.restore(run_id, events, pieces(merged, f"{run_id}|"))
+            prefix = f"{run_id}|"
+            found = assemblies[run_id] = RunAssembly.restore(run_id, events, pieces(merged, prefix))
+            found.parts.update({key: fold for key, fold in folds.items() if key.startswith(prefix)})
         return found
 
     def owns(run_id: str) -> bool:
@@ -192,6 +196,9 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
                 await publish(run_id, key, found.entries())
             else:
                 found = folds[key] = ShardFold(batch.window_s, batch.late_threshold_ms)
+            run = assemblies.get(run_id)
+            if run is not None:  # this worker owns the run too: it reads the fold itself, at once
+                run.parts[key] = found
         return found
 
     @app.agent(events_topic)
@@ -228,8 +235,11 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
                 log.warning("%s: not a partial (%s)", partials_topic, exc)
                 continue
             entries = partial.entries()
-            assembly(partial.run_id).merge(partial.part, entries)
-            for entry, data in entries.items():
+            run = assembly(partial.run_id)
+            local = folds.get(partial.part)
+            if local is None or run.parts.get(partial.part) is not local:  # folded by another worker
+                run.merge(partial.part, entries)
+            for entry, data in entries.items():  # kept for whoever owns the run after a rebalance
                 merged[f"{partial.part}|{entry}"] = data
 
     @app.agent(runs_topic)
