@@ -182,25 +182,28 @@ def latest_owned(worker: Worker) -> set[int]:
     return set(json.loads(found[-1])) if found else set()
 
 
+@pytest.mark.parametrize("victim", ["owner", "other"])
 async def test_one_of_two_metrics_workers_killed_mid_run_leaves_a_complete_verdict(
-        pipeline: Pipeline, demo_target: Any) -> None:
+        pipeline: Pipeline, demo_target: Any, victim: str) -> None:
     """kill -9 of the metrics worker that owns the run (it judges the run and folds half the
-    partitions): the survivor takes its partitions over, rebuilds their folds and the run's
-    merged partials from the changelogs, and judges the run complete, nothing counted twice."""
+    partitions), or of the other one (it folds the other half and sends their partials): the
+    survivor takes the dead one's partitions over, rebuilds their folds (and the run's merged
+    partials) from the changelogs, and judges the run complete, nothing counted twice."""
     url, target = await demo_target()
     await pipeline.start_all(bots=1, metrics=2)
     folds = [w for w in pipeline.workers if w.role == "metrics"]
     killed: list[Worker] = []
 
-    async def kill_the_owner(run: RunProcess) -> None:  # several batches folded and merged, 560 planned
+    async def kill_one(run: RunProcess) -> None:  # several batches folded and merged, 560 planned
         line = await run.wait_for_line(lambda line: line.startswith("esr: run ") and " on Kafka at " in line)
         partition = run_partition(line.split()[2].encode(), pipeline.settings.partitions)
         await run.wait_for_line(lambda line: (progress_requests(line) or 0) >= 150)
         owner = next(w for w in folds if partition in latest_owned(w))
-        killed.append(owner)
-        owner.kill()
+        dead = owner if victim == "owner" else next(w for w in folds if w is not owner)
+        killed.append(dead)
+        dead.kill()
 
-    code, verdict, err = await pipeline.run(single_request(rate=40, real_seconds=14), url, during=kill_the_owner)
+    code, verdict, err = await pipeline.run(single_request(rate=40, real_seconds=14), url, during=kill_one)
 
     assert code == 0, f"{verdict.get('reason')}\n{err}"
     c = verdict["completeness"]
