@@ -173,7 +173,9 @@ def _config(settings: KafkaSettings, defaults: Mapping[str, Any] | None = None,
     file (security, and any tuning it gives: the keys ESR's guarantees rest on are refused when
     the file is read), then the caller's overrides."""
     file = settings.client_config.confluent() if settings.client_config else {}
-    return {"bootstrap.servers": settings.bootstrap, "client.id": "esr", **settings.client_overrides,
+    # log_level 4: librdkafka's warnings and errors (a refused connection) reach stderr, not its
+    # notices and info (a client closed with an event left in its queue said so before `esr serve`'s first line)
+    return {"bootstrap.servers": settings.bootstrap, "client.id": "esr", "log_level": 4, **settings.client_overrides,
             **(defaults or {}), **file, **(overrides or {})}
 
 

@@ -32,6 +32,7 @@ async def serve(pipeline: Pipeline, port: int) -> asyncio.subprocess.Process:
         stderr=asyncio.subprocess.PIPE, env=pipeline.env | {"ESR_TOKEN": TOKEN})
     assert proc.stderr is not None
     line = await asyncio.wait_for(proc.stderr.readline(), 120)
+    # the server's first line says where it runs; nothing of the Kafka client's own logs comes before it
     assert b"runtime: Kafka at " + pipeline.settings.bootstrap.encode() in line, line
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
