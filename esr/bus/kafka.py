@@ -15,9 +15,7 @@ Two message shapes besides plain events:
 
 from __future__ import annotations
 
-import random
 import time
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Union
@@ -45,24 +43,19 @@ __all__ = [
     "decode_event",
     "decode_tick",
     "encode",
-    "consistent_partitioner",
     "ensure_topics",
     "group_members",
     "headers",
     "make_consumer",
     "make_producer",
-    "run_partition",
     "shard_key",
     "topic_of",
     "topic_changes",
     "topic_partitions",
 ]
 
-# topic -> what it carries (DESIGN.md section 2); every name gets the prefix, "esr." by default.
-# "partials" is the metrics workers' own: each partition's folded changes, keyed by run id, for
-# the worker that owns the run (docs/kafka.md)
-TOPICS = ("runs", "ticks", "requests", "results", "journeys", "faults", "metrics", "decisions", "verdicts",
-          "partials")
+# topic -> what it carries (DESIGN.md section 2); every name gets the prefix, "esr." by default
+TOPICS = ("runs", "ticks", "requests", "results", "journeys", "faults", "metrics", "decisions", "verdicts")
 
 
 class KafkaError(EsrError):
@@ -141,24 +134,6 @@ def topic_of(event: Event, settings: KafkaSettings) -> str:
 def shard_key(run_id: str, shard: int) -> bytes:
     """Key of a shard's ticks and batches: one shard's messages stay in order on one partition."""
     return f"{run_id}|{shard}".encode()
-
-
-def run_partition(key: bytes, partitions: int) -> int:
-    """The partition of a message keyed `key` on a topic of `partitions` partitions, as ESR's
-    confluent-kafka producers place it (librdkafka's default partitioner, "consistent_random":
-    CRC-32 of the key modulo the partition count). The metrics workers place what they send
-    the same way, so a run's messages on every topic of equal partition count share one
-    partition number, which Faust gives to one worker."""
-    return zlib.crc32(key) % partitions
-
-
-def consistent_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
-    """`run_partition` as an aiokafka (Faust) partitioner; a message without a key goes to any
-    available partition."""
-    if key is None:
-        return random.choice(available or all_partitions)
-    ordered = sorted(all_partitions)
-    return ordered[run_partition(key, len(ordered))]
 
 
 def headers(kind: str, run_id: str) -> list[tuple[str, bytes]]:

@@ -135,23 +135,18 @@ class LatencySketch:
         return clone
 
     def to_dict(self) -> dict[str, Any]:
-        """The wire form; "negative" (the bins of values below zero: a request answered before
-        its intended send time) only when there are any."""
         s = self._sketch
         store: DenseStore = s._store  # noqa: SLF001
-        data = {
+        bins = store.bins[store.min_key - store.offset : store.max_key - store.offset + 1] if store.count else []
+        return {
             "count": s.count,
             "sum": s.sum,
             "min": s._min if s.count else None,  # noqa: SLF001
             "max": s._max if s.count else None,  # noqa: SLF001
             "zero": s._zero_count,  # noqa: SLF001
             "key0": store.min_key if store.count else 0,
-            "bins": _bins(store),
+            "bins": bins,
         }
-        negative: DenseStore = s._negative_store  # noqa: SLF001
-        if negative.count:
-            data["negative"] = {"key0": negative.min_key, "bins": _bins(negative)}
-        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LatencySketch:
@@ -159,35 +154,13 @@ class LatencySketch:
         s = sketch._sketch
         if not data["count"]:
             return sketch
-        _fill(s._store, data["key0"], data["bins"])  # noqa: SLF001
-        negative = data.get("negative")
-        if negative:
-            _fill(s._negative_store, negative["key0"], negative["bins"])  # noqa: SLF001
+        for offset, weight in enumerate(data["bins"]):
+            if weight:
+                s._store.add(data["key0"] + offset, weight)  # noqa: SLF001
         s._zero_count = data["zero"]  # noqa: SLF001
         s._count, s._sum = float(data["count"]), float(data["sum"])  # noqa: SLF001
         s._min, s._max = data["min"], data["max"]  # noqa: SLF001
         return sketch
-
-
-def _bins(store: DenseStore) -> list[float]:
-    """A store's bins from its lowest key to its highest."""
-    return store.bins[store.min_key - store.offset : store.max_key - store.offset + 1] if store.count else []
-
-
-def _fill(store: DenseStore, key0: int, bins: list[float]) -> None:
-    """An empty store given the bins from `key0` on, in one list (a bin at a time, DenseStore
-    grows its range per key: a table's whole window, read back, spends its time there). The
-    store ends as adding each weight would leave it: the same keys, counts and key range."""
-    first = next((i for i, weight in enumerate(bins) if weight), None)
-    if first is None:
-        return
-    last = len(bins) - next(i for i, weight in enumerate(reversed(bins)) if weight) - 1
-    low, high = key0 + first, key0 + last
-    _open(store, low, high)
-    start = low - store.offset
-    weights = [float(w) for w in bins[first:last + 1]]
-    store.bins[start:start + len(weights)] = weights
-    store.count += sum(weights)
 
 
 def _open(store: DenseStore, low: int, high: int) -> None:

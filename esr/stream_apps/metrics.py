@@ -1,37 +1,28 @@
 """The metrics stream app (`esr worker metrics`): Faust agents that fold bot shards' events
 into metric buckets, check completeness and publish each run's verdict to `esr.verdicts`.
 
-Any number of metrics workers share the partitions (one Faust app, one consumer group). Each
-folds the result and journey batches of its partitions (`ShardFold` per run and partition) and
-sends each change it stores to `esr.partials`, keyed by run id (`Partial`). Faust gives one
-worker the same partition number of every topic of equal partition count, and the app's
-producer places a key as ESR's other producers do (`run_partition`), so the worker reading a
-run's partition of `esr.partials` also reads its start, reports and faults on `esr.runs` and
-`esr.faults`: that worker, the run's owner, merges the partials into the run's `RunAssembly` and
-alone judges it. The logic is the pure core's: `ShardFold`, `RunAssembly` and `judge`. Windows
-are keyed by simulated time inside the buckets (Faust's windowed tables expire against the wall
-clock, which is wrong for warped and replayed time).
+The logic is the pure core's: `ShardFold` per (run, partition), `RunAssembly` per run, and
+`judge`. Faust supplies the consumer group and the state stores; windows are keyed by
+simulated time inside the buckets (Faust's windowed tables expire against the wall clock,
+which is wrong for warped and replayed time).
 
-State lives in four tables with changelogs, rebuilt on restart or takeover:
+State lives in three tables with changelogs, rebuilt on restart:
 
     esr-partials   "run|partition|entry" -> a ShardFold's state in pieces: "meta" (tallies and
                    offsets folded), "w<N>" (the buckets of simulated-time window N) and "t<K>"
                    (de-duplication of the users who arrived in tick K); only changed pieces
-                   are written (the folding side, by the events' partitions)
-    esr-merged     the same entries as the run's owner merged them from `esr.partials`
+                   are written
     esr-runs       run id -> the run's start, shard reports, abort and fault events (from
                    `esr.core.fault_spec`, published by the clock worker)
     esr-verdicts   run id -> the verdict, once published
 
-While a run plays, its owner sends its figures so far (summary metrics, each assertion's value)
-to `esr.metrics` once a second, for dashboards.
+While a run plays, its figures so far (summary metrics, each assertion's value) go to
+`esr.core.metrics` once a second, for dashboards.
 
-Batches are acknowledged only after the state that folded them is in its table and its partial
-is handed to the producer, which Faust flushes before it commits (by default right away: a batch
-holds up to 2,000 events, so that is a few small writes per batch; with `persist_s` set, at most
-that many seconds later), so a worker killed at any point re-reads exactly what its tables lack,
-and `ShardFold` skips what they already have. A fold rebuilt from the table is sent whole once:
-its owner may have missed the last change.
+Batches are acknowledged only after the state that folded them is in its table (by default
+right away: a batch holds up to 2,000 events, so that is a few small writes per batch; with
+`persist_s` set, at most that many seconds later), so a worker killed at any point re-reads
+exactly what its tables lack, and `ShardFold` skips what they already have.
 """
 
 from __future__ import annotations
@@ -45,15 +36,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from esr.bus.kafka import (
-    KafkaSettings,
-    consistent_partitioner,
-    decode_batch,
-    decode_event,
-    encode,
-    headers,
-    run_partition,
-)
+from esr.bus.kafka import KafkaSettings, decode_batch, decode_event, encode, headers
 from esr.core.assertions import evaluate
 from esr.core.events import Event, FaultEnded, FaultStarted, RunAborted, RunStarted, ShardReport, VerdictIssued
 from esr.core.metrics import MetricsView
@@ -62,7 +45,7 @@ from esr.core.ticks import run_clock
 from esr.core.verdict import judge
 from esr.observe.prom import WorkerCollector, serve_worker_metrics
 from esr.observe.timeline import run_timeline
-from esr.stream_apps.assembly import RunAssembly, ShardFold, decode_partial, encode_partial
+from esr.stream_apps.assembly import RunAssembly, ShardFold
 from esr.stream_apps.credentials import faust_settings, hide_secrets_in_logs
 
 __all__ = ["create_app", "run_metrics_worker"]
@@ -79,8 +62,6 @@ def _broker_urls(bootstrap: str) -> list[str]:
 def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str | None = None,
                exporter: WorkerCollector | None = None) -> Any:
     """With an `exporter` (`serve_worker_metrics`), Prometheus reads the runs through it."""
-    from faust.types import TP
-
     app_id = settings.group("metrics")
     hide_secrets_in_logs(settings.client_config)
     app = _idempotent_app()(
@@ -100,7 +81,6 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
         broker_session_timeout=10.0,  # a killed worker's partitions come back within seconds
         broker_heartbeat_interval=1.0,
         producer_acks=-1,
-        producer_partitioner=consistent_partitioner,  # a run's key lands where ESR's other producers put it
         consumer_metadata_max_age_ms=5_000,  # topics grown (ESR_KAFKA_PARTITIONS raised) are read within seconds
         producer_metadata_max_age_ms=5_000,
         **faust_settings(settings.client_config),  # ESR_KAFKA_CONFIG: SASL and TLS for aiokafka
@@ -108,99 +88,38 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw",
            "partitions": settings.partitions}
     events_topic = app.topic(settings.topic("results"), settings.topic("journeys"), **raw)
-    runs_name = settings.topic("runs")
-    runs_topic = app.topic(runs_name, settings.topic("faults"), **raw)
-    partials_topic = app.topic(settings.topic("partials"), **raw)
+    runs_topic = app.topic(settings.topic("runs"), settings.topic("faults"), **raw)
     verdicts_topic = app.topic(settings.topic("verdicts"), **raw)
     metrics_topic = app.topic(settings.topic("metrics"), **raw)
     progress_at: dict[str, float] = {}
     table: dict[str, Any] = {"key_type": str, "value_type": bytes, "partitions": settings.partitions, "default": None,
                              "extra_topic_configs": settings.topic_config}  # the changelog's min.insync.replicas
-    partials = app.Table("esr-partials", **table)  # fed from the events topics: this worker's partitions' folds
-    merged = app.Table("esr-merged", **table)  # fed from the partials topic: the folds of the runs it owns
+    partials = app.Table("esr-partials", **table)
     runs = app.Table("esr-runs", **table)
     verdicts = app.Table("esr-verdicts", use_partitioner=True, **table)
 
-    folds: dict[str, ShardFold] = {}  # "run|partition" -> the fold of a partition this worker reads
-    # run id -> a run this worker owns; the parts it folds itself are its folds (the same objects,
-    # up to date without waiting for their partials), the others are merged from partials
     assemblies: dict[str, RunAssembly] = {}
     unacked: dict[str, list[Any]] = {}  # partial key -> events folded but not yet stored
     stored_at: dict[str, float] = {}
 
-    def pieces(table: Any, prefix: str) -> dict[str, dict[str, bytes]]:
-        """A table's entries under `prefix`, by part key ("run|partition")."""
-        found: dict[str, dict[str, bytes]] = {}
-        for key, data in list(table.items()):
-            if key.startswith(prefix) and data is not None:
-                part_key, _, entry = key.rpartition("|")
-                found.setdefault(part_key, {})[entry] = data
-        return found
-
     def assembly(run_id: str) -> RunAssembly:
-        """A run this worker owns, rebuilt from its tables the first time it is needed."""
+        """The run's assembly, rebuilt from the tables the first time it is needed."""
         found = assemblies.get(run_id)
         if found is None:
+            found = assemblies[run_id] = RunAssembly(run_id)
             saved = runs.get(run_id)
-            events: list[Event] = list(_run_events.decode(saved)) if saved is not None else []
+            if saved is not None:
+                for event in _run_events.decode(saved):
+                    found.on_run_event(event)
             prefix = f"{run_id}|"
-            found = assemblies[run_id] = RunAssembly.restore(run_id, events, pieces(merged, prefix))
-            found.parts.update({key: fold for key, fold in folds.items() if key.startswith(prefix)})
-        return found
-
-    def owns(run_id: str) -> bool:
-        """Whether this worker reads the run's partition of the runs topic (and so of the
-        partials topic, co-partitioned with it): the one worker that judges the run."""
-        count = partition_count(runs_name)
-        if not count:
-            return False
-        return TP(runs_name, run_partition(run_id.encode(), count)) in app.consumer.assignment()
-
-    def partition_count(topic: str) -> int:
-        """The topic's partition count in the consumer's metadata (Faust's `topic_partitions`
-        answers on the group's leader only: aiokafka keeps that snapshot for assigning)."""
-        faust_consumer: Any = app.consumer
-        partitions = faust_consumer._thread._ensure_consumer().partitions_for_topic(topic)  # noqa: SLF001
-        return len(partitions) if partitions else 0
-
-    def forget(_app: Any, /, *args: Any, signal: Any, **_: Any) -> None:  # (app, revoked partitions)
-        """A rebalance: runs are rebuilt from the tables Faust recovers, partitions gone are not ours."""
-        assemblies.clear()
-        gone = {tp.partition for tp in args[0] if tp.topic in events_topic.topics}
-        for key in [k for k in folds if int(k.rpartition("|")[2]) in gone]:
-            folds.pop(key)
-            unacked.pop(key, None)
-
-    def say_owned(_app: Any, /, *args: Any, signal: Any, **_: Any) -> None:  # (app, the whole assignment)
-        owned = sorted(tp.partition for tp in args[0] if tp.topic == runs_name)
-        print(f"esr worker metrics: owns partitions {owned} of {runs_name} (and of the topics it reads alike): "
-              "it folds those and judges the runs keyed to them", file=sys.stderr, flush=True)
-
-    app.on_partitions_revoked.connect(forget)
-    app.on_partitions_assigned.connect(say_owned)
-
-    async def publish(run_id: str, key: str, dirty: dict[str, bytes]) -> None:
-        """A fold's change, to the worker that owns the run: handed to the producer now (not
-        attached to the batch, which would hold it until the next commit, up to 2.8 s), before
-        the batch's ack, as the table write is; Faust flushes the producer before it commits."""
-        await partials_topic.send(key=run_id.encode(), value=encode_partial(run_id, key, dirty),
-                                  headers=headers("partial", run_id), force=True)
-
-    async def fold_of(run_id: str, key: str, batch: Any) -> ShardFold:
-        """The partition's fold of the run, rebuilt from the table the first time it is needed;
-        rebuilt, it is published whole: a worker killed between its table write and its send
-        left the run's owner without that change."""
-        found = folds.get(key)
-        if found is None:
-            entries = pieces(partials, f"{key}|").get(key)
-            if entries is not None and "meta" in entries:
-                found = folds[key] = ShardFold.from_entries(entries)
-                await publish(run_id, key, found.entries())
-            else:
-                found = folds[key] = ShardFold(batch.window_s, batch.late_threshold_ms)
-            run = assemblies.get(run_id)
-            if run is not None:  # this worker owns the run too: it reads the fold itself, at once
-                run.parts[key] = found
+            pieces: dict[str, dict[str, bytes]] = {}
+            for key, data in list(partials.items()):
+                if key.startswith(prefix) and data is not None:
+                    part_key, _, entry = key.rpartition("|")
+                    pieces.setdefault(part_key, {})[entry] = data
+            for part_key, entries in pieces.items():
+                if "meta" in entries:
+                    found.parts[part_key] = ShardFold.from_entries(entries)
         return found
 
     @app.agent(events_topic)
@@ -215,34 +134,16 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
                 await stream.ack(event)
                 continue
             key = f"{batch.run_id}|{message.partition}"
-            part = await fold_of(batch.run_id, key, batch)
-            part.apply(batch, f"{message.topic}/{message.partition}", message.offset)
+            run = assembly(batch.run_id)
+            run.part(key, batch).apply(batch, f"{message.topic}/{message.partition}", message.offset)
             unacked.setdefault(key, []).append(event)
             now = time.monotonic()
             if now - stored_at.get(key, 0.0) >= persist_s:
-                dirty = part.take_dirty()
-                for entry, data in dirty.items():
+                for entry, data in run.parts[key].take_dirty().items():
                     partials[f"{key}|{entry}"] = data
-                await publish(batch.run_id, key, dirty)
                 stored_at[key] = now
                 for done in unacked.pop(key):
                     await stream.ack(done)
-
-    @app.agent(partials_topic)
-    async def merge(stream: Any) -> None:
-        async for value in stream:
-            try:
-                partial = decode_partial(value)
-            except msgspec.DecodeError as exc:
-                log.warning("%s: not a partial (%s)", partials_topic, exc)
-                continue
-            entries = partial.entries()
-            run = assembly(partial.run_id)
-            local = folds.get(partial.part)
-            if local is None or run.parts.get(partial.part) is not local:  # folded by another worker
-                run.merge(partial.part, entries)
-            for entry, data in entries.items():  # kept for whoever owns the run after a rebalance
-                merged[f"{partial.part}|{entry}"] = data
 
     @app.agent(runs_topic)
     async def run_events(stream: Any) -> None:
@@ -266,8 +167,6 @@ def create_app(settings: KafkaSettings, *, persist_s: float = 0.0, datadir: str 
     async def publish_verdicts() -> None:
         now = time.time()
         for run_id in list(runs.keys()):
-            if not owns(run_id):  # another worker's (a table keeps what it wrote before a rebalance)
-                continue
             if verdicts.get(run_id) is not None:
                 assemblies.pop(run_id, None)
                 continue
