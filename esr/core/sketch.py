@@ -135,18 +135,23 @@ class LatencySketch:
         return clone
 
     def to_dict(self) -> dict[str, Any]:
+        """The wire form; "negative" (the bins of values below zero: a request answered before
+        its intended send time) only when there are any."""
         s = self._sketch
         store: DenseStore = s._store  # noqa: SLF001
-        bins = store.bins[store.min_key - store.offset : store.max_key - store.offset + 1] if store.count else []
-        return {
+        data = {
             "count": s.count,
             "sum": s.sum,
             "min": s._min if s.count else None,  # noqa: SLF001
             "max": s._max if s.count else None,  # noqa: SLF001
             "zero": s._zero_count,  # noqa: SLF001
             "key0": store.min_key if store.count else 0,
-            "bins": bins,
+            "bins": _bins(store),
         }
+        negative: DenseStore = s._negative_store  # noqa: SLF001
+        if negative.count:
+            data["negative"] = {"key0": negative.min_key, "bins": _bins(negative)}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LatencySketch:
@@ -154,13 +159,25 @@ class LatencySketch:
         s = sketch._sketch
         if not data["count"]:
             return sketch
-        for offset, weight in enumerate(data["bins"]):
-            if weight:
-                s._store.add(data["key0"] + offset, weight)  # noqa: SLF001
+        _fill(s._store, data["key0"], data["bins"])  # noqa: SLF001
+        negative = data.get("negative")
+        if negative:
+            _fill(s._negative_store, negative["key0"], negative["bins"])  # noqa: SLF001
         s._zero_count = data["zero"]  # noqa: SLF001
         s._count, s._sum = float(data["count"]), float(data["sum"])  # noqa: SLF001
         s._min, s._max = data["min"], data["max"]  # noqa: SLF001
         return sketch
+
+
+def _bins(store: DenseStore) -> list[float]:
+    """A store's bins from its lowest key to its highest."""
+    return store.bins[store.min_key - store.offset : store.max_key - store.offset + 1] if store.count else []
+
+
+def _fill(store: DenseStore, key0: int, bins: list[float]) -> None:
+    for offset, weight in enumerate(bins):
+        if weight:
+            store.add(key0 + offset, weight)
 
 
 def _open(store: DenseStore, low: int, high: int) -> None:

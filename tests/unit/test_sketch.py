@@ -144,6 +144,23 @@ def test_zero_latencies_round_trip() -> None:
     assert back.quantile(1.0) == pytest.approx(10.0, rel=0.01)
 
 
+def test_negative_latencies_round_trip() -> None:
+    """A request answered before its intended send time has a negative latency: the wire form
+    keeps it, so a fold rebuilt from a table gives the percentiles the original gave."""
+    s = sketch_of([-0.3, -0.03, 0.0, 1.2, 5.0, 10.0])
+    data = s.to_dict()
+    assert set(data["negative"]) == {"key0", "bins"} and sum(data["negative"]["bins"]) == 2
+    back = LatencySketch.from_dict(orjson.loads(orjson.dumps(data)))
+    assert back.to_dict() == data
+    for q in (0.0, 0.1, 0.2, 0.4, 0.5, 0.8, 1.0):
+        assert back.quantile(q) == s.quantile(q)
+    assert back.quantile(0.0) == pytest.approx(-0.3, rel=0.01)
+    merged = LatencySketch.from_dict(data)
+    merged.merge(sketch_of([-1.0]))
+    assert merged.quantile(0.0) == pytest.approx(-1.0, rel=0.01)
+    assert "negative" not in sketch_of([1.0, 2.0]).to_dict()  # the common wire form is unchanged
+
+
 def test_single_value() -> None:
     s = sketch_of([123.0])
     for q in (0.0, 0.5, 1.0):
