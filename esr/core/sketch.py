@@ -175,9 +175,19 @@ def _bins(store: DenseStore) -> list[float]:
 
 
 def _fill(store: DenseStore, key0: int, bins: list[float]) -> None:
-    for offset, weight in enumerate(bins):
-        if weight:
-            store.add(key0 + offset, weight)
+    """An empty store given the bins from `key0` on, in one list (a bin at a time, DenseStore
+    grows its range per key: a table's whole window, read back, spends its time there). The
+    store ends as adding each weight would leave it: the same keys, counts and key range."""
+    first = next((i for i, weight in enumerate(bins) if weight), None)
+    if first is None:
+        return
+    last = len(bins) - next(i for i, weight in enumerate(reversed(bins)) if weight) - 1
+    low, high = key0 + first, key0 + last
+    _open(store, low, high)
+    start = low - store.offset
+    weights = [float(w) for w in bins[first:last + 1]]
+    store.bins[start:start + len(weights)] = weights
+    store.count += sum(weights)
 
 
 def _open(store: DenseStore, low: int, high: int) -> None:

@@ -161,6 +161,24 @@ def test_negative_latencies_round_trip() -> None:
     assert "negative" not in sketch_of([1.0, 2.0]).to_dict()  # the common wire form is unchanged
 
 
+@pytest.mark.parametrize("bins", [[1.0], [0.0, 2.0, 0.0, 3.0, 0.0], [5.0, 0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 7.0],
+                                  [float(i % 3) for i in range(400)]])
+def test_from_dict_lays_the_bins_as_adding_each_weight_would(bins: list[float]) -> None:
+    """`from_dict` fills a store in one list; the store is the one DDSketch's `add` per bin gives."""
+    data = {"count": sum(bins), "sum": 1.0, "min": 0.5, "max": 9.0, "zero": 0.0, "key0": -3, "bins": bins}
+    reference = DenseStore()
+    for offset, weight in enumerate(bins):
+        if weight:
+            reference.add(-3 + offset, weight)
+    store = LatencySketch.from_dict(data)._sketch._store  # noqa: SLF001
+    assert (store.count, store.min_key, store.max_key) == (reference.count, reference.min_key, reference.max_key)
+    assert [store.key_at_rank(r) for r in range(int(sum(bins)))] == [reference.key_at_rank(r)
+                                                                    for r in range(int(sum(bins)))]
+    back = LatencySketch.from_dict(data).to_dict()
+    assert back["bins"] == bins[next(i for i, w in enumerate(bins) if w):len(bins) - next(
+        i for i, w in enumerate(reversed(bins)) if w)]
+
+
 def test_single_value() -> None:
     s = sketch_of([123.0])
     for q in (0.0, 0.5, 1.0):
