@@ -53,10 +53,11 @@ lint: install
 
 ## The whole test suite (unit + integration on loopback), with a throw-away Apache Kafka
 ## broker (deploy/kafka: jars from Maven Central, needs Java 17+ and Maven) for the Kafka tests.
-## Two worker processes, each taking whole test files (module fixtures such as the 3-broker
-## cluster stay in one process); most of the suite waits on real time, so two share two cores.
+## Three worker processes, each taking whole test files (module fixtures such as the 3-broker
+## cluster stay in one process); most of the suite waits on real time, so three share two cores
+## (about 7 minutes on two idle cores; 9 with two workers, 14 to 18 serially).
 test: install
-	deploy/kafka/with-broker.sh $(BIN)/python -m pytest -n 2 --dist loadfile
+	deploy/kafka/with-broker.sh $(BIN)/python -m pytest -n 3 --dist loadfile
 
 unit: install
 	$(BIN)/python -m pytest tests/unit
