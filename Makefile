@@ -33,7 +33,8 @@ quickstart: install
 ## System packages the tests use, from Debian (run as root, as .ci/run does): the broker's
 ## Java and Maven, kcat, a Kafka client written by others that one test reads verdicts with,
 ## Prometheus, which a test scrapes GET /metrics with (on a port of its own; the package's
-## service is not needed), and Chromium, the headless browser of the dashboard tests.
+## service is not needed), Chromium, the headless browser of the dashboard tests, and the CA
+## bundle a TLS settings test loads.
 system-deps:
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
@@ -41,6 +42,7 @@ system-deps:
 	command -v kcat >/dev/null || missing="$$missing kcat"; \
 	test -x /usr/bin/prometheus || missing="$$missing prometheus"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -f /etc/ssl/certs/ca-certificates.crt || missing="$$missing ca-certificates"; \
 	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
 
 ## The contracts CI checks beside the tests (docs/architecture.md): ruff (style, bug patterns, no

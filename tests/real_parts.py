@@ -1,4 +1,4 @@
-"""Tests that need a real part (a Kafka broker, Prometheus, Chromium, kcat, the Compose schema)
+"""Tests that need a real part (a Kafka broker, Prometheus, Chromium, kcat, the Compose schema, the CA bundle)
 skip where it is missing on a developer's machine, and fail under CI (`CI` set to true, 1 or
 yes; `.ci/run` sets it), where a skip would hide a missing install."""
 

@@ -7,6 +7,7 @@ import ssl
 from pathlib import Path
 
 import pytest
+from real_parts import missing
 
 from esr.bus.client_config import AiokafkaAuth, ClientConfigError, parse_client_config, read_client_config
 from esr.bus.kafka import KafkaError, KafkaSettings, _config, make_producer
@@ -124,7 +125,7 @@ def test_sasl_plain_translates_to_faust_sasl_credentials() -> None:
 def test_tls_translates_to_an_ssl_context(tmp_path: Path) -> None:
     ca = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
     if not ca.exists():
-        pytest.skip("no system CA bundle to load")
+        missing(f"no system CA bundle at {ca} (Debian: apt-get install ca-certificates)")
     text = f"security.protocol=ssl\nssl.ca.location={ca}\nssl.endpoint.identification.algorithm=none\n"
     settings = faust_settings(parse_client_config(text, "c"))
     creds = settings["broker_credentials"]
