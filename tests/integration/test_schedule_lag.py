@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 import pytest
+from journeys import POLLED_CLAIM
 
 from esr.core.scenario import Scenario
 from esr.core.targets import TargetRegistry
@@ -21,12 +22,7 @@ def claims(hours: float, rate: float, warp: float, seed: int) -> dict[str, Any]:
     pays 12 to 60 simulated hours after filing); the deadline is 48 h."""
     return {
         "name": "demo_claims", "duration_hours": hours, "time_warp": warp, "seed": seed, "load_profile": [[0, rate]],
-        "journeys": [{"name": "claim", "steps": [
-            {"name": "file", "request": {"method": "POST", "path": "/claims", "json": {"n": 1}},
-             "expect": {"status": [201]}, "extract": {"claim_id": "$.id"}},
-            {"name": "paid", "request": {"path": "/claims/{{ vars.claim_id }}"},
-             "poll": {"every": "1h", "until": "$.status == 'paid'", "give_up_after": "72h"}}],
-            "sla": [{"from": "file", "to": "paid", "within": "48h"}]}],
+        "journeys": [POLLED_CLAIM],
         "assertions": ["sla_48h_success_rate > 0.5"],
     }
 

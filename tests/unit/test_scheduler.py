@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from journeys import CLAIM_JOURNEY
 
 from esr.core.arrivals import Arrival
 from esr.core.clock import SimClock
 from esr.core.events import Event, JourneyEnded, JourneyStarted, RequestResult, SlaDecided
 from esr.core.journey_spec import JourneySpec
 from esr.core.scheduler import Dispatch, Scheduler
-from tests.journeys import CLAIM_JOURNEY
 
 WARP = 3600.0  # a simulated hour per real second; the drain at the same pace
 ONE_REQUEST = {"name": "ping", "steps": [{"name": "ping", "request": {"path": "/ping"}}]}

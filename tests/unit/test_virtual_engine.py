@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from journeys import CLAIM_JOURNEY
+from journeys import CLAIM_JOURNEY, POLLED_CLAIM
 from virtual_run import ClaimsDouble, Played, play
 
 import esr
@@ -135,12 +135,7 @@ def test_journeys_that_only_wait_hold_no_request_slot(tmp_path: Path) -> None:
     s = Scenario.from_dict({
         "name": "demo_claims", "duration_hours": 2, "time_warp": 3600, "seed": 5, "load_profile": [[0, 150]],
         "max_in_flight": 20, "drain_warp": 18000,
-        "journeys": [{"name": "claim", "steps": [
-            {"name": "file", "request": {"method": "POST", "path": "/claims", "json": {"n": 1}},
-             "expect": {"status": [201]}, "extract": {"claim_id": "$.id"}},
-            {"name": "paid", "request": {"path": "/claims/{{ vars.claim_id }}"},
-             "poll": {"every": "1h", "until": "$.status == 'paid'", "give_up_after": "72h"}}],
-            "sla": [{"from": "file", "to": "paid", "within": "48h"}]}],
+        "journeys": [POLLED_CLAIM],
         "assertions": ["sla_48h_success_rate > 0.5"]})
     double = ClaimsDouble(seed=5)  # answers of 5-40 ms: at times 20 are in flight, and more queue
     open_journeys: list[int] = []
