@@ -33,7 +33,10 @@ async def serve(pipeline: Pipeline, port: int) -> asyncio.subprocess.Process:
     assert proc.stderr is not None
     line = await asyncio.wait_for(proc.stderr.readline(), 120)
     # the server's first line says where it runs; nothing of the Kafka client's own logs comes before it
-    assert b"runtime: Kafka at " + pipeline.settings.bootstrap.encode() in line, line
+    if b"runtime: Kafka at " + pipeline.settings.bootstrap.encode() not in line:
+        proc.kill()  # not left running after the test
+        await proc.wait()
+        raise AssertionError(line)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
