@@ -19,11 +19,21 @@ spread over the run's ticks, 5 requests per user with lognormal latencies. Then,
 
 Both verdicts must agree and count every event. Goal: >= 50,000 result events/s through Kafka.
 The producer and the metrics worker share the machine's two cores.
+
+Then the end of a real run on each runtime (skip with --no-real-run): `esr run` of a one-request
+journey at 10,000 arrivals/s for 10 real seconds (--quick: 6 s) to nginx on loopback, once
+embedded and once through Kafka (clock, metrics and 2 bot workers on a fresh prefix). The
+end-of-run delay is the time from the run's last answer (the latest send + latency among its
+results) to its verdict: written to the run log (the file's last write) on the embedded runtime,
+published on the verdict topic (the message's timestamp) on Kafka. Printed beside it: the
+widest gap between two progress messages (goal 1 s pace) and the metrics worker's "producer
+buffer full" warnings. Goal: the verdict within 2 s of the run's end.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import random
@@ -35,21 +45,26 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table  # noqa: E402
+from _common import nginx_server, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench_scaling import Pipeline, scenario_file  # noqa: E402
 
 from esr.bus.codec import decode  # noqa: E402
 from esr.bus.codec import encode as encode_line  # noqa: E402
 from esr.bus.kafka import (  # noqa: E402
     KafkaSettings,
+    decode_batch,
     encode,
     ensure_topics,
     headers,
+    make_consumer,
     make_producer,
     shard_key,
 )
+from esr.bus.runlog import read_events  # noqa: E402
 from esr.core.buckets import RunFold  # noqa: E402
 from esr.core.events import (  # noqa: E402
     EventBatch,  # noqa: E402
@@ -64,6 +79,7 @@ from esr.core.verdict import judge  # noqa: E402
 from esr.producers.launch import VerdictWatch  # noqa: E402
 
 GOAL_EPS = 50_000
+GOAL_END_S = 2.0
 SHARDS = 4
 PER_USER = 5
 BATCH = 2000
@@ -193,12 +209,93 @@ def through_kafka(settings: KafkaSettings, worker: MetricsWorker, started: RunSt
     return total / (t_verdict - t0), t_verdict - last_ack[0], last_ack[0] - t0, verdict
 
 
+def last_answer(results: list[RequestResult]) -> float:
+    return max(e.real_time + e.latency_ms / 1000 for e in results)
+
+
+def embedded_end(target: str, scenario: Path, home: Path) -> tuple[float, str]:
+    """(seconds from the last answer to the verdict in the run log, the verdict) of an embedded run."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESR_KAFKA")} | {"ESR_HOME": str(home)}
+    out = subprocess.run([sys.executable, "-m", "esr.cli", "run", str(scenario), "--target", target, "--json"],
+                         env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    try:
+        verdict = json.loads(out.stdout)
+    except json.JSONDecodeError:
+        raise SystemExit(f"esr run gave no verdict (exit {out.returncode}):\n{out.stderr[-3000:]}") from None
+    log = next((home / "runs" / verdict["run_id"]).glob("*.jsonl*"))
+    results = [e for e in read_events(log) if type(e) is RequestResult]
+    return log.stat().st_mtime - last_answer(results), verdict["verdict"]
+
+
+def kafka_end(pipe: Pipeline, target: str, scenario: Path) -> tuple[float, float, int, str]:
+    """(seconds from the last answer to the verdict message, widest gap between progress messages,
+    "producer buffer full" warnings, the verdict) of a run through Kafka."""
+    out = subprocess.run([sys.executable, "-m", "esr.cli", "run", str(scenario), "--target", target, "--json"],
+                         env=pipe.env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    try:
+        verdict = json.loads(out.stdout)
+    except json.JSONDecodeError:
+        raise SystemExit(f"esr run gave no verdict (exit {out.returncode}):\n{out.stderr[-3000:]}") from None
+    run_id, settings = verdict["run_id"], pipe.settings
+    consumer = make_consumer(settings, f"bench-kafka-{uuid.uuid4().hex[:8]}")
+    consumer.subscribe([settings.topic("results"), settings.topic("metrics"), settings.topic("verdicts")])
+    results: list[RequestResult] = []
+    progress: list[float] = []
+    published = None
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and (published is None
+                                               or len(results) < verdict["completeness"]["results_recorded"]):
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error() is not None:
+                continue
+            topic = msg.topic()
+            if topic == settings.topic("results"):
+                batch = decode_batch(msg.value())
+                results += [e for e in batch.events if type(e) is RequestResult and batch.run_id == run_id]
+            elif msg.key() == run_id.encode() and topic == settings.topic("metrics"):
+                progress.append(msg.timestamp()[1] / 1000)
+            elif msg.key() == run_id.encode():
+                published = msg.timestamp()[1] / 1000
+    finally:
+        consumer.close()
+    if published is None:
+        raise SystemExit(f"no verdict message for {run_id}")
+    gaps = [b - a for a, b in zip(progress, progress[1:], strict=False)]
+    worker_log = next(log for role, _, log in pipe.procs if role == "metrics").read_text()
+    return published - last_answer(results), max(gaps, default=0.0), worker_log.count("producer buffer full"), \
+        verdict["verdict"]
+
+
+def end_of_run(bootstrap: str, rate: float, seconds: float) -> None:
+    """The end-of-run delay of the same real run on each runtime, side by side."""
+    with nginx_server() as nginx:
+        pipe = Pipeline(bootstrap, 2)
+        try:
+            scenario = pipe.dir / "scenario.json"
+            scenario_file(scenario, rate, seconds)
+            embedded_s, embedded_verdict = embedded_end(nginx.url, scenario, pipe.dir / "embedded")
+            kafka_s, gap, full, kafka_verdict = kafka_end(pipe, nginx.url, scenario)
+        finally:
+            pipe.stop()
+    print(f"a real run: {rate:,.0f} arrivals/s for {seconds:g} s to nginx on loopback")
+    print(table(["runtime", "verdict after the last answer", "notes"], [
+        ["embedded", f"{embedded_s:.2f} s", f"written to the run log; {embedded_verdict}"],
+        ["Kafka (clock, metrics, 2 bot workers)", f"{kafka_s:.2f} s",
+         f"published; progress messages at most {gap:.2f} s apart; {full} 'producer buffer full'; {kafka_verdict}"],
+    ]))
+    print(f"end-of-run delay Kafka/embedded: {kafka_s:.2f} s / {embedded_s:.2f} s; goal <= {GOAL_END_S:g} s: "
+          f"{'met' if kafka_s <= GOAL_END_S else 'NOT met'}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kafka", default=os.environ.get("ESR_TEST_KAFKA") or os.environ.get("ESR_KAFKA"),
                         help="broker HOST:PORT (default $ESR_TEST_KAFKA, then $ESR_KAFKA)")
     parser.add_argument("--events", type=int, default=600_000)
-    parser.add_argument("--quick", action="store_true", help="150,000 events")
+    parser.add_argument("--quick", action="store_true", help="150,000 events; a 6-second real run")
+    parser.add_argument("--rate", type=float, default=10_000, help="the real run's arrivals per second")
+    parser.add_argument("--no-real-run", action="store_true", help="skip the real runs' end-of-run delay")
     args = parser.parse_args()
     if not args.kafka:
         raise SystemExit("no broker: run under deploy/kafka/with-broker.sh or pass --kafka HOST:PORT")
@@ -237,6 +334,8 @@ def main() -> int:
           f" counting {embedded_verdict['completeness']['results_recorded']:,}; same: {same and counted == total}"
           + ("" if kafka_verdict['verdict'] == 'PASS' else f" (Kafka: {kafka_verdict['reason']})"))
     paced_ok = paced_verdict["completeness"]["results_recorded"] == paced_total
+    if not args.no_real_run:
+        end_of_run(args.kafka, args.rate, 6.0 if args.quick else 10.0)
     return 0 if same and counted == total and paced_ok else 1
 
 

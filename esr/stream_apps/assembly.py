@@ -281,6 +281,13 @@ class RunAssembly:
         return {"shard_reports_missing": missing, "results_lost": lost, "journey_events_lost": events_lost,
                 "fault_events_missing": faults_missing}
 
+    def all_final(self) -> bool:
+        """Every shard sent a final report: the run may be complete now (cheap to ask, so a
+        stream app can ask after every batch and judge at once, not at its next timer)."""
+        if self.started is None:
+            return False
+        return all(any(r.final for r in self.reports.get(shard, {}).values()) for shard in range(self.started.shards))
+
     def complete(self) -> bool:
         if self.started is None:
             return False

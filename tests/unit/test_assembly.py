@@ -498,6 +498,20 @@ def test_shard_reports_missing_counts_shards_without_all_ticks_or_a_final_report
     assert a.complete() is (missing == 0)
 
 
+@pytest.mark.parametrize(("reports", "final"), [
+    ([], False),
+    ([report(0, "a", 0, TICKS - 1, final=True)], False),  # shard 1 has not ended
+    ([report(0, "a", 0, TICKS - 1, final=True), report(1, "b", 0, TICKS - 1)], False),  # not final
+    ([report(0, "a", 0, TICKS - 1, final=True), report(1, "b", 0, 3), report(1, "c", 4, TICKS - 1, final=True)],
+     True),  # a take-over's final report counts
+    ([report(0, "a", 2, TICKS - 1, final=True), report(1, "b", 0, TICKS - 1, final=True)], True),  # ticks aside
+])
+def test_all_final_says_whether_every_shard_sent_a_final_report(reports: list[ShardReport], final: bool) -> None:
+    a = assembly_with(run_started(shards=2), *reports)
+    assert a.all_final() is final
+    assert RunAssembly(RUN_ID).all_final() is False  # not started
+
+
 def test_results_lost_are_what_reports_say_was_sent_minus_what_arrived() -> None:
     a = assembly_with(run_started(shards=2))
     feed = Feed(a)
