@@ -15,10 +15,14 @@ spread over the run's ticks, 5 requests per user with lognormal latencies. Then,
   confluent-kafka, idempotent, acks=all, lz4), then the shards' final reports, and waits for the
   verdict on the verdict topic. Throughput is events / (verdict received - first send); the
   end-to-end lag is the time from the broker acknowledging the last batch to the verdict, which
-  needs every event folded (it includes the metrics worker's 0.5 s verdict timer).
+  needs every event folded (the worker judges as soon as every shard's final report is in);
+- Kafka with 2..N metrics workers (`--workers N`, default 2): the same run again through that
+  many workers sharing the partitions (each folds its own and sends partials to the run's owner,
+  which judges), on a prefix of their own.
 
-Both verdicts must agree and count every event. Goal: >= 50,000 result events/s through Kafka.
-The producer and the metrics worker share the machine's two cores.
+All verdicts must agree and count every event. Goal: >= 50,000 result events/s through Kafka.
+The producer and the metrics workers share the machine's two cores, so a second worker here
+adds no core: the side-by-side figure shows the cost of the partials, not the gain of a machine.
 
 Then the end of a real run on each runtime (skip with --no-real-run): `esr run` of a one-request
 journey at 10,000 arrivals/s for 10 real seconds (--quick: 6 s) to nginx on loopback, once
@@ -37,6 +41,7 @@ import json
 import math
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -132,26 +137,45 @@ def embedded(started: RunStarted, grouped: dict[tuple[int, int], list[RequestRes
 
 
 class MetricsWorker:
-    """A real `esr worker metrics` process on the benchmark's topic prefix."""
+    """`workers` real `esr worker metrics` processes on the benchmark's topic prefix, each ready
+    and, when there are several, sharing the partitions."""
 
-    def __init__(self, settings: KafkaSettings) -> None:
+    def __init__(self, settings: KafkaSettings, workers: int = 1) -> None:
         ensure_topics(settings)
-        self.log = Path(tempfile.mkdtemp(prefix="esr-bench-kafka-")) / "metrics.log"
+        folder = Path(tempfile.mkdtemp(prefix="esr-bench-kafka-"))
+        self.logs = [folder / f"metrics-{i}.log" for i in range(workers)]
         env = {**os.environ, "ESR_KAFKA": settings.bootstrap, "ESR_KAFKA_PREFIX": settings.prefix,
-               "PYTHONUNBUFFERED": "1"}
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "esr.cli", "worker", "metrics"], stdout=out,
-                                         stderr=out, env=env, cwd=ROOT)
-        deadline = time.monotonic() + 120
-        while b"esr worker metrics: ready" not in self.log.read_bytes():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
+               "ESR_KAFKA_PARTITIONS": str(settings.partitions), "PYTHONUNBUFFERED": "1"}
+        self.procs = []
+        for log in self.logs:
+            with open(log, "wb") as out:
+                self.procs.append(subprocess.Popen([sys.executable, "-m", "esr.cli", "worker", "metrics"],
+                                                   stdout=out, stderr=out, env=env, cwd=ROOT))
+        deadline = time.monotonic() + 180
+        while not self._ready(settings.partitions):
+            if any(p.poll() is not None for p in self.procs) or time.monotonic() > deadline:
                 self.stop()
-                raise SystemExit(f"the metrics worker did not start:\n{self.log.read_text()[-2000:]}")
+                raise SystemExit(f"the metrics workers did not start:\n{self.text()[-2000:]}")
             time.sleep(0.1)
 
+    def _ready(self, partitions: int) -> bool:
+        texts = [log.read_text(errors="replace") for log in self.logs]
+        if not all("esr worker metrics: ready" in t for t in texts):
+            return False
+        if len(texts) == 1:
+            return True
+        owned = [re.findall(r"owns partitions (\[[^\]]*\])", t) for t in texts]
+        latest = [set(json.loads(o[-1])) if o else set() for o in owned]
+        return all(latest) and set().union(*latest) == set(range(partitions))
+
+    def text(self) -> str:
+        return "\n".join(log.read_text(errors="replace") for log in self.logs)
+
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(30)
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            proc.wait(30)
 
 
 def through_kafka(settings: KafkaSettings, worker: MetricsWorker, started: RunStarted,
@@ -204,7 +228,7 @@ def through_kafka(settings: KafkaSettings, worker: MetricsWorker, started: RunSt
     t_verdict = time.perf_counter()
     watch.close()
     if verdict is None:
-        raise SystemExit(f"no verdict:\n{worker.log.read_text()[-2000:]}")
+        raise SystemExit(f"no verdict:\n{worker.text()[-2000:]}")
     total = sum(sent_per_shard.values())
     return total / (t_verdict - t0), t_verdict - last_ack[0], last_ack[0] - t0, verdict
 
@@ -295,6 +319,9 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=600_000)
     parser.add_argument("--quick", action="store_true", help="150,000 events; a 6-second real run")
     parser.add_argument("--rate", type=float, default=10_000, help="the real run's arrivals per second")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="also run the events through 2..N metrics workers sharing the partitions (default 2; "
+                             "1: one worker only)")
     parser.add_argument("--no-real-run", action="store_true", help="skip the real runs' end-of-run delay")
     args = parser.parse_args()
     if not args.kafka:
@@ -315,13 +342,26 @@ def main() -> int:
     finally:
         worker.stop()
     paced_total = sum(len(b) for b in paced_grouped.values())
+    scaled: list[tuple[int, float, float, dict]] = []
+    for count in range(2, args.workers + 1):  # the same run through more metrics workers, each its own pipeline
+        more_started, more_grouped = synthetic_run(events)
+        more_settings = KafkaSettings(args.kafka, prefix=f"bench{uuid.uuid4().hex[:6]}.", partitions=SHARDS)
+        more = MetricsWorker(more_settings, count)
+        try:
+            eps, more_lag, _, verdict = through_kafka(more_settings, more, more_started, more_grouped)
+        finally:
+            more.stop()
+        scaled.append((count, eps, more_lag, verdict))
 
     counted = kafka_verdict["completeness"]["results_recorded"]
     same = (kafka_verdict["verdict"], kafka_verdict["summary"]["requests"], kafka_verdict["summary"]["errors"]) == (
         embedded_verdict["verdict"], embedded_verdict["summary"]["requests"], embedded_verdict["summary"]["errors"])
     print(table(["runtime", "result events/s", "notes"], [
-        ["Kafka + Faust metrics app", f"{kafka_eps:,.0f}",
+        ["Kafka + Faust metrics app (1 worker)", f"{kafka_eps:,.0f}",
          f"producer done after {produce_s:.2f} s; verdict {lag * 1000:,.0f} ms after the last ack"],
+        *[[f"Kafka + Faust metrics app ({count} workers)", f"{eps:,.0f}",
+           f"verdict {more_lag * 1000:,.0f} ms after the last ack; {verdict['verdict']} counting "
+           f"{verdict['completeness']['results_recorded']:,}"] for count, eps, more_lag, verdict in scaled],
         ["embedded (decode + RunFold + judge)", f"{embedded_eps:,.0f}", "one thread, same events"],
         [f"Kafka, paced at {GOAL_EPS:,}/s", f"{paced_total / paced_s:,.0f} sent",
          f"{paced_total:,} events; verdict {paced_lag * 1000:,.0f} ms after the last ack "
@@ -334,9 +374,11 @@ def main() -> int:
           f" counting {embedded_verdict['completeness']['results_recorded']:,}; same: {same and counted == total}"
           + ("" if kafka_verdict['verdict'] == 'PASS' else f" (Kafka: {kafka_verdict['reason']})"))
     paced_ok = paced_verdict["completeness"]["results_recorded"] == paced_total
+    scaled_ok = all(v["verdict"] == kafka_verdict["verdict"] and v["completeness"]["results_recorded"] == total
+                    for _, _, _, v in scaled)
     if not args.no_real_run:
         end_of_run(args.kafka, args.rate, 6.0 if args.quick else 10.0)
-    return 0 if same and counted == total and paced_ok else 1
+    return 0 if same and counted == total and paced_ok and scaled_ok else 1
 
 
 if __name__ == "__main__":

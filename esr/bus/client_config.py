@@ -42,6 +42,7 @@ _RESERVED = {
     "isolation.level": "ESR's consumers read committed messages only",
     "auto.offset.reset": "ESR's consumers start where their role needs",
     "transactional.id": "ESR does not use transactions",
+    "partitioner": "ESR's metrics workers find a run's partition with librdkafka's default partitioner",
 }
 _SECRET = re.compile(r"password|secret|jaas|token|key\.pem|\bpem\b", re.IGNORECASE)
 _JAAS = re.compile(r"^\s*(?P<module>[\w.$]+)\s+(?:required|requisite|sufficient|optional)(?P<options>.*?);?\s*$",

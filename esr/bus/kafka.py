@@ -15,8 +15,10 @@ Two message shapes besides plain events:
 
 from __future__ import annotations
 
+import random
 import time
-from collections.abc import Mapping
+import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Union
 
@@ -43,19 +45,24 @@ __all__ = [
     "decode_event",
     "decode_tick",
     "encode",
+    "consistent_partitioner",
     "ensure_topics",
     "group_members",
     "headers",
     "make_consumer",
     "make_producer",
+    "run_partition",
     "shard_key",
     "topic_of",
     "topic_changes",
     "topic_partitions",
 ]
 
-# topic -> what it carries (DESIGN.md section 2); every name gets the prefix, "esr." by default
-TOPICS = ("runs", "ticks", "requests", "results", "journeys", "faults", "metrics", "decisions", "verdicts")
+# topic -> what it carries (DESIGN.md section 2); every name gets the prefix, "esr." by default.
+# "partials" is the metrics workers' own: each partition's folded changes, keyed by run id, for
+# the worker that owns the run (docs/kafka.md)
+TOPICS = ("runs", "ticks", "requests", "results", "journeys", "faults", "metrics", "decisions", "verdicts",
+          "partials")
 
 
 class KafkaError(EsrError):
@@ -134,6 +141,24 @@ def topic_of(event: Event, settings: KafkaSettings) -> str:
 def shard_key(run_id: str, shard: int) -> bytes:
     """Key of a shard's ticks and batches: one shard's messages stay in order on one partition."""
     return f"{run_id}|{shard}".encode()
+
+
+def run_partition(key: bytes, partitions: int) -> int:
+    """The partition of a message keyed `key` on a topic of `partitions` partitions, as ESR's
+    confluent-kafka producers place it (librdkafka's default partitioner, "consistent_random":
+    CRC-32 of the key modulo the partition count). The metrics workers place what they send
+    the same way, so a run's messages on every topic of equal partition count share one
+    partition number, which Faust gives to one worker."""
+    return zlib.crc32(key) % partitions
+
+
+def consistent_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """`run_partition` as an aiokafka (Faust) partitioner; a message without a key goes to any
+    available partition."""
+    if key is None:
+        return random.choice(available or all_partitions)
+    ordered = sorted(all_partitions)
+    return ordered[run_partition(key, len(ordered))]
 
 
 def headers(kind: str, run_id: str) -> list[tuple[str, bytes]]:
@@ -346,6 +371,7 @@ def ensure_topics(settings: KafkaSettings, timeout: float = 30.0) -> TopicChange
             except KafkaException as exc:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise KafkaError(f"cannot create topic {topic}: {exc}") from None
+        _wait_visible(settings, changes.created, timeout)
     if changes.min_isr_raised:
         _set_min_isr(admin, settings, [t for t, _ in changes.min_isr_raised], timeout)
     if changes.grown:
@@ -359,6 +385,20 @@ def ensure_topics(settings: KafkaSettings, timeout: float = 30.0) -> TopicChange
                     raise KafkaError(f"cannot grow topic {topic} to {settings.partitions} partitions "
                                      f"(ESR_KAFKA_PARTITIONS): {exc}") from None
     return changes
+
+
+def _wait_visible(settings: KafkaSettings, names: Sequence[str], timeout: float) -> None:
+    """Until the broker's metadata lists the topics just created: the controller accepts a
+    topic before every broker serves it, and a worker started at once would find it missing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = _list_topics(settings, timeout).topics
+        if all(name in listed and listed[name].error is None and listed[name].partitions for name in names):
+            return
+        if time.monotonic() > deadline:
+            raise KafkaError(f"topics created but not served by {settings.bootstrap} within {timeout:g} s: "
+                             + ", ".join(n for n in names if n not in listed or not listed[n].partitions))
+        time.sleep(0.1)
 
 
 def _min_isr(admin: Any, topics: list[str], timeout: float) -> dict[str, int]:

@@ -39,7 +39,7 @@ from esr.core.events import (
 )
 from esr.core.ticks import expected_end, tick_count
 
-__all__ = ["RunAssembly", "ShardFold"]
+__all__ = ["Partial", "RunAssembly", "ShardFold", "decode_partial", "encode_partial", "split_last"]
 
 
 
@@ -195,26 +195,67 @@ class ShardFold:
 
     @classmethod
     def from_entries(cls, entries: dict[str, bytes]) -> ShardFold:
+        """A fold rebuilt from all its entries (a table's, or `entries()`)."""
+        return cls().update(entries)
+
+    def update(self, entries: dict[str, bytes]) -> ShardFold:
+        """Lay entries (`take_dirty()`'s, or a table's) over this fold: each is a whole
+        replacement value, so applying the same entries twice, or an older entry after a newer
+        "last", changes nothing more than applying the newest once. A window's buckets are
+        replaced label by label (a window never loses a label). Returns the fold."""
         if "last" in entries:  # the latest change whole: it wins over separate entries it holds
             last = msgspec.json.decode(entries["last"])
             entries = {**{k: v for k, v in entries.items() if k != "last"},
                        **{name: data.encode() for name, data in last.items()}}
-        meta = msgspec.json.decode(entries["meta"])
-        part = cls(meta["window_s"], meta["late_threshold_ms"])
-        f = part.fold
-        f.results_recorded, f.events = meta["results_recorded"], meta["events"]
-        f.failure_reasons = dict(meta["failure_reasons"])
-        f.last_sim_time, f.last_real_time = meta["last_sim_time"], meta["last_real_time"]
-        part.duplicates, part.offsets = meta["duplicates"], dict(meta["offsets"])
-        part.resent = meta.get("resent", 0)
+        f = self.fold
+        meta_data = entries.get("meta")
+        if meta_data is not None:
+            meta = msgspec.json.decode(meta_data)
+            f.window_s, f.late_threshold_ms = meta["window_s"], meta["late_threshold_ms"]
+            f.results_recorded, f.events = meta["results_recorded"], meta["events"]
+            f.failure_reasons = dict(meta["failure_reasons"])
+            f.last_sim_time, f.last_real_time = meta["last_sim_time"], meta["last_real_time"]
+            self.duplicates, self.offsets = meta["duplicates"], dict(meta["offsets"])
+            self.resent = meta.get("resent", 0)
         for name, data in entries.items():
             if name.startswith("w"):
                 window = int(name[1:])
                 for label, bucket in msgspec.json.decode(data):
                     f.buckets[(window, label)] = Bucket.from_dict(bucket)
             elif name.startswith("t"):
-                part.ticks[int(name[1:])] = _TickState.from_dict(msgspec.json.decode(data))
-        return part
+                self.ticks[int(name[1:])] = _TickState.from_dict(msgspec.json.decode(data))
+        return self
+
+
+def split_last(last: bytes) -> dict[str, bytes]:
+    """A "last" entry (all of one change in one value) as the separate entries it holds, to
+    store the way `take_dirty()` gives them: "last" first, then each of the others."""
+    return {"last": last, **{name: data.encode() for name, data in msgspec.json.decode(last).items()}}
+
+
+class Partial(msgspec.Struct, frozen=True):
+    """What a fold worker publishes on `<prefix>partials` (keyed by run id) after storing a
+    change of one of its partitions' folds: the part (`run|partition`) and the change whole
+    (`take_dirty()`'s "last"), for the worker that owns the run to merge."""
+
+    run_id: str
+    part: str
+    last: msgspec.Raw
+
+    def entries(self) -> dict[str, bytes]:
+        return split_last(bytes(self.last))
+
+
+_partial_decoder = msgspec.json.Decoder(Partial)
+
+
+def encode_partial(run_id: str, part: str, dirty: dict[str, bytes]) -> bytes:
+    """The partials message of `take_dirty()`'s entries (only their "last" travels: it holds them all)."""
+    return msgspec.json.encode(Partial(run_id, part, msgspec.Raw(dirty["last"])))
+
+
+def decode_partial(data: bytes) -> Partial:
+    return _partial_decoder.decode(data)
 
 
 class RunAssembly:
@@ -241,6 +282,24 @@ class RunAssembly:
                 by_attempt[event.attempt] = event
         elif type(event) is RunAborted:
             self.aborted = event
+
+    @classmethod
+    def restore(cls, run_id: str, run_events: list[Event], parts: dict[str, dict[str, bytes]]) -> RunAssembly:
+        """A run as the worker that owns it keeps it in its tables: its run events, and each
+        part's merged entries (`run|partition` -> entries)."""
+        run = cls(run_id)
+        for event in run_events:
+            run.on_run_event(event)
+        for part_key, entries in parts.items():
+            run.merge(part_key, entries)
+        return run
+
+    def merge(self, part_key: str, entries: dict[str, bytes]) -> ShardFold:
+        """Lay a part's entries (a `Partial`'s, or a table's) over what the run has of it."""
+        found = self.parts.get(part_key)
+        if found is None:
+            found = self.parts[part_key] = ShardFold()
+        return found.update(entries)
 
     def part(self, key: Any, batch: EventBatch) -> ShardFold:
         part = self.parts.get(key)

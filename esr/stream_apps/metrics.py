@@ -1,31 +1,41 @@
 """The metrics stream app (`esr worker metrics`): Faust agents that fold bot shards' events
 into metric buckets, check completeness and publish each run's verdict to `esr.verdicts`.
 
-The logic is the pure core's: `ShardFold` per (run, partition), `RunAssembly` per run, and
-`judge`. Faust supplies the consumer group and the state stores; windows are keyed by
-simulated time inside the buckets (Faust's windowed tables expire against the wall clock,
-which is wrong for warped and replayed time).
+Any number of metrics workers share the partitions (one Faust app, one consumer group). Each
+folds the result and journey batches of its partitions (`ShardFold` per run and partition) and
+sends each change it stores to `esr.partials`, keyed by run id (`Partial`). Faust gives one
+worker the same partition number of every topic of equal partition count, and the app's
+producer places a key as ESR's other producers do (`run_partition`), so the worker reading a
+run's partition of `esr.partials` also reads its start, reports and faults on `esr.runs` and
+`esr.faults`: that worker, the run's owner, merges the partials into the run's `RunAssembly` and
+alone judges it. The logic is the pure core's: `ShardFold`, `RunAssembly` and `judge`. Windows
+are keyed by simulated time inside the buckets (Faust's windowed tables expire against the wall
+clock, which is wrong for warped and replayed time).
 
-State lives in three tables with changelogs, rebuilt on restart:
+State lives in four tables with changelogs, rebuilt on restart or takeover:
 
     esr-partials   "run|partition|entry" -> a ShardFold's state in pieces: "meta" (tallies and
                    offsets folded), "w<N>" (the buckets of simulated-time window N) and "t<K>"
                    (de-duplication of the users who arrived in tick K); only changed pieces
-                   are written
+                   are written (the folding side, by the events' partitions)
+    esr-merged     the same entries as the run's owner merged them from `esr.partials`
     esr-runs       run id -> the run's start, shard reports, abort and fault events (from
                    `esr.core.fault_spec`, published by the clock worker)
     esr-verdicts   run id -> the verdict, once published
 
-While a run plays, its figures so far (summary metrics, each assertion's value) go to
-`esr.core.metrics` once a second, for dashboards.
+While a run plays, its owner sends its figures so far (summary metrics, each assertion's value)
+to `esr.metrics` once a second, for dashboards.
 
-Batches are acknowledged only after the state that folded them is in its table, so a worker
-killed at any point re-reads exactly what its tables lack, and `ShardFold` skips what they
-already have. A partition's changed pieces are stored at most every `persist_s` (0.25 s): from
-the stream when its batches arrive, from a timer for the last of them, and before a verdict.
-Storing after every batch instead wrote the whole per-tick state again for each of the 5-10
-batches a second a busy shard sends, which filled Faust's producer buffer ("producer buffer
-full") and held the stream, and with it the verdict, for seconds at 10,000 requests/s.
+Batches are acknowledged only after the state that folded them is in its table and its partial
+is handed to the producer, so a worker killed at any point re-reads exactly what its tables
+lack, and `ShardFold` skips what they already have. A partition's changed pieces are stored at
+most every `persist_s` (0.25 s): from the stream when its batches arrive, from a timer for the
+last of them, and before a verdict. Storing after every batch instead wrote the whole per-tick
+state again for each of the 5-10 batches a second a busy shard sends, which filled Faust's
+producer buffer ("producer buffer full") and held the stream, and with it the verdict, for
+seconds at 10,000 requests/s. A worker that takes partitions over (another died or left)
+rebuilds their folds from the table and sends each whole once: the dead worker's last change
+may never have reached the run's owner.
 """
 
 from __future__ import annotations
@@ -40,7 +50,15 @@ from typing import Any
 import msgspec
 import orjson
 
-from esr.bus.kafka import KafkaSettings, decode_batch, decode_event, encode, headers
+from esr.bus.kafka import (
+    KafkaSettings,
+    consistent_partitioner,
+    decode_batch,
+    decode_event,
+    encode,
+    headers,
+    run_partition,
+)
 from esr.core.assertions import evaluate
 from esr.core.events import Event, FaultEnded, FaultStarted, RunAborted, RunStarted, ShardReport, VerdictIssued
 from esr.core.metrics import MetricsView
@@ -49,7 +67,7 @@ from esr.core.ticks import run_clock
 from esr.core.verdict import judge
 from esr.observe.prom import WorkerCollector, serve_worker_metrics
 from esr.observe.timeline import run_timeline
-from esr.stream_apps.assembly import RunAssembly, ShardFold
+from esr.stream_apps.assembly import RunAssembly, ShardFold, decode_partial, encode_partial
 from esr.stream_apps.credentials import faust_settings, hide_secrets_in_logs
 
 __all__ = ["PERSIST_S", "create_app", "run_metrics_worker"]
@@ -70,6 +88,8 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
                exporter: WorkerCollector | None = None) -> Any:
     """With an `exporter` (`serve_worker_metrics`), Prometheus reads the runs through it.
     `persist_s` 0 stores every batch's change at once."""
+    from faust.types import TP
+
     app_id = settings.group("metrics")
     hide_secrets_in_logs(settings.client_config)
     app = _idempotent_app()(
@@ -89,6 +109,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
         broker_session_timeout=10.0,  # a killed worker's partitions come back within seconds
         broker_heartbeat_interval=1.0,
         producer_acks=-1,
+        producer_partitioner=consistent_partitioner,  # a run's key lands where ESR's other producers put it
         consumer_metadata_max_age_ms=5_000,  # topics grown (ESR_KAFKA_PARTITIONS raised) are read within seconds
         producer_metadata_max_age_ms=5_000,
         **faust_settings(settings.client_config),  # ESR_KAFKA_CONFIG: SASL and TLS for aiokafka
@@ -96,79 +117,137 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw",
            "partitions": settings.partitions}
     events_topic = app.topic(settings.topic("results"), settings.topic("journeys"), **raw)
-    runs_topic = app.topic(settings.topic("runs"), settings.topic("faults"), **raw)
+    runs_name = settings.topic("runs")
+    runs_topic = app.topic(runs_name, settings.topic("faults"), **raw)
+    partials_topic = app.topic(settings.topic("partials"), **raw)
     verdicts_topic = app.topic(settings.topic("verdicts"), **raw)
     metrics_topic = app.topic(settings.topic("metrics"), **raw)
     progress_at: dict[str, float] = {}
     table: dict[str, Any] = {"key_type": str, "value_type": bytes, "partitions": settings.partitions, "default": None,
                              "extra_topic_configs": settings.topic_config}  # the changelog's min.insync.replicas
+    # fed from the events topics: the folds of this worker's partitions
     partials = app.tables.add(_part_table()(app, name="esr-partials", beacon=app.tables.beacon, **table))
+    merged = app.Table("esr-merged", **table)  # fed from the partials topic: the folds of the runs it owns
     runs = app.Table("esr-runs", **table)
     verdicts = app.Table("esr-verdicts", use_partitioner=True, **table)
 
+    folds: dict[str, ShardFold] = {}  # "run|partition" -> the fold of a partition this worker reads
+    # run id -> a run this worker owns; the parts it folds itself are its folds (the same objects,
+    # up to date without waiting for their partials), the others are merged from partials
     assemblies: dict[str, RunAssembly] = {}
     unacked: dict[str, list[tuple[Any, Any]]] = {}  # part key -> (stream, event) folded, not yet stored
     stored_at: dict[str, float] = {}
+    gained: set[int] = set()  # events partitions assigned in the rebalance under way
     judge_soon = asyncio.Event()
-    folded_at: dict[str, float] = {}  # run id -> when a batch of it was last folded
+    folded_at: dict[str, float] = {}  # run id -> when a batch, partial or run event of it last came
 
-    def stored_pieces(prefix: str) -> dict[str, dict[str, bytes]]:
-        """The fold pieces in the table under `prefix`, by part key ("run|partition")."""
-        pieces: dict[str, dict[str, bytes]] = {}
-        for key, data in list(partials.items()):
+    def pieces(table: Any, prefix: str) -> dict[str, dict[str, bytes]]:
+        """A table's entries under `prefix`, by part key ("run|partition"), for folds it holds whole."""
+        found: dict[str, dict[str, bytes]] = {}
+        for key, data in list(table.items()):
             if key.startswith(prefix) and data is not None:
                 part_key, _, entry = key.rpartition("|")
-                pieces.setdefault(part_key, {})[entry] = data
-        return {part_key: entries for part_key, entries in pieces.items() if "meta" in entries}
+                found.setdefault(part_key, {})[entry] = data
+        return {part_key: entries for part_key, entries in found.items() if "meta" in entries}
 
     def assembly(run_id: str) -> RunAssembly:
-        """The run's assembly, rebuilt from the tables the first time it is needed."""
+        """A run this worker owns, rebuilt from its tables the first time it is needed."""
         found = assemblies.get(run_id)
         if found is None:
-            found = assemblies[run_id] = RunAssembly(run_id)
             saved = runs.get(run_id)
-            if saved is not None:
-                for event in _run_events.decode(saved):
-                    found.on_run_event(event)
-            for part_key, entries in stored_pieces(f"{run_id}|").items():
-                found.parts[part_key] = ShardFold.from_entries(entries)
+            events: list[Event] = list(_run_events.decode(saved)) if saved is not None else []
+            prefix = f"{run_id}|"
+            found = assemblies[run_id] = RunAssembly.restore(run_id, events, pieces(merged, prefix))
+            found.parts.update({key: fold for key, fold in folds.items() if key.startswith(prefix)})
         return found
 
-    def part_of(run: RunAssembly, key: str, batch: Any) -> ShardFold:
-        """The partition's fold of the run: rebuilt from the table when the partition came back
-        after a rebalance, or new."""
-        found = run.parts.get(key)
+    def owns(run_id: str) -> bool:
+        """Whether this worker reads the run's partition of the runs topic (and so of the
+        partials topic, co-partitioned with it): the one worker that judges the run."""
+        count = partition_count(runs_name)
+        if not count:
+            return False
+        return TP(runs_name, run_partition(run_id.encode(), count)) in app.consumer.assignment()
+
+    def partition_count(topic: str) -> int:
+        """The topic's partition count in the consumer's metadata (Faust's `topic_partitions`
+        answers on the group's leader only: aiokafka keeps that snapshot for assigning)."""
+        faust_consumer: Any = app.consumer
+        partitions = faust_consumer._thread._ensure_consumer().partitions_for_topic(topic)  # noqa: SLF001
+        return len(partitions) if partitions else 0
+
+    def adopt(key: str, fold: ShardFold) -> ShardFold:
+        """A fold this worker now reads; if it owns the run too, the run reads the fold itself."""
+        folds[key] = fold
+        run = assemblies.get(key.rpartition("|")[0])
+        if run is not None:
+            run.parts[key] = fold
+        return fold
+
+    def forget(_app: Any, /, *args: Any, **_: Any) -> None:  # (app, revoked partitions)
+        """A rebalance: runs are rebuilt from the tables Faust recovers; whoever reads a revoked
+        partition next re-reads what was not stored here and rebuilds its fold from the table."""
+        assemblies.clear()
+        gone = {tp.partition for tp in args[0] if tp.topic in events_topic.topics}
+        for key in [k for k in folds if int(k.rpartition("|")[2]) in gone]:
+            folds.pop(key)
+            unacked.pop(key, None)
+
+    def say_owned(_app: Any, /, *args: Any, **_: Any) -> None:  # (app, the whole assignment)
+        owned = sorted(tp.partition for tp in args[0] if tp.topic == runs_name)
+        gained.update(tp.partition for tp in args[0] if tp.topic in events_topic.topics)
+        print(f"esr worker metrics: owns partitions {owned} of {runs_name} (and of the topics it reads alike): "
+              "it folds those and judges the runs keyed to them", file=sys.stderr, flush=True)
+
+    async def take_over(_app: Any, /, *args: Any, **_: Any) -> None:  # the tables are recovered
+        """Folds of the partitions just assigned, rebuilt from the recovered table and sent whole
+        to their runs' owners (before this worker reads on): the worker that read them before
+        may have stored a change it never sent."""
+        for partition in sorted(gained):
+            suffix = f"|{partition}"
+            for key, entries in pieces(partials, "").items():
+                if key.endswith(suffix) and key not in folds and verdicts.get(key.rpartition("|")[0]) is None:
+                    fold = adopt(key, ShardFold.from_entries(entries))
+                    await publish(key, fold.entries())
+        gained.clear()
+
+    app.on_partitions_revoked.connect(forget)
+    app.on_partitions_assigned.connect(say_owned)
+    app.on_rebalance_complete.connect(take_over)
+
+    async def publish(key: str, dirty: dict[str, bytes]) -> None:
+        """A fold's change, to the worker that owns the run: handed to the producer now (not
+        attached to the batch, which would hold it until the next commit, up to 2.8 s), before
+        the batch's ack, as the table write is; Faust flushes the producer before it commits."""
+        run_id = key.rpartition("|")[0]
+        await partials_topic.send(key=run_id.encode(), value=encode_partial(run_id, key, dirty),
+                                  headers=headers("partial", run_id), force=True)
+
+    def fold_of(key: str, batch: Any) -> ShardFold:
+        """The partition's fold of the run: this worker's, or rebuilt from the table (the
+        partition came back after a rebalance), or new."""
+        found = folds.get(key)
         if found is None:
-            entries = stored_pieces(f"{key}|").get(key)
-            found = ShardFold.from_entries(entries) if entries else run.part(key, batch)
-            run.parts[key] = found
+            entries = pieces(partials, f"{key}|").get(key)
+            found = adopt(key, ShardFold.from_entries(entries) if entries
+                          else ShardFold(batch.window_s, batch.late_threshold_ms))
         return found
 
     async def store(key: str) -> None:
-        """Write the part's changed pieces to its table, then ack the batches they folded."""
+        """Write the part's changed pieces to its table and send them to the run's owner, then
+        ack the batches they folded."""
         stored_at[key] = time.monotonic()
         pending = unacked.pop(key, None)
         if not pending:
             return
-        run = assemblies.get(key.rpartition("|")[0])
-        part = run.parts.get(key) if run is not None else None
+        part = folds.get(key)
         if part is not None:
-            for entry, data in part.take_dirty().items():
+            dirty = part.take_dirty()
+            for entry, data in dirty.items():
                 partials[f"{key}|{entry}"] = data
+            await publish(key, dirty)
         for stream, event in pending:
             await stream.ack(event)
-
-    def forget(_app: Any, /, *args: Any, **_: Any) -> None:  # (app, revoked partitions)
-        """A rebalance: whoever reads a revoked partition next re-reads what was not stored here
-        and rebuilds its fold from the table (as this worker does if it gets the partition back)."""
-        gone = {tp.partition for tp in args[0] if tp.topic in events_topic.topics}
-        for key in [k for k in unacked if int(k.rpartition("|")[2]) in gone]:
-            unacked.pop(key)
-        for run in assemblies.values():
-            for key in [k for k in run.parts if int(k.rpartition("|")[2]) in gone]:
-                run.parts.pop(key)
-
-    app.on_partitions_revoked.connect(forget)
 
     @app.agent(events_topic)
     async def fold(stream: Any) -> None:
@@ -182,12 +261,12 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
                 await stream.ack(event)
                 continue
             key = f"{batch.run_id}|{message.partition}"
-            run = assembly(batch.run_id)
-            folded_at[batch.run_id] = time.monotonic()
-            part_of(run, key, batch).apply(batch, f"{message.topic}/{message.partition}", message.offset)
-            if run.all_final():
-                judge_soon.set()
+            fold_of(key, batch).apply(batch, f"{message.topic}/{message.partition}", message.offset)
             unacked.setdefault(key, []).append((stream, event))
+            folded_at[batch.run_id] = time.monotonic()
+            run = assemblies.get(batch.run_id)
+            if run is not None and run.all_final():  # a run this worker owns
+                judge_soon.set()
             if time.monotonic() - stored_at.get(key, 0.0) >= persist_s:
                 await store(key)
 
@@ -197,6 +276,25 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
         now = time.monotonic()
         for key in [k for k in unacked if now - stored_at.get(k, 0.0) >= persist_s]:
             await store(key)
+
+    @app.agent(partials_topic)
+    async def merge(stream: Any) -> None:
+        async for value in stream:
+            try:
+                partial = decode_partial(value)
+            except msgspec.DecodeError as exc:
+                log.warning("%s: not a partial (%s)", partials_topic, exc)
+                continue
+            entries = partial.entries()
+            run = assembly(partial.run_id)
+            folded_at[partial.run_id] = time.monotonic()
+            local = folds.get(partial.part)
+            if local is None or run.parts.get(partial.part) is not local:  # folded by another worker
+                run.merge(partial.part, entries)
+            for entry, data in entries.items():  # kept for whoever owns the run after a rebalance
+                merged[f"{partial.part}|{entry}"] = data
+            if run.all_final():
+                judge_soon.set()
 
     @app.agent(runs_topic)
     async def run_events(stream: Any) -> None:
@@ -210,6 +308,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
                 continue
             run = assembly(event.run_id)
             run.on_run_event(event)
+            folded_at[event.run_id] = time.monotonic()
             kept: list[Event] = [run.started] if run.started else []
             kept += [r for reports in run.reports.values() for r in reports.values()]
             kept += [run.aborted] if run.aborted else []
@@ -219,7 +318,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
                 judge_soon.set()
 
     @app.task
-    async def publish() -> None:
+    async def judge_runs() -> None:
         """Twice a second, when a run's next progress message is due (a steady 1 s pace), and
         at once when a run may have become complete: a verdict is published as soon as its last
         event is folded."""
@@ -235,6 +334,8 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
     async def publish_verdicts() -> None:
         now = time.time()
         for run_id in list(runs.keys()):
+            if not owns(run_id):  # another worker's (a table keeps what it wrote before a rebalance)
+                continue
             if verdicts.get(run_id) is not None:
                 assemblies.pop(run_id, None)
                 continue
@@ -249,7 +350,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
             progress_at.pop(run_id, None)
             folded_at.pop(run_id, None)
             for key in [k for k in unacked if k.startswith(f"{run_id}|")]:
-                await store(key)  # the verdict never runs ahead of the state it judged
+                await store(key)  # the verdict never runs ahead of the state it judged (its own part)
             verdict = judge_assembly(run)
             if exporter is not None:
                 exporter.ended(run, verdict.verdict)

@@ -118,29 +118,33 @@ class Pipeline:
         self.workers.append(worker)
         return worker
 
-    async def start_all(self, bots: int = 1) -> list[Worker]:
-        """A metrics worker, a clock and `bots` bot workers, each ready (bots owning partitions)."""
-        metrics = await self.start("metrics")
+    async def start_all(self, bots: int = 1, metrics: int = 1) -> list[Worker]:
+        """`metrics` metrics workers, a clock and `bots` bot workers, each ready (bots, and
+        metrics workers when there are several, owning partitions); returns the bot workers."""
+        folds = [await self.start("metrics") for _ in range(metrics)]
         clock = await self.start("clock")
         started = [await self.start("bots") for _ in range(bots)]
-        await metrics.wait_for("esr worker metrics: ready", 180)
+        for worker in folds:
+            await worker.wait_for("esr worker metrics: ready", 180)
         await clock.wait_for("owns partitions")
-        await self.wait_bots_balanced(started)
+        await self.wait_balanced(started)
+        if metrics > 1:
+            await self.wait_balanced(folds)
         return started
 
-    async def wait_bots_balanced(self, bots: list[Worker], timeout: float = 120.0) -> None:
-        """Until every live bot's latest assignment is non-empty and together they own all."""
+    async def wait_balanced(self, workers: list[Worker], timeout: float = 120.0) -> None:
+        """Until every live worker's latest assignment is non-empty and together they own all."""
         deadline = time.monotonic() + timeout
         while True:
             owned: list[set[int]] = []
-            for bot in bots:
-                lines = [ln for ln in bot.text().splitlines() if "owns partitions" in ln]
+            for worker in workers:
+                lines = [ln for ln in worker.text().splitlines() if "owns partitions" in ln]
                 listed = re.search(r"owns partitions (\[[^\]]*\])", lines[-1]) if lines else None
                 owned.append(set(json.loads(listed.group(1))) if listed else set())
             if all(owned) and set().union(*owned) == set(range(self.settings.partitions)):
                 return
             if time.monotonic() > deadline:
-                raise AssertionError(f"bot workers never shared the partitions: {owned}")
+                raise AssertionError(f"the {workers[0].role} workers never shared the partitions: {owned}")
             await asyncio.sleep(0.2)
 
     async def run(self, scenario: dict[str, Any], target: str, *extra: str, during: Any = None,

@@ -252,7 +252,7 @@ async def test_a_rolling_restart_of_all_three_brokers_loses_and_repeats_nothing(
         assert run.proc.returncode is None, "the run ended before the third broker was back"
 
     started = time.monotonic()
-    code, verdict, err = await pipe.run(scenario(rate=15, real_seconds=50), url, during=rolling_restart)
+    code, verdict, err = await pipe.run(scenario(rate=15, real_seconds=75), url, during=rolling_restart)
     seen = Counter(r["target"] for r in rec.seen)
     assert restarted == [1, 2, 3]
     figures = assert_counted_once(verdict, seen, err)

@@ -12,7 +12,7 @@ import pytest
 from kafka_pipeline import Pipeline, Worker
 from loopback import wait_until
 
-from esr.bus.kafka import TOPICS, KafkaSettings, ensure_topics, topic_partitions
+from esr.bus.kafka import TOPICS, KafkaSettings, ensure_topics, make_producer, run_partition, topic_partitions
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -36,7 +36,7 @@ async def test_raising_the_partition_count_grows_existing_topics_and_the_worker_
         await pipe.close()
     assert {t: topic_partitions(four, t) for t in TOPICS} == dict.fromkeys(TOPICS, 4)
     grew = [ln for ln in clock.text().splitlines() if ln.startswith("esr: grew")]
-    assert grew == ["esr: grew 9 topics to ESR_KAFKA_PARTITIONS=4 partitions: "
+    assert grew == ["esr: grew 10 topics to ESR_KAFKA_PARTITIONS=4 partitions: "
                     + ", ".join(f"{four.topic(t)} 2 -> 4" for t in TOPICS)
                     + "; new runs get 4 bot shards, runs already playing keep theirs"]
 
@@ -86,3 +86,16 @@ async def test_a_bot_worker_beyond_the_partition_count_says_once_that_it_is_idle
                "to use it")
     assert all(re.fullmatch(pattern, ln) for ln in lines), lines
     assert any(re.fullmatch(pattern, ln).group(1) in ("2", "?") for ln in lines), lines  # type: ignore[union-attr]
+
+
+def test_esrs_producers_put_a_run_on_the_partition_run_partition_names(kafka_settings: KafkaSettings) -> None:
+    """The metrics workers find a run's partition with `run_partition`: the broker agrees."""
+    producer = make_producer(kafka_settings)
+    landed: dict[bytes, int] = {}
+    keys = [f"run-{i}".encode() for i in range(24)]
+    for key in keys:
+        producer.produce(kafka_settings.topic("runs"), key=key, value=b"{}",
+                         on_delivery=lambda err, msg: landed.__setitem__(msg.key(), msg.partition()))
+    assert producer.flush(30) == 0
+    assert landed == {key: run_partition(key, kafka_settings.partitions) for key in keys}
+    assert set(landed.values()) == set(range(kafka_settings.partitions))

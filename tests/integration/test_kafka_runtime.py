@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from busy import PUNCTUALITY_NOT_JUDGED
 from confluent_kafka import TopicPartition
-from kafka_pipeline import Pipeline, RunProcess, progress_requests, progress_sim_hours
+from kafka_pipeline import Pipeline, RunProcess, Worker, progress_requests, progress_sim_hours
 from loopback import wait_until
 from test_schedule_lag import claims
 
-from esr.bus.kafka import KafkaSettings, decode_event, ensure_topics, make_consumer
+from esr.bus.kafka import KafkaSettings, decode_event, ensure_topics, make_consumer, run_partition
 from esr.cli.stop_signals import REASONS
 from esr.core.events import RunAborted, RunStarted, ShardReport
 
@@ -179,6 +179,48 @@ async def test_a_metrics_worker_killed_and_restarted_mid_run_gives_the_same_verd
     assert len(pipeline.workers[-1].text()) > 0
 
 
+def latest_owned(worker: Worker) -> set[int]:
+    found = re.findall(r"owns partitions (\[[^\]]*\])", worker.text())
+    return set(json.loads(found[-1])) if found else set()
+
+
+@pytest.mark.parametrize("victim", ["owner", "other"])
+async def test_one_of_two_metrics_workers_killed_mid_run_leaves_a_complete_verdict(
+        pipeline: Pipeline, demo_target: Any, victim: str) -> None:
+    """kill -9 of the metrics worker that owns the run (it judges the run and folds half the
+    partitions), or of the other one (it folds the other half and sends their partials): the
+    survivor takes the dead one's partitions over, rebuilds their folds (and the run's merged
+    partials) from the changelogs, and judges the run complete, nothing counted twice."""
+    url, target = await demo_target()
+    await pipeline.start_all(bots=1, metrics=2)
+    folds = [w for w in pipeline.workers if w.role == "metrics"]
+    killed: list[Worker] = []
+
+    async def kill_one(run: RunProcess) -> None:  # several batches folded and merged, 560 planned
+        line = await run.wait_for_line(lambda line: line.startswith("esr: run ") and " on Kafka at " in line)
+        partition = run_partition(line.split()[2].encode(), pipeline.settings.partitions)
+        await run.wait_for_line(lambda line: (progress_requests(line) or 0) >= 150)
+        owner = next(w for w in folds if partition in latest_owned(w))
+        dead = owner if victim == "owner" else next(w for w in folds if w is not owner)
+        killed.append(dead)
+        dead.kill()
+
+    code, verdict, err = await pipeline.run(single_request(rate=40, real_seconds=14), url, during=kill_one)
+
+    assert code == 0, f"{verdict.get('reason')}\n{err}"
+    c = verdict["completeness"]
+    planned = c["arrivals_planned"]
+    assert 460 < planned < 660  # around 40/s for 14 s
+    assert c["complete"] is True, verdict["reason"]
+    assert (c["journeys_started"], c["results_recorded"]) == (planned, planned)
+    assert target.requests == planned
+    assert (c["results_lost"], c["journey_events_lost"], c["duplicates_dropped"]) == (0, 0, 0)
+    assert verdict["summary"]["requests"] == planned
+    [survivor] = [w for w in folds if w not in killed]
+    assert latest_owned(survivor) == set(range(pipeline.settings.partitions))  # it took the dead one's over
+    assert killed[0].proc.returncode == -signal.SIGKILL
+
+
 KAFKA_SH = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "kafka.sh"
 
 
@@ -334,7 +376,7 @@ async def test_a_bot_worker_refuses_a_target_its_own_registry_does_not_allow(
     bots = await pipeline.start("bots", env={"ESR_TARGETS": str(strict)})
     await metrics.wait_for("esr worker metrics: ready", 180)
     await clock.wait_for("owns partitions")
-    await pipeline.wait_bots_balanced([bots])
+    await pipeline.wait_balanced([bots])
     code, verdict, err = await pipeline.run(single_request(rate=20, real_seconds=4), url)
     assert code == 2, err
     assert verdict["verdict"] == "ERROR"

@@ -15,7 +15,7 @@ from esr.core.buckets import RunFold
 from esr.core.events import Event, EventBatch, RequestResult, RunFinished, RunStarted, ShardReport
 from esr.core.ticks import expected_end
 from esr.core.verdict import judge
-from esr.stream_apps.assembly import RunAssembly, ShardFold
+from esr.stream_apps.assembly import RunAssembly, ShardFold, decode_partial, encode_partial, split_last
 
 replace = msgspec.structs.replace
 
@@ -342,6 +342,87 @@ def test_a_worker_killed_halfway_through_writing_a_change_loses_nothing() -> Non
         written = dict(table)
         written.update(dict(list(dirty.items())[:cut]))
         assert state(ShardFold.from_entries(written)) == state(part), f"cut after {cut} entries"
+
+
+# == partials merged by the run's owner ============================================================
+def test_update_with_each_change_in_turn_gives_the_fold_that_made_them() -> None:
+    """The run's owner lays each published change over its copy: it ends equal to the fold."""
+    part, copy = ShardFold(), ShardFold()
+    for i, (attempt, tick, user) in enumerate([("a", 0, 1), ("a", 1, 2), ("b", 0, 1), ("b", 2, 3), ("a", 1, 9)]):
+        part.apply(batch(journey(user, tick, results=2 + user % 2), attempt=attempt, tick=tick), "results/0", i)
+        assert copy.update(split_last(part.take_dirty()["last"])) is copy
+        assert state(copy) == state(part), f"after change {i}"
+    assert copy.duplicates == 3 and buckets(copy.fold) == buckets(part.fold)  # attempt b repeated user 1
+
+
+def test_update_is_idempotent_and_an_older_change_after_a_newer_one_leaves_the_newer_values() -> None:
+    """A partial read twice (a merge worker killed before its ack), or a fold re-published whole
+    by the worker that took its partition over: each entry is a whole value, so nothing counts twice."""
+    part = ShardFold()
+    part.apply(batch(journey(1, 0, results=2), tick=0), "results/0", 0)
+    first = part.take_dirty()
+    part.apply(batch(journey(2, 0, results=3), tick=0), "results/0", 1)
+    second = part.take_dirty()
+    copy = ShardFold().update(first).update(second).update(second)
+    assert state(copy) == state(part)
+    assert state(ShardFold().update(first).update(part.entries())) == state(part)
+
+
+def test_update_with_only_some_entries_keeps_the_others() -> None:
+    part = mixed_part()
+    copy = ShardFold.from_entries(part.entries())
+    part.apply(batch([result(50, 0, sim=900.0)], tick=2), "results/0", 20)
+    dirty = part.take_dirty()
+    assert set(dirty) == {"last", "meta", "w15", "t2"}
+    copy.update({k: v for k, v in dirty.items() if k != "last"})
+    assert state(copy) == state(part)
+
+
+def test_a_partial_carries_a_change_whole() -> None:
+    part = mixed_part()
+    dirty = part.take_dirty()
+    message = encode_partial(RUN_ID, f"{RUN_ID}|3", dirty)
+    assert msgspec.json.decode(message)["last"] == msgspec.json.decode(dirty["last"])  # JSON, not base64
+    partial = decode_partial(message)
+    assert (partial.run_id, partial.part) == (RUN_ID, f"{RUN_ID}|3")
+    assert partial.entries() == dirty  # "last" and the entries it holds, to store as the fold side does
+    assert state(ShardFold.from_entries(partial.entries())) == state(part)
+    with pytest.raises(msgspec.DecodeError):
+        decode_partial(b'{"run_id": "r"}')
+
+
+def test_the_owner_assembles_a_run_from_partials_of_partitions_folded_elsewhere() -> None:
+    """Two workers fold two partitions each; the owner merges their partials and judges the run
+    as one worker holding all four partitions would."""
+    s = run_started(shards=4)
+    whole = assembly_with(s)
+    feed = Feed(whole, partitions=4)
+    for tick in range(TICKS):
+        for shard in range(4):
+            feed.send(shard, "w:1", tick, journey(4 * tick + shard, tick, results=1 + shard))
+    sent = {shard: [e for b in (m[1] for m in feed.log if m[1].shard == shard) for e in b.events]
+            for shard in range(4)}
+    for shard, events in sent.items():
+        results = sum(isinstance(e, RequestResult) for e in events)
+        whole.on_run_event(report(shard, "w:1", 0, TICKS - 1, final=True, sent=results,
+                                  journey_events=len(events) - results))
+    owner = RunAssembly(RUN_ID)
+    for event in [s, *(r for reports in whole.reports.values() for r in reports.values())]:
+        owner.on_run_event(event)
+    partials = [decode_partial(encode_partial(RUN_ID, str(key), part.entries())) for key, part in whole.parts.items()]
+    for partial in partials:
+        owner.merge(partial.part, partial.entries())
+    assert owner.complete() and whole.complete()
+    assert buckets(owner.run_fold()) == buckets(whole.run_fold())
+    assert owner.finished(owner.live_fold()) == whole.finished(whole.live_fold())
+    assert judge(owner.run_fold(), []).to_dict() == judge(whole.run_fold(), []).to_dict()
+    # and restored from its tables (run events, each part's merged entries), it is the same run
+    restored = RunAssembly.restore(RUN_ID, [s, *(r for reports in whole.reports.values() for r in reports.values())],
+                                   {p.part: p.entries() for p in partials})
+    assert buckets(restored.run_fold()) == buckets(whole.run_fold()) and restored.complete()
+    without_one = RunAssembly.restore(RUN_ID, [s, *(r for rs in whole.reports.values() for r in rs.values())],
+                                      {p.part: p.entries() for p in partials[1:]})
+    assert without_one.gaps()["results_lost"] > 0  # a partition's partials missing: the run is not complete
 
 
 def interleave(rng: random.Random, queues: list[list[Any]]) -> list[Any]:

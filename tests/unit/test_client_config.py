@@ -58,6 +58,8 @@ def test_a_continued_line_and_the_java_jaas_login() -> None:
     ("bootstrap.servers=10.0.0.1:9092\n", "c.properties:1: bootstrap.servers is set by ESR itself (the broker comes "
                                           "from ESR_KAFKA"),
     ("acks=1\n", "c.properties:1: acks is set by ESR itself"),
+    ("partitioner=murmur2_random\n", "c.properties:1: partitioner is set by ESR itself (ESR's metrics workers "
+                                      "find a run's partition"),
     ("sasl.jaas.config=com.sun.security.auth.module.Krb5LoginModule required;\n",
      "c.properties:1: sasl.jaas.config with login module com.sun.security.auth.module.Krb5LoginModule"),
     ('sasl.username=x\nsasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required '

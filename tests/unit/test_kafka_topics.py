@@ -3,9 +3,20 @@ lines the commands print about it."""
 
 from __future__ import annotations
 
+import zlib
+
 import pytest
 
-from esr.bus.kafka import TOPICS, KafkaError, KafkaSettings, TopicChanges, check_replication, topic_changes
+from esr.bus.kafka import (
+    TOPICS,
+    KafkaError,
+    KafkaSettings,
+    TopicChanges,
+    check_replication,
+    consistent_partitioner,
+    run_partition,
+    topic_changes,
+)
 
 SETTINGS = KafkaSettings("127.0.0.1:1", prefix="p.", partitions=4)
 ALL = [f"p.{t}" for t in TOPICS]
@@ -26,9 +37,10 @@ def test_topics_below_the_configured_count_grow_to_it() -> None:
     assert changes.grown == tuple((t, 2, 4) for t in ALL if t != "p.verdicts")
     assert changes.counts["p.ticks"] == 4
     [line] = changes.lines(SETTINGS)
-    assert line == ("esr: grew 8 topics to ESR_KAFKA_PARTITIONS=4 partitions: p.runs 2 -> 4, p.ticks 2 -> 4, "
+    assert line == ("esr: grew 9 topics to ESR_KAFKA_PARTITIONS=4 partitions: p.runs 2 -> 4, p.ticks 2 -> 4, "
                     "p.requests 2 -> 4, p.results 2 -> 4, p.journeys 2 -> 4, p.faults 2 -> 4, p.metrics 2 -> 4, "
-                    "p.decisions 2 -> 4; new runs get 4 bot shards, runs already playing keep theirs")
+                    "p.decisions 2 -> 4, p.partials 2 -> 4; new runs get 4 bot shards, runs already playing keep "
+                    "theirs")
 
 
 def test_the_metrics_apps_changelog_topics_grow_with_their_sources_but_are_never_created() -> None:
@@ -96,3 +108,15 @@ def test_an_existing_topics_lower_min_isr_is_raised_where_its_replicas_can_meet_
     assert topic_changes(three, existing, dict.fromkeys(ALL, 3), dict.fromkeys(ALL, 2)).lines(three) == []
     default = KafkaSettings("127.0.0.1:1", prefix="p.", replication=3)  # a process without ESR_KAFKA_MIN_ISR
     assert topic_changes(default, existing, dict.fromkeys(ALL, 3), dict.fromkeys(ALL, 2)).min_isr_raised == ()
+
+
+def test_a_run_lands_on_the_partition_librdkafkas_default_partitioner_gives_its_key() -> None:
+    """CRC-32 of the key modulo the partition count ("consistent_random"), the same from the
+    metrics workers' aiokafka producer: a run's messages share one partition number on every topic."""
+    assert run_partition(b"run-1", 4) == zlib.crc32(b"run-1") % 4
+    assert [run_partition(f"r{i}".encode(), 4) for i in range(8)] == [zlib.crc32(f"r{i}".encode()) % 4
+                                                                      for i in range(8)]
+    assert {run_partition(f"r{i}".encode(), 4) for i in range(64)} == {0, 1, 2, 3}
+    for key in (b"a", b"run-2", b"20261202-141521-ace28a"):
+        assert consistent_partitioner(key, [3, 1, 0, 2], [0]) == run_partition(key, 4)
+    assert consistent_partitioner(None, [0, 1, 2, 3], [2]) == 2  # no key: any available partition
