@@ -189,9 +189,13 @@ class ShardFold:
 
     def entries(self) -> dict[str, bytes]:
         """All entries (what `from_entries` rebuilds from)."""
+        self.all_dirty()
+        return self.take_dirty()
+
+    def all_dirty(self) -> None:
+        """Every entry changed, for the next `take_dirty()` (a store that did not reach the table)."""
         self._dirty_windows = {w for w, _ in self.fold.buckets}
         self._dirty_ticks = set(self.ticks)
-        return self.take_dirty()
 
     @classmethod
     def from_entries(cls, entries: dict[str, bytes]) -> ShardFold:

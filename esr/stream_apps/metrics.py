@@ -49,6 +49,7 @@ from typing import Any
 
 import msgspec
 import orjson
+from aiokafka.errors import KafkaError as AioKafkaError
 
 from esr.bus.kafka import (
     KafkaSettings,
@@ -215,13 +216,13 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
     app.on_partitions_assigned.connect(say_owned)
     app.on_rebalance_complete.connect(take_over)
 
-    async def publish(key: str, dirty: dict[str, bytes]) -> None:
+    async def publish(key: str, dirty: dict[str, bytes]) -> Any:
         """A fold's change, to the worker that owns the run: handed to the producer now (not
-        attached to the batch, which would hold it until the next commit, up to 2.8 s), before
-        the batch's ack, as the table write is; Faust flushes the producer before it commits."""
+        attached to the batch, which would hold it until the next commit, up to 2.8 s); the
+        future of its delivery comes back, for the batch's ack to wait on, as on the table's."""
         run_id = key.rpartition("|")[0]
-        await partials_topic.send(key=run_id.encode(), value=encode_partial(run_id, key, dirty),
-                                  headers=headers("partial", run_id), force=True)
+        return await partials_topic.send(key=run_id.encode(), value=encode_partial(run_id, key, dirty),
+                                         headers=headers("partial", run_id), force=True)
 
     def fold_of(key: str, batch: Any) -> ShardFold:
         """The partition's fold of the run: this worker's, or rebuilt from the table (the
@@ -245,7 +246,14 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
             dirty = part.take_dirty()
             for entry, data in dirty.items():
                 partials[f"{key}|{entry}"] = data
-            await publish(key, dirty)
+            delivered = [*partials.take_sent(), await publish(key, dirty)]
+            try:
+                await asyncio.gather(*delivered)  # in the changelog and on the partials topic, then acked
+            except AioKafkaError as exc:  # the broker lost them: all of it again at the next store
+                log.warning("%s: state not stored (%s); storing it again", key, exc)
+                part.all_dirty()
+                unacked[key] = pending + unacked.get(key, [])
+                return
         for stream, event in pending:
             await stream.ack(event)
 
@@ -379,8 +387,25 @@ def _part_table() -> Any:
     import faust
 
     class PartTable(faust.Table):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.sent: list[Any] = []
+
         def partition_for_key(self, key: str) -> int:
             return int(key.rsplit("|", 2)[1])
+
+        def on_key_set(self, key: str, value: bytes) -> None:
+            """As Faust's, keeping the changelog message's future: Faust's commit does not wait
+            for its producer buffer (it gives up after 0.1 s without a send), so a batch is
+            acked only once its state is in the changelog (`take_sent`)."""
+            partition = self.partition_for_key(key)
+            self.sent.append(self.send_changelog(partition, key, value))
+            self._maybe_set_key_ttl(key, partition)
+            self._sensor_on_set(self, key, value)
+
+        def take_sent(self) -> list[Any]:
+            sent, self.sent = self.sent, []
+            return sent
 
     return PartTable
 
