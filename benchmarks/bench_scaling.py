@@ -13,7 +13,10 @@ the target (C, pinned to CPU 1, a small share of a core, so the generator is wha
 worker that cannot keep up queues requests (their latency counts from their intended time) and
 starts arrivals late, so the figure is the rate actually sent: requests the target answered
 (nginx's own count) over the real time from the run's first intended request to its last
-answer, read from the results topic. Printed beside it: the late-start share and the verdict.
+answer, read from the results topic. Printed beside it: the late-start share, the arrivals
+never started (after the load, queued arrivals may still start for as long again as the load
+took; those left then are cut, which makes the verdict ERROR: expected here, the offered load is
+meant to exceed what the workers send) and the verdict.
 
 Where the time goes: CPU seconds (user + system, /proc/PID/stat) of every process of the
 pipeline over the run, per 1,000 requests sent: each bot worker against the requests of the
