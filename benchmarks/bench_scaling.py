@@ -32,7 +32,8 @@ i (one worker: CPU 0, a core of its own; two: CPU 0 and CPU 1, the second beside
 rest); without it only nginx is pinned. `--quick` is for a smoke run only.
 
 The other half of the issue's point ("result events/s with 1 and 2 metrics workers, side by
-side in one run") belongs in `metrics_rows()` below; it is not measured here yet.
+side in one run") belongs in `metrics_rows()` below; `bench_kafka.py --workers N` measures
+metrics workers on their own, and this script prints "not measured here" until it is wired in.
 """
 
 from __future__ import annotations
@@ -281,7 +282,8 @@ def _ms(value: float) -> str:
 
 def metrics_rows(bootstrap: str) -> list[list[object]] | None:
     """Result events/s through 1 and 2 metrics workers, side by side (issue 16 point 5, the
-    metrics half): not built yet. Return rows for the table printed under "metrics workers"."""
+    metrics half; bench_kafka.py measures them alone): not wired in yet. Rows returned here are
+    printed under "metrics workers" as (case, events, events/s)."""
     return None
 
 
@@ -320,7 +322,7 @@ def main() -> None:
     print()
     rows = metrics_rows(args.kafka)
     print("metrics workers (result events/s with 1 and 2): "
-          + ("not measured by this script yet (metrics_rows)" if rows is None else ""))
+          + ("not measured here yet (metrics_rows; see bench_kafka.py --workers)" if rows is None else ""))
     if rows is not None:
         print(table(["case", "events", "events/s"], rows))
 
