@@ -37,7 +37,14 @@ class ArrivalPlan:
     seed: int
 
     def __iter__(self) -> Iterator[Arrival]:
+        return self.shard(0, 1)
+
+    def shard(self, shard: int, shards: int) -> Iterator[Arrival]:
+        """The plan's arrivals whose index is `shard` modulo `shards` (a Kafka bot shard's share):
+        the same random draws as the whole plan, but an `Arrival` is built only for its own."""
         rng = random.Random(f"esr-arrivals/{self.seed}")
+        expovariate, uniform = rng.expovariate, rng.random
+        sim_at = self.clock.sim_at
         index = 0
         warp = self.clock.time_warp
         for segment in self.profile.segments():
@@ -49,14 +56,15 @@ class ArrivalPlan:
             ramped = segment.start_rate != segment.end_rate
             t = start
             while True:
-                t += rng.expovariate(peak)
+                t += expovariate(peak)
                 if t >= end:
                     break
                 if ramped:
                     rate = segment.rate_at(t * warp / 3600)
-                    if rng.random() * peak >= rate:
+                    if uniform() * peak >= rate:
                         continue
-                yield Arrival(index, t, self.clock.sim_at(t))
+                if index % shards == shard:
+                    yield Arrival(index, t, sim_at(t))
                 index += 1
 
     def count(self) -> int:

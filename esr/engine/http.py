@@ -134,16 +134,24 @@ class PooledHttpSender:
         self._open = 0
         self._waiting: deque[asyncio.Future] = deque()
         self._fixed = f"Host: {host_header}\r\nUser-Agent: hms-esr\r\n"
+        self._targets: dict[str, str] = {}  # path -> request target as sent (most runs send a few paths)
         self._ssl: ssl.SSLContext | None = ssl.create_default_context() if self.tls else None
+
+    def _idle_connection(self) -> _Connection | None:
+        """The most recently used idle connection still open, if any (no await: the usual case)."""
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed:
+                return conn
+            self._open -= 1
+        return None
 
     async def _acquire(self) -> tuple[_Connection, bool]:
         """A connection and whether it was used before (an idle one may have been closed by
         the server just now)."""
-        while self._idle:
-            conn = self._idle.pop()
-            if not conn.closed:
-                return conn, True
-            self._open -= 1
+        conn = self._idle_connection()
+        if conn is not None:
+            return conn, True
         if self._open >= self.max_connections:
             return await self._wait_for_connection()
         return await self._open_new()
@@ -225,7 +233,11 @@ class PooledHttpSender:
         self._idle.append(conn)
 
     def _encode(self, request: PreparedRequest, headers: dict[str, str]) -> bytes:
-        target = quote(self.prefix + request.path, safe=_PATH_SAFE)
+        target = self._targets.get(request.path)
+        if target is None:
+            if len(self._targets) >= _TARGETS_KEPT:  # paths with ids in them: start over rather than grow
+                self._targets.clear()
+            target = self._targets[request.path] = quote(self.prefix + request.path, safe=_PATH_SAFE)
         if request.query:
             target += ("&" if "?" in target else "?") + urlencode(request.query)
         body = b""
@@ -253,10 +265,13 @@ class PooledHttpSender:
         timeout = request.timeout or self.timeout
         head = request.method == "HEAD"
         for attempt in (1, 2):
-            try:
-                conn, reused = await self._acquire()
-            except _Failed as failed:
-                return Response(0, _EMPTY, b"", failed.kind)
+            conn = self._idle_connection()
+            reused = True
+            if conn is None:
+                try:
+                    conn, reused = await self._acquire()
+                except _Failed as failed:
+                    return Response(0, _EMPTY, b"", failed.kind)
             future = conn.exchange(data, head)
             timer = conn.loop.call_later(timeout, conn._fail, "timeout")  # noqa: SLF001
             try:
@@ -289,6 +304,7 @@ class PooledHttpSender:
 
 _EMPTY: Mapping[str, str] = {}
 _PATH_SAFE = "/?&=:@!$'()*+,;%-._~"  # already-encoded and reserved characters stay as they are
+_TARGETS_KEPT = 4096  # encoded request targets a sender keeps
 
 
 class RawHeaders(Mapping[str, str]):

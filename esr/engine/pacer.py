@@ -32,10 +32,18 @@ class Clocks:
     seconds for event timestamps. Measurements use the monotonic clock directly: uvloop's
     loop.time() is the same clock cut to whole milliseconds and cached per loop iteration, too
     coarse for latencies; timers still go through loop.call_at, which shares its origin. Tests of
-    run semantics pass a virtual pair and play a day in seconds (tests/unit/virtual_run.py)."""
+    run semantics pass a virtual pair and play a day in seconds (tests/unit/virtual_run.py).
+
+    `timer_resolution` is the shortest wait the loop's timers keep (seconds): libuv's (uvloop)
+    and epoll's timeouts are whole milliseconds, and uvloop runs a shorter sleep at once, so
+    waiting for an arrival 0.05 ms away by sleeping 0.05 ms spun the loop, one iteration after
+    another, until it came: half a core at 5,000 arrivals/s. Shorter gaps are waited as one whole
+    tick instead (an arrival then starts up to a millisecond after its time, never before; its
+    latency still counts from its intended time). A virtual loop's timers are exact: 0."""
 
     monotonic: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
+    timer_resolution: float = 0.001
 
 
 def _names_key(headers: dict[str, str]) -> bool:
@@ -50,6 +58,7 @@ class Pacer:
         self.scheduler = scheduler
         self.now = clocks.monotonic  # scheduling and measuring
         self.wall = clocks.wall  # event timestamps
+        self.timer_resolution = clocks.timer_resolution
         self.sim_header = sim_header  # X-ESR-Sim-Time of a simulated time
         self.request_timeout = request_timeout
         self.sender: Sender | None = None  # set at begin; a shard swaps in its fault proxy's
@@ -80,6 +89,18 @@ class Pacer:
         delay = loop_time - self.now()
         if delay > 0:
             await asyncio.sleep(delay)
+
+    async def wait_for(self, at: float) -> float:
+        """Sleep until monotonic time `at`, never waking before it (a timer may fire early: the
+        loop's timers round to the millisecond); returns the time then. A gap shorter than the
+        loop's timer resolution is slept as one whole tick, not spun through (see Clocks)."""
+        now = self.now()
+        floor = self.timer_resolution
+        while now < at:
+            gap = at - now
+            await asyncio.sleep(gap if gap >= floor else floor)
+            now = self.now()
+        return now
 
     # -- the scheduler's effects ------------------------------------------------------------
     def pump(self) -> None:
@@ -117,7 +138,7 @@ class Pacer:
     async def play(self, arrivals: Iterable[Arrival]) -> None:
         """Start each arrival at its intended time, never before: arrivals that fall due
         together start together, and a timer that fires early (the loop's timers round to the
-        millisecond) is followed by a shorter one."""
+        millisecond) is followed by another (`wait_for`)."""
         t0 = self.origin
         due: list[Arrival] = []
         for arrival in arrivals:
@@ -126,9 +147,7 @@ class Pacer:
             if at > now:
                 self._arrive_all(due)
                 due = []
-                while now < at:
-                    await asyncio.sleep(at - now)
-                    now = self.now()
+                await self.wait_for(at)
             due.append(arrival)
         self._arrive_all(due)
 

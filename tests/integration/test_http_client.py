@@ -120,7 +120,9 @@ async def test_paths_and_queries_are_percent_encoded() -> None:
     sender = PooledHttpSender(f"http://127.0.0.1:{port}", timeout=PATIENT_S)
     response = await sender.send(get("/claims/Mary Smith €", query={"q": "a b&c"}), {})
     assert (response.status, response.body.decode()) == (200, "Mary Smith €")
-    assert seen == ["/claims/Mary%20Smith%20%E2%82%AC?q=a+b%26c"]
+    again = await sender.send(get("/claims/Mary Smith €", query={"q": "d"}), {})  # the path's target is kept
+    assert (again.status, again.body.decode()) == (200, "Mary Smith €")
+    assert seen == ["/claims/Mary%20Smith%20%E2%82%AC?q=a+b%26c", "/claims/Mary%20Smith%20%E2%82%AC?q=d"]
     bad_header = await sender.send(get("/claims/x", headers={"X-Name": "€"}), {})
     assert bad_header.error == "protocol"
     await sender.close()

@@ -10,6 +10,7 @@ import pytest
 from esr.core.arrivals import Arrival, ArrivalPlan, user_rng
 from esr.core.clock import SimClock
 from esr.core.load_profile import LoadPoint, LoadProfile
+from esr.core.ticks import shard_of
 
 HOUR = 3_600.0
 
@@ -171,3 +172,13 @@ def test_user_rng_does_not_depend_on_the_arrival_stream() -> None:
     before = user_rng(9, 0).random()
     list(make_plan(SMALL_POINTS, duration=6, warp=60, seed=9))  # consuming a plan changes nothing
     assert user_rng(9, 0).random() == before
+
+
+@pytest.mark.parametrize("shards", [1, 3, 4])
+def test_a_shard_holds_exactly_its_share_of_the_plan(big_plan: ArrivalPlan, big: list[Arrival], shards: int) -> None:
+    """A Kafka bot shard walks the plan without building the other shards' arrivals; what it
+    gets is the whole plan's arrivals of its own index, byte for byte."""
+    for shard in range(shards):
+        mine = list(big_plan.shard(shard, shards))
+        assert fingerprint(mine) == fingerprint([a for a in big if shard_of(a.index, shards) == shard])
+    assert fingerprint(list(big_plan.shard(0, 1))) == fingerprint(big)
