@@ -21,9 +21,12 @@ from esr.core.scheduler import COMPLETED, CUT, Active, Dispatch, Launch, Schedul
 from esr.core.sim_headers import IDEMPOTENCY_KEY, RUN_ID, SIM, SIM_TIME, TIME_WARP, idempotency_key
 from esr.engine.response import Response, Sender
 
-__all__ = ["Clocks", "Pacer"]
+__all__ = ["BOT_TIMER_RESOLUTION", "Clocks", "Pacer"]
 
 FREEZE_EVERY = 2_000  # journeys started between two gc.freeze() calls
+
+
+BOT_TIMER_RESOLUTION = 0.001  # see Clocks
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,16 +37,18 @@ class Clocks:
     coarse for latencies; timers still go through loop.call_at, which shares its origin. Tests of
     run semantics pass a virtual pair and play a day in seconds (tests/unit/virtual_run.py).
 
-    `timer_resolution` is the shortest wait the loop's timers keep (seconds): libuv's (uvloop)
-    and epoll's timeouts are whole milliseconds, and uvloop runs a shorter sleep at once, so
-    waiting for an arrival 0.05 ms away by sleeping 0.05 ms spun the loop, one iteration after
-    another, until it came: half a core at 5,000 arrivals/s. Shorter gaps are waited as one whole
-    tick instead (an arrival then starts up to a millisecond after its time, never before; its
+    `timer_resolution` is the shortest wait the loop's timers keep (seconds). 0 (the default:
+    embedded runs and replays) waits each gap as it is, so an arrival starts within a fraction of
+    a millisecond of its time; libuv's (uvloop) and epoll's timeouts are whole milliseconds and
+    uvloop runs a shorter sleep at once, so a sub-millisecond gap is spun through, up to half a
+    core at 5,000 arrivals/s. Bot workers, which share their core with nothing that needs that
+    precision and are bound by CPU, pass `BOT_TIMER_RESOLUTION` (1 ms): shorter gaps are waited as
+    one whole tick (an arrival then starts up to a millisecond after its time, never before; its
     latency still counts from its intended time). A virtual loop's timers are exact: 0."""
 
     monotonic: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
-    timer_resolution: float = 0.001
+    timer_resolution: float = 0.0
 
 
 def _names_key(headers: dict[str, str]) -> bool:

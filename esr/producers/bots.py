@@ -51,7 +51,7 @@ from esr.core.scheduler import GeneratorCounts, Scheduler
 from esr.core.sim_headers import SimTimeFormat
 from esr.core.targets import Target, TargetRegistry
 from esr.core.ticks import PlannedRequest, Tick, clock_skew_line, expected_end
-from esr.engine.pacer import Clocks, Pacer
+from esr.engine.pacer import BOT_TIMER_RESOLUTION, Clocks, Pacer
 from esr.engine.response import Sender
 from esr.engine.runner import journey_table
 from esr.engine.sender import connection_budget, make_sender
@@ -87,7 +87,7 @@ class ShardRun:
     def __init__(self, started: RunStarted, shard: int, attempt: str,
                  publish: Callable[[str, EventBatch], None], *, registry_file: Path,
                  http_client: str = "pooled", clocks: Clocks | None = None) -> None:
-        clocks = clocks or Clocks()
+        clocks = clocks or Clocks(timer_resolution=BOT_TIMER_RESOLUTION)  # CPU before sub-ms precision
         self.scenario = scenario = Scenario.from_dict(started.scenario)
         self.target = Target(started.target, started.target)
         self.run_id = started.run_id

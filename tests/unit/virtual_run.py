@@ -117,7 +117,7 @@ def play(scenario: Scenario, home: Path, *, double: ClaimsDouble | None = None, 
     # whatever loop policy is set; the clock jumps to the next timer as soon as nothing is ready (no
     # I/O to wait for here): looptime's default of 42 idle loop cycles per jump tripled the CPU time
     loop = looptime.patch_event_loop(asyncio.SelectorEventLoop(), start=0.0, noop_cycles=0)
-    clocks = Clocks(monotonic=loop.time, wall=lambda: EPOCH + loop.time(), timer_resolution=0.0)  # exact timers
+    clocks = Clocks(monotonic=loop.time, wall=lambda: EPOCH + loop.time())  # exact timers: no resolution floor
     run = Run(scenario, target, run_id=run_id, home=home, sender=double or ClaimsDouble(seed=scenario.seed),
               sim_start=SIM_START, clocks=clocks)
 
