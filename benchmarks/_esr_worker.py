@@ -48,10 +48,18 @@ def main() -> None:
     skew: list[float] = []
 
     class CheckedRun(Run):
-        def send(self, request, intended, user, journey):  # type: ignore[override]
-            if intended is not None:
-                wall_lag.append(time.monotonic() - intended)
-            return Run.send(self, request, intended, user, journey)
+        """Times each send as the scheduler lets it go (`Scheduler.sending`, called by the Pacer
+        right before the request leaves) against its intended time (`Dispatch.due`)."""
+
+        def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            super().__init__(*args, **kwargs)
+            sending = self.scheduler.sending
+
+            def timed(dispatch):  # type: ignore[no-untyped-def]
+                wall_lag.append(time.monotonic() - dispatch.due)
+                return sending(dispatch)
+
+            self.scheduler.sending = timed  # type: ignore[method-assign]
 
     home = Path(tempfile.mkdtemp(prefix="esr-bench-run-", dir=a.home))
     try:
