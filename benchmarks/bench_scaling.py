@@ -31,9 +31,9 @@ them with nginx, the broker, the clock and the metrics worker. `--pin` pins bot 
 i (one worker: CPU 0, a core of its own; two: CPU 0 and CPU 1, the second beside nginx and the
 rest); without it only nginx is pinned. `--quick` is for a smoke run only.
 
-The other half of the issue's point ("result events/s with 1 and 2 metrics workers, side by
-side in one run") belongs in `metrics_rows()` below; `bench_kafka.py --workers N` measures
-metrics workers on their own, and this script prints "not measured here" until it is wired in.
+Then the metrics tier in the same invocation: result events/s through 1 and through 2 metrics
+workers sharing the partitions, on bench_kafka.py's synthetic 4-shard run (600,000 events;
+`--quick` 150,000) published as bot shards would, to the verdict, which must count every event.
 """
 
 from __future__ import annotations
@@ -280,11 +280,25 @@ def _ms(value: float) -> str:
     return "n/a" if value != value else f"{value:.3f} s"
 
 
-def metrics_rows(bootstrap: str) -> list[list[object]] | None:
-    """Result events/s through 1 and 2 metrics workers, side by side (issue 16 point 5, the
-    metrics half; bench_kafka.py measures them alone): not wired in yet. Rows returned here are
-    printed under "metrics workers" as (case, events, events/s)."""
-    return None
+def metrics_rows(bootstrap: str, events: int) -> list[list[object]]:
+    """Result events/s through 1 and 2 metrics workers sharing the partitions, side by side:
+    bench_kafka's synthetic 4-shard run (`events` result events, published as bot shards
+    would), each case on a fresh prefix, to the verdict, which must count every event."""
+    from bench_kafka import MetricsWorker, synthetic_run, through_kafka  # it imports this module
+
+    rows: list[list[object]] = []
+    for count in (1, 2):
+        started, grouped = synthetic_run(events)
+        settings = KafkaSettings(bootstrap, prefix=f"scalem{uuid.uuid4().hex[:6]}.", partitions=PARTITIONS)
+        workers = MetricsWorker(settings, count)
+        try:
+            eps, lag, _, verdict = through_kafka(settings, workers, started, grouped)
+        finally:
+            workers.stop()
+        counted = verdict["completeness"]["results_recorded"]
+        rows.append([f"{count} metrics worker{'s' * (count > 1)}", f"{counted:,} of {events:,}", f"{eps:,.0f}",
+                     f"{lag * 1000:,.0f} ms", verdict["verdict"]])
+    return rows
 
 
 def main() -> None:
@@ -320,12 +334,14 @@ def main() -> None:
     print(f"bot tier: {per[0]:.3f} s per 1,000 requests with 1 worker, {per[1]:.3f} s with 2 "
           f"({per[0] / per[1]:.2f}x as much work per CPU second; 1.00 = scales with the cores it gets)")
     print()
-    rows = metrics_rows(args.kafka)
-    print("metrics workers (result events/s with 1 and 2): "
-          + ("not measured here yet (metrics_rows; see bench_kafka.py --workers)" if rows is None else ""))
-    if rows is not None:
-        print(table(["case", "events", "events/s"], rows))
-
+    events = 150_000 if args.quick else 600_000
+    rows = metrics_rows(args.kafka, events)
+    print(f"metrics workers: result events/s through 1 and 2 workers sharing the {PARTITIONS} partitions "
+          f"({events:,} events published as 4 bot shards would, to the verdict; bench_kafka.py's run)")
+    print(table(["case", "events counted", "events/s", "verdict after the last ack", "verdict"], rows))
+    one_m, two_m = (float(str(r[2]).replace(",", "")) for r in rows)
+    print(f"2 metrics workers / 1: {two_m / one_m:.2f}x (on two shared cores a second worker adds no core, "
+          "only the partials hop)")
 
 if __name__ == "__main__":
     main()
