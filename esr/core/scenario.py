@@ -128,8 +128,8 @@ class Scenario(Model):
     top_endpoints: SkipJsonSchema[int | None] = Field(
         default=None, ge=1, description="set by `esr replay` only (--top-endpoints): at most this many endpoint "
                                         "labels keep rows of their own, the rest are counted under 'other'")
-    windowed_endpoints: SkipJsonSchema[list[str]] = Field(
-        default_factory=list, description="set by `esr replay` only: endpoints whose figures are kept per window "
+    windowed_endpoints: SkipJsonSchema[list[str] | None] = Field(
+        default=None, description="set by `esr replay` only: endpoints whose figures are kept per window "
                                           "(those its assertions judge over a time scope); the others per run")
     python_journeys: SkipJsonSchema[tuple[Any, ...]] = Field(default=(), exclude=True)
     metrics: SkipJsonSchema[dict[str, Any]] = Field(default_factory=dict, exclude=True)

@@ -292,8 +292,9 @@ def replay_scenario(plan: ReplayPlan, assertions: list[str], name: str = "replay
         data["top_endpoints"] = top_endpoints
     try:
         scenario = Scenario.from_dict(data)
-        if top_endpoints is not None and assertions:
-            data["windowed_endpoints"] = windowed_endpoints(scenario)
+        windowed = windowed_endpoints(scenario) if top_endpoints is not None else []
+        if windowed:
+            data["windowed_endpoints"] = windowed
             scenario = Scenario.from_dict(data)
         return scenario
     except ScenarioError as exc:

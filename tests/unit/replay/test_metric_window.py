@@ -56,6 +56,7 @@ def test_the_replays_scenario_carries_the_window_and_the_windowed_endpoints() ->
                                      'errors < 3 for endpoint "GET /c" during hour 0..24'], top_endpoints=10)
     assert s.window == 21_600
     assert s.windowed_endpoints == ["GET /b", "GET /c"]
+    assert replay_scenario(plan(DAY), ["error_rate < 0.1"], top_endpoints=10).windowed_endpoints is None
     assert replay_scenario(plan(DAY), [], top_endpoints=10).window == 60
     assert replay_scenario(plan(DAY), [], window=900).window == 900
 
