@@ -2,6 +2,8 @@
 """Replay memory against the number of distinct paths: a real replay (not --dry-run) to nginx.
 
     python benchmarks/bench_replay_memory.py [--quick | --paths 1000000] [--top-endpoints N]
+    python benchmarks/bench_replay_memory.py --paths 1000000 --lines 10000000 --span-days 366 --warp 1e9 \
+        --timeout 4200
 
 For 1,000, 100,000 and 1,000,000 distinct paths (--quick: the first two), a combined log of GET
 requests to `/pages/<8 lower-case letters>` (paths the endpoint folder keeps as they are, so
@@ -13,13 +15,18 @@ to nginx on loopback, as fast as the target allows:
 | 1,000 | 200,000 | 200 |
 | 100,000 | 200,000 | 2 |
 | 1,000,000 | 1,000,000 | 1 |
+| 1,000,000 | 10,000,000 (`--lines 10000000`, the issue's figure) | 10 |
+
+The log holds 1,000 requests per second of log time; `--span-days D` spreads them evenly over D
+days instead (a year: the metric window widens to 6 h, 1,465 windows at most).
 
 Printed per case: ESR's peak resident set (the child's `ru_maxrss` from `wait4`), lines/s over
-the whole command (both passes: the plan and the replay), the report's rows and size, and the
-'other' row's label count; beside it GoAccess 1.7 (`goaccess FILE --log-format=COMBINED -o
+the whole command (both passes: the plan and the replay), the report's rows and size, the
+'other' row's label count, and the metric window with the windows and buckets the fold kept;
+beside it GoAccess 1.7 (`goaccess FILE --log-format=COMBINED -o
 report.json`, the issue's peer: it parses and aggregates per path in C, sending nothing) on the
 same file, its peak RSS and lines/s. All traffic goes to 127.0.0.1; every case is bounded by
-its line count and a 15-minute timeout.
+its line count and a timeout (`--timeout`, 15 minutes by default).
 """
 
 from __future__ import annotations
@@ -54,13 +61,15 @@ def page(i: int) -> str:
     return "/pages/" + "".join(letters)
 
 
-def generate(path: Path, paths: int, lines: int) -> None:
-    """`lines` GET requests at 1,000 per second of log time, cycling through `paths` paths."""
+def generate(path: Path, paths: int, lines: int, span_days: float | None = None) -> None:
+    """`lines` GET requests at 1,000 per second of log time (or spread evenly over `span_days`),
+    cycling through `paths` paths."""
+    step = span_days * 86_400 / max(1, lines - 1) if span_days else 0.001
     with open(path, "w") as out:
         chunk = []
         stamp_t, stamp = -1, ""
         for j in range(lines):
-            t = BASE + j // 1000
+            t = BASE + int(j * step)
             if t != stamp_t:
                 stamp_t, stamp = t, datetime.fromtimestamp(t, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
             chunk.append(f'10.0.{j % 250}.{j % 7 + 1} - - [{stamp}] "GET {page(j % paths)} HTTP/1.1" 200 512 '
@@ -71,12 +80,12 @@ def generate(path: Path, paths: int, lines: int) -> None:
         out.writelines(chunk)
 
 
-def measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
+def measured(cmd: list[str], env: dict[str, str], timeout_s: float = TIMEOUT_S) -> tuple[float, float, int, str]:
     """Run `cmd`; its wall time (s), peak RSS (MiB, from wait4), exit code and stdout."""
     with tempfile.TemporaryFile() as out:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, env=env)
-        deadline = t0 + TIMEOUT_S
+        deadline = t0 + timeout_s
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
@@ -97,8 +106,15 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="1,000 and 100,000 distinct paths only")
     parser.add_argument("--paths", type=int, choices=[p for p, _ in CASES], help="run this case only")
     parser.add_argument("--top-endpoints", type=int, default=1000)
+    parser.add_argument("--lines", type=int, help="with --paths: this many lines instead of the case's")
+    parser.add_argument("--span-days", type=float, help="spread the lines evenly over this many days of log time")
+    parser.add_argument("--warp", default="1e6", help="the replay's --warp (default 1e6; 1e9 for a log spread over "
+                                                      "a year, so that pacing does not bound it)")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help=f"per command, seconds (default {TIMEOUT_S})")
     args = parser.parse_args()
     cases = [c for c in CASES if c[0] == args.paths] if args.paths else CASES[:2] if args.quick else CASES
+    if args.lines:
+        cases = [(paths, args.lines) for paths, _ in cases]
     goaccess = shutil.which("goaccess")
     work = Path(tempfile.mkdtemp(prefix="esr-bench-replay-memory-"))
     env = {**os.environ, "ESR_HOME": str(work / "home"), "PYTHONPATH": str(ROOT)}
@@ -107,10 +123,10 @@ def main() -> int:
         with nginx_server() as nginx:
             for paths, lines in cases:
                 log = work / f"paths-{paths}.log"
-                generate(log, paths, lines)
+                generate(log, paths, lines, args.span_days)
                 wall, rss, code, out = measured(
-                    [PYTHON, "-m", "esr.cli", "replay", "--warp", "1e6", str(log), "--target", nginx.url, "--json",
-                     "--max-in-flight", "256", "--top-endpoints", str(args.top_endpoints)], env)
+                    [PYTHON, "-m", "esr.cli", "replay", "--warp", args.warp, str(log), "--target", nginx.url, "--json",
+                     "--max-in-flight", "256", "--top-endpoints", str(args.top_endpoints)], env, args.timeout)
                 if code not in (0, 1):
                     rows.append([f"{paths:,} paths, {lines:,} lines", f"failed (exit {code})", "", "", ""])
                     continue
@@ -119,6 +135,9 @@ def main() -> int:
                 endpoints = result["replay"]["comparison"]["endpoints"]
                 other = endpoints.get("other", {})
                 held = ("about " if other.get("labels_estimated") else "") + f"{other.get('labels', 0):,}"
+                kept = result["replay"].get("metric_windows", {})
+                windows = (f"; window {kept['window_s']:g} s, {kept['windows_with_data']:,} windows, "
+                           f"{kept['buckets']:,} buckets" if kept else "")
                 peer = "goaccess not installed"
                 if goaccess:
                     g_wall, g_rss, g_code, _ = measured(
@@ -128,13 +147,16 @@ def main() -> int:
                             else f"GoAccess failed (exit {g_code})")
                 rows.append([f"{paths:,} paths, {lines:,} lines", f"peak RSS {rss:,.0f} MiB",
                              f"{lines / wall:,.0f} lines/s",
-                             f"{len(endpoints):,} rows, {report.stat().st_size / 1024:,.0f} KiB; other holds {held}",
+                             f"{len(endpoints):,} rows, {report.stat().st_size / 1024:,.0f} KiB; other holds {held}"
+                             f"{windows}; verdict {result['verdict']['verdict']}, {wall:,.0f} s",
                              peer])
                 shutil.rmtree(work / "home", ignore_errors=True)  # run logs of the finished case
                 log.unlink()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"real replay at warp 1e6, --max-in-flight 256, --top-endpoints {args.top_endpoints}, to nginx on loopback")
+    span = f", log spread over {args.span_days:g} days" if args.span_days else ""
+    print(f"real replay at warp {args.warp}, --max-in-flight 256, --top-endpoints {args.top_endpoints}, to nginx on "
+          f"loopback{span}")
     print(table(["case", "ESR peak RSS", "ESR lines/s", "report", "peer (parse + aggregate, no sending)"], rows))
     return 0
 

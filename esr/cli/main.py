@@ -369,7 +369,14 @@ def _cmd_demo_target(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_judge(args: argparse.Namespace, settings: Settings) -> int:
     path = run_log_path(settings.home, args.run_id)
-    fold = RunFold().apply_all(read_events(path))
+    events = read_events(path)
+    fold = RunFold()
+    first = next(events, None)
+    if first is not None:
+        fold.apply(first)
+        if fold.endpoint_cap is not None and args.assertions:  # a replay, folded flat: keep per-window figures
+            fold.windowed.update(_windowed(fold, args.assertions))  # for the endpoints these judge by window
+    fold.apply_all(events)
     if fold.started is None:
         raise EsrError(f"{path}: the log has no run_started event")
     data = dict(fold.started.scenario)
@@ -387,6 +394,17 @@ def _cmd_judge(args: argparse.Namespace, settings: Settings) -> int:
     verdict = judge(fold, scenario.parsed_assertions(), custom=scenario.custom_metrics,
                     counters=scenario.counter_names, definitions=scenario.metric_definitions)
     return report_verdict(verdict, as_json=args.json, log_path=str(path))
+
+
+def _windowed(fold: RunFold, assertions: list[str]) -> list[str]:
+    """The endpoints that `assertions` judge over a time scope, for the replay whose start `fold` holds."""
+    from esr.replay.player import windowed_endpoints
+
+    assert fold.started is not None
+    try:
+        return windowed_endpoints(Scenario.from_dict({**fold.started.scenario, "assertions": list(assertions)}))
+    except EsrError:
+        return []  # judged below, where a bad assertion is reported as such
 
 
 def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:

@@ -118,6 +118,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--top-endpoints", type=int, default=TOP_ENDPOINTS, metavar="N",
                    help=f"keep rows for at most N endpoint labels, the heaviest by requests and by errors "
                         f"(half each); the rest are counted in one 'other' row (default {TOP_ENDPOINTS:,})")
+    p.add_argument("--window", metavar="DURATION",
+                   help="metric window (bucket width in log time), e.g. 1m, 15m, 1h, 6h, 1d; default 1m, widened "
+                        "for long logs so that the span makes at most 2,000 windows (the plan says which); a "
+                        "window that makes more is refused")
     p.add_argument("--dry-run", action="store_true", help="print the plan and what was read; send nothing")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--run-id", help="use this run id")
@@ -260,7 +264,7 @@ def _tally_dict(tally: Tally, not_selected: dict[str, int], redactor: Redactor) 
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> int:
-    from esr.replay.player import ReplayRun, check_warp, replay_scenario
+    from esr.replay.player import ReplayRun, check_warp, metric_window, replay_scenario
 
     if args.list_formats:
         _print_formats()
@@ -297,7 +301,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
 
     # a dry run checks what a real run checks, in the same order: the target, then what is judged
     target = registry.resolve(args.target) if args.target else None
-    assertions, derived = _assertions(args)
+    assertions, derived, asked_window, window_by = _assertions(args)
 
     first = stream()
     not_selected: dict[str, int] = {}
@@ -306,10 +310,12 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
                                    args.warp)
     _check_slice(slice_shown, span, not_selected)
     scenario = replay_scenario(plan, assertions, derived_metrics=derived, scenario_file=args.scenario,
-                               top_endpoints=None if settings.kafka else args.top_endpoints)
+                               top_endpoints=args.top_endpoints, window=asked_window, window_by=window_by)
+    plan_out = {**_plan_dict(plan, notes, args),
+                "metric_window": metric_window(plan.span_s, asked_window, window_by).to_dict()}
     read = _tally_dict(first.tally, not_selected, redactor)
     if args.dry_run or not plan.requests:
-        out = {"plan": _plan_dict(plan, notes, args), "read": read,
+        out = {"plan": plan_out, "read": read,
                "target": target.shown_url if target is not None else None}
         _print_plan(out, args.json)
         if not plan.requests:
@@ -321,7 +327,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
     second = stream()
     if settings.kafka:
         return _replay_on_kafka(args, settings, _selected(second, selection, redactor, {}), plan, scenario, target,
-                                read, _plan_dict(plan, notes, args), endpoints)
+                                read, plan_out, endpoints)
     run = ReplayRun(_selected(second, selection, redactor, {}), plan, target, scenario=scenario,
                     run_id=args.run_id, timeout=args.timeout, max_in_flight=max(1, args.max_in_flight),
                     home=settings.home, http_client=http_client(settings), endpoints=endpoints)
@@ -330,7 +336,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
               f"{plan.real_s:,.1f} s (warp {plan.warp:g}, peak {plan.peak_rate:,.0f} req/s) to {target.url}",
               file=sys.stderr)
     verdict = run_loop(run.execute())
-    report = {"plan": _plan_dict(plan, notes, args), "read": read, "comparison": run.comparison.to_dict()}
+    report = {"plan": plan_out, "read": read, "metric_windows": run.windows_report(),
+              "comparison": run.comparison.to_dict()}
     (run.log_path.parent / "replay_report.json").write_text(json.dumps(report, indent=2))
     if args.json:
         print(json.dumps({"verdict": verdict.to_dict(), "replay": report, "run_log": str(run.log_path)}, indent=2))
@@ -339,17 +346,32 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
     return report_verdict(verdict, as_json=args.json, log_path=str(run.log_path))
 
 
-def _assertions(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
-    """The assertions and derived metrics of --scenario (if given), then the --assert ones."""
+def _assertions(args: argparse.Namespace) -> tuple[list[str], dict[str, str], float | None, str]:
+    """The assertions and derived metrics of --scenario (if given), then the --assert ones; the
+    window asked for (--window, else the --scenario file's own `window` if it sets one) and by whom."""
+    window = _window(args.window) if args.window is not None else None
     if not args.scenario:
-        return list(args.assertions), {}
+        return list(args.assertions), {}, window, "--window"
     from esr.core.scenario import load_scenario
 
     source = load_scenario(args.scenario)
     if source.failure_injection:
         raise EsrError(f"{args.scenario}: esr replay applies no faults (failure_injection); replay without "
                        "them, or rehearse the faults with `esr run`")
-    return list(source.assertions) + list(args.assertions), dict(source.derived_metrics)
+    if window is None and "window" in source.model_fields_set:
+        return (list(source.assertions) + list(args.assertions), dict(source.derived_metrics), source.window,
+                f"the window of {args.scenario}")
+    return list(source.assertions) + list(args.assertions), dict(source.derived_metrics), window, "--window"
+
+
+def _window(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except (EsrError, ValueError) as exc:
+        raise EsrError(f"--window {text!r}: {exc}; give a duration such as 1m, 15m, 1h or 1d") from None
+    if not seconds > 0:
+        raise EsrError(f"--window {text!r}: must be more than 0, e.g. 1m, 15m, 1h or 1d")
+    return seconds
 
 
 def _replay_on_kafka(args: argparse.Namespace, settings: Settings, records: Iterator[LogRecord], plan: ReplayPlan,
@@ -421,6 +443,8 @@ def _print_plan(out: dict[str, Any], as_json: bool) -> None:
     print(f"requests to send: {plan['requests']:,}\nlog time: {first} .. {last} ({plan['span_s']:,.0f} s)\n"
           f"real duration at warp {plan['warp']:g}: {plan['real_s']:,.1f} s\n"
           f"peak real rate: {plan['peak_rate_per_s']:,.0f} requests/s")
+    if plan.get("metric_window"):
+        print(f"metric window: {printable(plan['metric_window']['text'])}")
     if plan.get("timestamps"):
         print(f"timestamps: {printable(plan['timestamps'])}")
     if plan.get("json_preset"):
@@ -461,6 +485,12 @@ def _print_report(report: dict[str, Any]) -> None:
               f"{now['count']:>10,}  {fmt(now['latency_p95_ms']):>6}  {then['statuses']} -> {now['statuses']}")
     if hidden:
         print(f"... {hidden:,} more endpoints in replay_report.json")
+    windows = report.get("metric_windows")
+    if windows:
+        print(f"metric windows: {windows['window_s']:g} s each, {windows['windows_with_data']:,} with data "
+              f"(at most {windows['max_windows']:,}); per window: the whole replay"
+              + "".join(f", {printable(e)}" for e in windows["windowed_endpoints"])
+              + "; per endpoint: whole-run rows")
     cap = comparison.get("endpoint_cap")
     other = comparison["endpoints"].get("other")
     if cap is not None and other is not None and "labels" in other:

@@ -200,6 +200,10 @@ def parse_assertion(
             if not args[0] < args[1]:
                 raise AssertionSyntaxError(text, token_column(token), f"hour range {args[0]:g}..{args[1]:g} is empty; "
                                                                       "write 'during hour 8..18'")
+            if window_s > 3600 and any((hour * 3600) % window_s for hour in args[:2]):
+                raise AssertionSyntaxError(  # a replay's long windows (more than an hour) cannot be cut
+                    text, token_column(token), f"hours {args[0]:g}..{args[1]:g} do not fall on the metric window's "
+                    f"boundaries ({window_s / 3600:g}h): give hours that are multiples of {window_s / 3600:g}")
             kwargs["from_hour"], kwargs["to_hour"] = args
         elif kind == "every":
             if args[0] < window_s or args[0] % window_s:
@@ -270,6 +274,9 @@ def evaluate(
     try:
         if assertion.endpoint is not None and fold.untracked(assertion.endpoint):
             raise JudgementError(_untracked(fold, assertion.endpoint))
+        if assertion.endpoint is not None and (assertion.every_s is not None or assertion.from_hour is not None
+                                               or assertion.fault is not None):
+            fold.check_windows(assertion.endpoint)  # a replay keeps most endpoints' figures whole-run only
         for function, fault in assertion.calls:  # only recovery_time_s so far
             extra[f"{function}({fault})"] = recovery_time_s(fold, fault)
         if assertion.fault is not None:

@@ -5,6 +5,11 @@ outcomes, SLA met/missed, user counters) with `merge`; `RunFold` folds a run's e
 buckets keyed by `(window index, endpoint)` and keeps the run's own facts (start, finish,
 verdict). Both runtimes and `esr judge` call exactly this code, so a run re-judged from its log
 gets the same numbers.
+
+A replay (a fold with an endpoint cap) is folded flat: per endpoint one whole-run bucket
+(`rows`), and per window the run-level figures only (label `REST`), plus per-window buckets for
+the few endpoints an assertion judges window by window (`windowed`). Its memory is windows +
+endpoints, never windows x endpoints.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 from math import isfinite
 from typing import Any, get_args
 
-from esr.core.errors import RunLogError
+from esr.core.errors import JudgementError, RunLogError
 from esr.core.events import (
     CounterAdded,
     DecisionRecorded,
@@ -35,11 +40,12 @@ from esr.core.events import (
 from esr.core.heavy_hitters import OTHER, EndpointCap
 from esr.core.sketch import LatencySketch
 
-__all__ = ["ERROR_KINDS", "JOURNEY_OUTCOMES", "LATE_START_SHARE", "Bucket", "FaultWindow", "RunFold"]
+__all__ = ["ERROR_KINDS", "JOURNEY_OUTCOMES", "LATE_START_SHARE", "REST", "Bucket", "FaultWindow", "RunFold"]
 
 ERROR_KINDS = ("timeout", "connect", "4xx", "5xx", "protocol")
 JOURNEY_OUTCOMES: tuple[JourneyOutcome, ...] = get_args(JourneyOutcome)
 JOURNEY_LABEL = ""  # journeys, SLAs and counters are not per endpoint
+REST = "*"  # a flat fold's per-window label: the requests of every endpoint without per-window buckets
 MAX_REASONS = 100  # distinct failure reasons kept; more are counted in the outcomes only
 _BATCH = 4096  # results apply_all groups before adding them to their buckets
 LATE_START_SHARE = 0.05  # a scenario's max_late_start_share unless it says otherwise
@@ -170,14 +176,19 @@ class RunFold:
 
     With `top_endpoints` (or a run whose scenario sets it: `esr replay --top-endpoints`), at most
     that many endpoint labels keep buckets of their own (`EndpointCap`); a label that leaves the
-    tracked set has its buckets merged into the `other` label's, window by window, so totals
-    and whole-run sketches stay exact."""
+    tracked set has its bucket merged into the `other` label's, so totals and whole-run sketches
+    stay exact. Such a fold is flat: endpoints have whole-run buckets (`rows`), windows have the
+    run's figures (`REST`) and, for the `windowed` endpoints only (those the scenario's
+    `windowed_endpoints` or the caller name: assertions scoped to an endpoint and to time), per
+    endpoint; those are never let go into `other`."""
 
-    def __init__(self, late_threshold_ms: float = 10.0, *, top_endpoints: int | None = None) -> None:
+    def __init__(self, late_threshold_ms: float = 10.0, *, top_endpoints: int | None = None,
+                 windowed: Iterable[str] = ()) -> None:
         self.late_threshold_ms = late_threshold_ms
         self.max_late_start_share = LATE_START_SHARE  # the run's scenario's, from run_started
         self.endpoint_cap = EndpointCap(top_endpoints) if top_endpoints is not None else None
-        self._windows_of: dict[str, list[int]] = {}  # with a cap: each tracked label's windows
+        self.windowed: set[str] = set(windowed)  # flat: endpoints with per-window buckets of their own
+        self.rows: dict[str, Bucket] = {}  # flat: each endpoint's whole-run bucket (the tracked, windowed, other)
         self.window_s = 60.0
         self.buckets: dict[tuple[int, str], Bucket] = {}
         self.started: RunStarted | None = None
@@ -311,8 +322,18 @@ class RunFold:
     ) -> Bucket:
         """One bucket for the windows starting in [from_sim, to_sim), optionally one endpoint.
         The whole run's (no bounds) is kept up to date incrementally: dashboards and scrapes
-        ask for it every second while the run plays."""
-        if (from_sim is None or from_sim <= 0) and to_sim is None:
+        ask for it every second while the run plays. A flat fold has an endpoint's figures for
+        the whole run only, unless it is `windowed`: asked for a part of the run, it says so."""
+        whole = (from_sim is None or from_sim <= 0) and to_sim is None
+        if self.endpoint_cap is not None and endpoint not in (None, JOURNEY_LABEL) and endpoint not in self.windowed:
+            if not whole:
+                self.check_windows(endpoint)
+            total = Bucket()
+            row = self.rows.get(endpoint)
+            if row is not None:
+                total.merge(row)
+            return total
+        if whole:
             return self._whole(endpoint)
         total = Bucket()
         for (window, label), bucket in self.buckets.items():
@@ -347,7 +368,22 @@ class RunFold:
 
     @property
     def endpoints(self) -> list[str]:
+        if self.endpoint_cap is not None:
+            return sorted(self.rows)
         return sorted({label for _, label in self.buckets if label != JOURNEY_LABEL})
+
+    def whole_by_label(self) -> dict[str, Bucket]:
+        """Each label's whole-run bucket: every endpoint's (a flat fold's rows) and the journeys' ("")."""
+        labels = {label for _, label in self.buckets}
+        if self.endpoint_cap is not None:
+            labels.discard(REST)
+            labels.update(self.rows)
+        return {label: self.merged(endpoint=label) for label in labels}
+
+    @property
+    def windows(self) -> int:
+        """How many simulated-time windows hold data."""
+        return len({window for window, _ in self.buckets})
 
     # -- handlers -------------------------------------------------------------------------
     def _on_result(self, e: RequestResult) -> None:
@@ -362,31 +398,72 @@ class RunFold:
         bucket.add_result(e)
 
     def _capped_result(self, e: RequestResult, cap: EndpointCap) -> None:
+        """Flat: the result joins its endpoint's row and its window's run-level bucket (or, for a
+        windowed endpoint, its own bucket in that window)."""
         label = e.endpoint
-        if label != OTHER:
+        windowed = label in self.windowed
+        if not windowed and label != OTHER:
             for gone in cap.see(label, e.error is not None):
                 self._to_other(gone)
-        window = int(e.sim_time // self.window_s)
-        bucket = self.buckets.get((window, label))
+        row = self.rows.get(label)
+        if row is None:
+            row = self.rows[label] = Bucket()
+        row.add_result(e)
+        key = (int(e.sim_time // self.window_s), label if windowed else REST)
+        bucket = self.buckets.get(key)
         if bucket is None:
-            bucket = self.buckets[(window, label)] = Bucket()
-            if label != OTHER:
-                self._windows_of.setdefault(label, []).append(window)
+            bucket = self.buckets[key] = Bucket()
         bucket.add_result(e)
 
     def _to_other(self, label: str) -> None:
-        """A label no longer tracked: its buckets join `other`'s, window by window."""
+        """A label no longer tracked: its row joins `other`'s."""
+        row = self.rows.pop(label, None)
+        if row is None:
+            return
+        into = self.rows.get(OTHER)
+        if into is None:
+            into = self.rows[OTHER] = Bucket()
+        into.merge(row)
+
+    def _merge_flat(self, other: RunFold) -> None:
+        """Another fold's buckets into this flat one, through the same cap as results: a plain
+        fold's (a partition's on the Kafka runtime) per window and endpoint, a flat one's rows."""
+        cap = self.endpoint_cap
+        assert cap is not None
         buckets = self.buckets
-        for window in self._windows_of.pop(label, ()):
-            bucket = buckets.pop((window, label))
-            into = buckets.get((window, OTHER))
-            if into is None:
-                into = buckets[(window, OTHER)] = Bucket()
-            into.merge(bucket)
+        for (window, label), bucket in other.buckets.items():
+            if label != JOURNEY_LABEL and other.endpoint_cap is None:
+                self._merge_row(label, bucket, cap)
+            key = (window, label if label == JOURNEY_LABEL or label in self.windowed else REST)
+            mine = buckets.get(key)
+            if mine is None:
+                mine = buckets[key] = Bucket()
+            mine.merge(bucket)
+        if other.endpoint_cap is not None:
+            for label, row in other.rows.items():
+                self._merge_row(label, row, cap)
+
+    def _merge_row(self, label: str, bucket: Bucket, cap: EndpointCap) -> None:
+        if label not in self.windowed and label != OTHER:
+            for gone in cap.see_many(label, bucket.requests, bucket.error_count):
+                self._to_other(gone)
+        row = self.rows.get(label)
+        if row is None:
+            row = self.rows[label] = Bucket()
+        row.merge(bucket)
+
+    def check_windows(self, endpoint: str) -> None:
+        """Raise JudgementError when this (flat) fold has `endpoint`'s figures for the whole run only."""
+        if self.endpoint_cap is not None and endpoint not in self.windowed and endpoint != JOURNEY_LABEL:
+            raise JudgementError(
+                f"endpoint {endpoint!r} has figures for the whole replay only: a replay keeps figures per window "
+                "for the run and for the endpoints its assertions judge over a time scope ('for endpoint ... in "
+                "every ...' or '... during hour ...'); give that assertion to the replay or to `esr judge`")
 
     def untracked(self, endpoint: str) -> bool:
         """With a cap: `endpoint` has no row of its own (its requests, if any, are in `other`)."""
-        return self.endpoint_cap is not None and endpoint != OTHER and not self.endpoint_cap.tracked(endpoint)
+        return (self.endpoint_cap is not None and endpoint != OTHER and endpoint not in self.windowed
+                and not self.endpoint_cap.tracked(endpoint))
 
     def _on_journey_started(self, e: JourneyStarted) -> None:
         bucket = self.bucket(e.sim_time, JOURNEY_LABEL)
@@ -426,6 +503,7 @@ class RunFold:
         top = e.scenario.get("top_endpoints")
         if top is not None and self.endpoint_cap is None:
             self.endpoint_cap = EndpointCap(int(top))
+        self.windowed.update(e.scenario.get("windowed_endpoints") or ())
         self.late_threshold_ms = float(e.scenario.get("late_threshold_ms", self.late_threshold_ms))
         self.max_late_start_share = float(e.scenario.get("max_late_start_share", LATE_START_SHARE))
 
@@ -453,12 +531,16 @@ class RunFold:
 
     # -- partial folds (Kafka runtime: one per partition, merged per run) -------------------
     def merge(self, other: RunFold) -> None:
-        """Add another fold's buckets and tallies (not its run facts) to this one."""
-        for key, bucket in other.buckets.items():
-            mine = self.buckets.get(key)
-            if mine is None:
-                mine = self.buckets[key] = Bucket()
-            mine.merge(bucket)
+        """Add another fold's buckets and tallies (not its run facts) to this one; a flat fold
+        (with a cap) takes them through its cap."""
+        if self.endpoint_cap is not None:
+            self._merge_flat(other)
+        else:
+            for key, bucket in other.buckets.items():
+                mine = self.buckets.get(key)
+                if mine is None:
+                    mine = self.buckets[key] = Bucket()
+                mine.merge(bucket)
         self.results_recorded += other.results_recorded
         self.events += other.events
         for reason, count in other.failure_reasons.items():

@@ -46,19 +46,20 @@ class SpaceSaving:
         self._heap: list[tuple[int, int, str]] = []
         self._tick = 0
 
-    def add(self, key: str) -> str | None:
-        """Count `key` once; returns the key evicted to make room for it, if any."""
+    def add(self, key: str, weight: int = 1) -> str | None:
+        """Count `key` `weight` times (weighted Space-Saving: a fold merged from partial folds
+        adds a label's whole count at once); returns the key evicted to make room for it, if any."""
         self._tick += 1
         entry = self._entries.get(key)
         evicted = None
         if entry is not None:
-            entry[0] += 1
+            entry[0] += weight
             entry[2] = self._tick
         elif len(self._entries) < self.capacity:
-            entry = self._entries[key] = [1, 0, self._tick]
+            entry = self._entries[key] = [weight, 0, self._tick]
         else:
             evicted, floor = self._pop_min()
-            entry = self._entries[key] = [floor + 1, floor, self._tick]
+            entry = self._entries[key] = [floor + weight, floor, self._tick]
         heapq.heappush(self._heap, (entry[0], entry[2], key))
         if len(self._heap) > _REBUILD * self.capacity + 16:
             self._heap = [(c, t, k) for k, (c, _, t) in self._entries.items()]
@@ -170,15 +171,20 @@ class EndpointCap:
     def see(self, label: str, error: bool) -> list[str]:
         """Count one request to `label` (tracked afterwards); returns the labels no longer tracked,
         whose data the caller merges into "other"."""
+        return self.see_many(label, 1, 1 if error else 0)
+
+    def see_many(self, label: str, requests: int, errors: int) -> list[str]:
+        """`see` for `requests` requests to `label`, `errors` of them errors, at once (a partial
+        fold's bucket merged into a capped one)."""
         gone = []
-        if error and self.by_errors is not None:
-            evicted = self.by_errors.add(label)
+        if errors and self.by_errors is not None:
+            evicted = self.by_errors.add(label, errors)
             if evicted is not None:
                 gone.append(evicted)
             room = self.top - len(self.by_errors)
             if room < self.by_requests.capacity:
                 gone.extend(self.by_requests.shrink(room))
-        evicted = self.by_requests.add(label)
+        evicted = self.by_requests.add(label, max(1, requests))
         if evicted is not None:
             gone.append(evicted)
         out = [g for g in gone if not self.tracked(g)]

@@ -128,6 +128,9 @@ class Scenario(Model):
     top_endpoints: SkipJsonSchema[int | None] = Field(
         default=None, ge=1, description="set by `esr replay` only (--top-endpoints): at most this many endpoint "
                                         "labels keep rows of their own, the rest are counted under 'other'")
+    windowed_endpoints: SkipJsonSchema[list[str] | None] = Field(
+        default=None, description="set by `esr replay` only: endpoints whose figures are kept per window "
+                                          "(those its assertions judge over a time scope); the others per run")
     python_journeys: SkipJsonSchema[tuple[Any, ...]] = Field(default=(), exclude=True)
     metrics: SkipJsonSchema[dict[str, Any]] = Field(default_factory=dict, exclude=True)
 
@@ -171,7 +174,12 @@ class Scenario(Model):
 
     @field_validator("window")
     @classmethod
-    def _window(cls, value: float) -> float:
+    def _window(cls, value: float, info: ValidationInfo) -> float:
+        """A window divides an hour; a replay's may also be whole hours dividing a day, or whole
+        days (a long log's, so that it keeps a bounded number of windows)."""
+        if info.data.get("derived_from") == "log" and value > 3600 and (
+                (value % 3600 == 0 and 86400 % value == 0) or value % 86400 == 0):
+            return value
         if value <= 0 or 3600 % value:
             raise ValueError(f"window must divide one hour evenly (e.g. '1m', '5m', '15m'), got {value:g}s")
         return value

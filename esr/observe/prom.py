@@ -129,7 +129,7 @@ def fold_series(fold: RunFold, *, run_id: str, scenario: str, state: str, sim_ti
                 verdict: str | None = None) -> RunSeries:
     """The run's numbers from its fold: each endpoint's whole-run bucket (kept up to date by
     the fold, so a scrape of a playing run merges only the windows that changed)."""
-    merged = {label: fold.merged(endpoint=label) for label in {label for _, label in fold.buckets}}
+    merged = fold.whole_by_label()
     journeys = merged.pop(JOURNEY_LABEL, Bucket())
     return RunSeries(
         run_id, scenario, state, verdict, sim_time_s,

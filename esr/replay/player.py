@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -41,8 +42,14 @@ from esr.replay.record import LogRecord
 from esr.replay.schedule import ReplayPlan
 from esr.settings import Settings
 
-__all__ = ["ReplayComparison", "ReplayPlanError", "ReplayRun", "check_warp", "replay_scenario", "sendable_headers"]
+__all__ = ["REPLAY_MAX_WINDOWS", "MetricWindow", "ReplayComparison", "ReplayPlanError", "ReplayRun", "check_warp",
+           "metric_window", "replay_scenario", "sendable_headers"]
 
+REPLAY_MAX_WINDOWS = 2_000  # metric windows a replay keeps at most, whatever its log's span
+DEFAULT_WINDOW_S = 60.0
+# the widths a replay's window widens through: those dividing an hour, hours dividing a day, then whole days
+_WIDTHS = (60, 120, 180, 240, 300, 360, 600, 720, 900, 1200, 1800, 3600, 7200, 10800, 14400, 21600, 28800, 43200,
+           86400)
 START_LEAD_S = 0.2
 CHANGED_KEPT = 20
 _HOP_BY_HOP = frozenset({"host", "user-agent", "content-length", "connection", "keep-alive", "transfer-encoding", "te",
@@ -170,7 +177,80 @@ class ReplayComparison:
 
 class ReplayPlanError(EsrError):
     """A replay that cannot be described: a --warp or a log span past what a replay plays, a bad
-    --assert, a bad derived metric of the --scenario file; said in the replay's terms."""
+    --assert, a bad derived metric of the --scenario file, a --window that would make too many
+    windows; said in the replay's terms."""
+
+
+def _width(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def _windows_over(span_s: float, width: float) -> int:
+    return int(span_s // width) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class MetricWindow:
+    """A replay's metric window: the one asked for (`--window`, the --scenario file's `window`),
+    else the default 60 s widened just enough that the log's span holds at most
+    `REPLAY_MAX_WINDOWS` windows; stated in the plan and the report."""
+
+    window_s: float
+    windows: int  # windows the log's span covers at this width
+    span_s: float
+    asked_by: str | None = None  # "--window", or the --scenario file: the user chose it
+
+    @property
+    def widened(self) -> bool:
+        return self.asked_by is None and self.window_s > DEFAULT_WINDOW_S
+
+    def describe(self) -> str:
+        if self.asked_by is not None:
+            why = f"as {self.asked_by} asks"
+        elif self.widened:
+            why = (f"widened from {_width(DEFAULT_WINDOW_S)} so that the log's {self.span_s / 86400:,.1f} days "
+                   f"make at most {REPLAY_MAX_WINDOWS:,} windows")
+        else:
+            why = "the default"
+        return f"{_width(self.window_s)} ({self.windows:,} windows over the log's span; {why})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"window_s": self.window_s, "windows": self.windows, "max_windows": REPLAY_MAX_WINDOWS,
+                "chosen": "asked" if self.asked_by is not None else "widened" if self.widened else "default",
+                "asked_by": self.asked_by, "text": self.describe()}
+
+
+def metric_window(span_s: float, asked: float | None = None, asked_by: str = "--window") -> MetricWindow:
+    """The window a replay of a log spanning `span_s` folds its metrics by. A window asked for is
+    used as it is, or refused when it makes more than `REPLAY_MAX_WINDOWS` windows (never widened
+    behind the user's back): the message names the smallest width that fits."""
+    if asked is not None:
+        windows = _windows_over(span_s, asked)
+        if windows > REPLAY_MAX_WINDOWS:
+            fits = metric_window(span_s)
+            raise ReplayPlanError(
+                f"{asked_by} {_width(asked)} makes {windows:,} metric windows over the log's span of "
+                f"{span_s / 86400:,.1f} days; a replay keeps at most {REPLAY_MAX_WINDOWS:,}: give "
+                f"{asked_by} {_width(max(fits.window_s, asked))} or more, or replay a slice with --slice START/END")
+        return MetricWindow(asked, windows, span_s, asked_by)
+    for width in _WIDTHS:
+        if _windows_over(span_s, width) <= REPLAY_MAX_WINDOWS:
+            return MetricWindow(float(width), _windows_over(span_s, width), span_s)
+    days = max(2, math.ceil(span_s / 86400 / (REPLAY_MAX_WINDOWS - 1)))
+    while _windows_over(span_s, days * 86400) > REPLAY_MAX_WINDOWS:
+        days += 1
+    return MetricWindow(days * 86400.0, _windows_over(span_s, days * 86400), span_s)
+
+
+def windowed_endpoints(scenario: Scenario) -> list[str]:
+    """The endpoints an assertion judges over a time scope ('in every', 'during'): a replay keeps
+    their figures per window; every other endpoint's, for the whole run only."""
+    found = [a.endpoint for a in scenario.parsed_assertions()
+             if a.endpoint is not None and (a.every_s is not None or a.from_hour is not None or a.fault is not None)]
+    return sorted(set(found))
 
 
 def check_warp(warp: float) -> None:
@@ -184,13 +264,17 @@ def check_warp(warp: float) -> None:
 
 def replay_scenario(plan: ReplayPlan, assertions: list[str], name: str = "replay",
                     derived_metrics: dict[str, str] | None = None, scenario_file: str | None = None,
-                    top_endpoints: int | None = None) -> Scenario:
-    """The run's scenario as the log records it: the replay's span, warp and assertions.
+                    top_endpoints: int | None = None, window: float | None = None,
+                    window_by: str = "--window") -> Scenario:
+    """The run's scenario as the log records it: the replay's span, warp, window and assertions.
 
     It is marked `derived_from: log`, so it takes a replay's bounds (`--warp` up to 1e9, a log's
     span of years), not those of a scenario written by hand; its errors name what the user gave
-    (`--warp`, `--assert`, the --scenario file), never the fields of this description. With
-    `top_endpoints`, the fold keeps rows for that many endpoint labels, the rest under `other`."""
+    (`--warp`, `--assert`, `--window`, the --scenario file), never the fields of this description.
+    Its window is `metric_window`'s: at most `REPLAY_MAX_WINDOWS` over the log's span. With
+    `top_endpoints`, the fold keeps rows for that many endpoint labels, the rest under `other`,
+    and is flat: per window only the run's figures and those of the endpoints that an assertion
+    judges over a time scope (`windowed_endpoints`)."""
     check_warp(plan.warp)
     if plan.span_s > REPLAY_MAX_HOURS * 3600:
         raise ReplayPlanError(f"the log spans {plan.span_s / 86_400 / 365.25:,.0f} years, more than a replay "
@@ -200,21 +284,35 @@ def replay_scenario(plan: ReplayPlan, assertions: list[str], name: str = "replay
     rate = max(plan.requests / max(plan.real_s, 1e-3), 0.001)
     if top_endpoints is not None and top_endpoints < 1:
         raise ReplayPlanError(f"--top-endpoints must be 1 or more, not {top_endpoints}")
+    chosen = metric_window(plan.span_s, window, window_by)
     data: dict[str, Any] = {"name": name, "derived_from": "log", "duration_hours": hours, "time_warp": plan.warp,
                             "load_profile": [[0, rate]], "assertions": list(assertions),
-                            "derived_metrics": dict(derived_metrics or {})}
+                            "derived_metrics": dict(derived_metrics or {}), "window": chosen.window_s}
     if top_endpoints is not None:
         data["top_endpoints"] = top_endpoints
     try:
-        return Scenario.from_dict(data)
+        scenario = Scenario.from_dict(data)
+        windowed = windowed_endpoints(scenario) if top_endpoints is not None else []
+        if windowed:
+            data["windowed_endpoints"] = windowed
+            scenario = Scenario.from_dict(data)
+        return scenario
     except ScenarioError as exc:
-        raise ReplayPlanError("; ".join(_in_replay_terms(e, assertions, scenario_file) for e in exc.errors)) from None
+        raise ReplayPlanError("; ".join(_in_replay_terms(e, assertions, scenario_file, chosen)
+                                        for e in exc.errors)) from None
 
 
-def _in_replay_terms(error: FieldError, assertions: list[str], scenario_file: str | None) -> str:
+def _in_replay_terms(error: FieldError, assertions: list[str], scenario_file: str | None,
+                     window: MetricWindow) -> str:
     index = re.fullmatch(r"assertions\[(\d+)\]", error.path)
     if index and int(index[1]) < len(assertions):
+        if "metric window" in error.message and window.widened:
+            return (f"--assert {assertions[int(index[1])]!r}: {error.message}, which this replay widened to "
+                    f"{_width(window.window_s)} to keep at most {REPLAY_MAX_WINDOWS:,} windows over the log's "
+                    "span; give a longer scope, or replay a slice with --slice START/END")
         return f"--assert {assertions[int(index[1])]!r}: {error.message}"
+    if error.path == "window":
+        return f"{window.asked_by or 'window'}: {error.message}"
     if error.path.startswith("derived_metrics"):
         return f"{scenario_file or 'the --scenario file'}: {error.path}: {error.message}"
     return f"cannot plan this replay: {error.message}"  # not expected: the bounds are checked above
@@ -335,6 +433,13 @@ class ReplayRun:
             self.sent -= 1
             raise
         self.comparison.add(label, record, reply.status, reply.latency_ms, folded.rule)
+
+    def windows_report(self) -> dict[str, Any]:
+        """What the fold kept, for the report: its window, the windows and rows holding data."""
+        fold = self.fold
+        return {"window_s": fold.window_s, "windows_with_data": fold.windows, "max_windows": REPLAY_MAX_WINDOWS,
+                "windowed_endpoints": sorted(fold.windowed), "endpoint_rows": len(fold.rows),
+                "buckets": len(fold.buckets)}
 
     def _finish(self, log: RunLog) -> Verdict:
         if self.verdict is None:

@@ -44,3 +44,45 @@ async def test_a_replay_on_kafka_sends_every_logged_request_once_and_is_judged(
     # one client's requests stay in order on one bot
     first_client = [s["sim_time"] for s in rec.seen if s["target"] != "/status"]
     assert first_client == sorted(first_client)
+
+
+async def test_a_replay_on_kafka_is_capped_and_flat_as_on_the_embedded_runtime(
+        pipeline: Pipeline, recorder: Any, tmp_path: Path) -> None:
+    """The run's fold, merged from the partitions' folds, goes through the same endpoint cap:
+    an endpoint counted in 'other' is said to be there, the heaviest keep rows, and an endpoint
+    judged by window keeps its windows, over a log spanning 444 days (6 h windows)."""
+    from test_replay import combined
+
+    url, rec = recorder
+    t0, span = 1_672_531_200, 730 * 86_400  # 2023-01-01, two years
+    pages = [f"/pages/{chr(97 + i // 26)}{chr(97 + i % 26)}cold" for i in range(40)]
+    # the first page a year before the rest: it is let go from the cap early and never comes back
+    times = [t0] + [t0 + span // 2 + 86_400 * k for k in range(1, 80)]  # one a day
+    targets = pages + ["/hot"] * 30 + ["/broken/alpha"] * 10
+    order = targets[:1] + [t for pair in zip(targets[1:40], targets[40:79], strict=True) for t in pair] + targets[79:]
+    log = tmp_path / "two-years.log"
+    log.write_text("\n".join(combined(t, "GET", target) for t, target in zip(times, order, strict=True)) + "\n")
+    cold = f"GET {pages[0]}"
+    await pipeline.start_all(bots=2)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "esr.cli", "replay", "--warp", "1e9", str(log), "--target", url, "--json",
+        "--top-endpoints", "5", "--assert", "requests == 80",
+        "--assert", 'error_rate > 0.5 for endpoint "GET /broken/alpha"',
+        "--assert", 'requests >= 1 for endpoint "GET /hot" in every 1d',
+        "--assert", f'latency_p95_ms < 10000 for endpoint "{cold}"',
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=pipeline.env)
+    out, err = await asyncio.wait_for(proc.communicate(), 180)
+    assert proc.returncode == 2, err.decode()
+    result = json.loads(out)
+    verdict = result["verdict"]
+    assert verdict["verdict"] == "ERROR" and verdict["completeness"]["complete"] is True, verdict
+    by_text = {a["assertion"]: a for a in verdict["assertions"]}
+    assert by_text["requests == 80"]["holds"] and by_text["requests == 80"]["observed"] == 80
+    assert by_text['error_rate > 0.5 for endpoint "GET /broken/alpha"']["holds"]
+    assert by_text['requests >= 1 for endpoint "GET /hot" in every 1d']["detail"].startswith(
+        "held in all 30 windows with data")  # one request a day, judged day by day
+    detail = by_text[f'latency_p95_ms < 10000 for endpoint "{cold}"']["detail"]
+    assert "not among the 5 endpoints tracked one by one" in detail and "'other'" in detail
+    assert verdict["reason"].startswith(f"cannot judge 'latency_p95_ms < 10000 for endpoint \"{cold}\"'")
+    assert result["replay"]["plan"]["metric_window"]["window_s"] == 21_600  # 444 days: 6 h windows
+    assert len(rec.seen) == 80

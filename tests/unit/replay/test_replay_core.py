@@ -169,3 +169,24 @@ def test_the_quick_checker_answers_as_why_not(selection: Selection) -> None:
     for record in (rec(10, "GET", "/a"), rec(60, "POST", "/b", 500), rec(70, "HEAD", "/a", None),
                    rec(80, "DELETE", "/a", 204)):
         assert check(record) == selection.why_not(record)
+
+
+def test_the_peak_of_a_log_in_one_real_second_is_counted_in_bounded_memory() -> None:
+    """At warp 1e9 a year of log is one real second: past EXACT_PEAK requests the plan counts
+    the busiest second in thousandths of a second instead of holding every time."""
+    import tracemalloc
+
+    from esr.replay.schedule import EXACT_PEAK
+
+    n = 5 * EXACT_PEAK
+    times = (1_700_000_000.0 + k * 10.0 for k in range(n))  # 3e6 s of log: all in one real second at 1e9
+    tracemalloc.start()
+    plan = plan_replay(times, warp=1e9)
+    _, peak_bytes = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert (plan.requests, plan.peak_rate) == (n, float(n))
+    assert peak_bytes < 8_000_000  # the exact window up to 100,000 times, then a few slots (500,000 held: 20 MB)
+    assert plan_replay([0.0, 60.0, 61.0, 62.0, 120.0, 7200.0], warp=120).peak_rate == 4.0  # exact while small
+    # beyond EXACT_PEAK, still a sliding second: 200,000 requests in the first real second, then 1 a second
+    spread = [k * 1e-3 for k in range(2 * EXACT_PEAK)] + [1000.0 + k for k in range(10)]
+    assert plan_replay(spread, warp=200.0).peak_rate == float(2 * EXACT_PEAK)
