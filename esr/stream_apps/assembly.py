@@ -401,8 +401,11 @@ class RunAssembly:
         whole = fold.merged()
         not_started = sum(r.arrivals_not_started for r in finals)
         started = fold.results_recorded if self.started.source == "replay" else whole.journeys_started
-        # every planned arrival either started or was reported as not started: the rest are gaps too
-        not_started = max(not_started, self.started.arrivals_planned - started)
+        # every planned arrival either started or was reported as not started: the rest are gaps
+        # too, unless their starts are among the events lost or the shards that never reported
+        # (counted there, with that cause, not as arrivals the generator could not start)
+        if not (gaps["journey_events_lost"] or gaps["results_lost"] or gaps["shard_reports_missing"]):
+            not_started = max(not_started, self.started.arrivals_planned - started)
         return RunFinished(  # the run ends when its last shard does
             run_id=self.run_id, seq=0, sim_time=max([fold.last_sim_time, *(r.sim_time for r in finals)]),
             real_time=max([fold.last_real_time, *(r.real_time for r in finals)]),

@@ -683,7 +683,17 @@ def test_finished_counts_sent_as_recorded_plus_lost() -> None:
     assert finished.requests_sent == 5 + 2  # recorded plus the results lost (not the journey events)
     assert finished.shard_reports_missing == 0
     assert (finished.arrivals_planned, finished.journeys_started, finished.late_starts) == (9, 2, 1)
+    assert finished.arrivals_not_started == 0  # the 7 starts not seen are among the events lost, said as such
     assert finished.run_id == RUN_ID
+
+
+def test_planned_arrivals_never_seen_started_count_as_not_started_when_nothing_was_lost() -> None:
+    a = assembly_with(run_started(shards=1, arrivals_planned=5))
+    Feed(a).send(0, "a", 0, [result(0, 0), EV.journey_started(sim=1.0, user=0)])
+    a.on_run_event(report(0, "a", 0, TICKS - 1, final=True, sent=1, journey_events=1, arrivals_not_started=1))
+    finished = a.run_fold().finished
+    assert (finished.results_lost, finished.journey_events_lost, finished.shard_reports_missing) == (0, 0, 0)
+    assert (finished.journeys_started, finished.arrivals_not_started) == (1, 4)  # 5 planned, 1 started
 
 
 def test_drain_figures_come_from_the_last_attempts_final_report_of_each_shard() -> None:
