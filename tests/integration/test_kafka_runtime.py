@@ -68,7 +68,7 @@ async def test_two_bot_workers_share_the_shards_and_every_result_counts_once(
 
     code, verdict, err = await pipeline.run(single_request(rate=60, real_seconds=8), url)
 
-    assert code == 0, err
+    assert code == 0, f"{verdict.get('reason')}\n{err}"
     assert verdict["verdict"] == "PASS", verdict["reason"]
     progress_lines = [line for line in err.splitlines() if line.startswith("esr: sim ")]
     assert progress_lines and "assertions holding so far" in progress_lines[-1]  # a long run shows progress
