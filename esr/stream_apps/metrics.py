@@ -26,9 +26,10 @@ State lives in four tables with changelogs, rebuilt on restart or takeover:
 While a run plays, its owner sends its figures so far (summary metrics, each assertion's value)
 to `esr.metrics` once a second, for dashboards.
 
-Batches are acknowledged only after the state that folded them is in its table and its partial
-is handed to the producer, so a worker killed at any point re-reads exactly what its tables
-lack, and `ShardFold` skips what they already have. A partition's changed pieces are stored at
+Batches are acknowledged only after the state that folded them is in its changelog and its
+partial on the partials topic (both deliveries awaited), and never by a store that a rebalance
+overtook, so a worker killed at any point re-reads exactly what its tables lack, and `ShardFold`
+skips what they already have. A partition's changed pieces are stored at
 most every `persist_s` (0.25 s): from the stream when its batches arrive, from a timer for the
 last of them, and before a verdict. Storing after every batch instead wrote the whole per-tick
 state again for each of the 5-10 batches a second a busy shard sends, which filled Faust's
@@ -139,6 +140,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
     unacked: dict[str, list[tuple[Any, Any]]] = {}  # part key -> (stream, event) folded, not yet stored
     stored_at: dict[str, float] = {}
     gained: set[int] = set()  # events partitions assigned in the rebalance under way
+    rebalances = [0]  # how many began: a store that spans one acks nothing
     judge_soon = asyncio.Event()
     folded_at: dict[str, float] = {}  # run id -> when a batch, partial or run event of it last came
 
@@ -188,6 +190,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
     def forget(_app: Any, /, *args: Any, **_: Any) -> None:  # (app, revoked partitions)
         """A rebalance: runs are rebuilt from the tables Faust recovers; whoever reads a revoked
         partition next re-reads what was not stored here and rebuilds its fold from the table."""
+        rebalances[0] += 1
         assemblies.clear()
         gone = {tp.partition for tp in args[0] if tp.topic in events_topic.topics}
         for key in [k for k in folds if int(k.rpartition("|")[2]) in gone]:
@@ -236,11 +239,14 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
 
     async def store(key: str) -> None:
         """Write the part's changed pieces to its table and send them to the run's owner, then
-        ack the batches they folded."""
+        ack the batches they folded, unless a rebalance came meanwhile: Faust then recovers the
+        table from its changelog up to the end it saw, which may be before these writes, so the
+        batches are left unacked, to be read again and folded into the table's state."""
         stored_at[key] = time.monotonic()
         pending = unacked.pop(key, None)
         if not pending:
             return
+        generation = rebalances[0]
         part = folds.get(key)
         if part is not None:
             dirty = part.take_dirty()
@@ -252,8 +258,11 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
             except AioKafkaError as exc:  # the broker lost them: all of it again at the next store
                 log.warning("%s: state not stored (%s); storing it again", key, exc)
                 part.all_dirty()
-                unacked[key] = pending + unacked.get(key, [])
+                if rebalances[0] == generation:
+                    unacked[key] = pending + unacked.get(key, [])
                 return
+        if rebalances[0] != generation:
+            return
         for stream, event in pending:
             await stream.ack(event)
 
