@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 from busy import PUNCTUALITY_NOT_JUDGED
 from confluent_kafka import TopicPartition
 from kafka_pipeline import Pipeline
+from loopback import wait_until
 
 from esr.bus.kafka import encode, headers, make_consumer, make_producer, shard_key
 from esr.bus.runlog import read_events
@@ -96,17 +96,17 @@ def publish_as_shards(pipe: Pipeline, events: list[Any], shards: int = 1) -> Run
     return started
 
 
-def faust_buckets(pipe: Pipeline, results: int, table: str = "esr-partials", within_s: float = 30.0) -> RunFold:
+async def faust_buckets(pipe: Pipeline, results: int, table: str = "esr-partials") -> RunFold:
     """The metrics app's buckets, read back from a table's changelog (latest value per key):
     "esr-partials" (each partition's fold, where it was folded) or "esr-merged" (the same folds
     where the run's owner merged them), once they hold `results` results: a partition's last
     pieces are stored by a timer, and may reach the changelog after the verdict."""
-    deadline = time.monotonic() + within_s
-    while True:
+    def complete() -> RunFold | None:
         fold = changelog_fold(pipe, table)
-        if fold.results_recorded >= results or time.monotonic() > deadline:
-            return fold
-        time.sleep(0.2)
+        return fold if fold.results_recorded >= results else None
+
+    found: RunFold = await wait_until(complete, 30, f"{table}'s changelog holding all {results} results")
+    return found
 
 
 def changelog_fold(pipe: Pipeline, table: str) -> RunFold:
@@ -163,7 +163,7 @@ async def test_embedded_and_faust_folds_give_equal_buckets_and_verdicts(
     judged(expected)
 
     mine = RunFold().apply_all(events)
-    theirs = faust_buckets(pipeline, mine.results_recorded)
+    theirs = await faust_buckets(pipeline, mine.results_recorded)
     assert len(mine.buckets) > 100
     assert {k: b.to_dict() for k, b in theirs.buckets.items()} == {k: b.to_dict() for k, b in mine.buckets.items()}
     assert (theirs.results_recorded, theirs.failure_reasons) == (mine.results_recorded, mine.failure_reasons)
@@ -190,7 +190,7 @@ async def test_two_metrics_workers_give_the_embedded_buckets_and_verdict_of_a_fo
     mine = RunFold().apply_all(events)
     assert len(mine.buckets) > 100
     for table in ("esr-partials", "esr-merged"):  # folded on both workers, merged on the run's owner
-        theirs = faust_buckets(pipeline, mine.results_recorded, table)
+        theirs = await faust_buckets(pipeline, mine.results_recorded, table)
         assert {k: b.to_dict() for k, b in theirs.buckets.items()} == {k: b.to_dict() for k, b in mine.buckets.items()}
         assert (theirs.results_recorded, theirs.failure_reasons) == (mine.results_recorded, mine.failure_reasons)
     assert verdict is not None, "\n".join(w.text()[-2000:] for w in workers)
