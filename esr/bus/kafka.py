@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from esr.settings import Settings
 
 __all__ = [
+    "MAX_MESSAGE_BYTES",
     "TOPICS",
     "EventBatch",
     "KafkaError",
@@ -63,6 +64,9 @@ __all__ = [
 # the worker that owns the run (docs/kafka.md)
 TOPICS = ("runs", "ticks", "requests", "results", "journeys", "faults", "metrics", "decisions", "verdicts",
           "partials")
+# the largest message a topic ESR creates takes: a metrics worker's stored change can hold up to
+# --top-endpoints rows of a replay (about 0.5-7 KB each) besides its windows and ticks
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
 class KafkaError(EsrError):
@@ -96,8 +100,9 @@ class KafkaSettings:
 
     @property
     def topic_config(self) -> dict[str, str]:
-        """The configuration of every topic ESR (or Faust, for its changelogs) creates."""
-        return {"min.insync.replicas": str(self.min_isr)}
+        """The configuration of every topic ESR (or Faust, for its changelogs) creates: messages
+        up to `MAX_MESSAGE_BYTES`, for the metrics workers' state (a replay's endpoint rows)."""
+        return {"min.insync.replicas": str(self.min_isr), "max.message.bytes": str(MAX_MESSAGE_BYTES)}
 
     def topic(self, name: str) -> str:
         return self.prefix + name

@@ -439,9 +439,10 @@ class RunFold:
             if mine is None:
                 mine = buckets[key] = Bucket()
             mine.merge(bucket)
-        if other.endpoint_cap is not None:
+        if other.endpoint_cap is not None:  # a capped partition's: its rows, and the labels its "other" holds
             for label, row in other.rows.items():
                 self._merge_row(label, row, cap)
+            cap.other.merge(other.endpoint_cap.other)
 
     def _merge_row(self, label: str, bucket: Bucket, cap: EndpointCap) -> None:
         if label not in self.windowed and label != OTHER:

@@ -240,8 +240,9 @@ def event_type(event: Event) -> str:
 
 class EventBatch(msgspec.Struct, frozen=True, kw_only=True, tag="event_batch", tag_field="type"):
     """Events of one shard's journeys that arrived in one tick, sent by one `attempt`.
-    `window_s` and `late_threshold_ms` let the metrics side fold them before it has read the
-    run's start."""
+    `window_s`, `late_threshold_ms` and (for a run that caps its endpoints: a replay)
+    `top_endpoints` and `windowed_endpoints` let the metrics side fold them as the run's own
+    fold does before it has read the run's start."""
 
     run_id: str
     shard: int
@@ -251,6 +252,8 @@ class EventBatch(msgspec.Struct, frozen=True, kw_only=True, tag="event_batch", t
     late_threshold_ms: float
     events: list[AnyEvent]
     sim: bool = True
+    top_endpoints: int | None = None
+    windowed_endpoints: list[str] = []
 
 
 TOPIC_OF: dict[str, str] = {  # event type -> the topic it is published on, on both buses

@@ -21,6 +21,7 @@ import heapq
 from collections.abc import Callable, Iterator
 from hashlib import blake2b
 from math import log
+from typing import Any
 
 __all__ = ["OTHER", "DistinctCount", "EndpointCap", "SpaceSaving"]
 
@@ -80,6 +81,20 @@ class SpaceSaving:
                 del entries[key]
                 return key, count
 
+    def to_state(self) -> list[Any]:
+        """Plain data `from_state` rebuilds it from (a stream app keeps it in a table)."""
+        return [self.capacity, self._tick, [[k, *entry] for k, entry in self._entries.items()]]
+
+    @classmethod
+    def from_state(cls, state: list[Any]) -> SpaceSaving:
+        capacity, tick, entries = state
+        summary = cls(capacity)
+        summary._tick = tick
+        summary._entries = {k: [count, error, at] for k, count, error, at in entries}
+        summary._heap = [(c, t, k) for k, (c, _, t) in summary._entries.items()]
+        heapq.heapify(summary._heap)
+        return summary
+
     def __contains__(self, key: object) -> bool:
         return key in self._entries
 
@@ -133,6 +148,32 @@ class DistinctCount:
         rank = (64 - self.P) - rest.bit_length() + 1
         if rank > self._registers[index]:
             self._registers[index] = rank
+
+    def merge(self, other: DistinctCount) -> None:
+        """Count `other`'s strings too (a union: strings in both count once)."""
+        if other._exact is not None:
+            for item in other._exact:
+                self.add(item)
+            return
+        if self._exact is not None:
+            items, self._exact = self._exact, None
+            for one in items:
+                self._register(one)
+        self._registers = bytearray(map(max, self._registers, other._registers))
+
+    def to_state(self) -> dict[str, Any]:
+        if self._exact is not None:
+            return {"exact_up_to": self._exact_up_to, "exact": sorted(self._exact)}
+        return {"exact_up_to": self._exact_up_to, "registers": self._registers.hex()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> DistinctCount:
+        count = cls(state["exact_up_to"])
+        if "exact" in state:
+            count._exact = set(state["exact"])
+        else:
+            count._exact, count._registers = None, bytearray.fromhex(state["registers"])
+        return count
 
     @property
     def estimated(self) -> bool:
@@ -207,6 +248,21 @@ class EndpointCap:
         """Requests of a tracked label that may have been counted in "other" before it was last
         admitted (Space-Saving's overestimate; 0 when it was tracked from its first request)."""
         return self.by_requests.error(label)
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain data `from_state` rebuilds it from (listeners are not part of it)."""
+        return {"top": self.top, "by_requests": self.by_requests.to_state(),
+                "by_errors": self.by_errors.to_state() if self.by_errors is not None else None,
+                "other": self.other.to_state()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> EndpointCap:
+        cap = cls(state["top"])
+        cap.by_requests = SpaceSaving.from_state(state["by_requests"])
+        if state["by_errors"] is not None:
+            cap.by_errors = SpaceSaving.from_state(state["by_errors"])
+        cap.other = DistinctCount.from_state(state["other"])
+        return cap
 
     def to_dict(self) -> dict[str, object]:
         return {"top": self.top, "tracked": len(self.labels()), "other_labels": self.other.count,

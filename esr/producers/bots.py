@@ -325,6 +325,8 @@ class ShardRun:
                 self._publish(topic, EventBatch(
                     run_id=self.run_id, shard=self.shard, attempt=self.attempt, tick=tick,
                     window_s=self.scenario.window, late_threshold_ms=self.scenario.late_threshold_ms,
+                    top_endpoints=self.scenario.top_endpoints,
+                    windowed_endpoints=self.scenario.windowed_endpoints or [],
                     events=cast("list[AnyEvent]", events[i:i + BATCH_MAX])))  # a runner emits only these
 
     async def _flush_periodically_kafka(self) -> None:

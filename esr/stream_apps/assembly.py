@@ -17,6 +17,8 @@ twice. This module makes that invisible to the verdict:
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -37,6 +39,7 @@ from esr.core.events import (
     ShardReport,
     SlaDecided,
 )
+from esr.core.heavy_hitters import OTHER, EndpointCap
 from esr.core.ticks import expected_end, tick_count
 
 __all__ = ["Partial", "RunAssembly", "ShardFold", "decode_partial", "encode_partial", "split_last"]
@@ -88,7 +91,8 @@ class ShardFold:
     arrived in it). `take_dirty()` gives the entries changed since it was last called.
     """
 
-    def __init__(self, window_s: float = 60.0, late_threshold_ms: float = 10.0) -> None:
+    def __init__(self, window_s: float = 60.0, late_threshold_ms: float = 10.0, *,
+                 top_endpoints: int | None = None, windowed: Iterable[str] = ()) -> None:
         self.fold = RunFold(late_threshold_ms)
         self.fold.window_s = window_s
         self.ticks: dict[int, _TickState] = {}
@@ -97,6 +101,25 @@ class ShardFold:
         self.offsets: dict[str, int] = {}  # source (topic/partition) -> last offset folded
         self._dirty_windows: set[int] = set()
         self._dirty_ticks: set[int] = set()
+        self._dirty_slots: set[int] = set()  # a capped fold's rows, by slot (`_slot`)
+        if top_endpoints is not None:
+            self._cap(EndpointCap(top_endpoints), windowed)
+
+    @classmethod
+    def for_batch(cls, batch: EventBatch) -> ShardFold:
+        """A new fold for the batch's run: flat and capped like the run's own fold when the run
+        caps its endpoints (a replay's `--top-endpoints`), so a partition's state stays bounded too."""
+        return cls(batch.window_s, batch.late_threshold_ms, top_endpoints=batch.top_endpoints,
+                   windowed=batch.windowed_endpoints)
+
+    def _cap(self, cap: EndpointCap, windowed: Iterable[str]) -> None:
+        """Fold flat through `cap`: the rows a label leaves (its own, and "other"'s) change."""
+        self.fold.endpoint_cap = cap
+        self.fold.windowed.update(windowed)
+        cap.on_untracked.append(self._row_gone)
+
+    def _row_gone(self, label: str) -> None:
+        self._dirty_slots.update((_slot(label), _slot(OTHER)))
 
     def apply(self, batch: EventBatch, source: str = "", offset: int = -1) -> bool:
         """Fold a batch once: a batch at or before the last offset folded from `source` (a
@@ -115,6 +138,7 @@ class ShardFold:
             tally = state.received[sender] = _Received()
         fold, seen, window_s, windows = self.fold, state.seen, self.fold.window_s, self._dirty_windows
         counted_by = state.counted_by
+        rows = self._dirty_slots if fold.endpoint_cap is not None else None
         for e in batch.events:
             if type(e) is RequestResult:
                 tally.results += 1
@@ -125,6 +149,8 @@ class ShardFold:
                     continue
                 state.next_result[e.user] = e.n + 1
                 counted_by[e.user] = sender
+                if rows is not None:
+                    rows.add(_slot(e.endpoint))
             else:
                 tally.journey_events += 1
                 if type(e) is CounterAdded:
@@ -167,7 +193,13 @@ class ShardFold:
             "results_recorded": f.results_recorded, "events": f.events, "failure_reasons": f.failure_reasons,
             "last_sim_time": f.last_sim_time, "last_real_time": f.last_real_time,
             "duplicates": self.duplicates, "resent": self.resent, "offsets": self.offsets,
+            "top_endpoints": f.endpoint_cap.top if f.endpoint_cap is not None else None,
+            "windowed": sorted(f.windowed),
         })
+
+    def _rows(self, slot: int) -> bytes:
+        return msgspec.json.encode([[label, b.to_dict()] for label, b in self.fold.rows.items()
+                                    if _slot(label) == slot])
 
     def _window(self, window: int) -> bytes:
         return msgspec.json.encode([[label, b.to_dict()] for (w, label), b in self.fold.buckets.items()
@@ -175,7 +207,8 @@ class ShardFold:
 
     def take_dirty(self) -> dict[str, bytes]:
         """Entries changed since the last call, to write in this order: first "last", all of
-        them in one value, then each on its own ("meta", "w<window>", "t<tick>"). A table
+        them in one value, then each on its own ("meta", "w<window>", "t<tick>", and for a
+        capped fold "cap" and "r<slot>": the rows of the labels in that slot). A table
         writes each entry as one changelog message; a worker killed halfway through the
         separate ones still left the whole change in "last", which `from_entries` lays over
         them, so a restarted worker never sees half a batch."""
@@ -184,7 +217,12 @@ class ShardFold:
             out[f"w{window}"] = self._window(window)
         for tick in self._dirty_ticks:
             out[f"t{tick}"] = msgspec.json.encode(self.ticks[tick].to_dict())
-        self._dirty_windows, self._dirty_ticks = set(), set()
+        cap = self.fold.endpoint_cap
+        if cap is not None and self._dirty_slots:
+            out["cap"] = msgspec.json.encode(cap.to_state())
+            for slot in self._dirty_slots:
+                out[f"r{slot}"] = self._rows(slot)
+        self._dirty_windows, self._dirty_ticks, self._dirty_slots = set(), set(), set()
         return {"last": msgspec.json.encode({name: data.decode() for name, data in out.items()}), **out}
 
     def entries(self) -> dict[str, bytes]:
@@ -196,6 +234,8 @@ class ShardFold:
         """Every entry changed, for the next `take_dirty()` (a store that did not reach the table)."""
         self._dirty_windows = {w for w, _ in self.fold.buckets}
         self._dirty_ticks = set(self.ticks)
+        if self.fold.endpoint_cap is not None:
+            self._dirty_slots = set(range(ROW_SLOTS))  # the empty ones too: their rows may have gone
 
     @classmethod
     def from_entries(cls, entries: dict[str, bytes]) -> ShardFold:
@@ -221,6 +261,11 @@ class ShardFold:
             f.last_sim_time, f.last_real_time = meta["last_sim_time"], meta["last_real_time"]
             self.duplicates, self.offsets = meta["duplicates"], dict(meta["offsets"])
             self.resent = meta.get("resent", 0)
+            if meta.get("top_endpoints") is not None and f.endpoint_cap is None:
+                self._cap(EndpointCap(meta["top_endpoints"]), meta["windowed"])
+        cap_state = entries.get("cap")
+        if cap_state is not None:
+            self._cap(EndpointCap.from_state(msgspec.json.decode(cap_state)), ())
         for name, data in entries.items():
             if name.startswith("w"):
                 window = int(name[1:])
@@ -228,7 +273,20 @@ class ShardFold:
                     f.buckets[(window, label)] = Bucket.from_dict(bucket)
             elif name.startswith("t"):
                 self.ticks[int(name[1:])] = _TickState.from_dict(msgspec.json.decode(data))
+            elif name.startswith("r"):  # a slot's rows, whole: labels no longer in it have gone to "other"
+                slot = int(name[1:])
+                for label in [label for label in f.rows if _slot(label) == slot]:
+                    del f.rows[label]
+                for label, bucket in msgspec.json.decode(data):
+                    f.rows[label] = Bucket.from_dict(bucket)
         return self
+
+
+ROW_SLOTS = 32  # a capped fold's rows are stored in this many entries, by a hash of their label
+
+
+def _slot(label: str) -> int:
+    return zlib.crc32(label.encode("utf-8", "surrogatepass")) % ROW_SLOTS
 
 
 def split_last(last: bytes) -> dict[str, bytes]:
@@ -308,7 +366,7 @@ class RunAssembly:
     def part(self, key: Any, batch: EventBatch) -> ShardFold:
         part = self.parts.get(key)
         if part is None:
-            part = self.parts[key] = ShardFold(batch.window_s, batch.late_threshold_ms)
+            part = self.parts[key] = ShardFold.for_batch(batch)
         return part
 
     # -- completeness -------------------------------------------------------------------

@@ -53,6 +53,7 @@ import orjson
 from aiokafka.errors import KafkaError as AioKafkaError
 
 from esr.bus.kafka import (
+    MAX_MESSAGE_BYTES,
     KafkaSettings,
     consistent_partitioner,
     decode_batch,
@@ -111,6 +112,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
         broker_session_timeout=10.0,  # a killed worker's partitions come back within seconds
         broker_heartbeat_interval=1.0,
         producer_acks=-1,
+        producer_max_request_size=MAX_MESSAGE_BYTES,  # a stored change can be large (a replay's rows)
         producer_partitioner=consistent_partitioner,  # a run's key lands where ESR's other producers put it
         consumer_metadata_max_age_ms=5_000,  # topics grown (ESR_KAFKA_PARTITIONS raised) are read within seconds
         producer_metadata_max_age_ms=5_000,
@@ -233,8 +235,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
         found = folds.get(key)
         if found is None:
             entries = pieces(partials, f"{key}|").get(key)
-            found = adopt(key, ShardFold.from_entries(entries) if entries
-                          else ShardFold(batch.window_s, batch.late_threshold_ms))
+            found = adopt(key, ShardFold.from_entries(entries) if entries else ShardFold.for_batch(batch))
         return found
 
     async def store(key: str) -> None:

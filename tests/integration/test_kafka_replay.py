@@ -12,7 +12,12 @@ from typing import Any
 
 import pytest
 from kafka_pipeline import Pipeline
+from loopback import wait_until
+from test_kafka_same_answer import changelog_parts
 from test_replay import BASE, write_logs
+
+from esr.core.buckets import REST, RunFold
+from esr.core.heavy_hitters import OTHER
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -56,16 +61,19 @@ async def test_a_replay_on_kafka_is_capped_and_flat_as_on_the_embedded_runtime(
     url, rec = recorder
     t0, span = 1_672_531_200, 730 * 86_400  # 2023-01-01, two years
     pages = [f"/pages/{chr(97 + i // 26)}{chr(97 + i % 26)}cold" for i in range(40)]
-    # the first page a year before the rest: it is let go from the cap early and never comes back
+    # the first page a year before the rest (1 s at warp 3e7, so it is answered first): it is let
+    # go from the cap early and never comes back
     times = [t0] + [t0 + span // 2 + 86_400 * k for k in range(1, 80)]  # one a day
     targets = pages + ["/hot"] * 30 + ["/broken/alpha"] * 10
     order = targets[:1] + [t for pair in zip(targets[1:40], targets[40:79], strict=True) for t in pair] + targets[79:]
     log = tmp_path / "two-years.log"
-    log.write_text("\n".join(combined(t, "GET", target) for t, target in zip(times, order, strict=True)) + "\n")
+    clients = [f"203.0.113.{1 + i // 2 % 2}" for i in range(80)]  # two clients, on two of the four shards
+    log.write_text("\n".join(combined(t, "GET", target, client=client)
+                             for t, target, client in zip(times, order, clients, strict=True)) + "\n")
     cold = f"GET {pages[0]}"
     await pipeline.start_all(bots=2)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "esr.cli", "replay", "--warp", "1e9", str(log), "--target", url, "--json",
+        sys.executable, "-m", "esr.cli", "replay", "--warp", "3e7", str(log), "--target", url, "--json",
         "--top-endpoints", "5", "--assert", "requests == 80",
         "--assert", 'error_rate > 0.5 for endpoint "GET /broken/alpha"',
         "--assert", 'requests >= 1 for endpoint "GET /hot" in every 1d',
@@ -86,3 +94,22 @@ async def test_a_replay_on_kafka_is_capped_and_flat_as_on_the_embedded_runtime(
     assert verdict["reason"].startswith(f"cannot judge 'latency_p95_ms < 10000 for endpoint \"{cold}\"'")
     assert result["replay"]["plan"]["metric_window"]["window_s"] == 21_600  # 444 days: 6 h windows
     assert len(rec.seen) == 80
+
+    # the partitions' folds on the metrics worker are capped and flat too: no bucket per window
+    # and endpoint, at most 5 rows tracked one by one (plus the windowed one and "other")
+    folds = await wait_until(lambda: part_folds(pipeline, 80), 30, "esr-partials holding all 80 results")
+    assert len(folds) >= 2
+    for fold in folds:
+        assert fold.endpoint_cap is not None and fold.endpoint_cap.top == 5 and fold.windowed == {"GET /hot"}
+        assert {label for _, label in fold.buckets} <= {REST, "GET /hot", ""}, sorted(fold.buckets)
+        assert len(set(fold.rows) - {"GET /hot", OTHER}) <= 5
+    assert sum(f.merged().requests for f in folds) == 80
+    assert sum(row.requests for f in folds for row in f.rows.values()) == 80  # every request in one row
+    for fold in folds:
+        assert OTHER in fold.rows and fold.endpoint_cap.other.count > 0, {k: b.requests for k, b in fold.rows.items()}  # type: ignore[union-attr]
+
+
+def part_folds(pipe: Pipeline, results: int) -> list[RunFold] | None:
+    """Each partition's fold as the metrics worker stored it (its changelog), once they hold `results`."""
+    folds = [part.fold for part in changelog_parts(pipe, "esr-partials").values()]
+    return folds if sum(f.results_recorded for f in folds) >= results else None

@@ -110,6 +110,14 @@ async def faust_buckets(pipe: Pipeline, results: int, table: str = "esr-partials
 
 
 def changelog_fold(pipe: Pipeline, table: str) -> RunFold:
+    fold = RunFold()
+    for part in changelog_parts(pipe, table).values():
+        fold.merge(part.fold)
+    return fold
+
+
+def changelog_parts(pipe: Pipeline, table: str) -> dict[str, ShardFold]:
+    """The folds a table's changelog holds (latest value per key), by part ("run|partition")."""
     topic = pipe.settings.group("metrics") + f"-{table}-changelog"
     consumer = make_consumer(pipe.settings, None)
     latest: dict[str, bytes] = {}
@@ -129,10 +137,7 @@ def changelog_fold(pipe: Pipeline, table: str) -> RunFold:
     for key, value in latest.items():
         part_key, _, entry = msgspec.json.decode(key).rpartition("|")
         pieces.setdefault(part_key, {})[entry] = value
-    fold = RunFold()
-    for entries in pieces.values():
-        fold.merge(ShardFold.from_entries(entries).fold)
-    return fold
+    return {part_key: ShardFold.from_entries(entries) for part_key, entries in pieces.items()}
 
 
 def judged(verdict: dict[str, Any]) -> None:

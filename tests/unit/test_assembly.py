@@ -11,8 +11,9 @@ from factories import HOUR, RUN_ID, RunEvents
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from esr.core.buckets import RunFold
+from esr.core.buckets import REST, RunFold
 from esr.core.events import Event, EventBatch, RequestResult, RunFinished, RunStarted, ShardReport
+from esr.core.heavy_hitters import OTHER
 from esr.core.ticks import expected_end
 from esr.core.verdict import judge
 from esr.stream_apps.assembly import RunAssembly, ShardFold, decode_partial, encode_partial, split_last
@@ -904,3 +905,69 @@ def test_the_kafka_runtime_judges_late_starts_as_the_embedded_one_does(share: fl
     if status == "ERROR":
         assert verdict["reason"] == ("the generator started 10.0% of journeys more than 10 ms late (more than the 5% "
                                      "max_late_start_share allows): the load this run claims was not delivered")
+
+
+# == a run that caps its endpoints (a replay's --top-endpoints): partitions folded flat ============
+WINDOWED = "GET /w"
+
+
+def capped_batch(events: list[Event], *, tick: int = 0) -> EventBatch:
+    return replace(batch(events, tick=tick), top_endpoints=3, windowed_endpoints=[WINDOWED])
+
+
+def page_results(rng: random.Random, first_user: int, count: int) -> list[Event]:
+    """One result per user: most to pages seen once or twice, some to a windowed endpoint."""
+    return [result(u, 0, sim=u * 7.0, latency_ms=(u % 13 + 1) / 8, endpoint=WINDOWED if u % 5 == 0
+                   else f"GET /p/{rng.randrange(40)}") for u in range(first_user, first_user + count)]
+
+
+def rows(fold: RunFold) -> dict[str, dict[str, Any]]:
+    return {label: b.to_dict() for label, b in fold.rows.items()}
+
+
+def test_a_capped_partition_fold_is_flat_bounded_and_rebuilt_whole() -> None:
+    rng = random.Random(1)
+    part = ShardFold.for_batch(capped_batch([]))
+    for tick in range(6):
+        part.apply(capped_batch(page_results(rng, tick * 50, 50), tick=tick), "results/0", tick)
+    f = part.fold
+    assert f.results_recorded == 300 and sum(b.requests for b in f.rows.values()) == 300
+    assert {label for _, label in f.buckets} == {REST, WINDOWED}  # no bucket per window and endpoint
+    assert len(set(f.rows) - {WINDOWED, OTHER}) <= 3 and f.rows[OTHER].requests > 0
+    rebuilt = ShardFold.from_entries(part.entries())
+    assert state(rebuilt) == state(part) and rows(rebuilt.fold) == rows(f)
+    assert rebuilt.fold.endpoint_cap is not None and rebuilt.fold.windowed == {WINDOWED}
+    assert rebuilt.fold.endpoint_cap.to_state() == f.endpoint_cap.to_state()  # type: ignore[union-attr]
+
+
+def test_the_owners_copy_of_a_capped_fold_follows_each_change_evictions_included() -> None:
+    rng = random.Random(2)
+    part, copy, table = ShardFold.for_batch(capped_batch([])), ShardFold(), {}
+    for tick in range(8):
+        part.apply(capped_batch(page_results(rng, tick * 20, 20), tick=tick), "results/0", tick)
+        dirty = part.take_dirty()
+        assert len(dirty["last"]) < 40_000  # only the rows that changed travel, not every row each time
+        copy.update(split_last(dirty["last"]))
+        table.update(dirty)
+        assert rows(copy.fold) == rows(part.fold) and state(copy) == state(part), f"after change {tick}"
+    assert rows(ShardFold.from_entries(table).fold) == rows(part.fold)
+
+
+def test_capped_partitions_merge_into_the_runs_fold_with_exact_totals_and_others_labels() -> None:
+    rng = random.Random(3)
+    parts = [ShardFold.for_batch(capped_batch([])) for _ in range(3)]
+    sent: dict[str, int] = {}
+    for tick in range(5):
+        for i, part in enumerate(parts):
+            events = page_results(rng, (tick * 3 + i) * 30, 30)
+            for e in events:
+                sent[e.endpoint] = sent.get(e.endpoint, 0) + 1  # type: ignore[union-attr]
+            part.apply(capped_batch(events, tick=tick))
+    run = RunFold(top_endpoints=3, windowed=[WINDOWED])
+    for part in parts:
+        run.merge(ShardFold.from_entries(part.entries()).fold)
+    assert run.results_recorded == 450 == run.merged().requests == sum(b.requests for b in run.rows.values())
+    assert run.rows[WINDOWED].requests == sent[WINDOWED]
+    partly_in_other = {label for label, n in sent.items()
+                       if label != WINDOWED and (run.rows[label].requests if label in run.rows else 0) < n}
+    assert run.endpoint_cap is not None and run.endpoint_cap.other.count == len(partly_in_other) > 0

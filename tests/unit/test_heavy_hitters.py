@@ -110,3 +110,40 @@ def test_fold_without_a_cap_is_unchanged() -> None:
     fold.apply_all([result(i, f"GET /p{i}") for i in range(2000)])
     assert fold.endpoint_cap is None
     assert len(fold.endpoints) == 2000
+
+
+def test_a_cap_rebuilt_from_its_state_goes_on_as_the_original() -> None:
+    """A stream app keeps the cap in a table: rebuilt from its state (as JSON), it tracks and
+    evicts exactly as the cap that never stopped."""
+    import msgspec
+
+    rng = random.Random(5)
+    stream = [(f"GET /p/{rng.randrange(300)}", rng.random() < 0.1) for _ in range(3000)]
+    cap = EndpointCap(8)
+    for label, error in stream[:1500]:
+        cap.see(label, error)
+    again = EndpointCap.from_state(msgspec.json.decode(msgspec.json.encode(cap.to_state())))
+    assert [cap.see(label, error) for label, error in stream[1500:]] == \
+        [again.see(label, error) for label, error in stream[1500:]]
+    assert again.labels() == cap.labels() and again.to_dict() == cap.to_dict()
+    assert [again.in_other_at_most(k) for k in sorted(cap.labels())] == \
+        [cap.in_other_at_most(k) for k in sorted(cap.labels())]
+
+
+def test_distinct_counts_merge_as_a_union() -> None:
+    a, b = DistinctCount(exact_up_to=100), DistinctCount(exact_up_to=100)
+    for i in range(60):
+        a.add(f"/a/{i}")
+        b.add(f"/a/{i + 30}")  # 30 in both
+    a.merge(b)
+    assert (a.count, a.estimated) == (90, False)
+    b.merge(a)
+    b.merge(DistinctCount.from_state(a.to_state()))
+    assert b.count == 90
+    big, other = DistinctCount(exact_up_to=100), DistinctCount(exact_up_to=100)
+    for i in range(10_000):
+        big.add(f"/b/{i}")
+        other.add(f"/b/{i + 5_000}")
+    big.merge(other)
+    assert big.estimated and abs(big.count - 15_000) < 15_000 * 0.05
+    assert DistinctCount.from_state(big.to_state()).count == big.count

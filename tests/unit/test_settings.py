@@ -91,7 +91,7 @@ def test_replication_defaults_to_one_broker_and_reaches_the_kafka_settings() -> 
                            "ESR_KAFKA_MIN_ISR": "2"})
     kafka = KafkaSettings.from_settings(s)
     assert (kafka.bootstrap, kafka.replication, kafka.min_isr) == ("127.0.0.1:1,127.0.0.1:3", 3, 2)
-    assert kafka.topic_config == {"min.insync.replicas": "2"}
+    assert kafka.topic_config == {"min.insync.replicas": "2", "max.message.bytes": str(16 * 1024 * 1024)}
 
 
 def test_settings_are_frozen() -> None:
