@@ -21,6 +21,8 @@ module reads the environment.
     ESR_PUBLIC_URL           the URL the server's links start with
     ESR_ASSETS               a folder with uPlot's files               (deploy/dashboard/node_modules)
     ESR_METRICS_PORT         the Kafka metrics worker's /metrics port  (none)
+    ESR_BOT_BACKLOG          a replay shard's requests a bot worker holds unanswered before it
+                             pauses reading the shard's parts          (10000)
     ESR_MAX_JOURNEYS, ESR_MAX_RATE, ESR_MAX_REAL_HOURS, ESR_MAX_REQUESTS_PER_JOURNEY
                              the server's limits on each scenario (esr.core.run_limits)
     ESR_URL                  the server the Python client talks to    (http://localhost:9700)
@@ -64,6 +66,7 @@ class Settings:
     public_url: str | None = None
     assets: Path | None = None
     metrics_port: int | None = None
+    bot_backlog: int = 10_000
     limits: RunLimits = field(default_factory=RunLimits)
     url: str | None = None
     time_warp: float | None = None
@@ -99,6 +102,7 @@ class Settings:
             "public_url": text("ESR_PUBLIC_URL"),
             "assets": _path(text("ESR_ASSETS")),
             "metrics_port": _port("ESR_METRICS_PORT", text("ESR_METRICS_PORT")),
+            "bot_backlog": _count("ESR_BOT_BACKLOG", text("ESR_BOT_BACKLOG"), 10_000),
             "limits": _limits(environ),
             "url": text("ESR_URL"),
             "time_warp": _warp(text("ESR_TIME_WARP")),

@@ -488,7 +488,8 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     elif args.role == "bots":
         from esr.producers.bots import run_bots
 
-        run_bots(kafka, http_client=http_client(settings), registry_file=settings.registry_file)
+        run_bots(kafka, http_client=http_client(settings), registry_file=settings.registry_file,
+                 backlog=settings.bot_backlog)
     else:
         from esr.stream_apps.metrics import run_metrics_worker
 

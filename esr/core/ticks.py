@@ -48,6 +48,10 @@ class Tick(msgspec.Struct, frozen=True, kw_only=True, tag="tick", tag_field="typ
     run: RunStarted
     aborted: bool = False  # the run was aborted: stop the shard now
     requests: list[PlannedRequest] | None = None  # a replay's requests for this stretch (esr.requests)
+    # a replay's tick travels on esr.requests in parts 0, 1, ... (a bounded message each): `part`
+    # is this one's number, `more` says that parts of this tick follow it (the last says False)
+    part: int = 0
+    more: bool = False
     sim: bool = True
 
 

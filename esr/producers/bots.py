@@ -20,6 +20,7 @@ import os
 import socket
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,6 +63,12 @@ from esr.producers.offsets import OffsetTracker
 __all__ = ["GC_YOUNG_THRESHOLD", "BotWorker", "ShardRun", "collect_rarely"]
 
 BATCH_MAX = 2000  # events per EventBatch message
+# A replay shard's requests received and not yet answered past which the worker pauses its
+# partition of the requests topic (a tick's parts wait on the broker; ESR_BOT_BACKLOG); it
+# resumes once they are down to this share of it
+BACKLOG = 10_000
+BACKLOG_RESUME_SHARE = 0.4
+PREFETCH_KBYTES = 16 * 1024  # what the consumer fetches ahead of the worker, all partitions together
 FLUSH_S = 0.05  # how often buffered events leave
 # Allocations (less deallocations) of container objects between two young collections; Python's
 # default is 700. A bot worker keeps ~2,000 requests in flight, each a task, a future, frames and
@@ -365,41 +372,92 @@ class ReplayShardRun(ShardRun):
                   file=sys.stderr)
             return EndpointFolder()
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._parts: deque[Tick] = deque()  # parts received, in order, not yet played
+        self._received = asyncio.Event()
+        self._sends: set[asyncio.Task] = set()
+        self._last_part = -1  # of tick `last_seen`
+        self._skipped: int | None = None  # a tick whose first part this attempt never read
+        self.unanswered = 0  # requests received whose answer has not come: the worker pauses past a bound
+
     def on_tick(self, tick: Tick) -> None:
+        """Take one part of a tick: its requests join the shard's queue, played in order. A tick
+        is done when its last part (`more` False) has arrived and every request of its parts has
+        its answer (`_TickTally.open` holds one for the parts still to come)."""
+        if self.refused:
+            self._refuse(tick)
+            return
         if tick.requests is None or tick.aborted:
             super().on_tick(tick)
             return
-        if tick.tick <= self.last_seen or self.final:
-            return
-        self.last_seen = tick.tick
-        if self.first_tick is None:
-            self.first_tick = tick.tick
-            self.done_upto = tick.tick - 1
-        self._ticks[tick.tick] = _TickTally()
-        self._plays.append(self._loop.create_task(self._play_requests(tick, tick.requests)))
+        if self.final or (tick.tick, tick.part) <= (self.last_seen, self._last_part):
+            return  # read again: this attempt has it
+        if tick.tick != self.last_seen:
+            if tick.part != 0:  # its first parts were not read (not expected: parts are committed by whole
+                if tick.tick != self._skipped:  # ticks): never played, never reported, so the verdict says so
+                    self._skipped = tick.tick
+                    print(f"esr worker bots: run {self.run_id} shard {self.shard}: tick {tick.tick} begins at "
+                          f"part {tick.part}, not 0; skipping it", file=sys.stderr, flush=True)
+                return
+            self.last_seen = tick.tick
+            if self.first_tick is None:
+                self.first_tick = tick.tick
+                self.done_upto = tick.tick - 1
+            self._ticks[tick.tick] = _TickTally()
+        self._last_part = tick.part
+        self._parts.append(tick)
+        self.unanswered += len(tick.requests)
+        self._received.set()
+        if not self._plays:
+            self._plays.append(self._loop.create_task(self._play_parts()))
 
-    async def _play_requests(self, tick: Tick, requests: list[PlannedRequest]) -> None:
-        tally = self._ticks[tick.tick]
-        sends = []
+    async def close(self) -> None:
+        for send in list(self._sends):  # a revoked shard's new owner sends them again
+            send.cancel()
+        await super().close()
+
+    def _refuse(self, tick: Tick) -> None:
+        """Send nothing. A replay's shard has no profile of arrivals to count as not started:
+        what it would have sent is the log's, and the verdict says nothing was sent."""
+        if not self.final:
+            self._arrivals = iter(())
+        super()._refuse(tick)
+
+    async def _play_parts(self) -> None:
+        """Start the requests of the parts received at their logged times, never before, part
+        after part; a part ending its tick (`more` False) lets the tick be done."""
         pacer = self.pacer
-        for planned in requests:
-            at = pacer.loop_at_sim(planned.sim)
-            if pacer.now() < at:
-                await pacer.wait_for(at)
-            tally.open += 1
-            self._tick_of[planned.index] = tick.tick
-            sends.append(self._loop.create_task(self._send_planned(planned, at, tally)))
-        tally.open -= 1
-        if tick.last:  # the replay ends when every request sent has its answer (or its timeout)
-            await asyncio.gather(*sends, return_exceptions=True)
-            deadline = pacer.now() + self.scenario.request_timeout + 1.0
-            while any(t.open > 0 for t in self._ticks.values()) and pacer.now() < deadline:
-                await asyncio.sleep(0.01)
-            for t in self._ticks.values():
-                t.open = 0
-            self.final = True
-            self.status = self.status.to(RunStatus.FINISHED)
-        self._advance()
+        while True:
+            while not self._parts:
+                self._received.clear()
+                await self._received.wait()
+            tick = self._parts.popleft()
+            tally = self._ticks[tick.tick]
+            for planned in tick.requests or ():
+                at = pacer.loop_at_sim(planned.sim)
+                if pacer.now() < at:
+                    await pacer.wait_for(at)
+                tally.open += 1
+                self._tick_of[planned.index] = tick.tick
+                send = self._loop.create_task(self._send_planned(planned, at, tally))
+                self._sends.add(send)
+                send.add_done_callback(self._sends.discard)
+            if tick.more:
+                continue
+            tally.open -= 1
+            if tick.last:  # the replay ends when every request sent has its answer (or its timeout)
+                await asyncio.gather(*self._sends, return_exceptions=True)
+                deadline = pacer.now() + self.scenario.request_timeout + 1.0
+                while any(t.open > 0 for t in self._ticks.values()) and pacer.now() < deadline:
+                    await asyncio.sleep(0.01)
+                for t in self._ticks.values():
+                    t.open = 0
+                self.final = True
+                self.status = self.status.to(RunStatus.FINISHED)
+                self._advance()
+                return
+            self._advance()
 
     async def _send_planned(self, planned: PlannedRequest, intended: float, tally: _TickTally) -> None:
         label = self.endpoints.fold(planned.method, planned.target).label
@@ -411,6 +469,7 @@ class ReplayShardRun(ShardRun):
             pass
         finally:
             tally.open -= 1
+            self.unanswered -= 1
             self._tick_of.pop(planned.index, None)
             self._advance()
 
@@ -419,8 +478,10 @@ class BotWorker:
     """`esr worker bots`: joins the `esr-bots` group on the tick topic and runs owned shards."""
 
     def __init__(self, settings: KafkaSettings, *, registry_file: Path, http_client: str = "pooled",
-                 commit_every_s: float = 0.25) -> None:
+                 commit_every_s: float = 0.25, backlog: int = BACKLOG) -> None:
         self.settings = settings
+        self.backlog = backlog
+        self.backlog_resume = int(backlog * BACKLOG_RESUME_SHARE)
         self.registry_file = registry_file
         self.group = settings.group("bots")
         self.http_client = http_client
@@ -437,6 +498,12 @@ class BotWorker:
         self._uncommitted: dict[tuple[str, int], int] = {}  # commits that failed, retried next round
         self._idle = IdleNotice()
         self._idle_check = False  # an assignment left it without a partition of the tick topic: say so
+        # requests partitions paused -> the replay shard whose backlog paused it, and the messages
+        # of that partition read (in the same batch) after the pause, taken up again at the resume
+        self._paused: dict[tuple[str, int], tuple[str, int]] = {}
+        self._held: dict[tuple[str, int], list[Any]] = {}
+        self._assigned = False  # a new assignment: clear any pause librdkafka kept over it
+        self._said_paused: set[tuple[str, int]] = set()
 
     def _publish(self, topic: str, batch: EventBatch) -> None:
         # a shard's batches on the shard's own partition, also after the topic grew mid-run: the
@@ -461,6 +528,7 @@ class BotWorker:
         print(f"esr worker bots: {self.worker_id} owns partitions {ticks} (replay requests: {requests})",
               file=sys.stderr, flush=True)
         self._idle_check = self._idle.assigned(ticks)  # said from the serve loop, not inside the rebalance
+        self._assigned = True
 
     async def _say_idle(self) -> None:
         """The idle line, once per spell without a partition of the tick topic."""
@@ -475,6 +543,8 @@ class BotWorker:
         for tp in gone:
             self._offsets.forget(tp)
             self._uncommitted.pop(tp, None)
+            self._paused.pop(tp, None)  # the next owner reads them again from the last commit
+            self._held.pop(tp, None)
         for key, shard in list(self.shards.items()):
             if shard.tp in gone:
                 self._revoked.append(self.shards.pop(key))
@@ -487,7 +557,8 @@ class BotWorker:
         self.consumer = make_consumer(self.settings, self.group, **{
             "partition.assignment.strategy": "roundrobin",
             "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000,
-            "topic.metadata.refresh.interval.ms": 5000})  # grown topics rebalance the group within seconds
+            "topic.metadata.refresh.interval.ms": 5000,  # grown topics rebalance the group within seconds
+            "queued.max.messages.kbytes": PREFETCH_KBYTES})
         self.consumer.subscribe([self.settings.topic("ticks"), self.settings.topic("requests")],
                                 on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke)
         last_commit = 0.0
@@ -496,7 +567,8 @@ class BotWorker:
                 msgs = self.consumer.consume(100, 0)
                 for msg in msgs:
                     if msg.error() is None:
-                        self._on_message(msg)
+                        self._take(msg)
+                self._resume_drained()
                 while self._revoked:
                     await self._revoked.pop().close()
                 if self._idle_check:
@@ -513,7 +585,58 @@ class BotWorker:
             self.consumer.close()  # leaves the group now: the shards move without waiting for a timeout
             self.producer.flush(10)
 
-    def _on_message(self, msg: Any) -> None:
+    def _take(self, msg: Any) -> None:
+        """Handle one message, or hold it when its partition is paused; pause a partition of the
+        requests topic once a replay shard on it has more than `backlog` requests unanswered,
+        so that a tick's parts wait on the broker, not in this worker's memory."""
+        tp = (msg.topic(), msg.partition())
+        held = self._held.get(tp)
+        if held is not None:
+            held.append(msg)  # read before the pause took effect: kept in order, taken up at the resume
+            return
+        shard = self._on_message(msg)
+        if isinstance(shard, ReplayShardRun) and shard.unanswered > self.backlog and not shard.final:
+            from confluent_kafka import TopicPartition
+
+            self.consumer.pause([TopicPartition(*tp)])
+            key = self._paused[tp] = (shard.run_id, shard.shard)
+            self._held[tp] = []
+            if key not in self._said_paused:
+                self._said_paused.add(key)
+                print(f"esr worker bots: run {shard.run_id} shard {shard.shard}: {shard.unanswered:,} requests "
+                      f"unanswered: reading {tp[0]} [{tp[1]}] paused until they are down to {self.backlog_resume:,} "
+                      f"(ESR_BOT_BACKLOG={self.backlog}; said once per shard)", file=sys.stderr, flush=True)
+
+    def _resume_drained(self) -> None:
+        """Resume the paused partitions whose shard is down to `backlog_resume` requests (or done,
+        or gone), first taking up the messages held since the pause (which may pause it again)."""
+        if self._assigned:  # librdkafka may keep a partition paused over a rebalance: this worker's state decides
+            self._assigned = False
+            self._resync_pauses()
+        for tp, key in list(self._paused.items()):
+            shard = self.shards.get(key)
+            if isinstance(shard, ReplayShardRun) and shard.unanswered > self.backlog_resume and not shard.final:
+                continue
+            from confluent_kafka import TopicPartition
+
+            del self._paused[tp]
+            held = self._held.pop(tp, [])
+            for i, msg in enumerate(held):
+                self._take(msg)
+                if tp in self._paused:  # paused again: the rest stays held, in order
+                    self._held[tp].extend(held[i + 1:])
+                    break
+            else:
+                self.consumer.resume([TopicPartition(*tp)])
+
+    def _resync_pauses(self) -> None:
+        from confluent_kafka import TopicPartition
+
+        free = [p for p in self.consumer.assignment() if (p.topic, p.partition) not in self._paused]
+        if free:
+            self.consumer.resume([TopicPartition(p.topic, p.partition) for p in free])
+
+    def _on_message(self, msg: Any) -> ShardRun | None:
         received = time.time()
         tp, offset = (msg.topic(), msg.partition()), msg.offset()
         self._offsets.add(tp, offset)
@@ -521,12 +644,12 @@ class BotWorker:
         key = (tick.run_id, tick.shard)
         if key in self._finished:
             self._offsets.done(tp, offset)
-            return
+            return None
         shard = self.shards.get(key)
         if shard is None:
             if time.time() > expected_end(tick.run):  # a run long over: nothing to do
                 self._offsets.done(tp, offset)
-                return
+                return None
             kind = ReplayShardRun if tick.run.source == "replay" else ShardRun
             shard = kind(tick.run, tick.shard, f"{self.worker_id}:{next(self._attempts)}", self._publish,
                          registry_file=self.registry_file, http_client=self.http_client)
@@ -537,7 +660,10 @@ class BotWorker:
             print(clock_skew_line(tick, received=received, published=stamp_ms / 1000 if stamp_kind else None),
                   file=sys.stderr, flush=True)
         shard.on_tick(tick)
+        # every part of a tick under the tick's number: all are done when the tick is (the last
+        # part's offset is committed then), so a takeover re-reads the tick from its first part
         self._tick_offsets.setdefault(key, []).append((tick.tick, tp, offset))
+        return shard
 
     async def _commit(self) -> None:
         """Report what each shard finished, make sure it reached the broker, then commit."""
@@ -554,7 +680,9 @@ class BotWorker:
                 self._reported[key] = state
                 reported = True
             pending = self._tick_offsets.get(key, [])
-            while pending and pending[0][0] <= shard.done_upto:
+            # a final shard has reported all it will: what came after (parts or ticks a refused
+            # or aborted shard ignores) is done too
+            while pending and (pending[0][0] <= shard.done_upto or shard.final):
                 _, tp, offset = pending.pop(0)
                 self._offsets.done(tp, offset)
             if shard.final and not pending:
@@ -587,9 +715,11 @@ def collect_rarely() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
-def run_bots(settings: KafkaSettings, *, registry_file: Path, http_client: str = "pooled") -> None:
+def run_bots(settings: KafkaSettings, *, registry_file: Path, http_client: str = "pooled",
+             backlog: int = BACKLOG) -> None:
     """Serve until SIGINT or SIGTERM (then leave the group, so shards move at once); targets are
     checked against the registry in `registry_file` (ESR_TARGETS, else $ESR_HOME/targets.json)."""
     from esr.producers import serve_until_stopped
 
-    serve_until_stopped(BotWorker(settings, registry_file=registry_file, http_client=http_client).serve)
+    serve_until_stopped(BotWorker(settings, registry_file=registry_file, http_client=http_client,
+                                  backlog=backlog).serve)

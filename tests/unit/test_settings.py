@@ -31,14 +31,14 @@ def test_every_variable_is_read() -> None:
            "ESR_KAFKA_PARTITIONS": "12", "ESR_KAFKA_CONFIG": "/etc/esr/kafka.properties",
            "ESR_TOKEN": "a" * 20, "ESR_OBSERVER_TOKEN": "b" * 20,
            "ESR_PUBLIC_URL": "https://esr.agency.example", "ESR_ASSETS": "/opt/uplot", "ESR_METRICS_PORT": "9464",
-           "ESR_MAX_RATE": "2e3", "ESR_MAX_JOURNEYS": "10", "ESR_URL": "http://127.0.0.1:9800",
+           "ESR_BOT_BACKLOG": "500", "ESR_MAX_RATE": "2e3", "ESR_MAX_JOURNEYS": "10", "ESR_URL": "http://127.0.0.1:9800",
            "ESR_TIME_WARP": "1440", "ESR_GRAFANA_URL": "http://127.0.0.1:3000", "ESR_GRAFANA_TOKEN": "glsa_x"}
     s = Settings.from_env(env)
     assert s == Settings(
         home=HOME, targets_file=Path("/etc/esr/targets.json"), target="staging", http_client="aiohttp",
         kafka="127.0.0.1:9092", kafka_prefix="t1.", kafka_partitions=12,
         kafka_config=Path("/etc/esr/kafka.properties"), token="a" * 20, observer_token="b" * 20,
-        public_url="https://esr.agency.example", assets=Path("/opt/uplot"), metrics_port=9464,
+        public_url="https://esr.agency.example", assets=Path("/opt/uplot"), metrics_port=9464, bot_backlog=500,
         limits=RunLimits(max_rate=2000.0, max_journeys=10), url="http://127.0.0.1:9800", time_warp=1440.0,
         grafana_url="http://127.0.0.1:3000", grafana_token="glsa_x")
     assert s.registry_file == Path("/etc/esr/targets.json")
@@ -60,6 +60,7 @@ def test_blank_variables_are_unset() -> None:
 @pytest.mark.parametrize(("env", "message"), [
     ({"ESR_KAFKA_PARTITIONS": "0"}, "ESR_KAFKA_PARTITIONS='0': expected a whole number of at least 1"),
     ({"ESR_KAFKA_PARTITIONS": "four"}, "ESR_KAFKA_PARTITIONS='four': expected a whole number of at least 1"),
+    ({"ESR_BOT_BACKLOG": "0"}, "ESR_BOT_BACKLOG='0': expected a whole number of at least 1"),
     ({"ESR_METRICS_PORT": "0"}, "ESR_METRICS_PORT must be a port number from 1 to 65535, not '0'"),
     ({"ESR_METRICS_PORT": "70000"}, "ESR_METRICS_PORT must be a port number from 1 to 65535, not '70000'"),
     ({"ESR_METRICS_PORT": "nine"}, "ESR_METRICS_PORT must be a port number from 1 to 65535, not 'nine'"),
