@@ -20,6 +20,11 @@ to nginx on loopback, as fast as the target allows:
 The log holds 1,000 requests per second of log time; `--span-days D` spreads them evenly over D
 days instead (a year: the metric window widens to 6 h, 1,465 windows at most).
 
+With `--kafka HOST:PORT` (a broker; `deploy/kafka/with-broker.sh` starts one), each case is
+also replayed on the Kafka runtime (a metrics worker and two bot workers on a fresh topic prefix):
+printed are the peak resident sets (`VmHWM`) of `esr replay` (the producer), the metrics worker
+(its folds are capped as the embedded fold is) and the larger bot worker.
+
 Printed per case: ESR's peak resident set (the child's `ru_maxrss` from `wait4`), lines/s over
 the whole command (both passes: the plan and the replay), the report's rows and size, the
 'other' row's label count, and the metric window with the windows and buckets the fold kept;
@@ -81,10 +86,11 @@ def generate(path: Path, paths: int, lines: int, span_days: float | None = None)
 
 
 def measured(cmd: list[str], env: dict[str, str], timeout_s: float = TIMEOUT_S) -> tuple[float, float, int, str]:
-    """Run `cmd`; its wall time (s), peak RSS (MiB, from wait4), exit code and stdout."""
-    with tempfile.TemporaryFile() as out:
+    """Run `cmd`; its wall time (s), peak RSS (MiB, from wait4), exit code and stdout (with the
+    end of its stderr after a line "--- stderr" when it failed)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
         deadline = t0 + timeout_s
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -98,7 +104,43 @@ def measured(cmd: list[str], env: dict[str, str], timeout_s: float = TIMEOUT_S) 
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
-        return wall, usage.ru_maxrss / 1024, proc.returncode, out.read().decode()
+        text = out.read().decode()
+        if proc.returncode and not text.strip():
+            err.seek(0)
+            text += "\n--- stderr\n" + err.read().decode()[-2000:]
+        return wall, usage.ru_maxrss / 1024, proc.returncode, text
+
+
+def peak_mib(pid: int) -> float:
+    """A running process's peak resident set (VmHWM), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def kafka_case(bootstrap: str, log: Path, lines: int, target: str, args: argparse.Namespace) -> list[str]:
+    """The same replay through Kafka: peak RSS of the producer, the metrics worker and a bot worker."""
+    from bench_scaling import Pipeline
+
+    pipe = Pipeline(bootstrap, 2, pin=False)
+    try:
+        wall, rss, code, out = measured(
+            [PYTHON, "-m", "esr.cli", "replay", "--warp", args.warp, str(log), "--target", target, "--json",
+             "--top-endpoints", str(args.top_endpoints)], {**pipe.env, "PYTHONPATH": str(ROOT)}, args.timeout)
+        metrics = [peak_mib(proc.pid) for role, proc, _ in pipe.procs if role == "metrics"]
+        bots = [peak_mib(proc.pid) for role, proc, _ in pipe.procs if role == "bots"]
+    finally:
+        pipe.stop()
+    try:
+        verdict = json.loads(out)["verdict"]
+    except (json.JSONDecodeError, KeyError):
+        print(out[-2000:], file=sys.stderr)
+        return [f"failed (exit {code})", f"{max(metrics):,.0f} MiB", f"{max(bots):,.0f} MiB", "", ""]
+    done = verdict["completeness"]
+    return [f"{rss:,.0f} MiB", f"{max(metrics):,.0f} MiB", f"{max(bots):,.0f} MiB", f"{lines / wall:,.0f}",
+            f"{verdict['verdict']}, {done['results_recorded']:,} results, {wall:,.0f} s"
+            + (f" ({verdict['reason'][:120]})" if verdict["verdict"] != "PASS" else "")]
 
 
 def main() -> int:
@@ -111,6 +153,7 @@ def main() -> int:
     parser.add_argument("--warp", default="1e6", help="the replay's --warp (default 1e6; 1e9 for a log spread over "
                                                       "a year, so that pacing does not bound it)")
     parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help=f"per command, seconds (default {TIMEOUT_S})")
+    parser.add_argument("--kafka", metavar="HOST:PORT", help="also replay each case on the Kafka runtime")
     args = parser.parse_args()
     cases = [c for c in CASES if c[0] == args.paths] if args.paths else CASES[:2] if args.quick else CASES
     if args.lines:
@@ -118,7 +161,7 @@ def main() -> int:
     goaccess = shutil.which("goaccess")
     work = Path(tempfile.mkdtemp(prefix="esr-bench-replay-memory-"))
     env = {**os.environ, "ESR_HOME": str(work / "home"), "PYTHONPATH": str(ROOT)}
-    rows = []
+    rows, kafka_rows = [], []
     try:
         with nginx_server() as nginx:
             for paths, lines in cases:
@@ -150,6 +193,9 @@ def main() -> int:
                              f"{len(endpoints):,} rows, {report.stat().st_size / 1024:,.0f} KiB; other holds {held}"
                              f"{windows}; verdict {result['verdict']['verdict']}, {wall:,.0f} s",
                              peer])
+                if args.kafka:
+                    kafka_rows.append([f"{paths:,} paths, {lines:,} lines",
+                                       *kafka_case(args.kafka, log, lines, nginx.url, args)])
                 shutil.rmtree(work / "home", ignore_errors=True)  # run logs of the finished case
                 log.unlink()
     finally:
@@ -158,6 +204,10 @@ def main() -> int:
     print(f"real replay at warp {args.warp}, --max-in-flight 256, --top-endpoints {args.top_endpoints}, to nginx on "
           f"loopback{span}")
     print(table(["case", "ESR peak RSS", "ESR lines/s", "report", "peer (parse + aggregate, no sending)"], rows))
+    if kafka_rows:
+        print("\nthe same replays on the Kafka runtime (a metrics worker, two bot workers)")
+        print(table(["case", "esr replay peak RSS", "metrics worker", "bot worker (larger)", "lines/s", "verdict"],
+                    kafka_rows))
     return 0
 
 

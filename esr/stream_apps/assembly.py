@@ -17,6 +17,7 @@ twice. This module makes that invisible to the verdict:
 
 from __future__ import annotations
 
+import base64
 import zlib
 from collections.abc import Iterable
 from typing import Any
@@ -53,23 +54,100 @@ class _Received(msgspec.Struct, array_like=True):
     journey_events: int = 0
 
 
-class _TickState:
-    """De-duplication for the users who arrived in one tick, and what each attempt sent for it."""
+class _Bits:
+    """A set of user numbers as a bitmap from `base`: a replay's requests are users of one result
+    each, numbered across the whole log, and a tick of a fast replay holds millions of them (one
+    bit each here, about 100 bytes each in a dict)."""
 
-    __slots__ = ("next_result", "next_count", "seen", "received", "counted_by")
+    __slots__ = ("base", "bits")
+
+    def __init__(self, base: int = 0, bits: bytearray | None = None) -> None:
+        self.base = base  # a multiple of 8: the user of bit 0
+        self.bits = bits if bits is not None else bytearray()
+
+    def __contains__(self, user: int) -> bool:
+        i = user - self.base
+        return 0 <= i < len(self.bits) * 8 and bool(self.bits[i >> 3] & (1 << (i & 7)))
+
+    def add(self, user: int) -> None:
+        if not self.bits:
+            self.base = user & ~7
+        i = user - self.base
+        if i < 0:  # grow at the front, by at least the current size (amortized)
+            grow = max((-i + 7) >> 3, len(self.bits))
+            self.bits[:0] = bytes(grow)
+            self.base -= grow * 8
+            i = user - self.base
+        elif i >> 3 >= len(self.bits):
+            self.bits.extend(bytes(max((i >> 3) + 1 - len(self.bits), len(self.bits))))
+        self.bits[i >> 3] |= 1 << (i & 7)
+
+    def discard(self, user: int) -> None:
+        if user in self:
+            i = user - self.base
+            self.bits[i >> 3] &= ~(1 << (i & 7)) & 0xFF
+
+    def users(self) -> list[int]:
+        return [self.base + (k << 3) + b for k, byte in enumerate(self.bits) if byte for b in range(8) if byte >> b & 1]
+
+    def to_list(self) -> list[Any]:
+        end = len(self.bits.rstrip(b"\0"))
+        return [self.base, base64.b64encode(self.bits[:end]).decode()]
+
+    @classmethod
+    def from_list(cls, data: list[Any]) -> _Bits:
+        return cls(data[0], bytearray(base64.b64decode(data[1])))
+
+
+class _TickState:
+    """De-duplication for the users who arrived in one tick, and what each attempt sent for it.
+    A user whose one result counted so far is its first (number 0) is a bit in the bitmap of
+    the attempt that sent it (`once`); the others are in the dicts."""
+
+    __slots__ = ("next_result", "next_count", "seen", "received", "counted_by", "once")
 
     def __init__(self) -> None:
-        self.next_result: dict[int, int] = {}  # user -> results counted so far
+        self.next_result: dict[int, int] = {}  # user -> results counted so far (2 or more, or after a bitmap's 1)
         self.next_count: dict[int, int] = {}  # user -> counter additions counted so far
         self.seen: set[tuple[int, str]] = set()  # (user, "started" | "ended" | "sla:<name>")
         self.received: dict[str, _Received] = {}  # "shard/attempt" -> what that attempt sent
         self.counted_by: dict[int, str] = {}  # user -> the "shard/attempt" whose result was counted last
+        self.once: dict[str, _Bits] = {}  # "shard/attempt" -> users with exactly their result 0 counted, from it
+
+    def counted(self, user: int) -> tuple[int, str | None]:
+        """(results of `user` counted so far, the attempt whose result was counted last)."""
+        n = self.next_result.get(user)
+        if n is not None:
+            return n, self.counted_by.get(user)
+        for sender, bits in self.once.items():
+            if user in bits:
+                return 1, sender
+        return 0, None
+
+    def count(self, user: int, n: int, sender: str) -> None:
+        """Result `n` of `user`, sent by `sender`, is counted (it is past those counted before)."""
+        if n == 0 and user not in self.next_result:
+            bits = self.once.get(sender)
+            if bits is None:
+                bits = self.once[sender] = _Bits()
+            bits.add(user)
+            return
+        for bits in self.once.values():
+            bits.discard(user)
+        self.next_result[user] = n + 1
+        self.counted_by[user] = sender
+
+    def results_counted(self) -> dict[int, int]:
+        """User -> results counted, from the dicts and the bitmaps (for inspection)."""
+        out = {user: 1 for bits in self.once.values() for user in bits.users()}
+        return out | self.next_result
 
     def to_dict(self) -> dict[str, Any]:
         return {"next_result": list(self.next_result.items()), "next_count": list(self.next_count.items()),
                 "seen": sorted(self.seen), "received": {a: [r.results, r.journey_events]
                                                         for a, r in self.received.items()},
-                "counted_by": list(self.counted_by.items())}
+                "counted_by": list(self.counted_by.items()),
+                "once": {a: bits.to_list() for a, bits in self.once.items()}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> _TickState:
@@ -80,6 +158,7 @@ class _TickState:
         state.received = {a: _Received(*r) for a, r in data["received"].items()}
         senders = {a: a for a in state.received}  # one string per attempt, not one per user
         state.counted_by = {u: senders.get(a, a) for u, a in data.get("counted_by", ())}
+        state.once = {senders.get(a, a): _Bits.from_list(bits) for a, bits in data.get("once", {}).items()}
         return state
 
 
@@ -137,18 +216,37 @@ class ShardFold:
         if tally is None:
             tally = state.received[sender] = _Received()
         fold, seen, window_s, windows = self.fold, state.seen, self.fold.window_s, self._dirty_windows
-        counted_by = state.counted_by
+        next_result, once, counted_by = state.next_result, state.once, state.counted_by
+        mine = once.get(sender)  # the users this attempt sent whose result 0 is counted
         rows = self._dirty_slots if fold.endpoint_cap is not None else None
         for e in batch.events:
             if type(e) is RequestResult:
                 tally.results += 1
-                if e.n < state.next_result.get(e.user, 0):
-                    self.duplicates += 1
-                    if counted_by.get(e.user) != sender:
-                        self.resent += 1
-                    continue
-                state.next_result[e.user] = e.n + 1
-                counted_by[e.user] = sender
+                user, n = e.user, e.n
+                done = next_result.get(user)
+                if done is not None:  # a user with results counted past its first (dicts)
+                    if n < done:
+                        self.duplicates += 1
+                        if counted_by.get(user) != sender:
+                            self.resent += 1
+                        continue
+                    next_result[user] = n + 1
+                    counted_by[user] = sender
+                elif n == 0 and not once:  # the common first result: a bit of its own
+                    mine = once[sender] = _Bits()
+                    mine.add(user)
+                elif n == 0 and mine is not None and user not in mine and \
+                        (len(once) == 1 or not state.counted(user)[0]):
+                    mine.add(user)
+                else:
+                    done, by = state.counted(user)
+                    if n < done:
+                        self.duplicates += 1
+                        if by != sender:
+                            self.resent += 1
+                        continue
+                    state.count(user, n, sender)
+                    mine = once.get(sender)
                 if rows is not None:
                     rows.add(_slot(e.endpoint))
             else:

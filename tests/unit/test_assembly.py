@@ -75,7 +75,7 @@ def state(part: ShardFold) -> dict[str, Any]:
         "window_s": f.window_s, "late_threshold_ms": f.late_threshold_ms, "duplicates": part.duplicates,
         "resent": part.resent, "offsets": part.offsets,
         "ticks": {k: {"next_result": dict(t.next_result), "next_count": dict(t.next_count), "seen": t.seen,
-                      "counted_by": dict(t.counted_by),
+                      "counted_by": dict(t.counted_by), "once": {a: bits.users() for a, bits in t.once.items()},
                       "received": {a: (r.results, r.journey_events) for a, r in t.received.items()}}
                   for k, t in part.ticks.items()},
     }
@@ -103,7 +103,7 @@ def test_a_re_run_journeys_repeats_are_dropped_and_its_later_numbers_counted() -
     assert (part.fold.results_recorded, part.duplicates) == (3, 0)
     assert part.apply(batch([result(1, n) for n in range(5)], attempt="b")) is True
     assert (part.fold.results_recorded, part.duplicates) == (5, 3)  # b's n=0..2 repeat a's
-    assert part.ticks[0].next_result == {1: 5}
+    assert part.ticks[0].results_counted() == {1: 5}
     assert received(part, "a") == (3, 0)
     assert received(part, "b") == (5, 0)  # everything b sent, its repeats included
     assert part.fold.merged().requests == 5
@@ -121,7 +121,7 @@ def test_users_are_counted_independently() -> None:
     part = ShardFold()
     part.apply(batch([result(1, 0), result(1, 1), result(1, 2)], attempt="a"))
     part.apply(batch([result(2, 0), result(1, 2), result(2, 1)], attempt="b"))
-    assert part.ticks[0].next_result == {1: 3, 2: 2}
+    assert part.ticks[0].results_counted() == {1: 3, 2: 2}
     assert (part.fold.results_recorded, part.duplicates) == (5, 1)
 
 
@@ -187,8 +187,8 @@ def test_dedupe_is_per_arrival_tick() -> None:
     part.apply(batch([result(1, 0)], tick=0))
     part.apply(batch([result(2, 0), result(2, 1)], tick=3))
     assert sorted(part.ticks) == [0, 3]
-    assert part.ticks[0].next_result == {1: 1}
-    assert part.ticks[3].next_result == {2: 2}
+    assert part.ticks[0].results_counted() == {1: 1}
+    assert part.ticks[3].results_counted() == {2: 2}
 
 
 def test_a_batch_read_again_after_a_restart_is_skipped() -> None:
@@ -971,3 +971,41 @@ def test_capped_partitions_merge_into_the_runs_fold_with_exact_totals_and_others
     partly_in_other = {label for label, n in sent.items()
                        if label != WINDOWED and (run.rows[label].requests if label in run.rows else 0) < n}
     assert run.endpoint_cap is not None and run.endpoint_cap.other.count == len(partly_in_other) > 0
+
+
+# == a tick of a fast replay: millions of users of one result each ==================================
+def test_a_tick_of_a_fast_replay_keeps_one_bit_per_request_and_still_drops_repeats() -> None:
+    """At warp 1e9 a year's log is one tick: its de-duplication entry stays small (a bit per
+    request, not a dict entry), and a re-run's repeats are still dropped and counted as re-sent."""
+    part = ShardFold()
+    users = list(range(3, 800_003, 4))  # shard 3 of 4: every fourth request of the log
+    for i in range(0, len(users), 2000):
+        part.apply(batch([result(u, 0, endpoint="GET /p") for u in users[i:i + 2000]], attempt="a"))
+    entry = part.take_dirty()["t0"]
+    assert len(entry) < 150_000  # 800,000 bits; a dict of 200,000 users took about 8 MB
+    again = ShardFold.from_entries(part.entries())
+    for p in (part, again):
+        p.apply(batch([result(u, 0, endpoint="GET /p") for u in users[-1000:]], attempt="b"))  # re-run
+        p.apply(batch([result(u, 0, endpoint="GET /p") for u in users[:10]], attempt="a"))  # read twice
+        p.apply(batch([result(users[5], 1, endpoint="GET /p")], attempt="b"))  # a second result: counted
+    for p in (part, again):
+        assert (p.fold.results_recorded, p.duplicates, p.resent) == (200_001, 1010, 1000)
+        assert p.ticks[0].counted(users[5]) == (2, "0/b") and p.ticks[0].counted(users[6]) == (1, "0/a")
+        assert p.ticks[0].counted(4) == (0, None)
+    assert state(again) == state(part)
+
+
+@given(st.lists(st.integers(-1000, 100_000), max_size=300))
+def test_a_bitmap_holds_the_users_added_in_any_order(users: list[int]) -> None:
+    from esr.stream_apps.assembly import _Bits
+
+    bits = _Bits()
+    for u in users:
+        bits.add(u)
+    assert sorted(bits.users()) == sorted(set(users)) and all(u in bits for u in users)
+    assert not any(u + 1 in bits for u in users if u + 1 not in users)
+    again = _Bits.from_list(msgspec.json.decode(msgspec.json.encode(bits.to_list())))
+    assert again.users() == bits.users()
+    for u in users[::2]:
+        bits.discard(u)
+    assert sorted(bits.users()) == sorted(set(users) - set(users[::2]))
