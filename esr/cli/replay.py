@@ -276,6 +276,10 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
     check_warp(args.warp)
     if args.top_endpoints < 1:
         raise EsrError(f"--top-endpoints must be 1 or more, not {args.top_endpoints} (default {TOP_ENDPOINTS:,})")
+    if args.max_in_flight < 1:
+        raise EsrError(f"--max-in-flight must be 1 or more, not {args.max_in_flight} (default 10,000)")
+    if not args.timeout > 0:
+        raise EsrError(f"--timeout must be a number of seconds above 0, not {args.timeout:g} (default 10)")
     if args.fmt is not None and args.fmt not in readers():
         raise EsrError(f"unknown --format {args.fmt!r}; known formats: {', '.join(sorted(readers()))}")
     options = _w3c_fields(args.fields, args.fmt)
@@ -310,7 +314,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
                                    args.warp)
     _check_slice(slice_shown, span, not_selected)
     scenario = replay_scenario(plan, assertions, derived_metrics=derived, scenario_file=args.scenario,
-                               top_endpoints=args.top_endpoints, window=asked_window, window_by=window_by)
+                               top_endpoints=args.top_endpoints, window=asked_window, window_by=window_by,
+                               max_in_flight=args.max_in_flight, request_timeout=args.timeout)
     plan_out = {**_plan_dict(plan, notes, args),
                 "metric_window": metric_window(plan.span_s, asked_window, window_by).to_dict()}
     read = _tally_dict(first.tally, not_selected, redactor)
@@ -329,7 +334,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings, registry: Any) -> i
         return _replay_on_kafka(args, settings, _selected(second, selection, redactor, {}), plan, scenario, target,
                                 read, plan_out, endpoints)
     run = ReplayRun(_selected(second, selection, redactor, {}), plan, target, scenario=scenario,
-                    run_id=args.run_id, timeout=args.timeout, max_in_flight=max(1, args.max_in_flight),
+                    run_id=args.run_id, timeout=args.timeout, max_in_flight=args.max_in_flight,
                     home=settings.home, http_client=http_client(settings), endpoints=endpoints)
     if not args.json:
         print(f"esr: replaying {plan.requests:,} requests spanning {plan.span_s:,.0f} s of log in "

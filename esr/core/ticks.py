@@ -20,7 +20,7 @@ from esr.core.run_state import RunStatus
 from esr.core.scenario import Scenario
 
 __all__ = ["GRACE_S", "SKEW_WARN_S", "PlannedRequest", "Tick", "clock_skew_line", "expected_end", "kafka_progress",
-           "run_clock", "shard_of", "tick_count", "tick_for", "tick_of", "tick_window"]
+           "run_clock", "shard_in_flight", "shard_of", "tick_count", "tick_for", "tick_of", "tick_window"]
 
 
 class PlannedRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,6 +92,12 @@ def shard_of(arrival_index: int, shards: int) -> int:
 
 
 GRACE_S = 30.0  # real seconds past the expected end before a run with missing data is judged
+
+
+def shard_in_flight(max_in_flight: int, shards: int) -> int:
+    """A shard's share of the run's `max_in_flight`: the run's shards together have about as
+    many requests in flight as the scenario allows (never fewer), not that many each."""
+    return max(1, -(-max_in_flight // max(1, shards)))
 
 
 def expected_end(started: RunStarted) -> float:

@@ -51,7 +51,7 @@ from esr.core.scenario import Scenario
 from esr.core.scheduler import GeneratorCounts, Scheduler
 from esr.core.sim_headers import SimTimeFormat
 from esr.core.targets import Target, TargetRegistry
-from esr.core.ticks import PlannedRequest, Tick, clock_skew_line, expected_end
+from esr.core.ticks import PlannedRequest, Tick, clock_skew_line, expected_end, shard_in_flight
 from esr.engine.pacer import BOT_TIMER_RESOLUTION, Clocks, Pacer
 from esr.engine.response import Sender
 from esr.engine.runner import journey_table
@@ -106,9 +106,10 @@ class ShardRun:
         self.status = RunStatus.QUEUED
         self.clock = SimClock(scenario.time_warp, scenario.duration_hours * 3600, scenario.effective_drain_warp)
         self.plan = ArrivalPlan(scenario.profile, self.clock, scenario.seed)
+        self.in_flight = shard_in_flight(scenario.max_in_flight, started.shards)  # its share of the run's
         self.scheduler = Scheduler(
             journey_table(scenario, self.target), self.clock, run_id=self.run_id, seed=scenario.seed,
-            max_in_flight=scenario.max_in_flight, late_threshold_ms=scenario.late_threshold_ms, emit=self._emit,
+            max_in_flight=self.in_flight, late_threshold_ms=scenario.late_threshold_ms, emit=self._emit,
             on_ended=self._journey_ended)
         self.pacer = Pacer(self.scheduler, clocks, sim_header=SimTimeFormat(datetime.fromisoformat(started.sim_start)),
                            time_warp=self.clock.time_warp, request_timeout=scenario.request_timeout)
@@ -155,7 +156,7 @@ class ShardRun:
 
     def _make_sender(self, url: str) -> Sender:
         return make_sender(self.http_client, url, timeout=self.scenario.request_timeout,
-                           max_connections=connection_budget(self.scenario.max_in_flight),
+                           max_connections=connection_budget(self.in_flight),
                            keep_headers=any(j.reads_headers for j in self.scenario.journeys))
 
     def _follow_faults(self) -> None:

@@ -265,7 +265,8 @@ def check_warp(warp: float) -> None:
 def replay_scenario(plan: ReplayPlan, assertions: list[str], name: str = "replay",
                     derived_metrics: dict[str, str] | None = None, scenario_file: str | None = None,
                     top_endpoints: int | None = None, window: float | None = None,
-                    window_by: str = "--window") -> Scenario:
+                    window_by: str = "--window", max_in_flight: int | None = None,
+                    request_timeout: float | None = None) -> Scenario:
     """The run's scenario as the log records it: the replay's span, warp, window and assertions.
 
     It is marked `derived_from: log`, so it takes a replay's bounds (`--warp` up to 1e9, a log's
@@ -274,7 +275,8 @@ def replay_scenario(plan: ReplayPlan, assertions: list[str], name: str = "replay
     Its window is `metric_window`'s: at most `REPLAY_MAX_WINDOWS` over the log's span. With
     `top_endpoints`, the fold keeps rows for that many endpoint labels, the rest under `other`,
     and is flat: per window only the run's figures and those of the endpoints that an assertion
-    judges over a time scope (`windowed_endpoints`)."""
+    judges over a time scope (`windowed_endpoints`). `max_in_flight` and `request_timeout`
+    (`--max-in-flight`, `--timeout`) travel in it to the bot workers of the Kafka runtime."""
     check_warp(plan.warp)
     if plan.span_s > REPLAY_MAX_HOURS * 3600:
         raise ReplayPlanError(f"the log spans {plan.span_s / 86_400 / 365.25:,.0f} years, more than a replay "
@@ -290,6 +292,10 @@ def replay_scenario(plan: ReplayPlan, assertions: list[str], name: str = "replay
                             "derived_metrics": dict(derived_metrics or {}), "window": chosen.window_s}
     if top_endpoints is not None:
         data["top_endpoints"] = top_endpoints
+    if max_in_flight is not None:
+        data["max_in_flight"] = max_in_flight
+    if request_timeout is not None:
+        data["request_timeout"] = request_timeout
     try:
         scenario = Scenario.from_dict(data)
         windowed = windowed_endpoints(scenario) if top_endpoints is not None else []

@@ -15,7 +15,16 @@ from hypothesis import strategies as st
 
 from esr.core.clock import SimClock
 from esr.core.events import RunStarted
-from esr.core.ticks import Tick, clock_skew_line, run_clock, shard_of, tick_count, tick_for, tick_window
+from esr.core.ticks import (
+    Tick,
+    clock_skew_line,
+    run_clock,
+    shard_in_flight,
+    shard_of,
+    tick_count,
+    tick_for,
+    tick_window,
+)
 
 
 def started(*, time_warp: float = 360.0, load_end_sim: float = HOUR, tick_s: float = 0.5,
@@ -211,3 +220,9 @@ def test_clock_check_without_a_broker_timestamp_uses_the_schedule() -> None:
     line = clock_skew_line(tick_for(s, 0, 0), received=998.7, published=None)  # due at 999.0 by the schedule
     assert "clock is -0.300 s from the clock worker's schedule (the broker gave the tick no timestamp)" in line
     assert "its stretch starts 1.300 s from now" in line and "synchronise" in line
+
+
+@pytest.mark.parametrize(("max_in_flight", "shards", "share"), [
+    (8, 4, 2), (10_000, 4, 2_500), (9, 4, 3), (1, 4, 1), (3, 1, 3), (5, 0, 5)])
+def test_a_shard_takes_its_share_of_the_runs_max_in_flight(max_in_flight: int, shards: int, share: int) -> None:
+    assert shard_in_flight(max_in_flight, shards) == share

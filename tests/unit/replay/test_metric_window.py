@@ -89,3 +89,10 @@ def test_hours_must_fall_on_a_long_windows_boundaries() -> None:
     with pytest.raises(AssertionSyntaxError, match="multiples of 6"):
         parse_assertion("error_rate < 0.1 during hour 8..18", window_s=21_600)
     assert parse_assertion("error_rate < 0.1 during hour 8.5..9", window_s=60).to_hour == 9  # as before
+
+
+def test_the_sending_options_travel_in_the_replays_scenario() -> None:
+    """`--max-in-flight` and `--timeout` reach the Kafka runtime's bot workers in the scenario."""
+    s = replay_scenario(plan(DAY), [], max_in_flight=8, request_timeout=2.5)
+    assert (s.max_in_flight, s.request_timeout) == (8, 2.5)
+    assert replay_scenario(plan(DAY), []).max_in_flight == 10_000  # the scenario's default when not given

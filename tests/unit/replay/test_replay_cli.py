@@ -113,3 +113,18 @@ def test_the_help_teaches_endpoint_with_an_example(capsys: pytest.CaptureFixture
         main(["replay", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--endpoint '/articles/{slug}'" in text
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--max-in-flight", "0"], "esr: error: --max-in-flight must be 1 or more, not 0 (default 10,000)"),
+    (["--timeout", "0"], "esr: error: --timeout must be a number of seconds above 0, not 0 (default 10)"),
+    (["--timeout", "nan"], "esr: error: --timeout must be a number of seconds above 0, not nan (default 10)"),
+    (["--top-endpoints", "0"], "esr: error: --top-endpoints must be 1 or more, not 0 (default 1,000)"),
+])
+def test_a_bad_sending_option_is_refused_not_replaced(args: list[str], message: str, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "u_ex250314.log"
+    path.write_text("\n".join(ROWS) + "\n")
+    assert main(dry_run(str(path), "--fields", HEADERLESS, *args)) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == message and captured.out == ""
