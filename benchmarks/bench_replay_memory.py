@@ -21,7 +21,8 @@ The log holds 1,000 requests per second of log time; `--span-days D` spreads the
 days instead (a year: the metric window widens to 6 h, 1,465 windows at most).
 
 With `--kafka HOST:PORT` (a broker; `deploy/kafka/with-broker.sh` starts one), each case is
-also replayed on the Kafka runtime (a metrics worker and two bot workers on a fresh topic prefix):
+also replayed on the Kafka runtime (a metrics worker and two bot workers on a fresh topic prefix,
+the same `--max-in-flight 256` for the whole run):
 printed are the peak resident sets (`VmHWM`) of `esr replay` (the producer), the metrics worker
 (its folds are capped as the embedded fold is) and the larger bot worker.
 
@@ -127,7 +128,8 @@ def kafka_case(bootstrap: str, log: Path, lines: int, target: str, args: argpars
     try:
         wall, rss, code, out = measured(
             [PYTHON, "-m", "esr.cli", "replay", "--warp", args.warp, str(log), "--target", target, "--json",
-             "--top-endpoints", str(args.top_endpoints)], {**pipe.env, "PYTHONPATH": str(ROOT)}, args.timeout)
+             "--max-in-flight", "256", "--top-endpoints", str(args.top_endpoints)],
+            {**pipe.env, "PYTHONPATH": str(ROOT)}, args.timeout)
         metrics = [peak_mib(proc.pid) for role, proc, _ in pipe.procs if role == "metrics"]
         bots = [peak_mib(proc.pid) for role, proc, _ in pipe.procs if role == "bots"]
     finally:
