@@ -398,7 +398,7 @@ def _replay_on_kafka(args: argparse.Namespace, settings: Settings, records: Iter
         print(f"esr: replaying {plan.requests:,} requests on Kafka at {kafka.bootstrap} in {plan.real_s:,.1f} s "
               f"(warp {plan.warp:g}) to {target.url}", file=sys.stderr)
     with StopSignals() as stop:  # Ctrl-C and SIGTERM abort the replay, whatever the shell left ignored
-        watch = VerdictWatch(kafka)
+        watch = VerdictWatch(kafka, progress=True)  # while the worker still folds, the wait goes on
         try:
             started = publish_replay(kafka, records, plan, scenario, target, run_id=args.run_id,
                                      on_started=lambda s: holder.update(started=s),

@@ -30,7 +30,8 @@ Batches are acknowledged only after the state that folded them is in its changel
 partial on the partials topic (both deliveries awaited), and never by a store that a rebalance
 overtook, so a worker killed at any point re-reads exactly what its tables lack, and `ShardFold`
 skips what they already have. A partition's changed pieces are stored at
-most every `persist_s` (0.25 s): from the stream when its batches arrive, from a timer for the
+most every `persist_s` (0.25 s; a change of more than `STORE_BYTES_PER_S` / 4 waits longer in
+proportion): from the stream when its batches arrive, from a timer for the
 last of them, and before a verdict. Storing after every batch instead wrote the whole per-tick
 state again for each of the 5-10 batches a second a busy shard sends, which filled Faust's
 producer buffer ("producer buffer full") and held the stream, and with it the verdict, for
@@ -76,6 +77,10 @@ from esr.stream_apps.credentials import faust_settings, hide_secrets_in_logs
 __all__ = ["PERSIST_S", "create_app", "run_metrics_worker"]
 
 PERSIST_S = 0.25  # how often a partition's changed state is stored (and its batches acked)
+# a partition whose changes are large (a replay of many distinct paths rewrites its endpoint rows)
+# stores them less often: at most this many bytes a second, so the broker is not flooded with
+# rewrites of the same rows, and each store folds more batches in
+STORE_BYTES_PER_S = 1024 * 1024
 QUIET_S = 2.0  # an incomplete run past its expected end is judged once its batches stop arriving this long
 
 log = logging.getLogger("esr.metrics")
@@ -141,6 +146,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
     assemblies: dict[str, RunAssembly] = {}
     unacked: dict[str, list[tuple[Any, Any]]] = {}  # part key -> (stream, event) folded, not yet stored
     stored_at: dict[str, float] = {}
+    store_gap: dict[str, float] = {}  # part key -> seconds until its next store (persist_s, or more for large ones)
     gained: set[int] = set()  # events partitions assigned in the rebalance under way
     rebalances = [0]  # how many began: a store that spans one acks nothing
     judge_soon = asyncio.Event()
@@ -198,6 +204,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
         for key in [k for k in folds if int(k.rpartition("|")[2]) in gone]:
             folds.pop(key)
             unacked.pop(key, None)
+            store_gap.pop(key, None)
 
     def say_owned(_app: Any, /, *args: Any, **_: Any) -> None:  # (app, the whole assignment)
         owned = sorted(tp.partition for tp in args[0] if tp.topic == runs_name)
@@ -251,6 +258,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
         part = folds.get(key)
         if part is not None:
             dirty = part.take_dirty()
+            store_gap[key] = max(persist_s, len(dirty["last"]) / STORE_BYTES_PER_S)
             for entry, data in dirty.items():
                 partials[f"{key}|{entry}"] = data
             delivered = [*partials.take_sent(), await publish(key, dirty)]
@@ -285,14 +293,14 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
             run = assemblies.get(batch.run_id)
             if run is not None and run.all_final():  # a run this worker owns
                 judge_soon.set()
-            if time.monotonic() - stored_at.get(key, 0.0) >= persist_s:
+            if time.monotonic() - stored_at.get(key, 0.0) >= store_gap.get(key, persist_s):
                 await store(key)
 
     @app.timer(max(persist_s, 0.05))
     async def store_the_rest() -> None:
         """The last batches of a quiet partition, which no later batch will bring to the table."""
         now = time.monotonic()
-        for key in [k for k in unacked if now - stored_at.get(k, 0.0) >= persist_s]:
+        for key in [k for k in unacked if now - stored_at.get(k, 0.0) >= store_gap.get(k, persist_s)]:
             await store(key)
 
     @app.agent(partials_topic)
