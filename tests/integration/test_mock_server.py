@@ -183,7 +183,9 @@ def test_metric_functions_travel_as_expressions_and_a_users_own_definition_wins(
     assert by_target["verdict"] == "PASS", by_target["reason"]
     assert by_target["metric_definitions"]["cost_per_claim"] == {
         "expression": "cloud_cost / claims_processed", "defined_by": "target prod-like-staging.dol.gov"}
-    assert by_user["verdict"] == "FAIL" and by_user["reason"] == "failed: cost_per_claim < 0.05"
+    assert by_user["verdict"] == "FAIL" and by_user["reason"].startswith("failed: cost_per_claim < 0.05")
+    assert [a["assertion"] for a in by_user["assertions"] if a["holds"] is False] == ["cost_per_claim < 0.05"]
+    # (a busy machine adds a saturation warning to the reason; the failed assertion is the same)
     assert by_user["metric_definitions"]["cost_per_claim"] == {
         "expression": "(cloud_cost * 1000) / claims_processed", "defined_by": "scenario"}
     cost = {a["assertion"]: a["observed"] for a in by_target["assertions"]}["cost_per_claim < 0.05"]
