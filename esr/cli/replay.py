@@ -403,7 +403,8 @@ def _replay_on_kafka(args: argparse.Namespace, settings: Settings, records: Iter
             started = publish_replay(kafka, records, plan, scenario, target, run_id=args.run_id,
                                      on_started=lambda s: holder.update(started=s),
                                      endpoints=tuple(t.text for t in endpoints.templates))
-            verdict = watch.wait(started.run_id, expected_end(started) - time.time() + 60)
+            # at least a minute from now: publishing a big log can outlast the run's expected end
+            verdict = watch.wait(started.run_id, max(expected_end(started) - time.time(), 0.0) + 60)
         except Interrupted as exc:
             if "started" not in holder:
                 print(f"esr: {exc.reason} before the replay started; nothing was sent", file=sys.stderr)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from esr.bus.kafka import MAX_MESSAGE_BYTES, KafkaSettings
-from esr.stream_apps.metrics import create_app
+from esr.stream_apps.metrics import STREAM_BUFFER, create_app
 
 
 def test_changelogs_get_the_replication_and_min_isr_and_the_producer_is_idempotent(tmp_path: Path) -> None:
@@ -19,6 +19,7 @@ def test_changelogs_get_the_replication_and_min_isr_and_the_producer_is_idempote
     extra = app.producer._settings_extra()  # noqa: SLF001 - what Faust gives aiokafka's producer
     assert (extra["acks"], extra["enable_idempotence"]) == ("all", True)
     assert app.conf.producer_max_request_size == MAX_MESSAGE_BYTES  # a replay's stored change can be large
+    assert app.conf.stream_buffer_maxsize == STREAM_BUFFER == 64  # read-ahead of large batches, bounded
 
 
 def test_one_broker_keeps_one_replica(tmp_path: Path) -> None:
