@@ -70,6 +70,7 @@ BACKLOG = 10_000
 BACKLOG_RESUME_SHARE = 0.4
 PREFETCH_KBYTES = 16 * 1024  # what the consumer fetches ahead of the worker, all partitions together
 FLUSH_S = 0.05  # how often buffered events leave
+REPORT_EVERY_S = 1.0  # a shard at work reports at least this often (cumulative: the same counts again)
 # Allocations (less deallocations) of container objects between two young collections; Python's
 # default is 700. A bot worker keeps ~2,000 requests in flight, each a task, a future, frames and
 # events for a tenth of a second or more: at 700 they all survived the young collections into the
@@ -495,6 +496,7 @@ class BotWorker:
         # shard key -> [(tick, (topic, partition), offset)]
         self._tick_offsets: dict[tuple[str, int], list[tuple[int, Any, int]]] = {}
         self._reported: dict[tuple[str, int], tuple[int, bool]] = {}
+        self._reported_at: dict[tuple[str, int], float] = {}  # shard key -> when its last report left
         self._revoked: list[ShardRun] = []
         self._uncommitted: dict[tuple[str, int], int] = {}  # commits that failed, retried next round
         self._idle = IdleNotice()
@@ -673,13 +675,20 @@ class BotWorker:
             if shard.first_tick is None:
                 continue
             state = (shard.done_upto, shard.final)
-            if state != self._reported.get(key) and shard.done_upto >= shard.first_tick:
+            changed = state != self._reported.get(key) and shard.done_upto >= shard.first_tick
+            # a shard still at work says so at least every REPORT_EVERY_S, even when no tick ended
+            # (a replay's one tick can last minutes): the metrics worker judges a past-due run with
+            # gaps only once its shards fall quiet
+            alive = not shard.final and time.monotonic() - self._reported_at.get(key, 0.0) >= REPORT_EVERY_S
+            if changed or alive:
                 shard.flush()
                 report = shard.report()
                 self._produce(self.settings.topic("runs"), shard.run_id.encode(), encode(report),
                               headers("shard_report", shard.run_id))
-                self._reported[key] = state
-                reported = True
+                self._reported_at[key] = time.monotonic()
+                if changed:
+                    self._reported[key] = state
+                    reported = True
             pending = self._tick_offsets.get(key, [])
             # a final shard has reported all it will: what came after (parts or ticks a refused
             # or aborted shard ignores) is done too

@@ -366,6 +366,13 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
             judge_soon.clear()
             await publish_verdicts()
 
+    def quiet(run_id: str) -> bool:
+        """Nothing of the run (batch, partial, report: a working bot reports every second) came
+        for QUIET_S, and nothing this worker folded of it waits to be stored."""
+        prefix = f"{run_id}|"
+        return time.monotonic() - folded_at.get(run_id, 0.0) >= QUIET_S and not any(
+            k.startswith(prefix) for k in unacked)
+
     async def publish_verdicts() -> None:
         now = time.time()
         for run_id in list(runs.keys()):
@@ -375,8 +382,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
                 assemblies.pop(run_id, None)
                 continue
             run = assembly(run_id)
-            if not run.due(now) or (not run.complete() and run.aborted is None
-                                    and time.monotonic() - folded_at.get(run_id, 0.0) < QUIET_S):
+            if not run.due(now) or (not run.complete() and run.aborted is None and not quiet(run_id)):
                 if run.started is not None and now - progress_at.get(run_id, 0.0) >= 1.0:
                     progress_at[run_id] = now
                     await metrics_topic.send(key=run_id.encode(), value=orjson.dumps(progress_of(run)),
