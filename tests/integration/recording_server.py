@@ -6,22 +6,32 @@ import asyncio
 
 from aiohttp import web
 
+HOLD_S = 30.0  # the longest a /slow request is held waiting for the house to fill
+
 
 class Recorder:
-    """Answers 200 (500 under /broken; after 50 ms under /slow) and keeps method, raw target,
-    sim-tag headers and body, and the most requests it had in hand at once."""
+    """Answers 200 (500 under /broken) and keeps method, raw target, sim-tag headers and body,
+    and the most requests it had in hand at once. With `hold_until` N, requests under /slow are
+    held until N are in hand at once (then every one goes on), or HOLD_S at most."""
 
     def __init__(self) -> None:
         self.seen: list[dict[str, str]] = []
         self.in_hand = 0
         self.most_in_hand = 0
+        self.hold_until: int | None = None
+        self._full = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.Response:
         self.in_hand += 1
         self.most_in_hand = max(self.most_in_hand, self.in_hand)
         try:
-            if request.path.startswith("/slow"):
-                await asyncio.sleep(0.05)
+            if self.hold_until is not None and request.path.startswith("/slow"):
+                if self.in_hand >= self.hold_until:
+                    self._full.set()
+                try:
+                    await asyncio.wait_for(self._full.wait(), HOLD_S)
+                except TimeoutError:
+                    pass
             return await self._record(request)
         finally:
             self.in_hand -= 1

@@ -117,14 +117,16 @@ def part_folds(pipe: Pipeline, results: int) -> list[RunFold] | None:
 
 async def test_max_in_flight_holds_for_the_whole_replay_not_for_each_shard(
         pipeline: Pipeline, recorder: Any, tmp_path: Path) -> None:
-    """`--max-in-flight 8` over four shards: the target never has more than 8 of the replay's
-    requests in hand at once (each shard takes 2 of the run's slots), yet it has all 8 at times."""
+    """`--max-in-flight 8` over four shards: the target, holding the first requests until 8 are
+    in hand, never has more than 8 of the replay's requests at once (each shard takes 2 of the
+    run's slots), and has all 8 once."""
     from test_replay import combined
 
     url, rec = recorder
     log = tmp_path / "slow.log"
     log.write_text("".join(combined(1_700_000_000, "GET", f"/slow/{i}", client=f"203.0.113.{i % 16}") + "\n"
                            for i in range(240)))
+    rec.hold_until = 8
     await pipeline.start_all(bots=2)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "esr.cli", "replay", "--warp", "1e9", str(log), "--target", url, "--json",
@@ -135,4 +137,4 @@ async def test_max_in_flight_holds_for_the_whole_replay_not_for_each_shard(
     verdict = json.loads(out)["verdict"]
     assert verdict["verdict"] == "PASS" and verdict["completeness"]["complete"] is True, verdict["reason"]
     assert len(rec.seen) == 240
-    assert 3 <= rec.most_in_hand <= 8  # the four shards play together (240 without the cap: all at once)
+    assert rec.most_in_hand == 8  # all four shards' slots, and no more (240 without the cap: all at once)
