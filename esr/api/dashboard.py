@@ -97,10 +97,12 @@ class Timelines:
             if not path.exists():
                 return None
             timeline = managed.extra["timeline"] = orjson.loads(path.read_bytes())
-        if managed.verdict is not None:
-            timeline = {**timeline, "verdict": {"verdict": managed.verdict.get("verdict"),
-                                                "reason": managed.verdict.get("reason")}}
-        return timeline, managed.verdict is not None
+        # the verdict shown is the one the run's summary has: the metrics worker's final
+        # timeline can arrive before its verdict does (another topic), and the page must not
+        # show a verdict while the summary still says RUNNING
+        ended = managed.verdict
+        verdict = None if ended is None else {"verdict": ended.get("verdict"), "reason": ended.get("reason")}
+        return {**timeline, "verdict": verdict}, ended is not None
 
 
 def _assertions_so_far(run: Any) -> list[dict[str, Any]]:
