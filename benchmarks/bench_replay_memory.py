@@ -145,6 +145,17 @@ def kafka_case(bootstrap: str, log: Path, lines: int, target: str, args: argpars
             + (f" ({verdict['reason'][:120]})" if verdict["verdict"] != "PASS" else "")]
 
 
+def goaccess_figure(goaccess: str | None, log: Path, lines: int, work: Path, env: dict[str, str]) -> str:
+    """The peer on the same file: GoAccess's lines/s and peak resident set."""
+    if not goaccess:
+        return "goaccess not installed"
+    wall, rss, code, _ = measured([goaccess, str(log), "--log-format=COMBINED", "-o", str(work / "goaccess.json"),
+                                   "--no-global-config"], env)
+    if code != 0:
+        return f"GoAccess failed (exit {code})"
+    return f"GoAccess {lines / wall:,.0f} lines/s, peak RSS {rss:,.0f} MiB"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1,000 and 100,000 distinct paths only")
@@ -156,7 +167,11 @@ def main() -> int:
                                                       "a year, so that pacing does not bound it)")
     parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help=f"per command, seconds (default {TIMEOUT_S})")
     parser.add_argument("--kafka", metavar="HOST:PORT", help="also replay each case on the Kafka runtime")
+    parser.add_argument("--kafka-only", action="store_true",
+                        help="with --kafka: leave out the embedded replay (GoAccess still runs beside it)")
     args = parser.parse_args()
+    if args.kafka_only and not args.kafka:
+        parser.error("--kafka-only needs --kafka HOST:PORT")
     cases = [c for c in CASES if c[0] == args.paths] if args.paths else CASES[:2] if args.quick else CASES
     if args.lines:
         cases = [(paths, args.lines) for paths, _ in cases]
@@ -169,6 +184,13 @@ def main() -> int:
             for paths, lines in cases:
                 log = work / f"paths-{paths}.log"
                 generate(log, paths, lines, args.span_days)
+                if args.kafka_only:
+                    rows.append([f"{paths:,} paths, {lines:,} lines", "not run (--kafka-only)", "", "",
+                                 goaccess_figure(goaccess, log, lines, work, env)])
+                    kafka_rows.append([f"{paths:,} paths, {lines:,} lines",
+                                       *kafka_case(args.kafka, log, lines, nginx.url, args)])
+                    log.unlink()
+                    continue
                 wall, rss, code, out = measured(
                     [PYTHON, "-m", "esr.cli", "replay", "--warp", args.warp, str(log), "--target", nginx.url, "--json",
                      "--max-in-flight", "256", "--top-endpoints", str(args.top_endpoints)], env, args.timeout)
@@ -183,13 +205,7 @@ def main() -> int:
                 kept = result["replay"].get("metric_windows", {})
                 windows = (f"; window {kept['window_s']:g} s, {kept['windows_with_data']:,} windows, "
                            f"{kept['buckets']:,} buckets" if kept else "")
-                peer = "goaccess not installed"
-                if goaccess:
-                    g_wall, g_rss, g_code, _ = measured(
-                        [goaccess, str(log), "--log-format=COMBINED", "-o", str(work / "goaccess.json"),
-                         "--no-global-config"], env)
-                    peer = (f"GoAccess {lines / g_wall:,.0f} lines/s, peak RSS {g_rss:,.0f} MiB" if g_code == 0
-                            else f"GoAccess failed (exit {g_code})")
+                peer = goaccess_figure(goaccess, log, lines, work, env)
                 rows.append([f"{paths:,} paths, {lines:,} lines", f"peak RSS {rss:,.0f} MiB",
                              f"{lines / wall:,.0f} lines/s",
                              f"{len(endpoints):,} rows, {report.stat().st_size / 1024:,.0f} KiB; other holds {held}"
