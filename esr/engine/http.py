@@ -19,7 +19,7 @@ import httptools
 import orjson
 
 from esr.core.journey import PreparedRequest
-from esr.engine.response import Response, classify_status
+from esr.engine.response import Response, basic_credentials, classify_status, sets_authorization
 
 __all__ = ["PooledHttpSender"]
 
@@ -121,13 +121,16 @@ class PooledHttpSender:
 
     def __init__(self, base_url: str, *, timeout: float, max_connections: int = 1000,
                  keep_headers: bool = True) -> None:
+        base_url, authorization = basic_credentials(base_url)
         parts = urlsplit(base_url)
         self._protocol = _HeaderConnection if keep_headers else _Connection
         self.host = parts.hostname or "127.0.0.1"
         self.tls = parts.scheme == "https"
         self.port = parts.port or (443 if self.tls else 80)
         self.prefix = parts.path.rstrip("/")
-        host_header = parts.netloc.rsplit("@", 1)[-1]
+        host_header = parts.netloc
+        # from the target URL's user and password; a request's own Authorization wins
+        self._authorization = "" if authorization is None else f"Authorization: {authorization}\r\n"
         self.timeout = timeout
         self.max_connections = max_connections
         self._idle: list[_Connection] = []
@@ -248,6 +251,8 @@ class PooledHttpSender:
         elif request.body is not None:
             body = request.body if isinstance(request.body, bytes) else request.body.encode()
         lines = [f"{request.method} {target} HTTP/1.1\r\n", self._fixed, extra]
+        if self._authorization and not sets_authorization(request.headers):
+            lines.append(self._authorization)
         for name, value in headers.items():
             lines.append(f"{name}: {value}\r\n")
         for name, value in request.headers.items():

@@ -232,7 +232,8 @@ class Run:
 
             parts = urlsplit(self.target.url)
             proxy = FaultProxy(parts.hostname or "127.0.0.1", parts.port or 80, seed=self.scenario.seed)
-            url = await proxy.start() + parts.path.rstrip("/")
+            await proxy.start()
+            url = proxy.address_of(self.target.url)
         if any(f.action is not None and f.action.recover is not None for f in self.faults):
             guard = FaultGuard.spawn(self.run_id, self.target.url)
         self.injector = FaultInjector(self.faults, run_id=self.run_id, target_url=self.target.url, proxy=proxy,

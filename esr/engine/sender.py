@@ -16,7 +16,7 @@ import aiohttp
 from esr.core.errors import EsrError
 from esr.core.journey import PreparedRequest
 from esr.engine.http import PooledHttpSender
-from esr.engine.response import Response, Sender, classify_status
+from esr.engine.response import Response, Sender, basic_credentials, classify_status, sets_authorization
 
 __all__ = ["HTTP_CLIENTS", "AiohttpSender", "connection_budget", "make_sender"]
 
@@ -29,6 +29,7 @@ class AiohttpSender:
 
     def __init__(self, base_url: str, *, timeout: float, max_connections: int = 1000,
                  keep_headers: bool = True) -> None:
+        base_url, self.authorization = basic_credentials(base_url)  # the URL's user and password
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.keep_headers = keep_headers
@@ -40,6 +41,8 @@ class AiohttpSender:
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     async def send(self, request: PreparedRequest, headers: dict[str, str]) -> Response:
+        if self.authorization is not None and not sets_authorization(request.headers):
+            headers = {**headers, "Authorization": self.authorization}
         if request.headers:
             headers = {**headers, **request.headers}
         kwargs: dict[str, Any] = {"headers": headers, "allow_redirects": False}  # a 3xx is a result

@@ -22,6 +22,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlsplit
 
 import httptools
 
@@ -410,6 +411,13 @@ class FaultProxy:
     @property
     def down(self) -> bool:
         return self.closed or any(isinstance(t, Down) for t in self._toxics.values())
+
+    def address_of(self, target_url: str) -> str:
+        """`target_url` as sent through this proxy (once started): the proxy's host and port, the
+        target's user, password and path, so nothing of the URL is lost on the way."""
+        parts = urlsplit(target_url)
+        userinfo = parts.netloc.rpartition("@")[0]
+        return self.url.replace("//", f"//{userinfo}@" if userinfo else "//", 1) + parts.path.rstrip("/")
 
     async def start(self) -> str:
         """Bind (port 0: a free one, kept for later re-listens) and return the base URL."""

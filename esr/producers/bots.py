@@ -174,7 +174,7 @@ class ShardRun:
             parts = urlsplit(self.target.url)
             self._proxy = FaultProxy(parts.hostname or "127.0.0.1", parts.port or 80, seed=self.scenario.seed)
             # created before any tick's play task, so it runs first: no request goes around the proxy
-            self._tasks.append(self._loop.create_task(self._through_proxy(parts.path.rstrip("/"))))
+            self._tasks.append(self._loop.create_task(self._through_proxy()))
         active: dict[str, str] = {}
 
         def switch(starting: bool, fault: Any) -> None:
@@ -189,9 +189,9 @@ class ShardRun:
         for sim, starting, fault in fault_moments(self.faults):
             self._fault_timers.append(self._loop.call_at(self.pacer.loop_at_sim(sim), switch, starting, fault))
 
-    async def _through_proxy(self, path: str) -> None:
-        url = await self._proxy.start()
-        direct, self.pacer.sender = self.pacer.sender, self._make_sender(url + path)
+    async def _through_proxy(self) -> None:
+        await self._proxy.start()
+        direct, self.pacer.sender = self.pacer.sender, self._make_sender(self._proxy.address_of(self.target.url))
         if direct is not None:
             await direct.close()
 

@@ -15,14 +15,18 @@ class Switchboard:
     """A system under test with one breakable part: while `broken`, GET /work answers 503.
     POST/DELETE /admin/broken start and end the fault (the body ESR sends is kept)."""
 
-    def __init__(self, *, start_status: int = 200, start_delay_s: float = 0.0, recover_failures: int = 0) -> None:
+    def __init__(self, *, start_status: int = 200, start_delay_s: float = 0.0, recover_failures: int = 0,
+                 authorization: str | None = None) -> None:
         self.broken = False
+        self.authorization = authorization  # when set, GET /work answers 401 to any other Authorization
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.start_status = start_status
         self.start_delay_s = start_delay_s  # breaks at once, answers this much later
         self.recover_failures = recover_failures  # the first recoveries answer 500 and change nothing
 
     async def work(self, request: web.Request) -> web.Response:
+        if self.authorization is not None and request.headers.get("Authorization") != self.authorization:
+            return web.json_response({"error": "who are you?"}, status=401)
         return web.json_response({"ok": not self.broken}, status=503 if self.broken else 200)
 
     async def start(self, request: web.Request) -> web.Response:

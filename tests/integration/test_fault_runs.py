@@ -4,6 +4,7 @@ faults through the fault proxy, the timeline in the run log, and the cleanup pat
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -161,6 +162,22 @@ async def test_proxy_faults_in_a_run(tmp_path: Path, board: tuple[Switchboard, T
     assert kinds == {faults[0]: "proxy", faults[1]: "proxy"}
     fold = RunFold().apply_all(read_events(tmp_path, run.run_id))
     assert [w.end_reason for w in fold.faults.values()] == ["scheduled", "scheduled"]
+
+
+async def test_credentials_in_the_target_url_reach_the_system_through_the_fault_proxy(tmp_path: Path) -> None:
+    """The proxy sits where the target's host and port were; the URL's user and password stay."""
+    system = Switchboard(authorization="Basic " + base64.b64encode(b"ana:s3cret").decode())
+    runner, url = await serve(system)
+    try:
+        target = Target("s", url.replace("http://", "http://ana:s3cret@"))
+        run = Run(scenario(["latency(20ms)@hour1+1h"], hours=3), target, home=tmp_path)
+        verdict = await run.execute()
+    finally:
+        await runner.cleanup()
+    got = results(tmp_path, run.run_id)
+    assert verdict.status == "PASS", verdict.reason
+    assert len(got) > 60 and {r.status for r in got} == {200}
+    assert any(r.faults == ("latency",) for r in got) and any(not r.faults for r in got)
 
 
 async def test_a_start_that_times_out_after_taking_effect_is_undone(tmp_path: Path) -> None:

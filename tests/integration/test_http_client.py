@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -208,3 +209,36 @@ async def test_no_sender_follows_a_redirect(kind: str) -> None:
             await runner.cleanup()
     assert response.status == 302 and response.error is None
     assert elsewhere_hits == 0
+
+
+@pytest.mark.parametrize("kind", HTTP_CLIENTS)
+async def test_credentials_in_the_target_url_are_sent_as_basic_auth(kind: str) -> None:
+    """`http://user:password@host/` means HTTP Basic authentication, as curl and browsers read it
+    (percent-escapes decoded); a request that sets its own Authorization header keeps it alone."""
+    seen: list[list[str]] = []
+    hosts: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append(request.headers.getall("Authorization", []))
+        hosts.append(request.headers["Host"])
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", record)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    sender = make_sender(kind, f"http://ana:p%40ss%3Aw%C3%B6rd@127.0.0.1:{port}/api", timeout=PATIENT_S,
+                         max_connections=4)
+    try:
+        assert (await sender.send(get("/claims"), {})).status == 200
+        assert (await sender.send(get("/claims", headers={"authorization": "Bearer own"}), {})).status == 200
+        assert (await sender.send(get("/claims"), {"X-Sim-Time": "2025-01-01T00:00:00Z"})).status == 200
+    finally:
+        await sender.close()
+        await runner.cleanup()
+    basic = "Basic " + base64.b64encode("ana:p@ss:wörd".encode()).decode()
+    assert seen == [[basic], ["Bearer own"], [basic]]
+    assert hosts == [f"127.0.0.1:{port}"] * 3  # the user and password never go into the Host header
