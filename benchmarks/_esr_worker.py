@@ -19,7 +19,6 @@ import argparse
 import gc
 import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -117,4 +116,4 @@ def _pcts(sorted_ms: list[float]) -> dict[str, float | None]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
