@@ -24,16 +24,18 @@ State lives in four tables with changelogs, rebuilt on restart or takeover:
     esr-verdicts   run id -> the verdict, once published
 
 While a run plays, its owner sends its figures so far (summary metrics, each assertion's value)
-to `esr.metrics` once a second, for dashboards.
+to `esr.metrics` once a second, for dashboards; less often when computing them takes more than
+a tenth of that (PERIODIC_SHARE: a fold of a million distinct paths), so folding keeps the time.
 
 Batches are acknowledged only after the state that folded them is in its changelog and its
 partial on the partials topic (both deliveries awaited), and never by a store that a rebalance
 overtook, so a worker killed at any point re-reads exactly what its tables lack, and `ShardFold`
-skips what they already have. A partition's changed pieces are stored at
-most every `persist_s` (0.25 s; a change of more than `STORE_BYTES_PER_S` / 4 waits longer in
-proportion): from the stream when its batches arrive, from a timer for the
-last of them, and before a verdict. Storing after every batch instead wrote the whole per-tick
-state again for each of the 5-10 batches a second a busy shard sends, which filled Faust's
+skips what they already have. A partition's changed pieces are stored at most every
+`persist_s` (0.25 s; a change of more than `STORE_BYTES_PER_S` / 4, or a store that took more
+than a tenth of that, waits longer in proportion): from the stream when its batches arrive,
+from a timer for the last of them, and before a verdict. Storing after every batch instead
+wrote the whole per-tick state again for each of the 5-10 batches a second a busy shard sends,
+which filled Faust's
 producer buffer ("producer buffer full") and held the stream, and with it the verdict, for
 seconds at 10,000 requests/s. A worker that takes partitions over (another died or left)
 rebuilds their folds from the table and sends each whole once: the dead worker's last change
@@ -84,10 +86,21 @@ STORE_BYTES_PER_S = 1024 * 1024
 STREAM_BUFFER = 64  # messages a stream reads ahead of its agent (Faust's stream_buffer_maxsize)
 FETCH_BYTES = 2 * 1024 * 1024  # what one fetch takes of a partition (a larger message still comes whole)
 QUIET_S = 2.0  # an incomplete run past its expected end is judged once its batches stop arriving this long
+PROGRESS_S = 1.0  # how often a run's owner sends its figures so far
+# the share of the worker's time that stores and progress messages may take each: a run whose
+# fold is large (a replay of a million distinct paths) is stored and reported less often, so
+# that folding keeps most of the time
+PERIODIC_SHARE = 0.1
 
 log = logging.getLogger("esr.metrics")
 _RUN_EVENTS = (RunStarted, ShardReport, RunAborted, FaultStarted, FaultEnded)
 _run_events = msgspec.json.Decoder(list[RunStarted | ShardReport | RunAborted | FaultStarted | FaultEnded])
+
+
+def paced_gap(base_s: float, spent_s: float) -> float:
+    """The wait before doing again what just took `spent_s`: at least `base_s`, and long enough
+    that it takes at most PERIODIC_SHARE of the worker's time."""
+    return max(base_s, spent_s / PERIODIC_SHARE)
 
 
 def _broker_urls(bootstrap: str) -> list[str]:
@@ -141,6 +154,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
     verdicts_topic = app.topic(settings.topic("verdicts"), **raw)
     metrics_topic = app.topic(settings.topic("metrics"), **raw)
     progress_at: dict[str, float] = {}
+    progress_gap: dict[str, float] = {}  # run id -> seconds to its next progress message (PROGRESS_S or more)
     table: dict[str, Any] = {"key_type": str, "value_type": bytes, "partitions": settings.partitions, "default": None,
                              "extra_topic_configs": settings.topic_config}  # the changelog's min.insync.replicas
     # fed from the events topics: the folds of this worker's partitions
@@ -259,7 +273,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
         ack the batches they folded, unless a rebalance came meanwhile: Faust then recovers the
         table from its changelog up to the end it saw, which may be before these writes, so the
         batches are left unacked, to be read again and folded into the table's state."""
-        stored_at[key] = time.monotonic()
+        started = stored_at[key] = time.monotonic()
         pending = unacked.pop(key, None)
         if not pending:
             return
@@ -267,9 +281,10 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
         part = folds.get(key)
         if part is not None:
             dirty = part.take_dirty()
-            store_gap[key] = max(persist_s, len(dirty["last"]) / STORE_BYTES_PER_S)
             for entry, data in dirty.items():
                 partials[f"{key}|{entry}"] = data
+            store_gap[key] = paced_gap(max(persist_s, len(dirty["last"]) / STORE_BYTES_PER_S),
+                                       time.monotonic() - started)
             delivered = [*partials.take_sent(), await publish(key, dirty)]
             try:
                 await asyncio.gather(*delivered)  # in the changelog and on the partials topic, then acked
@@ -354,11 +369,13 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
 
     @app.task
     async def judge_runs() -> None:
-        """Twice a second, when a run's next progress message is due (a steady 1 s pace), and
+        """Twice a second, when a run's next progress message is due (a steady 1 s pace, or
+        slower for a large fold), and
         at once when a run may have become complete: a verdict is published as soon as its last
         event is folded."""
         while True:
-            next_progress = min(progress_at.values(), default=time.time()) + 1.0 - time.time()
+            next_progress = min((at + progress_gap.get(run_id, PROGRESS_S) for run_id, at in progress_at.items()),
+                                default=time.time()) - time.time()
             try:
                 await asyncio.wait_for(judge_soon.wait(), min(0.5, max(0.1, next_progress)))
             except TimeoutError:
@@ -383,12 +400,16 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
                 continue
             run = assembly(run_id)
             if not run.due(now) or (not run.complete() and run.aborted is None and not quiet(run_id)):
-                if run.started is not None and now - progress_at.get(run_id, 0.0) >= 1.0:
+                due = progress_at.get(run_id, 0.0) + progress_gap.get(run_id, PROGRESS_S)
+                if run.started is not None and now >= due:
                     progress_at[run_id] = now
-                    await metrics_topic.send(key=run_id.encode(), value=orjson.dumps(progress_of(run)),
+                    figures = orjson.dumps(progress_of(run))
+                    progress_gap[run_id] = paced_gap(PROGRESS_S, time.time() - now)
+                    await metrics_topic.send(key=run_id.encode(), value=figures,
                                              headers=headers("run_progress", run_id))
                 continue
             progress_at.pop(run_id, None)
+            progress_gap.pop(run_id, None)
             folded_at.pop(run_id, None)
             for key in [k for k in unacked if k.startswith(f"{run_id}|")]:
                 await store(key)  # the verdict never runs ahead of the state it judged (its own part)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from esr.bus.kafka import MAX_MESSAGE_BYTES, KafkaSettings
-from esr.stream_apps.metrics import STREAM_BUFFER, create_app
+from esr.stream_apps.metrics import PERIODIC_SHARE, PROGRESS_S, STREAM_BUFFER, create_app, paced_gap
 
 
 def test_changelogs_get_the_replication_and_min_isr_and_the_producer_is_idempotent(tmp_path: Path) -> None:
@@ -26,3 +28,14 @@ def test_one_broker_keeps_one_replica(tmp_path: Path) -> None:
     app = create_app(KafkaSettings("127.0.0.1:1", prefix="v."), datadir=str(tmp_path))
     assert app.conf.topic_replication_factor == 1
     assert app.tables["esr-partials"].changelog_topic.config["min.insync.replicas"] == "1"
+
+
+def test_stores_and_progress_messages_take_at_most_a_tenth_of_the_workers_time() -> None:
+    """A cheap store or progress message keeps its pace; a costly one (a fold of a million paths)
+    waits long enough that it takes at most PERIODIC_SHARE of the time."""
+    assert PERIODIC_SHARE == 0.1
+    assert paced_gap(0.25, 0.002) == 0.25 and paced_gap(PROGRESS_S, 0.05) == PROGRESS_S == 1.0
+    assert paced_gap(PROGRESS_S, 0.3) == pytest.approx(3.0)
+    for spent in (0.0, 0.01, 0.1, 0.35, 4.0):
+        gap = paced_gap(0.25, spent)
+        assert gap >= 0.25 and spent <= PERIODIC_SHARE * gap + 1e-12
