@@ -86,7 +86,7 @@ STORE_BYTES_PER_S = 1024 * 1024
 STREAM_BUFFER = 64  # messages a stream reads ahead of its agent (Faust's stream_buffer_maxsize)
 FETCH_BYTES = 2 * 1024 * 1024  # what one fetch takes of a partition (a larger message still comes whole)
 QUIET_S = 2.0  # an incomplete run past its expected end is judged once its batches stop arriving this long
-STALL_S = 0.5  # the judge task woke this much late: the worker was busy, and its quiet count starts again
+STALL_S = 1.0  # the judge task woke this much late, or judging took this long: the quiet count starts again
 PROGRESS_S = 1.0  # how often a run's owner sends its figures so far
 # the share of the worker's time that stores and progress messages may take each: a run whose
 # fold is large (a replay of a million distinct paths) is stored and reported less often, so
