@@ -86,6 +86,7 @@ STORE_BYTES_PER_S = 1024 * 1024
 STREAM_BUFFER = 64  # messages a stream reads ahead of its agent (Faust's stream_buffer_maxsize)
 FETCH_BYTES = 2 * 1024 * 1024  # what one fetch takes of a partition (a larger message still comes whole)
 QUIET_S = 2.0  # an incomplete run past its expected end is judged once its batches stop arriving this long
+STALL_S = 1.0  # the judge task woke this much late, or judging took this long: the quiet count starts again
 PROGRESS_S = 1.0  # how often a run's owner sends its figures so far
 # the share of the worker's time that stores and progress messages may take each: a run whose
 # fold is large (a replay of a million distinct paths) is stored and reported less often, so
@@ -95,6 +96,16 @@ PERIODIC_SHARE = 0.1
 log = logging.getLogger("esr.metrics")
 _RUN_EVENTS = (RunStarted, ShardReport, RunAborted, FaultStarted, FaultEnded)
 _run_events = msgspec.json.Decoder(list[RunStarted | ShardReport | RunAborted | FaultStarted | FaultEnded])
+
+
+def is_quiet(run_id: str, now: float, came_at: float, free_since: float, waiting: tuple[str, ...]) -> bool:
+    """Whether a past-due run with data missing is judged now: nothing of it (batch, partial,
+    report: a working bot reports every second) came for QUIET_S while the worker was free to read
+    it (`free_since`: a stall of its own, such as a large fold's store or progress, starts the
+    count again), and none of its parts (`waiting`: "run|partition" keys) has folded batches
+    waiting to be stored or for their store's delivery."""
+    prefix = f"{run_id}|"
+    return now - max(came_at, free_since) >= QUIET_S and not any(key.startswith(prefix) for key in waiting)
 
 
 def paced_gap(base_s: float, spent_s: float) -> float:
@@ -174,6 +185,8 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
     rebalances = [0]  # how many began: a store that spans one acks nothing
     judge_soon = asyncio.Event()
     folded_at: dict[str, float] = {}  # run id -> when a batch, partial or run event of it last came
+    storing: set[str] = set()  # part keys whose store is under way (their batches wait for its delivery)
+    awake = [0.0]  # since when the worker has kept up with its judge task's wake-ups (no stall)
 
     def pieces(table: Any, prefix: str) -> dict[str, dict[str, bytes]]:
         """A table's entries under `prefix`, by part key ("run|partition"), for folds it holds whole."""
@@ -277,6 +290,13 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
         pending = unacked.pop(key, None)
         if not pending:
             return
+        storing.add(key)
+        try:
+            await _store(key, pending, started)
+        finally:
+            storing.discard(key)
+
+    async def _store(key: str, pending: list[tuple[Any, Any]], started: float) -> None:
         generation = rebalances[0]
         part = folds.get(key)
         if part is not None:
@@ -376,19 +396,22 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
         while True:
             next_progress = min((at + progress_gap.get(run_id, PROGRESS_S) for run_id, at in progress_at.items()),
                                 default=time.time()) - time.time()
+            wait = min(0.5, max(0.1, next_progress))
+            woke = time.monotonic() + wait
             try:
-                await asyncio.wait_for(judge_soon.wait(), min(0.5, max(0.1, next_progress)))
+                await asyncio.wait_for(judge_soon.wait(), wait)
             except TimeoutError:
                 pass
+            if time.monotonic() - woke > STALL_S:  # the worker was too busy to read: nothing came, nothing was sent
+                awake[0] = time.monotonic()
             judge_soon.clear()
+            began = time.monotonic()
             await publish_verdicts()
+            if time.monotonic() - began > STALL_S:  # judging (a large fold's progress) held the worker
+                awake[0] = time.monotonic()
 
     def quiet(run_id: str) -> bool:
-        """Nothing of the run (batch, partial, report: a working bot reports every second) came
-        for QUIET_S, and nothing this worker folded of it waits to be stored."""
-        prefix = f"{run_id}|"
-        return time.monotonic() - folded_at.get(run_id, 0.0) >= QUIET_S and not any(
-            k.startswith(prefix) for k in unacked)
+        return is_quiet(run_id, time.monotonic(), folded_at.get(run_id, 0.0), awake[0], (*unacked, *storing))
 
     async def publish_verdicts() -> None:
         now = time.time()
@@ -408,6 +431,10 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
                     await metrics_topic.send(key=run_id.encode(), value=figures,
                                              headers=headers("run_progress", run_id))
                 continue
+            if not run.complete() and run.aborted is None:
+                log.warning("run %s: past its expected end, and nothing of it came for %.1f s (the worker "
+                            "free to read for %.1f s): judged with what arrived", run_id,
+                            time.monotonic() - folded_at.get(run_id, 0.0), time.monotonic() - awake[0])
             progress_at.pop(run_id, None)
             progress_gap.pop(run_id, None)
             folded_at.pop(run_id, None)

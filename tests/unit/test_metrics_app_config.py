@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from esr.bus.kafka import MAX_MESSAGE_BYTES, KafkaSettings
-from esr.stream_apps.metrics import PERIODIC_SHARE, PROGRESS_S, STREAM_BUFFER, create_app, paced_gap
+from esr.stream_apps.metrics import (
+    PERIODIC_SHARE,
+    PROGRESS_S,
+    QUIET_S,
+    STREAM_BUFFER,
+    create_app,
+    is_quiet,
+    paced_gap,
+)
 
 
 def test_changelogs_get_the_replication_and_min_isr_and_the_producer_is_idempotent(tmp_path: Path) -> None:
@@ -39,3 +47,15 @@ def test_stores_and_progress_messages_take_at_most_a_tenth_of_the_workers_time()
     for spent in (0.0, 0.01, 0.1, 0.35, 4.0):
         gap = paced_gap(0.25, spent)
         assert gap >= 0.25 and spent <= PERIODIC_SHARE * gap + 1e-12
+
+
+def test_a_run_is_quiet_only_after_quiet_s_of_the_worker_free_to_read_it() -> None:
+    """A 10,000,000-line replay was judged incomplete at 937,463 results: the worker's own store
+    (its delivery awaited) had the batches out of `unacked` and nothing new came meanwhile."""
+    assert QUIET_S == 2.0
+    assert is_quiet("r", now=100.0, came_at=97.5, free_since=0.0, waiting=())
+    assert not is_quiet("r", now=100.0, came_at=98.5, free_since=0.0, waiting=())  # it came 1.5 s ago
+    assert not is_quiet("r", now=100.0, came_at=90.0, free_since=99.0, waiting=())  # busy until 1 s ago
+    assert is_quiet("r", now=100.0, came_at=90.0, free_since=97.0, waiting=())
+    assert not is_quiet("r", now=100.0, came_at=90.0, free_since=0.0, waiting=("r|3",))  # a store under way
+    assert is_quiet("r", now=100.0, came_at=90.0, free_since=0.0, waiting=("r2|3", "other|0"))  # other runs'
