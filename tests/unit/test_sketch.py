@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import random
+import tracemalloc
+from array import array
 from itertools import pairwise
 
 import orjson
@@ -12,7 +14,7 @@ from ddsketch import DDSketch
 from ddsketch.mapping import LogarithmicMapping
 from ddsketch.store import DenseStore
 
-from esr.core.sketch import RELATIVE_ACCURACY, LatencySketch, _open
+from esr.core.sketch import RELATIVE_ACCURACY, LatencySketch, _ArrayStore, _open
 
 N = 100_000
 QUANTILES = (0.5, 0.9, 0.95, 0.99, 0.999)
@@ -268,8 +270,52 @@ def test_a_first_batch_lays_out_the_bins_as_ddsketch_does(low: int, high: int) -
     mine, theirs = DenseStore(), DenseStore()
     _open(mine, low, high)
     theirs._extend_range(low, high)
-    assert (mine.bins, mine.offset, mine.min_key, mine.max_key) == (theirs.bins, theirs.offset, theirs.min_key,
-                                                                    theirs.max_key)
+    assert (list(mine.bins), mine.offset, mine.min_key, mine.max_key) == (theirs.bins, theirs.offset,
+                                                                          theirs.min_key, theirs.max_key)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_array_store_lays_out_every_bin_as_ddsketchs_list_store(seed: int) -> None:
+    """Keys that grow the range down, up and both ways, one by one and by merges either way:
+    the array store holds the same bins at the same places as DenseStore, only in 8 bytes each."""
+    rng = random.Random(seed)
+    mine, theirs = _ArrayStore(), DenseStore()
+    for _ in range(400):
+        if rng.random() < 0.1:  # a merge of another store, of either kind
+            other_mine, other_theirs = _ArrayStore(), DenseStore()
+            for key in [rng.randint(-3_000, 3_000) for _ in range(rng.randint(1, 30))]:
+                other_mine.add(key, 2.0)
+                other_theirs.add(key, 2.0)
+            mine.merge(other_mine if rng.random() < 0.5 else other_theirs)
+            theirs.merge(other_theirs)
+        else:
+            key, weight = int(rng.gauss(0, 10 ** rng.randint(0, 3))), float(rng.randint(1, 3))
+            mine.add(key, weight)
+            theirs.add(key, weight)
+        assert type(mine.bins) is array and list(mine.bins) == theirs.bins
+        assert (mine.offset, mine.min_key, mine.max_key, mine.count) == (theirs.offset, theirs.min_key,
+                                                                         theirs.max_key, theirs.count)
+    copied = _ArrayStore()
+    copied.copy(theirs)
+    assert type(copied.bins) is array and list(copied.bins) == theirs.bins
+
+
+def test_a_window_of_latencies_takes_under_8_kb() -> None:
+    """Two sketches per window and endpoint: their bins are most of a long replay's fold."""
+    rng = random.Random(5)
+    sketches = []
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(50):
+            sketch = LatencySketch()
+            sketch.add_many([rng.lognormvariate(0.0, 0.8) for _ in range(5_000)])
+            sketches.append(sketch)
+        each = (tracemalloc.get_traced_memory()[0] - before) / len(sketches)
+    finally:
+        tracemalloc.stop()
+    assert sketches[0].count == 5_000
+    assert each < 8_000  # as DDSketch's list of floats: about 17,500 bytes
 
 
 def test_sketches_merge_with_plain_ddsketches() -> None:
