@@ -38,6 +38,15 @@ async def raw_server() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
         server.close()
 
 
+async def serve_on_loopback(app: web.Application) -> tuple[web.AppRunner, int]:
+    """`app` on a free loopback port: its runner (to clean up) and the port."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+
 async def read_request(reader: asyncio.StreamReader) -> bytes:
     return await reader.readuntil(b"\r\n\r\n")
 
@@ -113,11 +122,7 @@ async def test_paths_and_queries_are_percent_encoded() -> None:
 
     app = web.Application()
     app.router.add_get("/claims/{name}", echo)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve_on_loopback(app)
     sender = PooledHttpSender(f"http://127.0.0.1:{port}", timeout=PATIENT_S)
     response = await sender.send(get("/claims/Mary Smith €", query={"q": "a b&c"}), {})
     assert (response.status, response.body.decode()) == (200, "Mary Smith €")
@@ -225,11 +230,7 @@ async def test_credentials_in_the_target_url_are_sent_as_basic_auth(kind: str) -
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", record)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve_on_loopback(app)
     sender = make_sender(kind, f"http://ana:p%40ss%3Aw%C3%B6rd@127.0.0.1:{port}/api", timeout=PATIENT_S,
                          max_connections=4)
     try:
