@@ -18,7 +18,7 @@ for _ in $(seq 1 50); do
     port=$((port + 2))
 done
 dir="$(mktemp -d -t esr-kafka-XXXXXX)"
-cleanup() { "$HERE/kafka.sh" stop "$dir" >/dev/null 2>&1; rm -rf "$dir"; }
+cleanup() { "$HERE/kafka.sh" stop "$dir/broker" >/dev/null 2>&1; rm -rf "$dir"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
