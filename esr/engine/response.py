@@ -11,11 +11,12 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from typing import Protocol
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import msgspec
 
 from esr.core.journey import PreparedRequest
+from esr.core.targets import shown_url
 
 __all__ = ["Response", "Sender", "basic_credentials", "classify_status", "sets_authorization"]
 
@@ -30,13 +31,12 @@ class Response(msgspec.Struct, frozen=True):
 def basic_credentials(url: str) -> tuple[str, str | None]:
     """`url` without its user and password, and the `Authorization` value they make (HTTP Basic,
     RFC 7617, UTF-8, percent-escapes decoded); None for a URL without them."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
+    userinfo = urlsplit(url).netloc.rpartition("@")[0]
+    if not userinfo:
         return url, None
-    userinfo, host = parts.netloc.rsplit("@", 1)
     user, _, password = userinfo.partition(":")
     token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode("ascii")
-    return urlunsplit(parts._replace(netloc=host)), f"Basic {token}"
+    return shown_url(url), f"Basic {token}"
 
 
 def sets_authorization(headers: Mapping[str, str]) -> bool:

@@ -35,9 +35,8 @@ skips what they already have. A partition's changed pieces are stored at most ev
 than a tenth of that, waits longer in proportion): from the stream when its batches arrive,
 from a timer for the last of them, and before a verdict. Storing after every batch instead
 wrote the whole per-tick state again for each of the 5-10 batches a second a busy shard sends,
-which filled Faust's
-producer buffer ("producer buffer full") and held the stream, and with it the verdict, for
-seconds at 10,000 requests/s. A worker that takes partitions over (another died or left)
+which filled Faust's producer buffer ("producer buffer full") and held the stream, and with it
+the verdict, for seconds at 10,000 requests/s. A worker that takes partitions over (another died or left)
 rebuilds their folds from the table and sends each whole once: the dead worker's last change
 may never have reached the run's owner.
 """
@@ -390,9 +389,8 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
     @app.task
     async def judge_runs() -> None:
         """Twice a second, when a run's next progress message is due (a steady 1 s pace, or
-        slower for a large fold), and
-        at once when a run may have become complete: a verdict is published as soon as its last
-        event is folded."""
+        slower for a large fold), and at once when a run may have become complete: a verdict is
+        published as soon as its last event is folded."""
         while True:
             next_progress = min((at + progress_gap.get(run_id, PROGRESS_S) for run_id, at in progress_at.items()),
                                 default=time.time()) - time.time()
@@ -426,8 +424,9 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
                 due = progress_at.get(run_id, 0.0) + progress_gap.get(run_id, PROGRESS_S)
                 if run.started is not None and now >= due:
                     progress_at[run_id] = now
+                    began = time.monotonic()  # this run's figures only, not the runs judged before it
                     figures = orjson.dumps(progress_of(run))
-                    progress_gap[run_id] = paced_gap(PROGRESS_S, time.time() - now)
+                    progress_gap[run_id] = paced_gap(PROGRESS_S, time.monotonic() - began)
                     await metrics_topic.send(key=run_id.encode(), value=figures,
                                              headers=headers("run_progress", run_id))
                 continue
