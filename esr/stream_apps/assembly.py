@@ -91,12 +91,16 @@ class _Bits:
         return [self.base + (k << 3) + b for k, byte in enumerate(self.bits) if byte for b in range(8) if byte >> b & 1]
 
     def to_list(self) -> list[Any]:
+        """The stored form, compressed: a partition's users are every n-th number of the run (a
+        replay of 10,000,000 lines on 4 partitions: 1.25 MB of bits each, a few KB compressed),
+        and a tick's entry is stored again at every change of its fold."""
         end = len(self.bits.rstrip(b"\0"))
-        return [self.base, base64.b64encode(self.bits[:end]).decode()]
+        return [self.base, base64.b64encode(zlib.compress(self.bits[:end], 1)).decode(), "zlib"]
 
     @classmethod
     def from_list(cls, data: list[Any]) -> _Bits:
-        return cls(data[0], bytearray(base64.b64decode(data[1])))
+        bits = base64.b64decode(data[1])
+        return cls(data[0], bytearray(zlib.decompress(bits) if data[2:] == ["zlib"] else bits))
 
 
 class _TickState:

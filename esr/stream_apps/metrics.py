@@ -31,7 +31,7 @@ Batches are acknowledged only after the state that folded them is in its changel
 partial on the partials topic (both deliveries awaited), and never by a store that a rebalance
 overtook, so a worker killed at any point re-reads exactly what its tables lack, and `ShardFold`
 skips what they already have. A partition's changed pieces are stored at most every
-`persist_s` (0.25 s; a change of more than `STORE_BYTES_PER_S` / 4, or a store that took more
+`persist_s` (0.25 s; a change that writes more than `STORE_BYTES_PER_S` / 4, or a store that took more
 than a tenth of that, waits longer in proportion): from the stream when its batches arrive,
 from a timer for the last of them, and before a verdict. Storing after every batch instead
 wrote the whole per-tick state again for each of the 5-10 batches a second a busy shard sends,
@@ -74,16 +74,22 @@ from esr.observe.prom import WorkerCollector, serve_worker_metrics
 from esr.observe.timeline import run_timeline
 from esr.stream_apps.assembly import RunAssembly, ShardFold, decode_partial, encode_partial
 from esr.stream_apps.credentials import faust_settings, hide_secrets_in_logs
+from esr.stream_apps.free_memory import release_free_memory
 
-__all__ = ["PERSIST_S", "create_app", "run_metrics_worker"]
+__all__ = ["PERSIST_S", "create_app", "run_metrics_worker", "store_pace"]
 
 PERSIST_S = 0.25  # how often a partition's changed state is stored (and its batches acked)
 # a partition whose changes are large (a replay of many distinct paths rewrites its endpoint rows)
-# stores them less often: at most this many bytes a second, so the broker is not flooded with
-# rewrites of the same rows, and each store folds more batches in
+# stores them less often: at most this many bytes a second (its changelog entries and its partial
+# message), so the broker and Faust's producer buffer are not flooded with rewrites of the same
+# rows, and each store folds more batches in
 STORE_BYTES_PER_S = 1024 * 1024
 STREAM_BUFFER = 64  # messages a stream reads ahead of its agent (Faust's stream_buffer_maxsize)
+# messages the consumer hands over per poll, all partitions together: the rest of a fetch stays
+# in its buffer as bytes, not decoded into records the agents are not ready for
+POLL_RECORDS = 100
 FETCH_BYTES = 2 * 1024 * 1024  # what one fetch takes of a partition (a larger message still comes whole)
+TRIM_S = 1.0  # how often freed heap pages go back to the system (release_free_memory)
 QUIET_S = 2.0  # an incomplete run past its expected end is judged once its batches stop arriving this long
 STALL_S = 1.0  # the judge task woke this much late, or judging took this long: the quiet count starts again
 PROGRESS_S = 1.0  # how often a run's owner sends its figures so far
@@ -111,6 +117,14 @@ def paced_gap(base_s: float, spent_s: float) -> float:
     """The wait before doing again what just took `spent_s`: at least `base_s`, and long enough
     that it takes at most PERIODIC_SHARE of the worker's time."""
     return max(base_s, spent_s / PERIODIC_SHARE)
+
+
+def store_pace(dirty: dict[str, bytes], persist_s: float) -> float:
+    """The wait before a partition's next store after storing `dirty` (`take_dirty()`'s entries):
+    `persist_s`, or longer for a large change, so that what the stores write (each entry to the
+    changelog, and "last" once more as the partial message) stays under STORE_BYTES_PER_S."""
+    written = sum(map(len, dirty.values())) + len(dirty["last"])
+    return max(persist_s, written / STORE_BYTES_PER_S)
 
 
 def _broker_urls(bootstrap: str) -> list[str]:
@@ -146,6 +160,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
         # up to a partition's stored change); Faust's 4,096 would let a worker that folds slower
         # than the bots send (a replay at a high warp) queue gigabytes of them
         stream_buffer_maxsize=STREAM_BUFFER,
+        broker_max_poll_records=POLL_RECORDS,
         broker_session_timeout=10.0,  # a killed worker's partitions come back within seconds
         broker_heartbeat_interval=1.0,
         producer_acks=-1,
@@ -302,8 +317,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
             dirty = part.take_dirty()
             for entry, data in dirty.items():
                 partials[f"{key}|{entry}"] = data
-            store_gap[key] = paced_gap(max(persist_s, len(dirty["last"]) / STORE_BYTES_PER_S),
-                                       time.monotonic() - started)
+            store_gap[key] = paced_gap(store_pace(dirty, persist_s), time.monotonic() - started)
             delivered = [*partials.take_sent(), await publish(key, dirty)]
             try:
                 await asyncio.gather(*delivered)  # in the changelog and on the partials topic, then acked
@@ -331,6 +345,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
                 continue
             key = f"{batch.run_id}|{message.partition}"
             fold_of(key, batch).apply(batch, f"{message.topic}/{message.partition}", message.offset)
+            event.value = message.value = None  # folded: its ack needs only the offset, not the bytes
             unacked.setdefault(key, []).append((stream, event))
             folded_at[batch.run_id] = time.monotonic()
             run = assemblies.get(batch.run_id)
@@ -345,6 +360,11 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
         now = time.monotonic()
         for key in [k for k in unacked if now - stored_at.get(k, 0.0) >= store_gap.get(k, persist_s)]:
             await store(key)
+
+    @app.timer(TRIM_S)
+    async def release_memory() -> None:
+        """The heap pages the folds' stores and the batches read have freed, back to the system."""
+        release_free_memory()
 
     @app.agent(partials_topic)
     async def merge(stream: Any) -> None:

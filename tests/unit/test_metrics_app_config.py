@@ -10,12 +10,15 @@ import pytest
 from esr.bus.kafka import MAX_MESSAGE_BYTES, KafkaSettings
 from esr.stream_apps.metrics import (
     PERIODIC_SHARE,
+    POLL_RECORDS,
     PROGRESS_S,
     QUIET_S,
+    STORE_BYTES_PER_S,
     STREAM_BUFFER,
     create_app,
     is_quiet,
     paced_gap,
+    store_pace,
 )
 
 
@@ -30,6 +33,7 @@ def test_changelogs_get_the_replication_and_min_isr_and_the_producer_is_idempote
     assert (extra["acks"], extra["enable_idempotence"]) == ("all", True)
     assert app.conf.producer_max_request_size == MAX_MESSAGE_BYTES  # a replay's stored change can be large
     assert app.conf.stream_buffer_maxsize == STREAM_BUFFER == 64  # read-ahead of large batches, bounded
+    assert app.conf.broker_max_poll_records == POLL_RECORDS == 100  # the rest of a fetch stays bytes
 
 
 def test_one_broker_keeps_one_replica(tmp_path: Path) -> None:
@@ -47,6 +51,18 @@ def test_stores_and_progress_messages_take_at_most_a_tenth_of_the_workers_time()
     for spent in (0.0, 0.01, 0.1, 0.35, 4.0):
         gap = paced_gap(0.25, spent)
         assert gap >= 0.25 and spent <= PERIODIC_SHARE * gap + 1e-12
+
+
+def test_a_large_change_is_stored_less_often_counting_everything_its_store_writes() -> None:
+    """A replay of a million paths rewrites its endpoint rows at every store: the pace counts
+    every entry written to the changelog and "last" once more, as the partial message."""
+    assert STORE_BYTES_PER_S == 1024 * 1024
+    small = {"last": b"x" * 1000, "meta": b"x" * 200, "t0": b"x" * 800}
+    assert store_pace(small, 0.25) == 0.25
+    rows = {f"r{slot}": b"x" * 16_384 for slot in range(32)}  # 512 KiB of rows
+    large = {"last": b"x" * 540_000, "meta": b"x" * 200, **rows}
+    assert store_pace(large, 0.25) == pytest.approx((2 * 540_000 + 200 + 32 * 16_384) / STORE_BYTES_PER_S)
+    assert store_pace(large, 0.25) > 1.5  # "last" alone would have paced it at 0.51 s
 
 
 def test_a_run_is_quiet_only_after_quiet_s_of_the_worker_free_to_read_it() -> None:
