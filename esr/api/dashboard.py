@@ -49,13 +49,15 @@ class Timelines:
     def __init__(self, manager: RunManager, home: Path) -> None:
         self.manager = manager
         self.home = home
-        self._cache: dict[str, tuple[float, bytes, bool, int]] = {}  # run id -> (made at, JSON, final, version)
+        # run id -> (made at, JSON, final, version): the version changes with each timeline the
+        # metrics worker sends for a Kafka run, and when the run's verdict comes
+        self._cache: dict[str, tuple[float, bytes, bool, tuple[int, bool]]] = {}
         self._rows: dict[str, dict[int, Any]] = {}  # run id -> its windows' rows, redone when they change
 
     def get(self, run_id: str) -> tuple[bytes, bool]:
         """The timeline as JSON, and whether the run has ended."""
         managed = self.manager.get(run_id)  # UnknownRun for a run this server does not know
-        version = managed.extra.get("timeline_seq", 0)  # a Kafka run's timeline from the metrics worker
+        version = (managed.extra.get("timeline_seq", 0), managed.verdict is not None)
         cached = self._cache.get(run_id)
         now = time.monotonic()
         if cached is not None and cached[3] == version and (cached[2] or now - cached[0] < PUSH_EVERY_S / 2):

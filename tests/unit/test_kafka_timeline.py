@@ -54,3 +54,18 @@ def test_a_verdict_of_its_own_replaces_the_workers(tmp_path: Path) -> None:
     body, final = Timelines(manager, tmp_path).get("r2")
     assert orjson.loads(body)["verdict"] == {"verdict": "ABORTED", "reason": "aborted through the API"}
     assert final is True
+
+
+def test_the_verdict_shows_at_once_when_it_comes_after_the_final_timeline(tmp_path: Path) -> None:
+    """The page asked while the run was still RUNNING (its answer is cached for half a second);
+    the verdict that comes next, with no new timeline message, is shown on the next request."""
+    manager, managed = _managed(tmp_path, "r3", "RUNNING")
+    timelines = Timelines(manager, tmp_path)
+    manager._on_progress(_final_timeline("r3"))
+    assert orjson.loads(timelines.get("r3")[0])["verdict"] is None
+
+    managed.verdict = {"verdict": "PASS", "reason": "all assertions held", "assertions": [], "summary": {},
+                       "completeness": {}, "generator": {}, "time": {}}
+    managed.state = "FINISHED"
+    body, final = timelines.get("r3")
+    assert (orjson.loads(body)["verdict"], final) == ({"verdict": "PASS", "reason": "all assertions held"}, True)
