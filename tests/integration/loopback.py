@@ -7,14 +7,48 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import random
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 POLL_S = 0.05  # how often a wait looks again
+
+
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands to outgoing connections (Linux's default when unreadable)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(count: int = 1) -> int:
+    """The first of `count` consecutive free loopback ports, all below the ephemeral range.
+
+    Outside that range no client's connection is ever given one as its own port, so a server
+    stopped and started again on its port (a broker restarted while workers keep dialling it)
+    finds the port still free. The start is random so that parallel test workers rarely probe
+    the same ports."""
+    rng = random.SystemRandom()
+    for _ in range(500):
+        base = rng.randrange(10000, _ephemeral_low() - count)
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise AssertionError(f"no {count} consecutive free loopback ports below the ephemeral range")
+
+
+def free_port() -> int:
+    return free_ports(1)
 
 
 def port_open(port: int) -> bool:

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from typing import Any
 import jsonschema
 import pytest
 from busy import PUNCTUALITY_NOT_JUDGED, late_error
-from loopback import wait_for_port, wait_until_sync
+from loopback import free_port, wait_for_port, wait_until_sync
 
 from esr.bus.runlog import read_events
 
@@ -32,12 +31,6 @@ def esr(*args: str, check: bool = False, timeout: float = 180, **kw: Any) -> sub
     if check:
         assert done.returncode == 0, done.stderr
     return done
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_results(proc: subprocess.Popen, esr_home: Path) -> None:

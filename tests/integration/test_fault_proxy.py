@@ -7,7 +7,6 @@ what it adds or below what the wrong behaviour would take, so a slow or busy mac
 from __future__ import annotations
 
 import asyncio
-import socket
 import statistics
 import time
 from collections import Counter
@@ -18,7 +17,7 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
-from loopback import wait_until
+from loopback import free_port, wait_until
 
 from esr.core.journey import PreparedRequest
 from esr.core.toxics import Bandwidth, Down, Errors, Latency, Reset, Timeout
@@ -225,12 +224,6 @@ async def test_an_upstream_that_refuses_gets_a_502(upstream: Upstream) -> None:
     assert fp.stats["refused"] == 1
     await sender.close()
     await fp.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # latency and bandwidth

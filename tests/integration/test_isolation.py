@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 from busy import PUNCTUALITY_NOT_JUDGED
-from loopback import wait_for_port, wait_until_sync
-from test_restarts import Server, _free_port, servers  # noqa: F401 - the fixture
+from loopback import free_port, wait_for_port, wait_until_sync
+from test_restarts import Server, servers  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_saturating_run_leaves_a_small_run_beside_it_complete(esr_home: Path, servers: list[Server]) -> None:  # noqa: F811
-    port = _free_port()  # the target in its own process, so the server's loop is the one that saturates
+    port = free_port()  # the target in its own process, so the server's loop is the one that saturates
     target = subprocess.Popen([sys.executable, "-m", "esr.cli", "demo-target", "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

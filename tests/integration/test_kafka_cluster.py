@@ -10,7 +10,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -25,7 +24,7 @@ import pytest
 from busy import PUNCTUALITY_NOT_JUDGED
 from confluent_kafka.admin import AdminClient, ConfigResource
 from kafka_pipeline import Pipeline, RunProcess
-from loopback import wait_until
+from loopback import free_ports, wait_until
 from real_parts import missing
 from recording_server import Recorder
 
@@ -38,19 +37,6 @@ NODES = 3
 # three JVMs beside the workers on a small machine: small heaps, and the quick JIT only, so that a
 # broker restarting while a run plays starts in seconds
 HEAP = "-Xms128m -Xmx384m -XX:TieredStopAtLevel=1"
-
-
-def free_port_run(count: int, start: int = 19440) -> int:
-    """The first port from which `count` consecutive loopback ports are free."""
-    for base in range(start, 60000, 2):
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise AssertionError(f"no {count} consecutive free ports")
 
 
 @dataclass
@@ -119,7 +105,7 @@ class Cluster:
 def cluster(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Three nodes on ports of their own (the session's single broker tells us Kafka can run here)."""
     folder = tmp_path_factory.mktemp("cluster")
-    base = free_port_run(2 * NODES)
+    base = free_ports(2 * NODES)
     done = subprocess.run([str(KAFKA_SH), "cluster-start", str(folder), str(NODES), str(base)],
                           env={**os.environ, "ESR_KAFKA_HEAP": HEAP}, capture_output=True, text=True, timeout=240)
     if done.returncode != 0:

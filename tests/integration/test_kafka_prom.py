@@ -9,9 +9,9 @@ from typing import Any
 import aiohttp
 import pytest
 from kafka_pipeline import Pipeline, RunProcess
+from loopback import free_port
 from prometheus_client.parser import text_string_to_metric_families
 from test_kafka_runtime import single_request
-from test_prometheus import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 

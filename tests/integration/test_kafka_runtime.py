@@ -7,7 +7,6 @@ import asyncio
 import json
 import re
 import signal
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 from busy import PUNCTUALITY_NOT_JUDGED
 from confluent_kafka import TopicPartition
 from kafka_pipeline import Pipeline, RunProcess, Worker, progress_requests, progress_sim_hours
-from loopback import wait_until
+from loopback import free_ports, wait_until
 from test_schedule_lag import claims
 
 from esr.bus.kafka import KafkaSettings, decode_event, ensure_topics, make_consumer, run_partition
@@ -224,21 +223,6 @@ async def test_one_of_two_metrics_workers_killed_mid_run_leaves_a_complete_verdi
 KAFKA_SH = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "kafka.sh"
 
 
-def free_port_pair() -> int:
-    """A port whose successor is free too (the broker's client and controller listeners)."""
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise AssertionError("no free pair of ports")
-
-
 async def kafka_sh(*args: str) -> None:
     proc = await asyncio.create_subprocess_exec(str(KAFKA_SH), *args, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.STDOUT)
@@ -249,7 +233,7 @@ async def kafka_sh(*args: str) -> None:
 async def test_the_broker_stopped_and_restarted_mid_run_never_gives_a_silent_pass(
         kafka_bootstrap: str, demo_target: Any, tmp_path: Path) -> None:
     """A broker of this test's own: stopped 5 s into the run and started again on the same data."""
-    port = free_port_pair()
+    port = free_ports(2)
     data = tmp_path / "broker"
     await kafka_sh("start", str(data), str(port))
     settings = KafkaSettings(f"127.0.0.1:{port}", prefix="outage.", partitions=4)

@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import sys
 import uuid
 from pathlib import Path
@@ -18,28 +17,13 @@ from typing import Any
 
 import pytest
 from kafka_pipeline import Pipeline
+from loopback import free_ports
 from test_kafka_runtime import KAFKA_SH, single_request
 
 from esr.bus.client_config import read_client_config
 from esr.bus.kafka import KafkaSettings, ensure_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
-
-
-def free_ports(count: int) -> int:
-    """A port whose `count - 1` successors are free too (client, controller and SASL listeners)."""
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            for n in range(1, count):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port + n))
-        except OSError:
-            continue
-        return port
-    raise AssertionError(f"no {count} free ports in a row")
 
 
 async def kafka_sh(*args: str, env: dict[str, str] | None = None) -> str:

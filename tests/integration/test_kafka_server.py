@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
 import time
 from typing import Any
@@ -13,17 +12,12 @@ from typing import Any
 import aiohttp
 import pytest
 from kafka_pipeline import Pipeline
+from loopback import free_port
 from test_kafka_runtime import single_request
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
 TOKEN = "kafka-test-token"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def serve(pipeline: Pipeline, port: int) -> asyncio.subprocess.Process:

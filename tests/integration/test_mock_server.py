@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 from busy import PUNCTUALITY_NOT_JUDGED
-from loopback import port_open, wait_until_sync
+from loopback import free_port, port_open, wait_until_sync
 
 from esr.api.auth import Tokens
 from esr.core.errors import EsrError
@@ -37,12 +37,6 @@ def chapter_client_code() -> str:
     text = CHAPTER.read_text(encoding="utf-8")
     section = text.split("### 5.1", 1)[1]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_sandbox(home: Path, *flags: str, port: int | None = None) -> tuple[subprocess.Popen, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from busy import PUNCTUALITY_NOT_JUDGED
-from loopback import wait_until
+from loopback import free_port, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 from real_parts import missing
 from test_server import ADMIN, SMALL, call, server, wait_until_ended, wait_until_playing  # noqa: F401 - server is a fixture
@@ -34,12 +33,6 @@ SLA_RUN = {"name": "prom", "duration_hours": 1, "time_warp": 3600, "drain_warp":
            "load_profile": [[0, 20]], "journeys": [CLAIM],
            "assertions": ["error_rate < 0.5", "sla_48h_success_rate > 0.99", "latency_p95_ms < 5000"],
            **PUNCTUALITY_NOT_JUDGED}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

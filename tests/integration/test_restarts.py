@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loopback import wait_for_port, wait_until_sync
+from loopback import free_port, wait_for_port, wait_until_sync
 
 from esr.api.runs import RunManager
 from esr.bus.runlog import LOG_NAME, read_events
@@ -80,17 +79,11 @@ async def test_a_log_cut_at_every_byte_offset_recovers_twice_to_the_same_runs(
             assert after_first == whole  # a complete log is left as it was
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     """`esr serve` as a process on the test's ESR_HOME."""
 
     def __init__(self, home: Path, env: dict[str, str] | None = None, concurrent: int = 1) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "esr.cli", "serve", "--port", str(self.port), "--max-concurrent", str(concurrent)],
