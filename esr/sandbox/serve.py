@@ -1,5 +1,5 @@
-"""`esr sandbox` / `python -m esr.mock_server`: the ESR server and the sample claims system in
-one process, with the sample system registered as `prod-like-staging.dol.gov`."""
+"""`esr sandbox` / `python -m esr.mock_server`: the ESR server, and the sample claims system in
+a process of its own (`ClaimsProcess`), registered as `prod-like-staging.dol.gov`."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ from pathlib import Path
 from aiohttp import web
 
 from esr.api.auth import Tokens
-from esr.api.server import PortTaken, make_app, serve_app
+from esr.api.server import make_app, serve_app
 from esr.core.fault_actions import ActionStep, FaultAction
 from esr.core.journey_spec import JourneySpec
 from esr.core.loopback import is_loopback_host, is_loopback_url
 from esr.core.run_limits import RunLimits
 from esr.core.targets import Target, TargetRegistry
-from esr.sandbox.app import CLAIM_JOURNEY, ClaimsService, make_claims_app
+from esr.sandbox.app import CLAIM_JOURNEY
 from esr.sandbox.claims import OfficeConfig
+from esr.sandbox.sut_process import ClaimsProcess
 from esr.settings import Settings
 
 __all__ = ["SANDBOX_NAMES", "register_running_sandbox", "sandbox_target", "sandbox_tokens", "serve_sandbox",
@@ -28,6 +29,7 @@ __all__ = ["SANDBOX_NAMES", "register_running_sandbox", "sandbox_target", "sandb
 SANDBOX_NAMES = ("prod-like-staging.dol.gov", "sandbox")
 _BANNER: web.AppKey[str] = web.AppKey("banner", str)
 _REGISTERED: web.AppKey[Path] = web.AppKey("registered", Path)
+_SUT: web.AppKey[ClaimsProcess] = web.AppKey("sut", ClaimsProcess)
 SANDBOX_METRICS = {"cost_per_claim": "cloud_cost / claims_processed"}
 
 
@@ -47,14 +49,6 @@ def sandbox_target(name: str, url: str) -> Target:
         "method": "POST", "url": "{{ target.url }}/_esr/runs/{{ run.id }}/actions/" + action}})
         for action in ("add_caseworkers", "pause_intake", "resume_intake")}
     return Target(name, url, JourneySpec.model_validate(CLAIM_JOURNEY), dict(SANDBOX_METRICS), faults, decisions)
-
-
-async def _start_claims(service: ClaimsService, host: str, port: int) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(make_claims_app(service), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    return runner, f"http://{host}:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]  # noqa: SLF001
 
 
 REGISTRATION = "sandbox.json"  # under ESR_HOME while a sandbox runs: where its claims system listens
@@ -110,16 +104,12 @@ def serve_sandbox(settings: Settings, host: str = "127.0.0.1", port: int = 9700,
     home = settings.home
     tokens, forced = sandbox_tokens(Tokens.load(home, admin=settings.token, observer=settings.observer_token), host,
                                     auth)
-    service = ClaimsService(config)
     registry = TargetRegistry.load(settings.registry_file)
     public = public_url or f"http://{host}:{port}"
 
     async def start_sut(app: web.Application) -> None:
-        try:
-            runner, url = await _start_claims(service, "127.0.0.1", sut_port)
-        except OSError as exc:
-            raise PortTaken.binding(f"127.0.0.1:{sut_port}", "--sut-port", exc, "the claims system") from None
-        app["sut_runner"] = runner
+        sut = app[_SUT] = await ClaimsProcess.start(config or OfficeConfig(), sut_port)
+        url = sut.url
         for name in SANDBOX_NAMES:
             registry.register(sandbox_target(name, url))
         app[_REGISTERED] = write_registration(home, url)
@@ -137,10 +127,12 @@ def serve_sandbox(settings: Settings, host: str = "127.0.0.1", port: int = 9700,
     async def stop_sut(app: web.Application) -> None:
         if _REGISTERED in app:
             app[_REGISTERED].unlink(missing_ok=True)
-        await app["sut_runner"].cleanup()
+        if _SUT in app:
+            await app[_SUT].stop()
 
-    app = make_app(home, registry=registry, tokens=tokens, max_concurrent=max_concurrent, on_end=service.purge,
-                   public_url=public, limits=limits, assets=settings.assets)
+    app = make_app(home, registry=registry, tokens=tokens, max_concurrent=max_concurrent,
+                   on_end=lambda run_id: app[_SUT].purge_soon(run_id), public_url=public, limits=limits,
+                   assets=settings.assets)
     app.on_startup.append(start_sut)
     app.on_cleanup.append(stop_sut)
     serve_app(app, host, port, ready)

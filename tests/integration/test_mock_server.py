@@ -230,3 +230,52 @@ def test_esr_plan_and_run_find_a_running_sandbox_by_name(tmp_path: Path) -> None
     assert not (home / "sandbox.json").exists()  # gone with the sandbox
     gone = esr("plan", "dol_scenario.py", "--target", "prod-like-staging.dol.gov")
     assert gone.returncode == 2 and "unknown target 'prod-like-staging.dol.gov'" in gone.stderr
+
+
+def listener_pid(port: int) -> int | None:
+    """The process that listens on 127.0.0.1:`port`, found as `ss -p` does: the socket's inode in
+    /proc/net/tcp, then the process holding it among /proc/*/fd."""
+    inodes = {fields[9] for fields in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
+              if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A"}  # 0A: LISTEN
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) in {f"socket:[{inode}]" for inode in inodes} for fd in fd_dir.iterdir()):
+                return int(fd_dir.parent.name)
+        except OSError:  # a process that ended, or another user's
+            continue
+    return None
+
+
+def test_the_claims_system_runs_in_a_process_of_its_own_that_ends_with_the_sandbox(tmp_path: Path) -> None:
+    """DESIGN: its work never delays the generator, so a latency assertion measures the system."""
+    home = tmp_path / "home"
+    proc, url = start_sandbox(home)
+    try:
+        sut_url = json.loads((home / "sandbox.json").read_text())["url"]
+        sut_port = int(sut_url.rsplit(":", 1)[1])
+        assert requests.post(f"{sut_url}/claims", json={"ssn": "900-00-0001"}, timeout=30).status_code == 201
+        sut_pid = listener_pid(sut_port)
+        assert sut_pid is not None and sut_pid != proc.pid
+        assert listener_pid(int(url.rsplit(":", 1)[1])) == proc.pid
+        assert b"esr.sandbox.sut_process" in Path(f"/proc/{sut_pid}/cmdline").read_bytes()
+    finally:
+        proc.kill()  # kill -9: no cleanup runs in the sandbox
+        proc.communicate(timeout=60)
+    wait_until_sync(lambda: not port_open(sut_port) and not Path(f"/proc/{sut_pid}").exists(), 60,
+                    "the claims system gone with its sandbox")
+
+
+def test_a_taken_claims_port_is_one_line_naming_its_flag_and_leaves_nothing_running(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        sut_port, port = taken.getsockname()[1], free_port()
+        done = subprocess.run([sys.executable, "-m", "esr.mock_server", "--port", str(port), "--sut-port",
+                               str(sut_port)], env=os.environ | {"ESR_HOME": str(tmp_path)},
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert re.fullmatch(rf"esr: error: the claims system cannot listen on 127\.0\.0\.1:{sut_port} \(.+\): "
+                        "choose another port with --sut-port", lines[0])
+    assert not port_open(port) and not (tmp_path / "sandbox.json").exists()
