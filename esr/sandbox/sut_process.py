@@ -54,13 +54,15 @@ class ClaimsProcess:
         try:
             line = (await asyncio.wait_for(proc.stdout.readline(), START_S)).decode().split(maxsplit=2)
         except TimeoutError:
-            line = []
+            await _end(proc)
+            raise EsrError(f"the claims system did not listen within {START_S:g} s (a busy machine?): "
+                           "try again") from None
         if line[:1] == [_READY]:
             return cls(proc, f"http://{host}:{int(line[1])}")
         await _end(proc)
         if line[:1] == [_REFUSED]:
             raise PortTaken.binding(f"{host}:{port}", "--sut-port", OSError(int(line[1]), line[2]), "the claims system")
-        raise EsrError(f"the claims system did not start within {START_S:g} s (exit code {proc.returncode})")
+        raise EsrError(f"the claims system ended before it listened (exit code {proc.returncode}; its error is above)")
 
     def purge_soon(self, run_id: str) -> asyncio.Task[None]:
         """Drop a finished run's data fork (the run manager calls this and does not wait)."""
