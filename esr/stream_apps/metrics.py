@@ -74,6 +74,7 @@ from esr.observe.prom import WorkerCollector, serve_worker_metrics
 from esr.observe.timeline import run_timeline
 from esr.stream_apps.assembly import RunAssembly, ShardFold, decode_partial, encode_partial
 from esr.stream_apps.credentials import faust_settings, hide_secrets_in_logs
+from esr.stream_apps.delivery_gate import DeliveryGate
 from esr.stream_apps.free_memory import release_free_memory
 
 __all__ = ["PERSIST_S", "create_app", "run_metrics_worker", "store_pace"]
@@ -201,6 +202,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
     folded_at: dict[str, float] = {}  # run id -> when a batch, partial or run event of it last came
     storing: set[str] = set()  # part keys whose store is under way (their batches wait for its delivery)
     awake = [0.0]  # since when the worker has kept up with its judge task's wake-ups (no stall)
+    gate = DeliveryGate()  # each partition's batches in offset order, from its committed offset
 
     def pieces(table: Any, prefix: str) -> dict[str, dict[str, bytes]]:
         """A table's entries under `prefix`, by part key ("run|partition"), for folds it holds whole."""
@@ -263,9 +265,10 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
               "it folds those and judges the runs keyed to them", file=sys.stderr, flush=True)
 
     async def take_over(_app: Any, /, *args: Any, **_: Any) -> None:  # the tables are recovered
-        """Folds of the partitions just assigned, rebuilt from the recovered table and sent whole
-        to their runs' owners (before this worker reads on): the worker that read them before
-        may have stored a change it never sent."""
+        """Where reading resumes, for the gate; then folds of the partitions just assigned,
+        rebuilt from the recovered table and sent whole to their runs' owners (before this
+        worker reads on): the worker that read them before may have stored a change it never sent."""
+        await reopen_gate()
         for partition in sorted(gained):
             suffix = f"|{partition}"
             for key, entries in pieces(partials, "").items():
@@ -273,6 +276,26 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
                     fold = adopt(key, ShardFold.from_entries(entries))
                     await publish(key, fold.entries())
         gained.clear()
+
+    async def reopen_gate() -> None:
+        """Seek to the committed offsets (as Faust does next) and tell the gate: batches read
+        before, from positions the seek replaces, are held back and come again in order."""
+        consumer: Any = app.consumer
+        mine = [tp for tp in consumer.assignment() if tp.topic in events_topic.topics]
+        generation = app.consumer_generation_id
+        committed: Mapping[Any, int | None] = {}
+        first: Mapping[Any, int] = {}
+        try:
+            committed = await consumer.seek_to_committed()
+            first = await consumer.earliest_offsets(*mine) if mine else {}
+        except (TimeoutError, AioKafkaError) as exc:  # another rebalance under way: it reopens the gate
+            log.warning("where reading resumes is not known yet (%s)", exc)
+            mine = []  # the gate then takes any offset, as the folds' own check alone did
+        starts = {tp: max(c if (c := committed.get(tp)) is not None and c >= 0 else 0, first.get(tp) or 0)
+                  for tp in mine}
+        for tp, offset in starts.items():  # Faust's seek leaves a partition without a commit where it stood
+            await consumer.seek(tp, offset)
+        gate.reset(generation, starts)
 
     app.on_partitions_revoked.connect(forget)
     app.on_partitions_assigned.connect(say_owned)
@@ -336,6 +359,9 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
     async def fold(stream: Any) -> None:
         async for event in stream.noack().events():
             message = event.message
+            if not gate.admit(message.tp, message.offset, message.generation_id, time.monotonic()):
+                event.value = message.value = None  # not acked either: it comes again, in order
+                continue
             try:
                 batch = decode_batch(event.value)
             except msgspec.DecodeError as exc:  # not ours: say so once per message, keep going
@@ -360,6 +386,13 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
         now = time.monotonic()
         for key in [k for k in unacked if now - stored_at.get(k, 0.0) >= store_gap.get(k, persist_s)]:
             await store(key)
+
+    @app.timer(TRIM_S)
+    async def read_past_holes() -> None:
+        """A partition whose missing offsets never came (deleted from the log): read on."""
+        for tp, offset in gate.overdue(time.monotonic()).items():
+            log.warning("%s: offsets before %s never came; reading on from there", tp, offset)
+            await app.consumer.seek(tp, offset)
 
     @app.timer(TRIM_S)
     async def release_memory() -> None:
