@@ -291,8 +291,7 @@ def create_app(settings: KafkaSettings, *, persist_s: float = PERSIST_S, datadir
         except (TimeoutError, AioKafkaError) as exc:  # another rebalance under way: it reopens the gate
             log.warning("where reading resumes is not known yet (%s)", exc)
             mine = []  # the gate then takes any offset, as the folds' own check alone did
-        starts = {tp: max(c if (c := committed.get(tp)) is not None and c >= 0 else 0, first.get(tp) or 0)
-                  for tp in mine}
+        starts = {tp: max(committed.get(tp) or 0, first.get(tp) or 0) for tp in mine}  # none committed: the first
         for tp, offset in starts.items():  # Faust's seek leaves a partition without a commit where it stood
             await consumer.seek(tp, offset)
         gate.reset(generation, starts)
